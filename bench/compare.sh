@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Client-side cost of publishing H.264 over RTMP: campush versus ffmpeg (-c copy), both
+# pushing the same 60 s 1080p30 ~5 Mbit/s clip as fast as they can (unpaced) to a loopback
+# nginx-rtmp that records nothing, so that what is measured is the client.
+#
+# Prints, side by side: CPU seconds (user+sys), peak RSS, socket writes per frame, heap
+# allocations per frame (campush only), and the ratio campush/ffmpeg.
+#
+# Needs nginx + libnginx-mod-rtmp, ffmpeg/ffprobe, strace and GNU time (package "time").
+# Usage: bench/compare.sh    (env: RUNS=5 for more repetitions, CAMPUSH=path for a prebuilt binary)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3} # CPU and RSS are the median of this many runs each
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+CLIP_DIR=$TARGET_DIR/bench-clips
+CLIP=$CLIP_DIR/1080p30-5M-60s.h264
+
+die() {
+    echo "compare.sh: $*" >&2
+    exit 1
+}
+need() {
+    command -v "$1" >/dev/null || die "$1 not found; install it with: apt-get install $2"
+}
+need ffmpeg ffmpeg
+need ffprobe ffmpeg
+need strace strace
+[ -x /usr/bin/time ] || die "/usr/bin/time not found; install it with: apt-get install time"
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || die "nginx not found; install it with: apt-get install nginx libnginx-mod-rtmp"
+RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
+[ -f "$RTMP_MODULE" ] || die "$RTMP_MODULE not found; install it with: apt-get install libnginx-mod-rtmp"
+
+WORK=$(mktemp -d)
+NGINX_PID=
+cleanup() {
+    if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# --- the clip (made once) ---------------------------------------------------------------------
+if [ ! -s "$CLIP" ]; then
+    echo "making $CLIP (once; takes a minute)..."
+    mkdir -p "$CLIP_DIR"
+    ffmpeg -nostdin -v error -y -f lavfi -i testsrc2=size=1920x1080:rate=30 -t 60 \
+        -c:v libx264 -b:v 5M -maxrate 5M -bufsize 10M -bf 0 -g 60 -x264-params scenecut=0 \
+        -pix_fmt yuv420p -f h264 "$CLIP.tmp"
+    mv "$CLIP.tmp" "$CLIP"
+fi
+if [ ! -s "$CLIP.frames" ]; then
+    ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames \
+        -of csv=p=0 -f h264 "$CLIP" | tr -d ',\n' >"$CLIP.frames"
+fi
+FRAMES=$(cat "$CLIP.frames")
+BYTES=$(stat -c %s "$CLIP")
+echo "clip: $FRAMES frames, $((BYTES * 8 * 30 / FRAMES / 1000)) kbit/s at 30 fps"
+
+# --- campush -----------------------------------------------------------------------------------
+if [ -z "${CAMPUSH:-}" ]; then # CAMPUSH=path/to/campush compares an already built binary
+    echo "building campush (release)..."
+    cargo build --release --quiet
+    CAMPUSH=$TARGET_DIR/release/campush
+fi
+[ -x "$CAMPUSH" ] || die "$CAMPUSH was not built"
+
+# --- nginx-rtmp on a free loopback port, recording nothing -----------------------------------
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for _ in $(seq 20); do
+    PORT=$((20000 + RANDOM % 40000))
+    port_in_use "$PORT" && continue
+    cat >"$WORK/nginx.conf" <<EOF
+load_module $RTMP_MODULE;
+daemon off;
+master_process off;
+error_log $WORK/error.log warn;
+pid $WORK/nginx.pid;
+events { worker_connections 64; }
+rtmp {
+    access_log off;
+    server {
+        listen 127.0.0.1:$PORT;
+        chunk_size 4096;
+        application live { live on; record off; }
+    }
+}
+EOF
+    "$NGINX" -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/error.log" </dev/null &
+    NGINX_PID=$!
+    for _ in $(seq 100); do
+        port_in_use "$PORT" && break
+        kill -0 "$NGINX_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -0 "$NGINX_PID" 2>/dev/null && port_in_use "$PORT" && break
+    NGINX_PID=
+done
+[ -n "$NGINX_PID" ] || die "nginx-rtmp did not start: $(cat "$WORK/error.log" 2>/dev/null)"
+URL=rtmp://127.0.0.1:$PORT/live
+
+# The command line of publisher $1 ("campush" or "ffmpeg") pushing the clip, unpaced, to
+# stream key $2, into the array CMD.
+publisher() {
+    case $1 in
+    campush) CMD=("$CAMPUSH" run --url "$URL/$2" --source "file:$CLIP" --no-pace) ;;
+    ffmpeg) CMD=(ffmpeg -nostdin -v error -f h264 -framerate 30 -i "$CLIP" -c:v copy -f flv "$URL/$2") ;;
+    esac
+}
+
+# CPU and peak RSS without strace (ptrace inflates CPU): "user sys maxrss_kib" per run.
+measure() {
+    local name=$1 i
+    for i in $(seq "$RUNS"); do
+        publisher "$name" "$name$i"
+        CAMPUSH_ALLOC_STATS=1 /usr/bin/time -f '%U %S %M' -o "$WORK/time" "${CMD[@]}" \
+            2>"$WORK/$name.stderr" || die "$name push failed: $(tail -n 5 "$WORK/$name.stderr")"
+        cat "$WORK/time" >>"$WORK/$name.times"
+    done
+}
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+cpu() { awk '{ print $1 + $2 }' "$WORK/$1.times" | median; }
+rss_mib() { awk '{ printf "%.1f\n", $3 / 1024 }' "$WORK/$1.times" | median; }
+
+# Socket writes: strace -yy annotates every fd with what it is ("7<TCP:[a:p->b:q]>"), so
+# counting write/writev/sendto/sendmsg calls whose fd is a TCP socket leaves out log output
+# to stderr and the eventfd/pipe writes runtimes use to wake threads. -f follows all
+# threads; a call interrupted by another thread is logged as "...<unfinished" then
+# "<... resumed>", and only the first of those lines starts with the call name.
+socket_writes_per_frame() {
+    local name=$1
+    publisher "$name" "${name}strace"
+    strace -f -yy -qq -o "$WORK/$name.strace" -e trace=write,writev,sendto,sendmsg "${CMD[@]}" \
+        2>"$WORK/$name.strace.stderr" || die "$name push under strace failed"
+    grep -cE '^([0-9]+ +)?(write|writev|sendto|sendmsg)\([0-9]+<TCP' "$WORK/$name.strace" |
+        awk -v f="$FRAMES" '{ printf "%.2f", $1 / f }'
+}
+
+echo "pushing: $RUNS runs each for CPU/RSS, then one run each under strace..."
+measure campush
+measure ffmpeg
+ALLOC=$(grep -o "alloc-stats:.*" "$WORK/campush.stderr" | tail -n 1 || true)
+ALLOC_PER_FRAME=$(sed -n 's/.*per_frame=\([0-9.eE+-]*\).*/\1/p' <<<"$ALLOC")
+PUSHED=$(sed -n 's/.*frames=\([0-9]*\).*/\1/p' <<<"$ALLOC")
+[ -n "$ALLOC" ] || echo "warning: campush printed no alloc-stats line"
+WRITES_CAMPUSH=$(socket_writes_per_frame campush)
+WRITES_FFMPEG=$(socket_writes_per_frame ffmpeg)
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+row() { printf '%-28s %12s %12s %16s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
+
+echo
+echo "$FRAMES frames of 1080p30 pushed unpaced to nginx-rtmp on loopback (median of $RUNS runs)"
+printf '%-28s %12s %12s %16s\n' "" campush ffmpeg campush/ffmpeg
+row "CPU seconds (user+sys)" "$(cpu campush)" "$(cpu ffmpeg)"
+row "peak RSS (MiB)" "$(rss_mib campush)" "$(rss_mib ffmpeg)"
+row "socket writes per frame" "$WRITES_CAMPUSH" "$WRITES_FFMPEG"
+printf '%-28s %12s %12s\n' "heap allocations per frame" "${ALLOC_PER_FRAME:-?}" "n/a"
+[ -z "$PUSHED" ] || [ "$PUSHED" = "$FRAMES" ] ||
+    echo "warning: campush reported $PUSHED frames published, the clip has $FRAMES"

@@ -1,0 +1,252 @@
+//! The command line: `campush run | check-config | probe | --version | --help`.
+//!
+//! Owns: argument syntax and the help text. The contract (DESIGN.md §6) is what users' scripts
+//! rely on: extend it, never rename it. Flags of `run` are applied on top of the configuration
+//! file (when `--config` is given) as a [`RawConfig`], so they go through the same checks.
+//! Hand-written rather than a parser crate: eleven flags do not justify the binary size.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::config::{RawConfig, RawOutput};
+
+pub const HELP: &str = "\
+campush: push hardware-encoded H.264 to RTMP servers, and never give up
+
+USAGE:
+    campush run --config FILE
+    campush run --url URL --source SPEC [--fps N] [--loop] [--no-pace] [--url URL2 ...]
+                [--max-attempts N] [--tls-ca FILE] [--audio silent|none]
+    campush check-config [FILE]
+    campush probe
+    campush --version | --help
+
+SOURCES (SPEC):
+    file:PATH        an H.264 Annex B file, paced at its frame rate (--no-pace: as fast as possible)
+    stdin            an H.264 Annex B stream on standard input (e.g. from rpicam-vid --inline -o -)
+    v4l2:DEVICE      a V4L2 device that emits H.264
+    v4l2-m2m:CAPTURE[,ENCODER]   raw frames through a V4L2 memory-to-memory encoder
+
+URL: rtmp://host[:port]/app[/more]/streamkey[?query]   (the key never appears in logs)
+
+OPTIONS of run:
+    --config FILE      configuration file (flags below override it)
+    --url URL          a destination; repeat for several
+    --source SPEC      what to stream
+    --fps N            frame rate of a file source (default: from the SPS, else 30)
+    --loop             loop a file source forever, timestamps continuous
+    --no-pace          do not pace a file source in real time (benchmarks)
+    --max-attempts N   give up after N consecutive failed connection attempts (0 = never)
+    -v, --verbose      debug logging
+
+EXIT CODES:
+    0 clean stop   65 input is not usable H.264   66 source cannot be opened
+    69 server unreachable   70 internal error   74 input/output error
+    77 publish refused by the server   78 configuration error
+";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Run(RunArgs),
+    CheckConfig(Option<PathBuf>),
+    Probe,
+    Version,
+    Help,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunArgs {
+    pub config: Option<PathBuf>,
+    pub urls: Vec<String>,
+    pub source: Option<String>,
+    pub fps: Option<f64>,
+    pub looping: bool,
+    pub no_pace: bool,
+    pub max_attempts: Option<u32>,
+    pub tls_ca: Option<PathBuf>,
+    pub audio: Option<String>,
+    pub verbose: bool,
+}
+
+/// A command line that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}\n(campush --help shows the usage)")]
+pub struct UsageError(pub String);
+
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageError> {
+    let mut args = args.into_iter().skip(1).map(|a| {
+        a.into_string()
+            .map_err(|a| UsageError(format!("argument {a:?} is not valid UTF-8")))
+    });
+    let Some(cmd) = args.next().transpose()? else {
+        return Ok(Command::Help);
+    };
+    match cmd.as_str() {
+        "-h" | "--help" | "help" => Ok(Command::Help),
+        "-V" | "--version" | "version" => Ok(Command::Version),
+        "probe" => match args.next().transpose()? {
+            None => Ok(Command::Probe),
+            Some(extra) => Err(UsageError(format!("probe takes no argument ({extra:?})"))),
+        },
+        "check-config" => {
+            let file = args.next().transpose()?.map(PathBuf::from);
+            if let Some(extra) = args.next().transpose()? {
+                return Err(UsageError(format!("unexpected argument {extra:?}")));
+            }
+            Ok(Command::CheckConfig(file))
+        }
+        "run" => {
+            let mut run = RunArgs::default();
+            while let Some(arg) = args.next().transpose()? {
+                let (flag, inline) = match arg.split_once('=') {
+                    Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+                    _ => (arg.clone(), None),
+                };
+                let mut value = |name: &str| -> Result<String, UsageError> {
+                    match inline.clone() {
+                        Some(v) => Ok(v),
+                        None => args
+                            .next()
+                            .transpose()?
+                            .ok_or_else(|| UsageError(format!("{name} needs a value"))),
+                    }
+                };
+                match flag.as_str() {
+                    "--config" | "-c" => run.config = Some(value("--config")?.into()),
+                    "--url" => run.urls.push(value("--url")?),
+                    "--source" => run.source = Some(value("--source")?),
+                    "--fps" => {
+                        let v = value("--fps")?;
+                        run.fps = Some(
+                            v.parse()
+                                .map_err(|_| UsageError(format!("--fps {v:?} is not a number")))?,
+                        )
+                    }
+                    "--max-attempts" => {
+                        let v = value("--max-attempts")?;
+                        run.max_attempts = Some(v.parse().map_err(|_| {
+                            UsageError(format!("--max-attempts {v:?} is not a whole number"))
+                        })?)
+                    }
+                    "--tls-ca" => run.tls_ca = Some(value("--tls-ca")?.into()),
+                    "--audio" => run.audio = Some(value("--audio")?),
+                    "--loop" => run.looping = true,
+                    "--no-pace" => run.no_pace = true,
+                    "-v" | "--verbose" => run.verbose = true,
+                    other => return Err(UsageError(format!("unknown option {other:?} for run"))),
+                }
+            }
+            Ok(Command::Run(run))
+        }
+        other => Err(UsageError(format!("unknown command {other:?}"))),
+    }
+}
+
+impl RunArgs {
+    /// The configuration this command line asks for: the file (if any) with the flags on top.
+    pub fn to_raw_config(&self) -> Result<RawConfig, crate::config::ConfigError> {
+        let mut raw = match &self.config {
+            Some(path) => RawConfig::load(path)?,
+            None => RawConfig::default(),
+        };
+        if let Some(source) = &self.source {
+            raw.source.spec = Some(source.clone());
+        }
+        if let Some(fps) = self.fps {
+            raw.source.fps = Some(fps);
+        }
+        if self.looping {
+            raw.source.looping = Some(true);
+        }
+        if self.no_pace {
+            raw.source.pace = Some(false);
+        }
+        if let Some(m) = self.max_attempts {
+            raw.network.max_attempts = Some(m);
+        }
+        if !self.urls.is_empty() {
+            raw.outputs = self
+                .urls
+                .iter()
+                .map(|u| RawOutput {
+                    url: Some(u.clone()),
+                    ..RawOutput::default()
+                })
+                .collect();
+        }
+        Ok(raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<OsString> {
+        std::iter::once("campush")
+            .chain(s.split_whitespace())
+            .map(OsString::from)
+            .collect()
+    }
+
+    #[test]
+    fn parses_the_documented_run_forms() {
+        let Command::Run(r) = parse(args(
+            "run --url rtmp://h/a/k --source file:x.h264 --fps 25 --loop --no-pace --url rtmp://h2/a/k2",
+        ))
+        .unwrap() else {
+            panic!("not run")
+        };
+        assert_eq!(r.urls, ["rtmp://h/a/k", "rtmp://h2/a/k2"]);
+        assert_eq!(r.source.as_deref(), Some("file:x.h264"));
+        assert_eq!(r.fps, Some(25.0));
+        assert!(r.looping && r.no_pace);
+        let Command::Run(r) = parse(args("run --config=/etc/c.toml")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.config, Some("/etc/c.toml".into()));
+    }
+
+    #[test]
+    fn parses_the_other_commands() {
+        assert_eq!(parse(args("")).unwrap(), Command::Help);
+        assert_eq!(parse(args("--help")).unwrap(), Command::Help);
+        assert_eq!(parse(args("--version")).unwrap(), Command::Version);
+        assert_eq!(parse(args("probe")).unwrap(), Command::Probe);
+        assert_eq!(
+            parse(args("check-config")).unwrap(),
+            Command::CheckConfig(None)
+        );
+        assert_eq!(
+            parse(args("check-config a.toml")).unwrap(),
+            Command::CheckConfig(Some("a.toml".into()))
+        );
+    }
+
+    #[test]
+    fn usage_errors_say_what_is_wrong() {
+        for (line, needle) in [
+            ("run --bogus", "--bogus"),
+            ("run --url", "needs a value"),
+            ("run --fps fast", "not a number"),
+            ("frobnicate", "unknown command"),
+        ] {
+            let e = parse(args(line)).unwrap_err().to_string();
+            assert!(e.contains(needle), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let r = RunArgs {
+            urls: vec!["rtmp://h/a/k".into()],
+            source: Some("stdin".into()),
+            no_pace: true,
+            ..RunArgs::default()
+        };
+        let raw = r.to_raw_config().unwrap();
+        assert_eq!(raw.source.spec.as_deref(), Some("stdin"));
+        assert_eq!(raw.source.pace, Some(false));
+        assert_eq!(raw.outputs.len(), 1);
+    }
+}

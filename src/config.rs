@@ -1,0 +1,381 @@
+//! Configuration: raw TOML (or command-line flags) → a checked [`Config`].
+//!
+//! Owns: the file format and every default. Two steps, as everywhere in campush:
+//! [`RawConfig`] mirrors the file exactly (serde, unknown keys rejected with their name, line and
+//! column); [`RawConfig::check`] validates ranges and cross-field rules and produces [`Config`],
+//! which the rest of the program uses and which cannot hold an invalid value. Command-line flags
+//! are applied to a `RawConfig` first, so both routes meet the same checks.
+//!
+//! Secrets: stream keys live inside [`RtmpUrl`], whose `Display`/`Debug` redact them;
+//! [`Config::describe`] prints the effective configuration without them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::ingest::IngestSettings;
+use crate::publisher::PublisherSettings;
+use crate::queue::Limits;
+use crate::rtmp::RtmpUrl;
+use crate::source::SourceSpec;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The configuration file as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub source: RawSource,
+    #[serde(default, rename = "output")]
+    pub outputs: Vec<RawOutput>,
+    #[serde(default)]
+    pub network: RawNetwork,
+    #[serde(default)]
+    pub queue: RawQueue,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// `file:PATH`, `stdin`, `v4l2:DEVICE`, `v4l2-m2m:CAPTURE[,ENCODER]`.
+    pub spec: Option<String>,
+    pub fps: Option<f64>,
+    #[serde(rename = "loop")]
+    pub looping: Option<bool>,
+    pub pace: Option<bool>,
+    /// Announced in onMetaData (and, later, the encoder's target).
+    pub bitrate_kbps: Option<u32>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    pub url: Option<String>,
+    pub key: Option<String>,
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    pub connect_timeout_s: Option<f64>,
+    pub publish_timeout_s: Option<f64>,
+    pub write_timeout_s: Option<f64>,
+    pub backoff_min_s: Option<f64>,
+    pub backoff_max_s: Option<f64>,
+    /// Consecutive failed attempts before giving up; 0 = never.
+    pub max_attempts: Option<u32>,
+    pub chunk_size: Option<u32>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    pub max_seconds: Option<f64>,
+    pub max_mib: Option<f64>,
+}
+
+/// One checked destination.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub url: RtmpUrl,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: SourceSpec,
+    pub fps: Option<f64>,
+    pub looping: bool,
+    pub pace: bool,
+    pub outputs: Vec<Output>,
+    pub publisher: PublisherSettings,
+    pub queue: Limits,
+    pub ingest: IngestSettings,
+}
+
+impl RawConfig {
+    /// Parses TOML text. `path` only names the file in errors. A UTF-8 byte-order mark (Windows
+    /// Notepad) is ignored; CRLF line endings are plain TOML.
+    pub fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<RawConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        RawConfig::parse(&text, path)
+    }
+
+    /// Validates everything and applies defaults.
+    pub fn check(&self) -> Result<Config, ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        let Some(spec) = &self.source.spec else {
+            return invalid(
+                "no source: set [source] spec = \"file:PATH\" | \"stdin\" | ... (or --source)"
+                    .into(),
+            );
+        };
+        let source = SourceSpec::parse(spec).map_err(ConfigError::Invalid)?;
+        let fps = match self.source.fps {
+            Some(f) if !(f.is_finite() && f > 0.0 && f <= 240.0) => {
+                return invalid(format!(
+                    "source.fps = {f}: expected a frame rate between 0 and 240"
+                ))
+            }
+            other => other,
+        };
+        let looping = self.source.looping.unwrap_or(false);
+        if looping && !matches!(source, SourceSpec::File(_)) {
+            return invalid("source.loop only applies to a file: source".into());
+        }
+        if self.outputs.is_empty() {
+            return invalid(
+                "no destination: add an [[output]] with url = \"rtmp://host/app/key\" (or --url)"
+                    .into(),
+            );
+        }
+        let outputs = self
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| check_output(i, o))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let n = &self.network;
+        let secs = |v: Option<f64>, name: &str, default: f64, max: f64| {
+            let v = v.unwrap_or(default);
+            if v.is_finite() && v > 0.0 && v <= max {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(ConfigError::Invalid(format!(
+                    "network.{name} = {v}: expected seconds between 0 and {max}"
+                )))
+            }
+        };
+        let mut publisher = PublisherSettings {
+            connect_timeout: secs(n.connect_timeout_s, "connect_timeout_s", 10.0, 300.0)?,
+            publish_timeout: secs(n.publish_timeout_s, "publish_timeout_s", 10.0, 300.0)?,
+            write_timeout: secs(n.write_timeout_s, "write_timeout_s", 5.0, 300.0)?,
+            backoff_min: secs(n.backoff_min_s, "backoff_min_s", 0.5, 3600.0)?,
+            backoff_max: secs(n.backoff_max_s, "backoff_max_s", 10.0, 3600.0)?,
+            // A one-shot file push is a job: fail fast with the error. Live sources and looping
+            // files never give up unless told to.
+            max_attempts: match n.max_attempts {
+                Some(0) => None,
+                Some(m) => Some(m),
+                None if matches!(source, SourceSpec::File(_)) && !looping => Some(1),
+                None => None,
+            },
+            ..PublisherSettings::default()
+        };
+        if publisher.backoff_min > publisher.backoff_max {
+            return invalid("network.backoff_min_s is larger than network.backoff_max_s".into());
+        }
+        if let Some(size) = n.chunk_size {
+            if !(128..=65536).contains(&size) {
+                return invalid(format!(
+                    "network.chunk_size = {size}: expected 128 to 65536"
+                ));
+            }
+            publisher.chunk_size = size;
+        }
+
+        let q = &self.queue;
+        let max_seconds = q.max_seconds.unwrap_or(2.0);
+        if !(max_seconds.is_finite() && (0.1..=60.0).contains(&max_seconds)) {
+            return invalid(format!(
+                "queue.max_seconds = {max_seconds}: expected 0.1 to 60"
+            ));
+        }
+        let max_mib = q.max_mib.unwrap_or(8.0);
+        if !(max_mib.is_finite() && (0.5..=1024.0).contains(&max_mib)) {
+            return invalid(format!("queue.max_mib = {max_mib}: expected 0.5 to 1024"));
+        }
+        // Enough frames for the time bound at 60 fps; the pool is sized from this.
+        let max_frames = ((max_seconds * 60.0).ceil() as usize).max(16);
+        Ok(Config {
+            source,
+            fps,
+            looping,
+            pace: self.source.pace.unwrap_or(true),
+            outputs,
+            publisher,
+            queue: Limits {
+                max_duration_us: (max_seconds * 1e6) as u64,
+                max_bytes: (max_mib * 1024.0 * 1024.0) as usize,
+                max_frames,
+            },
+            ingest: IngestSettings {
+                fps,
+                video_kbps: self.source.bitrate_kbps.map(f64::from),
+            },
+        })
+    }
+}
+
+fn check_output(i: usize, o: &RawOutput) -> Result<Output, ConfigError> {
+    let which = format!("output #{}", i + 1);
+    let Some(url) = &o.url else {
+        return Err(ConfigError::Invalid(format!("{which}: url is missing")));
+    };
+    let key = match (&o.key, &o.key_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid(format!(
+                "{which}: set key or key_file, not both"
+            )))
+        }
+        (Some(k), None) => Some(k.trim().to_owned()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?
+                .trim()
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    let url = match key {
+        Some(key) if key.is_empty() => {
+            return Err(ConfigError::Invalid(format!(
+                "{which}: the stream key is empty"
+            )))
+        }
+        Some(key) => RtmpUrl::with_key(url, &key),
+        None => RtmpUrl::parse(url),
+    }
+    .map_err(|e| ConfigError::Invalid(format!("{which}: {e}")))?;
+    Ok(Output { url })
+}
+
+impl Config {
+    /// The effective configuration, for `check-config` and the start-up log. No secrets.
+    pub fn describe(&self) -> String {
+        let mut s = format!("source = {}\n", self.source);
+        if let Some(fps) = self.fps {
+            s += &format!("fps = {fps}\n");
+        }
+        s += &format!("loop = {}\npace = {}\n", self.looping, self.pace);
+        for o in &self.outputs {
+            s += &format!("output = {}\n", o.url);
+        }
+        let p = &self.publisher;
+        s += &format!(
+            "connect_timeout = {:?}, publish_timeout = {:?}, write_timeout = {:?}\n",
+            p.connect_timeout, p.publish_timeout, p.write_timeout
+        );
+        s += &format!(
+            "backoff = {:?}..{:?}, max_attempts = {}\n",
+            p.backoff_min,
+            p.backoff_max,
+            p.max_attempts
+                .map_or("never give up".to_string(), |m| m.to_string())
+        );
+        s += &format!(
+            "queue = {:.1} s / {:.1} MiB\n",
+            self.queue.max_duration_us as f64 / 1e6,
+            self.queue.max_bytes as f64 / 1048576.0
+        );
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        RawConfig::parse(text, Path::new("test.toml"))?.check()
+    }
+
+    const MINIMAL: &str = r#"
+[source]
+spec = "file:clip.h264"
+
+[[output]]
+url = "rtmp://127.0.0.1/live/secretkey"
+"#;
+
+    #[test]
+    fn a_minimal_file_gets_the_documented_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.source, SourceSpec::File("clip.h264".into()));
+        assert!(c.pace && !c.looping);
+        assert_eq!(c.publisher.connect_timeout, Duration::from_secs(10));
+        assert_eq!(c.publisher.write_timeout, Duration::from_secs(5));
+        assert_eq!(c.queue.max_duration_us, 2_000_000);
+        assert_eq!(c.queue.max_bytes, 8 << 20);
+        assert_eq!(c.outputs[0].url.stream_key, "secretkey");
+    }
+
+    #[test]
+    fn an_unknown_key_is_rejected_by_name_with_its_line() {
+        let err = parse("[source]\nspec = \"stdin\"\nfsp = 30\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("fsp"), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn windows_notepad_files_load() {
+        let crlf = format!("\u{feff}{}", MINIMAL.replace('\n', "\r\n"));
+        assert!(parse(&crlf).is_ok());
+    }
+
+    #[test]
+    fn the_described_config_never_contains_the_key() {
+        let c = parse(MINIMAL).unwrap();
+        let text = c.describe();
+        assert!(!text.contains("secretkey"), "{text}");
+        assert!(!format!("{c:?}").contains("secretkey"));
+        assert!(text.contains("127.0.0.1"));
+    }
+
+    #[test]
+    fn a_separate_key_makes_the_whole_url_path_the_app() {
+        let c = parse(
+            "[source]\nspec=\"stdin\"\n[[output]]\nurl=\"rtmp://a.example/live2\"\nkey=\" abc \"\n",
+        )
+        .unwrap();
+        assert_eq!(c.outputs[0].url.app, "live2");
+        assert_eq!(c.outputs[0].url.stream_key, "abc");
+    }
+
+    #[test]
+    fn out_of_range_values_are_named() {
+        for (text, needle) in [
+            ("[source]\nspec=\"stdin\"\nfps=0\n[[output]]\nurl=\"rtmp://h/a/k\"", "source.fps"),
+            ("[source]\nspec=\"stdin\"\n[[output]]\nurl=\"rtmp://h/a/k\"\n[network]\nwrite_timeout_s=-1", "write_timeout_s"),
+            ("[source]\nspec=\"stdin\"\n[[output]]\nurl=\"rtmp://h/a/k\"\n[queue]\nmax_seconds=0", "queue.max_seconds"),
+            ("[source]\nspec=\"stdin\"\nloop=true\n[[output]]\nurl=\"rtmp://h/a/k\"", "loop"),
+            ("[source]\nspec=\"stdin\"\n", "no destination"),
+            ("[[output]]\nurl=\"rtmp://h/a/k\"", "no source"),
+            ("[source]\nspec=\"stdin\"\nfps=\"thirty\"\n[[output]]\nurl=\"rtmp://h/a/k\"", "fps"),
+        ] {
+            let msg = parse(text).unwrap_err().to_string();
+            assert!(msg.contains(needle), "{needle}: {msg}");
+        }
+    }
+}

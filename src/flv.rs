@@ -1,0 +1,191 @@
+//! FLV tag bodies, as carried in RTMP messages (video = type 9, data = type 18).
+//!
+//! Owns the byte layout of: the `@setDataFrame`/`onMetaData` script data, the AVC sequence header
+//! (AVCPacketType 0, carrying the AVCDecoderConfigurationRecord) and AVC NALU tags (AVCPacketType
+//! 1, length-prefixed NAL units). Spec: Adobe FLV File Format v10.1, Annex E.4.3.1 (VIDEODATA,
+//! AVCVIDEOPACKET) and E.4.4 (SCRIPTDATA); ISO/IEC 14496-15 for the record and sample format.
+//!
+//! RTMP carries the tag *body* only: no 11-byte FLV tag header and no PreviousTagSize; the
+//! timestamp travels in the RTMP message header. So a body is independent of the connection and
+//! is written once per frame, then shared by every destination.
+//!
+//! Invariants: every writer appends to a caller-provided `Vec` and allocates nothing when it has
+//! capacity. Composition time is always 0: the sources campush supports produce no B-frames (the
+//! Pi encoder cannot; we configure x264-like sources the same way), so PTS == DTS.
+
+use crate::amf0;
+use crate::h264;
+
+/// FLV codec id for AVC (H.264).
+pub const CODEC_AVC: u8 = 7;
+/// VIDEODATA FrameType 1: key frame.
+const FRAME_KEY: u8 = 1;
+/// VIDEODATA FrameType 2: inter frame.
+const FRAME_INTER: u8 = 2;
+
+/// AVCPacketType values (E.4.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AvcPacketType {
+    SequenceHeader = 0,
+    Nalu = 1,
+    EndOfSequence = 2,
+}
+
+/// Appends the 5-byte VIDEODATA + AVCVIDEOPACKET header.
+pub fn write_video_header(out: &mut Vec<u8>, keyframe: bool, packet: AvcPacketType) {
+    let frame_type = if keyframe { FRAME_KEY } else { FRAME_INTER };
+    // CompositionTime (SI24) = 0: no B-frames.
+    out.extend_from_slice(&[(frame_type << 4) | CODEC_AVC, packet as u8, 0, 0, 0]);
+}
+
+/// Appends an AVC sequence header tag body wrapping `decoder_config`
+/// (an AVCDecoderConfigurationRecord).
+pub fn write_sequence_header(out: &mut Vec<u8>, decoder_config: &[u8]) {
+    write_video_header(out, true, AvcPacketType::SequenceHeader);
+    out.extend_from_slice(decoder_config);
+}
+
+/// Appends an AVC NALU tag body for one access unit given in Annex B form. Returns the number of
+/// bytes appended.
+pub fn write_access_unit(out: &mut Vec<u8>, keyframe: bool, annexb: &[u8]) -> usize {
+    let start = out.len();
+    write_video_header(out, keyframe, AvcPacketType::Nalu);
+    h264::annexb_to_avcc(annexb, out);
+    out.len() - start
+}
+
+/// Upper bound of the tag body size for an Annex B access unit of `annexb_len` bytes: the header,
+/// plus one extra byte per 3-byte start code (a 4-byte length replaces it).
+pub fn access_unit_bound(annexb_len: usize) -> usize {
+    5 + annexb_len + annexb_len / 3 + 4
+}
+
+/// Appends an AVC end-of-sequence tag body (sent before a clean unpublish).
+pub fn write_end_of_sequence(out: &mut Vec<u8>) {
+    write_video_header(out, true, AvcPacketType::EndOfSequence);
+}
+
+/// What `onMetaData` announces. Fields that are unknown are left out rather than sent as zero.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metadata {
+    pub width: u32,
+    pub height: u32,
+    pub framerate: Option<f64>,
+    /// Video bit rate in kbit/s, when configured.
+    pub video_kbps: Option<f64>,
+    /// The `encoder` string, e.g. "campush/0.1.0".
+    pub encoder: &'static str,
+}
+
+/// Appends the `@setDataFrame` / `onMetaData` script data body (E.4.4.2, as FMLE and OBS send it
+/// when publishing: the server stores it and replays `onMetaData` to players).
+pub fn write_metadata(out: &mut Vec<u8>, meta: &Metadata) {
+    amf0::write_string(out, "@setDataFrame");
+    amf0::write_string(out, "onMetaData");
+    let count = 5 + meta.framerate.is_some() as u32 + meta.video_kbps.is_some() as u32;
+    amf0::write_ecma_array_start(out, count);
+    amf0::write_key(out, "duration");
+    amf0::write_number(out, 0.0);
+    amf0::write_key(out, "width");
+    amf0::write_number(out, meta.width as f64);
+    amf0::write_key(out, "height");
+    amf0::write_number(out, meta.height as f64);
+    if let Some(kbps) = meta.video_kbps {
+        amf0::write_key(out, "videodatarate");
+        amf0::write_number(out, kbps);
+    }
+    if let Some(fps) = meta.framerate {
+        amf0::write_key(out, "framerate");
+        amf0::write_number(out, fps);
+    }
+    amf0::write_key(out, "videocodecid");
+    amf0::write_number(out, CODEC_AVC as f64);
+    amf0::write_key(out, "encoder");
+    amf0::write_string(out, meta.encoder);
+    amf0::write_object_end(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyframe_nalu_header_is_0x17_01_with_zero_composition_time() {
+        let mut out = Vec::new();
+        write_video_header(&mut out, true, AvcPacketType::Nalu);
+        assert_eq!(out, [0x17, 0x01, 0, 0, 0]);
+    }
+
+    #[test]
+    fn inter_frame_nalu_header_is_0x27_01() {
+        let mut out = Vec::new();
+        write_video_header(&mut out, false, AvcPacketType::Nalu);
+        assert_eq!(out, [0x27, 0x01, 0, 0, 0]);
+    }
+
+    #[test]
+    fn sequence_header_wraps_the_record_after_a_key_header() {
+        let mut out = Vec::new();
+        write_sequence_header(&mut out, &[1, 0x64, 0, 0x28, 0xff]);
+        assert_eq!(out, [0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x28, 0xff]);
+    }
+
+    #[test]
+    fn access_unit_becomes_length_prefixed_nal_units_without_aud() {
+        // AUD, SPS-less IDR slice with a 3-byte start code, second slice with 4-byte start code.
+        let annexb = [
+            0, 0, 0, 1, 0x09, 0xf0, // AUD
+            0, 0, 1, 0x65, 0x88, 0x84, // IDR slice
+            0, 0, 0, 1, 0x65, 0x11, // IDR slice 2
+        ];
+        let mut out = Vec::new();
+        let n = write_access_unit(&mut out, true, &annexb);
+        assert_eq!(
+            out,
+            [0x17, 1, 0, 0, 0, 0, 0, 0, 3, 0x65, 0x88, 0x84, 0, 0, 0, 2, 0x65, 0x11]
+        );
+        assert_eq!(n, out.len());
+        assert!(n <= access_unit_bound(annexb.len()));
+    }
+
+    #[test]
+    fn end_of_sequence_is_0x17_02() {
+        let mut out = Vec::new();
+        write_end_of_sequence(&mut out);
+        assert_eq!(out, [0x17, 2, 0, 0, 0]);
+    }
+
+    #[test]
+    fn metadata_is_set_data_frame_on_metadata_ecma_array() {
+        let mut out = Vec::new();
+        write_metadata(
+            &mut out,
+            &Metadata {
+                width: 1280,
+                height: 720,
+                framerate: Some(30.0),
+                video_kbps: None,
+                encoder: "campush/test",
+            },
+        );
+        let mut input = &out[..];
+        let a = amf0::decode(&mut input).unwrap();
+        let b = amf0::decode(&mut input).unwrap();
+        let c = amf0::decode(&mut input).unwrap();
+        assert!(input.is_empty(), "trailing bytes after the ECMA array");
+        assert_eq!(a.as_str(), Some("@setDataFrame"));
+        assert_eq!(b.as_str(), Some("onMetaData"));
+        assert_eq!(c.get("width").and_then(|v| v.as_number()), Some(1280.0));
+        assert_eq!(c.get("height").and_then(|v| v.as_number()), Some(720.0));
+        assert_eq!(c.get("framerate").and_then(|v| v.as_number()), Some(30.0));
+        assert_eq!(c.get("videocodecid").and_then(|v| v.as_number()), Some(7.0));
+        assert_eq!(
+            c.get("encoder").and_then(|v| v.as_str()),
+            Some("campush/test")
+        );
+        assert!(c.get("videodatarate").is_none());
+        // The ECMA array announces exactly the number of properties it holds.
+        assert_eq!(&out[29..34], &[0x08, 0, 0, 0, 6]);
+    }
+}

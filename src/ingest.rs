@@ -1,0 +1,296 @@
+//! The ingest stage: the loop on the source thread that turns access units into shared FLV
+//! frames and hands them to every destination's queue.
+//!
+//! Owns: the source, the SPS/PPS cache (`h264::ParamSets`), the stream headers every publisher
+//! sends after (re)connecting, and the conversion scratch buffer.
+//!
+//! Per access unit, with no allocation in the steady state:
+//! 1. take a pool slot, let the source fill it with Annex B bytes;
+//! 2. `observe` it: cache changed SPS/PPS, and when they change rebuild the [`Headers`]
+//!    (AVC sequence header + `onMetaData`) under one short lock;
+//! 3. a unit without a picture (the legacy Pi camera sends SPS/PPS alone) or before any SPS/PPS
+//!    is counted and skipped;
+//! 4. write the FLV tag body into the scratch buffer and swap it with the slot's buffer, so the
+//!    slot now holds the tag body and the scratch keeps the old capacity for the next frame;
+//! 5. freeze the slot and push a reference to every destination queue.
+//!
+//! The source never waits for the network: queues drop whole GOPs instead (see `queue`). When the
+//! pool itself runs dry (only if every slot is held), the frame is read into a spare slot and
+//! dropped, and nothing is pushed until the next keyframe.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::flv;
+use crate::h264::{H264Error, ParamSets, SpsInfo};
+use crate::pool::{FrameMeta, FrameMut, Pool};
+use crate::queue::FrameQueue;
+use crate::source::{Source, SourceError};
+use crate::status::{Counters, StatusBoard};
+
+/// Pictures without SPS/PPS after which the input is declared unusable.
+pub const MAX_PICTURES_WITHOUT_PARAMETERS: u64 = 300;
+
+/// What every publisher sends first on every connection, rebuilt when SPS/PPS change.
+#[derive(Debug, Default)]
+pub struct Headers {
+    /// Generation of the parameter sets these headers were built from (0 = none yet).
+    pub generation: u32,
+    /// FLV video tag body: AVC sequence header (AVCDecoderConfigurationRecord).
+    pub sequence_header: Vec<u8>,
+    /// FLV script data body: `@setDataFrame` `onMetaData` {...}.
+    pub metadata: Vec<u8>,
+    pub info: Option<SpsInfo>,
+}
+
+/// Headers shared between the ingest thread and the publishers.
+#[derive(Clone, Default)]
+pub struct SharedHeaders(Arc<Mutex<Headers>>);
+
+impl SharedHeaders {
+    pub fn lock(&self) -> MutexGuard<'_, Headers> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("the input has pictures but no SPS/PPS (after {0} pictures); is it an H.264 Annex B stream with parameter sets (rpicam-vid: --inline)?")]
+    NoParameterSets(u64),
+}
+
+/// Settings of the ingest stage that come from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct IngestSettings {
+    /// Frame rate to announce when the SPS has no timing info.
+    pub fps: Option<f64>,
+    /// Video bit rate to announce in `onMetaData`, kbit/s.
+    pub video_kbps: Option<f64>,
+}
+
+pub struct Ingest {
+    source: Box<dyn Source>,
+    pool: Pool,
+    spare: Option<FrameMut>,
+    outputs: Vec<Arc<FrameQueue>>,
+    headers: SharedHeaders,
+    params: ParamSets,
+    scratch: Vec<u8>,
+    settings: IngestSettings,
+    status: StatusBoard,
+    need_key: bool,
+    pictures_without_params: u64,
+    bad_units: u64,
+}
+
+impl Ingest {
+    pub fn new(
+        source: Box<dyn Source>,
+        pool: Pool,
+        outputs: Vec<Arc<FrameQueue>>,
+        headers: SharedHeaders,
+        settings: IngestSettings,
+        status: StatusBoard,
+    ) -> Self {
+        let scratch = Vec::with_capacity(flv::access_unit_bound(source.frame_capacity_hint()));
+        let spare = pool.acquire();
+        Ingest {
+            source,
+            pool,
+            spare,
+            outputs,
+            headers,
+            params: ParamSets::new(),
+            scratch,
+            settings,
+            status,
+            need_key: false,
+            pictures_without_params: 0,
+            bad_units: 0,
+        }
+    }
+
+    /// Runs until the source ends, fails, or `stop` is set; closes every queue on the way out.
+    pub fn run(mut self, stop: &AtomicBool) -> Result<(), IngestError> {
+        let result = self.run_inner(stop);
+        for q in &self.outputs {
+            q.close();
+        }
+        result
+    }
+
+    fn run_inner(&mut self, stop: &AtomicBool) -> Result<(), IngestError> {
+        while !stop.load(Ordering::Relaxed) {
+            if !self.step()? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Processes one access unit. `Ok(false)` at the end of the input.
+    pub fn step(&mut self) -> Result<bool, IngestError> {
+        if self.outputs.iter().any(|q| q.take_keyframe_request()) {
+            self.source.request_keyframe();
+        }
+        let (mut slot, pooled) = match self.pool.acquire() {
+            Some(slot) => (slot, true),
+            None => match self.spare.take() {
+                Some(spare) => (spare, false),
+                None => unreachable_spare(),
+            },
+        };
+        let captured = self.source.next_access_unit(&mut slot);
+        let capture = match captured {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                self.give_back(slot, pooled);
+                return Ok(false);
+            }
+            Err(e) => {
+                self.give_back(slot, pooled);
+                return Err(e.into());
+            }
+        };
+        Counters::add(&self.status.counters.frames_in, 1);
+
+        let observed = self.params.observe(&slot.bytes());
+        let info = match observed {
+            Ok(info) => info,
+            Err(e) => {
+                self.skip_bad_unit(&e);
+                self.give_back(slot, pooled);
+                return Ok(true);
+            }
+        };
+        if info.params_changed && self.params.is_ready() {
+            self.rebuild_headers();
+        }
+        if !info.has_picture {
+            self.give_back(slot, pooled);
+            return Ok(true);
+        }
+        if !self.params.is_ready() {
+            self.pictures_without_params += 1;
+            Counters::add(&self.status.counters.skipped_units, 1);
+            if self.pictures_without_params == 1 {
+                log::warn!("waiting for SPS/PPS: pictures before them are skipped");
+            }
+            self.give_back(slot, pooled);
+            if self.pictures_without_params >= MAX_PICTURES_WITHOUT_PARAMETERS {
+                return Err(IngestError::NoParameterSets(self.pictures_without_params));
+            }
+            return Ok(true);
+        }
+        if !pooled || (self.need_key && !info.keyframe) {
+            // Every slot is held, or we are waiting to resynchronise after such a drop.
+            if !pooled && !self.need_key {
+                log::warn!(
+                    "all {} frame buffers are in use; dropping frames until the next keyframe",
+                    self.pool.size()
+                );
+            }
+            self.need_key = true;
+            self.source.request_keyframe();
+            Counters::add(&self.status.counters.frames_dropped, 1);
+            self.give_back(slot, pooled);
+            return Ok(true);
+        }
+        self.need_key = false;
+
+        self.rewrite_as_flv(&mut slot, info.keyframe);
+        let frame = slot.freeze(FrameMeta {
+            timestamp_us: capture.timestamp_us,
+            keyframe: info.keyframe,
+            params_gen: self.params.generation(),
+            len: 0,
+        });
+        for q in &self.outputs {
+            q.push(frame.clone());
+        }
+        Ok(true)
+    }
+
+    /// Rewrites the slot's Annex B bytes as an FLV AVC NALU tag body, without allocating.
+    fn rewrite_as_flv(&mut self, slot: &mut FrameMut, keyframe: bool) {
+        let mut bytes = slot.bytes();
+        let bound = flv::access_unit_bound(bytes.len());
+        self.scratch.clear();
+        if self.scratch.capacity() < bound {
+            log::info!(
+                "conversion buffer grew from {} to {} bytes",
+                self.scratch.capacity(),
+                bound
+            );
+            self.scratch.reserve_exact(bound);
+        }
+        flv::write_access_unit(&mut self.scratch, keyframe, &bytes);
+        std::mem::swap(&mut *bytes, &mut self.scratch);
+    }
+
+    fn give_back(&mut self, slot: FrameMut, pooled: bool) {
+        if pooled {
+            drop(slot);
+        } else {
+            self.spare = Some(slot);
+        }
+    }
+
+    fn skip_bad_unit(&mut self, e: &H264Error) {
+        self.bad_units += 1;
+        Counters::add(&self.status.counters.skipped_units, 1);
+        // Logged with exponential spacing so a broken stream cannot flood the log.
+        if self.bad_units.is_power_of_two() {
+            log::warn!(
+                "skipped a broken access unit ({} so far): {e}",
+                self.bad_units
+            );
+        }
+    }
+
+    fn rebuild_headers(&mut self) {
+        let mut h = self.headers.lock();
+        h.sequence_header.clear();
+        let mut record = Vec::new();
+        if let Err(e) = self.params.write_decoder_config(&mut record) {
+            log::warn!("cannot build the AVC decoder configuration: {e}");
+            return;
+        }
+        flv::write_sequence_header(&mut h.sequence_header, &record);
+        let info = self.params.info().cloned();
+        h.metadata.clear();
+        if let Some(i) = &info {
+            flv::write_metadata(
+                &mut h.metadata,
+                &flv::Metadata {
+                    width: i.width,
+                    height: i.height,
+                    framerate: i.fps.or(self.settings.fps),
+                    video_kbps: self.settings.video_kbps,
+                    encoder: concat!("campush/", env!("CARGO_PKG_VERSION")),
+                },
+            );
+            if h.info.as_ref() != Some(i) {
+                log::info!(
+                    "H.264 {}x{} profile {} level {}.{}{}",
+                    i.width,
+                    i.height,
+                    i.profile_idc,
+                    i.level_idc / 10,
+                    i.level_idc % 10,
+                    i.fps.map(|f| format!(", {f} fps")).unwrap_or_default()
+                );
+            }
+        }
+        h.info = info;
+        h.generation = self.params.generation();
+    }
+}
+
+#[cold]
+fn unreachable_spare() -> ! {
+    // The spare slot is only ever out of `self.spare` for the duration of one `step`.
+    panic!("frame pool: the spare slot is missing")
+}

@@ -1,0 +1,91 @@
+//! Log output: one line per event on stderr, in the form the reader of that stderr wants.
+//!
+//! Under systemd (`JOURNAL_STREAM` set) lines carry a `<N>` syslog priority prefix and no
+//! timestamp (the journal adds its own); on a terminal or in a file they start with a UTC
+//! timestamp and the level. Nothing here knows about secrets: callers format URLs through
+//! `RtmpUrl`'s redacting `Display`, and no stage logs per frame.
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+struct Logger {
+    journal: bool,
+    level: log::LevelFilter,
+}
+
+/// Installs the logger. `verbose` enables debug lines.
+pub fn init(verbose: bool) {
+    let level = if verbose {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    };
+    let logger = Logger {
+        journal: std::env::var_os("JOURNAL_STREAM").is_some(),
+        level,
+    };
+    if log::set_boxed_logger(Box::new(logger)).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= self.level && metadata.target().starts_with("campush")
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = if self.journal {
+            let prio = match record.level() {
+                log::Level::Error => 3,
+                log::Level::Warn => 4,
+                log::Level::Info => 6,
+                log::Level::Debug | log::Level::Trace => 7,
+            };
+            writeln!(err, "<{prio}>{}", record.args())
+        } else {
+            writeln!(err, "{} {:5} {}", utc_now(), record.level(), record.args())
+        };
+    }
+
+    fn flush(&self) {}
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` without a date library (civil-from-days, H. Hinnant).
+fn utc_now() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_timestamps_have_the_iso_shape() {
+        let t = super::utc_now();
+        assert_eq!(t.len(), 24, "{t}");
+        assert!(t.starts_with("20") && t.ends_with('Z') && t.as_bytes()[10] == b'T');
+    }
+}

@@ -1,0 +1,349 @@
+//! The publisher: the thin tokio shell that moves one destination's frames through the sans-IO
+//! RTMP session and a TCP connection.
+//!
+//! Owns: one destination's connection and all its per-connection state, its output buffer and
+//! read buffer (allocated once per destination, reused across connections), and the reconnect
+//! loop around [`Publisher::run_once`].
+//!
+//! One connection (`run_once`):
+//! 1. connect within the connect deadline; handshake + `connect` + `createStream` + `publish`
+//!    within the publish deadline (the session decides what to send, we only move bytes);
+//! 2. resynchronise the queue to a keyframe, send `onMetaData` and the AVC sequence header from
+//!    the cached SPS/PPS, then frames; each media message is chunked into `out` and goes to the
+//!    socket in one `write`, under the write deadline;
+//! 3. answer the server (pings, acknowledgements) whenever it sends something;
+//! 4. at the end of the input or on stop: `FCUnpublish` + `deleteStream`, half-close, and wait
+//!    (bounded) for the server to close, which proves it has read everything we sent.
+//!
+//! Timestamps: FLV timestamps on a connection start at 0 on its first (key)frame and follow the
+//! capture clock from there, so they are monotonic within a connection and every recording a
+//! server makes per connection starts at zero and decodes from its first frame.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::ingest::SharedHeaders;
+use crate::pool::Frame;
+use crate::queue::FrameQueue;
+use crate::rtmp::{ClientSession, RtmpError, RtmpUrl, SessionConfig};
+use crate::source::monotonic_us;
+use crate::status::{Counters, ErrorKind, Status, StatusBoard};
+use crate::transport::{self, TransportError};
+
+/// Deadlines and sizes of one destination.
+#[derive(Debug, Clone)]
+pub struct PublisherSettings {
+    pub connect_timeout: Duration,
+    pub publish_timeout: Duration,
+    pub write_timeout: Duration,
+    /// How long to wait for the server to close after our unpublish.
+    pub finish_timeout: Duration,
+    pub chunk_size: u32,
+    /// Give up after this many consecutive failed attempts (`None`: never).
+    pub max_attempts: Option<u32>,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for PublisherSettings {
+    fn default() -> Self {
+        PublisherSettings {
+            connect_timeout: Duration::from_secs(10),
+            publish_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(5),
+            finish_timeout: Duration::from_secs(5),
+            chunk_size: 4096,
+            max_attempts: None,
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Rtmp(#[from] RtmpError),
+    #[error("connection lost: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the server closed the connection {0}")]
+    Closed(&'static str),
+    #[error("{0} timed out after {1} s")]
+    Timeout(&'static str, u64),
+}
+
+impl PublishError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PublishError::Rtmp(e) if e.is_refusal() => ErrorKind::Refused,
+            PublishError::Closed(phase) if *phase == CLOSED_WHILE_PUBLISHING => ErrorKind::Refused,
+            _ => ErrorKind::Network,
+        }
+    }
+}
+
+const CLOSED_WHILE_PUBLISHING: &str =
+    "before the publish was accepted (it refused the app or stream key, or is not an RTMP server)";
+
+/// How a connection ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The input ended and the server has everything.
+    Finished,
+    /// Asked to stop; unpublished cleanly.
+    Stopped,
+}
+
+/// One destination.
+pub struct Publisher {
+    url: RtmpUrl,
+    settings: PublisherSettings,
+    queue: Arc<FrameQueue>,
+    headers: SharedHeaders,
+    status: StatusBoard,
+    stop: watch::Receiver<bool>,
+    out: Vec<u8>,
+    inbuf: Box<[u8]>,
+    published_once: bool,
+}
+
+/// Per-connection media state.
+struct Stream {
+    base_us: Option<u64>,
+    last_ts: u32,
+    sent_gen: u32,
+}
+
+impl Publisher {
+    pub fn new(
+        url: RtmpUrl,
+        settings: PublisherSettings,
+        queue: Arc<FrameQueue>,
+        headers: SharedHeaders,
+        status: StatusBoard,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
+        Publisher {
+            url,
+            settings,
+            queue,
+            headers,
+            status,
+            stop,
+            out: Vec::with_capacity(512 * 1024),
+            inbuf: vec![0; 16 * 1024].into_boxed_slice(),
+            published_once: false,
+        }
+    }
+
+    /// Runs connections until the input ends, a stop is requested, or `max_attempts`
+    /// consecutive attempts failed (then the last error is returned).
+    pub async fn run(&mut self) -> Result<Outcome, PublishError> {
+        let mut failures = 0u32;
+        loop {
+            match self.run_once().await {
+                Ok(outcome) => return Ok(outcome),
+                Err(e) => {
+                    let published = matches!(self.status.get(), Status::Streaming);
+                    failures = if published { 1 } else { failures + 1 };
+                    self.status.set(Status::Error(e.kind()));
+                    log::warn!("{}: {e}", self.url);
+                    if self
+                        .settings
+                        .max_attempts
+                        .is_some_and(|max| failures >= max)
+                    {
+                        return Err(e);
+                    }
+                    let delay = self.backoff(failures, e.kind());
+                    log::info!("{}: retrying in {:.1} s", self.url, delay.as_secs_f64());
+                    let mut stop = self.stop.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.wait_for(|s| *s) => return Ok(Outcome::Stopped),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Exponential backoff with full jitter; refusals wait the maximum (retrying a wrong key
+    /// quickly helps nobody and looks like abuse to the platform).
+    fn backoff(&self, failures: u32, kind: ErrorKind) -> Duration {
+        let max = self.settings.backoff_max;
+        if kind == ErrorKind::Refused {
+            return max;
+        }
+        let exp = self
+            .settings
+            .backoff_min
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+            .min(max);
+        // Full jitter from the low bits of the monotonic clock: no RNG dependency needed.
+        let jitter = (monotonic_us() % 1000) as f64 / 1000.0;
+        exp.mul_f64(jitter).max(Duration::from_millis(50))
+    }
+
+    /// One connection, from TCP connect to unpublish.
+    pub async fn run_once(&mut self) -> Result<Outcome, PublishError> {
+        self.status.set(Status::Connecting);
+        Counters::add(&self.status.counters.connects, 1);
+        let mut tcp =
+            transport::connect(&self.url.host, self.url.port, self.settings.connect_timeout)
+                .await?;
+        let mut session = ClientSession::new(SessionConfig {
+            app: self.url.app.clone(),
+            tc_url: self.url.tc_url.clone(),
+            stream_key: self.url.stream_key.clone(),
+            flash_ver: "FMLE/3.0 (compatible; campush)".into(),
+            chunk_size: self.settings.chunk_size,
+            seed: monotonic_us() ^ u64::from(std::process::id()),
+            max_message_size: 1024 * 1024,
+        });
+
+        let deadline = self.settings.publish_timeout;
+        let secs = deadline.as_secs();
+        tokio::time::timeout(deadline, self.publish(&mut tcp, &mut session))
+            .await
+            .map_err(|_| PublishError::Timeout("handshake and publish", secs))??;
+        log::info!("{}: publishing", self.url);
+        self.status.set(Status::Streaming);
+        self.queue.resync(!self.published_once);
+        self.published_once = true;
+        self.stream(&mut tcp, &mut session).await
+    }
+
+    async fn publish(
+        &mut self,
+        tcp: &mut TcpStream,
+        session: &mut ClientSession,
+    ) -> Result<(), PublishError> {
+        self.out.clear();
+        session.start(&mut self.out);
+        tcp.write_all(&self.out).await?;
+        while !session.is_published() {
+            let n = tcp.read(&mut self.inbuf).await?;
+            if n == 0 {
+                return Err(PublishError::Closed(CLOSED_WHILE_PUBLISHING));
+            }
+            self.out.clear();
+            session.receive(&self.inbuf[..n], &mut self.out)?;
+            if !self.out.is_empty() {
+                tcp.write_all(&self.out).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn stream(
+        &mut self,
+        tcp: &mut TcpStream,
+        session: &mut ClientSession,
+    ) -> Result<Outcome, PublishError> {
+        let mut st = Stream {
+            base_us: None,
+            last_ts: 0,
+            sent_gen: 0,
+        };
+        let mut stop = self.stop.clone();
+        let outcome = {
+            let (mut rd, mut wr) = tcp.split();
+            loop {
+                self.out.clear();
+                tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|s| *s) => break Outcome::Stopped,
+                    read = rd.read(&mut self.inbuf) => {
+                        let n = read?;
+                        if n == 0 {
+                            return Err(PublishError::Closed("while streaming"));
+                        }
+                        session.receive(&self.inbuf[..n], &mut self.out)?;
+                    }
+                    frame = self.queue.pop() => match frame {
+                        Some(frame) => self.write_frame(session, &mut st, frame),
+                        None => break Outcome::Finished,
+                    },
+                }
+                if !self.out.is_empty() {
+                    self.write_out(&mut wr).await?;
+                }
+            }
+        };
+        self.finish(tcp, session, outcome).await;
+        Ok(outcome)
+    }
+
+    /// Chunks one frame (and, when the parameter sets changed, the headers first) into `out`.
+    fn write_frame(&mut self, session: &mut ClientSession, st: &mut Stream, frame: Frame) {
+        let meta = *frame.meta();
+        let base = match st.base_us {
+            Some(base) => base,
+            None if meta.keyframe => *st.base_us.insert(meta.timestamp_us),
+            None => return, // cannot start here; the queue resync makes this rare
+        };
+        // Milliseconds since the first frame of this connection; modulo 2^32 like RTMP itself.
+        let ts = (meta.timestamp_us.saturating_sub(base) / 1000) as u32;
+        let ts = if ts.wrapping_sub(st.last_ts) as i32 >= 0 {
+            ts
+        } else {
+            st.last_ts
+        };
+        st.last_ts = ts;
+        if meta.params_gen != st.sent_gen {
+            let h = self.headers.lock();
+            session.write_metadata(&mut self.out, &h.metadata);
+            session.write_video(&mut self.out, ts, &h.sequence_header);
+            st.sent_gen = h.generation.max(meta.params_gen);
+        }
+        session.write_video(&mut self.out, ts, &frame.bytes());
+        let counters = &self.status.counters;
+        Counters::add(&counters.frames_sent, 1);
+    }
+
+    async fn write_out(
+        &mut self,
+        wr: &mut tokio::net::tcp::WriteHalf<'_>,
+    ) -> Result<(), PublishError> {
+        let secs = self.settings.write_timeout.as_secs();
+        tokio::time::timeout(self.settings.write_timeout, wr.write_all(&self.out))
+            .await
+            .map_err(|_| PublishError::Timeout("writing to the server", secs))??;
+        Counters::add(&self.status.counters.bytes_sent, self.out.len() as u64);
+        Ok(())
+    }
+
+    /// Unpublishes, half-closes, and waits for the server to close its side: once it has, it has
+    /// read every byte we sent. Errors here change nothing about the outcome.
+    async fn finish(&mut self, tcp: &mut TcpStream, session: &mut ClientSession, outcome: Outcome) {
+        let budget = match outcome {
+            // A stop must complete within a second (systemd, Ctrl-C).
+            Outcome::Stopped => Duration::from_millis(800).min(self.settings.finish_timeout),
+            Outcome::Finished => self.settings.finish_timeout,
+        };
+        self.out.clear();
+        session.finish(&mut self.out);
+        let drain = async {
+            tcp.write_all(&self.out).await?;
+            tcp.shutdown().await?;
+            loop {
+                let n = tcp.read(&mut self.inbuf).await?;
+                if n == 0 {
+                    return Ok::<_, std::io::Error>(());
+                }
+            }
+        };
+        match tokio::time::timeout(budget, drain).await {
+            Ok(Ok(())) => log::info!("{}: unpublished", self.url),
+            Ok(Err(e)) => log::debug!("{}: closing: {e}", self.url),
+            Err(_) => log::debug!("{}: server did not close within {budget:?}", self.url),
+        }
+        self.status.set(Status::Stopped);
+    }
+}

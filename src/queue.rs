@@ -1,0 +1,477 @@
+//! The bounded queue between the source thread and one destination's publisher.
+//!
+//! Owns: the frames waiting for one destination, its bounds, and its drop policy.
+//!
+//! Bounds: media time (newest minus oldest timestamp), bytes, and frames (the pool's size makes
+//! this a hard cap). Two policies:
+//! - [`Policy::DropGops`] (live sources): `push` never blocks. When a bound is exceeded, whole
+//!   GOPs are dropped from the front: everything before the next keyframe goes, so no frame is
+//!   ever dropped while a later queued frame references it. If the queue holds no later keyframe
+//!   (one GOP longer than the bound), everything is dropped, the next frames are refused until a
+//!   keyframe arrives, and a keyframe is requested from the source. Memory stays flat whatever the
+//!   network does. (MediaMTX's forwarders and ustreamer's rings work the same way.)
+//! - [`Policy::Block`] (a file pushed with `--no-pace`): `push` waits for room, so every frame
+//!   arrives; the source is not a camera and loses nothing by waiting.
+//!
+//! After a (re)connect the publisher calls [`FrameQueue::resync`] so that the first frame it sends
+//! is a keyframe. Allocation-free after construction: the deque has capacity for the frame cap.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::pool::Frame;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    DropGops,
+    Block,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_duration_us: u64,
+    pub max_bytes: usize,
+    pub max_frames: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_duration_us: 2_000_000,
+            max_bytes: 8 * 1024 * 1024,
+            max_frames: 128,
+        }
+    }
+}
+
+/// What happened to a pushed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued; `dropped` older frames (whole GOPs) were dropped to make room.
+    Queued { dropped: usize },
+    /// Not queued: the queue waits for a keyframe, or is closed.
+    Refused,
+}
+
+struct Inner {
+    frames: VecDeque<Frame>,
+    bytes: usize,
+    closed: bool,
+    need_key: bool,
+}
+
+pub struct FrameQueue {
+    inner: Mutex<Inner>,
+    limits: Limits,
+    policy: Policy,
+    /// Wakes the publisher (async side).
+    ready: Notify,
+    /// Wakes a blocked producer (sync side, `Policy::Block`).
+    room: Condvar,
+    keyframe_wanted: AtomicBool,
+    dropped: AtomicU64,
+}
+
+impl FrameQueue {
+    pub fn new(limits: Limits, policy: Policy) -> Self {
+        FrameQueue {
+            inner: Mutex::new(Inner {
+                frames: VecDeque::with_capacity(limits.max_frames + 1),
+                bytes: 0,
+                closed: false,
+                need_key: true,
+            }),
+            limits,
+            policy,
+            ready: Notify::new(),
+            room: Condvar::new(),
+            keyframe_wanted: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a frame (source side). Never blocks under `DropGops`.
+    pub fn push(&self, frame: Frame) -> Pushed {
+        let mut inner = self.lock();
+        if self.policy == Policy::Block {
+            while !inner.closed && !inner.frames.is_empty() && self.over(&inner, &frame) {
+                inner = self
+                    .room
+                    .wait_timeout(inner, Duration::from_millis(100))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+        if inner.closed {
+            return Pushed::Refused;
+        }
+        if inner.need_key {
+            if !frame.meta().keyframe {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return Pushed::Refused;
+            }
+            inner.need_key = false;
+        }
+        let mut dropped = 0;
+        if self.policy == Policy::DropGops {
+            while self.over(&inner, &frame) {
+                match self.drop_oldest_gop(&mut inner) {
+                    Some(n) => dropped += n,
+                    None => {
+                        // One GOP longer than the bounds: start over at the next keyframe.
+                        dropped += inner.frames.len();
+                        inner.frames.clear();
+                        inner.bytes = 0;
+                        if !frame.meta().keyframe {
+                            dropped += 1;
+                            inner.need_key = true;
+                            self.keyframe_wanted.store(true, Ordering::Relaxed);
+                            self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+                            return Pushed::Refused;
+                        }
+                        break;
+                    }
+                }
+            }
+            if dropped > 0 {
+                self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+            }
+        }
+        inner.bytes += frame.meta().len as usize;
+        inner.frames.push_back(frame);
+        drop(inner);
+        self.ready.notify_one();
+        Pushed::Queued { dropped }
+    }
+
+    /// Would adding `next` exceed a bound?
+    fn over(&self, inner: &Inner, next: &Frame) -> bool {
+        let Some(oldest) = inner.frames.front() else {
+            return false;
+        };
+        let span = next
+            .meta()
+            .timestamp_us
+            .saturating_sub(oldest.meta().timestamp_us);
+        inner.frames.len() + 1 > self.limits.max_frames
+            || inner.bytes + next.meta().len as usize > self.limits.max_bytes
+            || span > self.limits.max_duration_us
+    }
+
+    /// Drops the frames before the second keyframe from the front (the oldest GOP, or what is
+    /// left of it). `None` when there is no such keyframe.
+    fn drop_oldest_gop(&self, inner: &mut Inner) -> Option<usize> {
+        let next_key = inner
+            .frames
+            .iter()
+            .skip(1)
+            .position(|f| f.meta().keyframe)?
+            + 1;
+        let removed: usize = inner
+            .frames
+            .drain(..next_key)
+            .map(|f| f.meta().len as usize)
+            .sum();
+        inner.bytes -= removed;
+        Some(next_key)
+    }
+
+    /// Takes the next frame if there is one (publisher side). `Err(())` once closed and drained.
+    pub fn try_pop(&self) -> Result<Option<Frame>, Closed> {
+        let mut inner = self.lock();
+        match inner.frames.pop_front() {
+            Some(f) => {
+                inner.bytes -= f.meta().len as usize;
+                drop(inner);
+                if self.policy == Policy::Block {
+                    self.room.notify_one();
+                }
+                Ok(Some(f))
+            }
+            None if inner.closed => Err(Closed),
+            None => Ok(None),
+        }
+    }
+
+    /// Waits for the next frame; `None` once the queue is closed and drained. Cancel-safe.
+    pub async fn pop(&self) -> Option<Frame> {
+        loop {
+            let notified = self.ready.notified();
+            match self.try_pop() {
+                Ok(Some(f)) => return Some(f),
+                Err(Closed) => return None,
+                Ok(None) => notified.await,
+            }
+        }
+    }
+
+    /// Drops what precedes a queued keyframe, so the next frame popped decodes on its own: the
+    /// newest keyframe after a reconnect of a live queue (least latency), else the oldest (lose
+    /// nothing: the first connection of a stream, or a blocking queue). With no keyframe queued,
+    /// drops everything, refuses frames until a keyframe arrives and asks the source for one.
+    /// Returns how many frames were dropped.
+    pub fn resync(&self, first_connection: bool) -> usize {
+        let mut inner = self.lock();
+        let mut keys = inner.frames.iter().map(|f| f.meta().keyframe);
+        let key = if first_connection || self.policy == Policy::Block {
+            keys.position(|k| k)
+        } else {
+            keys.rposition(|k| k)
+        };
+        let cut = key.unwrap_or(inner.frames.len());
+        let removed: usize = inner
+            .frames
+            .drain(..cut)
+            .map(|f| f.meta().len as usize)
+            .sum();
+        inner.bytes -= removed;
+        if key.is_none() {
+            inner.need_key = true;
+            self.keyframe_wanted.store(true, Ordering::Relaxed);
+        }
+        drop(inner);
+        if cut > 0 {
+            self.dropped.fetch_add(cut as u64, Ordering::Relaxed);
+            self.room.notify_one();
+        }
+        cut
+    }
+
+    /// Ends the stream: the publisher drains what is queued, then sees the end.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+        self.room.notify_all();
+    }
+
+    /// Whether a keyframe was requested since the last call (source side).
+    pub fn take_keyframe_request(&self) -> bool {
+        self.keyframe_wanted.swap(false, Ordering::Relaxed)
+    }
+
+    /// Frames dropped by this queue so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Media time between the oldest and newest queued frames.
+    pub fn span_us(&self) -> u64 {
+        let inner = self.lock();
+        match (inner.frames.front(), inner.frames.back()) {
+            (Some(a), Some(b)) => b.meta().timestamp_us - a.meta().timestamp_us,
+            _ => 0,
+        }
+    }
+}
+
+/// The queue is closed and empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::{FrameMeta, Pool};
+
+    /// A frame every 100 ms with a keyframe every `gop` frames, `len` bytes each.
+    fn frames(pool: &Pool, n: usize, gop: usize, len: usize) -> Vec<Frame> {
+        (0..n)
+            .map(|i| {
+                let mut f = pool.acquire().expect("pool slot");
+                f.fill_from(&vec![0u8; len]);
+                f.freeze(FrameMeta {
+                    timestamp_us: i as u64 * 100_000,
+                    keyframe: i % gop == 0,
+                    ..FrameMeta::default()
+                })
+            })
+            .collect()
+    }
+
+    fn limits(ms: u64, bytes: usize) -> Limits {
+        Limits {
+            max_duration_us: ms * 1000,
+            max_bytes: bytes,
+            max_frames: 64,
+        }
+    }
+
+    fn keys_and_times(q: &FrameQueue) -> Vec<(bool, u64)> {
+        let mut out = Vec::new();
+        while let Ok(Some(f)) = q.try_pop() {
+            out.push((f.meta().keyframe, f.meta().timestamp_us / 100_000));
+        }
+        out
+    }
+
+    #[test]
+    fn a_queue_that_keeps_up_drops_nothing() {
+        let pool = Pool::new(64, 16);
+        let q = FrameQueue::new(limits(2000, 1 << 20), Policy::DropGops);
+        for f in frames(&pool, 30, 10, 10) {
+            assert_eq!(q.push(f), Pushed::Queued { dropped: 0 });
+            q.try_pop().unwrap().unwrap();
+        }
+        assert_eq!(q.dropped(), 0);
+    }
+
+    #[test]
+    fn over_the_time_bound_whole_gops_are_dropped_from_the_front() {
+        let pool = Pool::new(64, 16);
+        // 1 s bound, GOP of 5 frames (0.5 s): at most ~2 GOPs stay queued.
+        let q = FrameQueue::new(limits(1000, 1 << 20), Policy::DropGops);
+        for f in frames(&pool, 30, 5, 10) {
+            q.push(f);
+        }
+        let got = keys_and_times(&q);
+        assert!(got[0].0, "the queue must start at a keyframe: {got:?}");
+        assert!(q.dropped() > 0);
+        // The frames that remain are a contiguous tail, so no kept frame lost its reference.
+        for w in got.windows(2) {
+            assert_eq!(w[1].1, w[0].1 + 1, "gap inside the kept frames: {got:?}");
+        }
+        assert_eq!(got.last().unwrap().1, 29);
+        assert_eq!(q.dropped() as usize + got.len(), 30);
+    }
+
+    #[test]
+    fn over_the_byte_bound_whole_gops_are_dropped() {
+        let pool = Pool::new(64, 1000);
+        let q = FrameQueue::new(limits(100_000, 10 * 1000), Policy::DropGops);
+        for f in frames(&pool, 20, 4, 1000) {
+            q.push(f);
+        }
+        let got = keys_and_times(&q);
+        assert!(got[0].0);
+        assert!(got.len() <= 10);
+        assert_eq!(got.last().unwrap().1, 19);
+    }
+
+    #[test]
+    fn a_gop_longer_than_the_bound_restarts_at_the_next_keyframe_and_asks_for_one() {
+        let pool = Pool::new(64, 16);
+        let q = FrameQueue::new(limits(500, 1 << 20), Policy::DropGops);
+        for f in frames(&pool, 12, 10, 10) {
+            q.push(f);
+        }
+        assert!(q.take_keyframe_request());
+        // Frames 10 and 11: 10 is a keyframe, accepted after the refusal period.
+        let got = keys_and_times(&q);
+        assert_eq!(got, vec![(true, 10), (false, 11)]);
+    }
+
+    #[test]
+    fn a_new_queue_waits_for_a_keyframe() {
+        let pool = Pool::new(8, 16);
+        let q = FrameQueue::new(Limits::default(), Policy::DropGops);
+        let fs = frames(&pool, 4, 2, 10);
+        let mut it = fs.into_iter().skip(1);
+        assert_eq!(q.push(it.next().unwrap()), Pushed::Refused);
+        assert_eq!(q.push(it.next().unwrap()), Pushed::Queued { dropped: 0 });
+    }
+
+    #[test]
+    fn resync_starts_at_the_newest_queued_keyframe() {
+        let pool = Pool::new(64, 16);
+        let q = FrameQueue::new(limits(100_000, 1 << 20), Policy::DropGops);
+        for f in frames(&pool, 12, 5, 10) {
+            q.push(f);
+        }
+        assert_eq!(q.resync(false), 10);
+        assert_eq!(keys_and_times(&q), vec![(true, 10), (false, 11)]);
+    }
+
+    #[test]
+    fn resync_of_a_blocking_queue_starts_at_the_oldest_keyframe() {
+        let pool = Pool::new(64, 16);
+        let q = FrameQueue::new(limits(100_000, 1 << 20), Policy::Block);
+        for f in frames(&pool, 12, 5, 10) {
+            q.push(f);
+        }
+        assert_eq!(q.resync(false), 0);
+        assert_eq!(keys_and_times(&q).len(), 12);
+    }
+
+    #[test]
+    fn the_first_connection_of_a_live_queue_loses_nothing() {
+        let pool = Pool::new(64, 16);
+        let q = FrameQueue::new(limits(100_000, 1 << 20), Policy::DropGops);
+        for f in frames(&pool, 12, 5, 10) {
+            q.push(f);
+        }
+        assert_eq!(q.resync(true), 0);
+    }
+
+    #[test]
+    fn resync_without_a_keyframe_waits_for_one_and_requests_it() {
+        let pool = Pool::new(64, 16);
+        let q = FrameQueue::new(limits(100_000, 1 << 20), Policy::DropGops);
+        let mut fs = frames(&pool, 8, 6, 10).into_iter();
+        q.push(fs.next().unwrap());
+        q.try_pop().unwrap();
+        for f in fs.by_ref().take(3) {
+            q.push(f);
+        }
+        q.resync(false);
+        assert!(q.take_keyframe_request());
+        assert_eq!(q.push(fs.next().unwrap()), Pushed::Refused);
+        q.push(fs.next().unwrap()); // frame 5: not a key either
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn slots_return_to_the_pool_when_dropped_frames_go() {
+        let pool = Pool::new(64, 16);
+        let q = FrameQueue::new(limits(1000, 1 << 20), Policy::DropGops);
+        for f in frames(&pool, 40, 5, 10) {
+            q.push(f);
+        }
+        assert_eq!(pool.available(), 64 - q.len());
+    }
+
+    #[test]
+    fn a_blocking_queue_holds_the_producer_until_the_consumer_makes_room() {
+        let pool = Pool::new(64, 16);
+        let q = std::sync::Arc::new(FrameQueue::new(limits(300, 1 << 20), Policy::Block));
+        let producer = {
+            let q = q.clone();
+            let fs = frames(&pool, 20, 5, 10);
+            std::thread::spawn(move || {
+                for f in fs {
+                    assert!(matches!(q.push(f), Pushed::Queued { dropped: 0 }));
+                }
+                q.close();
+            })
+        };
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            assert!(std::time::Instant::now() < deadline, "consumer stuck");
+            match q.try_pop() {
+                Ok(Some(f)) => seen.push(f.meta().timestamp_us / 100_000),
+                Ok(None) => std::thread::sleep(Duration::from_millis(1)),
+                Err(Closed) => break,
+            }
+            assert!(q.span_us() <= 300_000);
+        }
+        producer.join().unwrap();
+        assert_eq!(seen, (0..20).collect::<Vec<_>>());
+        assert_eq!(q.dropped(), 0);
+    }
+}

@@ -1,0 +1,467 @@
+//! RTMP ingest URLs: `rtmp[s]://host[:port]/app[/more]/key[?query]`.
+//!
+//! This module owns splitting a URL into what the wire protocol needs: the host and port to
+//! dial, the application name sent in `connect` (`app`), the `tcUrl` sent with it, and the
+//! stream key sent in `releaseStream`, `FCPublish` and `publish` (Adobe RTMP 1.0 §7.2.1.1,
+//! §7.2.2.6).
+//!
+//! Invariants:
+//! * The stream key is a secret (it is the publishing credential on YouTube, Twitch and
+//!   Facebook). It is never part of `tc_url`, of [`RtmpUrl::redacted`], of `Display`/`Debug`
+//!   output, or of any [`UrlError`] message.
+//! * `host` is non-empty and holds IPv6 literals without brackets; `port` is non-zero
+//!   (defaults: 1935 for `rtmp`, 443 for `rtmps`); `app` and `stream_key` are non-empty and
+//!   `app` never starts or ends with `/`.
+//! * `user:pass@` userinfo is **rejected**, not stripped: RTMP has no standard place for it, so
+//!   silently dropping it would connect without the credentials the user meant to send, and
+//!   keeping it would leak them into `tcUrl`.
+//! * `tc_url` is `scheme://host[:port]/app`, with the port only when the input spelt one out
+//!   (as OBS and librtmp send it).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+use std::fmt;
+
+/// `rtmp` (plain TCP) or `rtmps` (TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    Rtmp,
+    Rtmps,
+}
+
+impl Scheme {
+    /// The scheme as written in URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Rtmp => "rtmp",
+            Scheme::Rtmps => "rtmps",
+        }
+    }
+
+    /// 1935 for `rtmp`, 443 for `rtmps`.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Rtmp => 1935,
+            Scheme::Rtmps => 443,
+        }
+    }
+}
+
+/// A parsed ingest URL. `Display` and `Debug` print [`RtmpUrl::redacted`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct RtmpUrl {
+    pub scheme: Scheme,
+    /// Host name or IP literal; IPv6 without brackets.
+    pub host: String,
+    pub port: u16,
+    /// Application name sent in `connect`; may contain `/`.
+    pub app: String,
+    /// Stream key (publishing name), including any `?query`. Secret.
+    pub stream_key: String,
+    /// `scheme://host[:port]/app`; never contains the key.
+    pub tc_url: String,
+}
+
+/// Why a URL was refused. Messages never repeat the stream key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("RTMP URL must start with rtmp:// or rtmps://")]
+    UnsupportedScheme,
+    #[error("RTMP URL has no host")]
+    MissingHost,
+    #[error("RTMP URL host is not a valid host name or IP literal")]
+    InvalidHost,
+    #[error("RTMP URL port is not a number from 1 to 65535")]
+    InvalidPort,
+    #[error("RTMP URL contains user:password@ credentials, which RTMP cannot send; remove them")]
+    UserInfo,
+    #[error("RTMP URL has no application name (expected rtmp://host/app/...)")]
+    MissingApp,
+    #[error(
+        "RTMP URL has no stream key (expected rtmp://host/app/KEY, or give the key separately)"
+    )]
+    MissingKey,
+    #[error("stream key is empty")]
+    EmptyKey,
+    #[error("stream key contains whitespace or control characters")]
+    InvalidKey,
+    #[error("RTMP URL contains whitespace or control characters")]
+    InvalidCharacter,
+}
+
+/// Scheme, host, port, whether the port was explicit, and the rest after the authority
+/// (starting at `/`, or empty).
+struct Parts<'a> {
+    scheme: Scheme,
+    host: &'a str,
+    port: u16,
+    explicit_port: bool,
+    path: &'a str,
+}
+
+fn split_scheme(url: &str) -> Result<(Scheme, &str), UrlError> {
+    let (scheme, rest) = url.split_once("://").ok_or(UrlError::UnsupportedScheme)?;
+    let scheme = if scheme.eq_ignore_ascii_case("rtmp") {
+        Scheme::Rtmp
+    } else if scheme.eq_ignore_ascii_case("rtmps") {
+        Scheme::Rtmps
+    } else {
+        return Err(UrlError::UnsupportedScheme);
+    };
+    Ok((scheme, rest))
+}
+
+fn valid_reg_name(host: &str) -> bool {
+    host.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+}
+
+fn valid_ipv6(host: &str) -> bool {
+    // Hex digits, colons, dots (embedded IPv4) and a zone id after '%'.
+    let (addr, zone) = match host.split_once('%') {
+        Some((a, z)) => (a, Some(z)),
+        None => (host, None),
+    };
+    addr.contains(':')
+        && addr
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        && zone.is_none_or(|z| !z.is_empty() && valid_reg_name(z))
+}
+
+fn parse_port(s: &str) -> Result<u16, UrlError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(UrlError::InvalidPort);
+    }
+    match s.parse::<u16>() {
+        Ok(0) | Err(_) => Err(UrlError::InvalidPort),
+        Ok(p) => Ok(p),
+    }
+}
+
+fn split_authority(url: &str) -> Result<Parts<'_>, UrlError> {
+    let url = url.trim();
+    if url.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err(UrlError::InvalidCharacter);
+    }
+    let (scheme, rest) = split_scheme(url)?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if authority.contains('@') {
+        return Err(UrlError::UserInfo);
+    }
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, after) = bracketed.split_once(']').ok_or(UrlError::InvalidHost)?;
+        if !valid_ipv6(host) {
+            return Err(UrlError::InvalidHost);
+        }
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or(UrlError::InvalidHost)?),
+        };
+        (host, port)
+    } else {
+        let (host, port) = match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        };
+        if !host.is_empty() && !valid_reg_name(host) {
+            return Err(UrlError::InvalidHost);
+        }
+        (host, port)
+    };
+    if host.is_empty() {
+        return Err(UrlError::MissingHost);
+    }
+    let (port, explicit_port) = match port {
+        Some(p) => (parse_port(p)?, true),
+        None => (scheme.default_port(), false),
+    };
+    Ok(Parts {
+        scheme,
+        host,
+        port,
+        explicit_port,
+        path,
+    })
+}
+
+fn check_key(key: &str) -> Result<(), UrlError> {
+    if key.is_empty() {
+        return Err(UrlError::EmptyKey);
+    }
+    if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(UrlError::InvalidKey);
+    }
+    Ok(())
+}
+
+fn build(parts: &Parts<'_>, app: &str, key: &str) -> RtmpUrl {
+    let host_in_url = if parts.host.contains(':') {
+        format!("[{}]", parts.host)
+    } else {
+        parts.host.to_owned()
+    };
+    let tc_url = if parts.explicit_port {
+        format!(
+            "{}://{}:{}/{}",
+            parts.scheme.as_str(),
+            host_in_url,
+            parts.port,
+            app
+        )
+    } else {
+        format!("{}://{}/{}", parts.scheme.as_str(), host_in_url, app)
+    };
+    RtmpUrl {
+        scheme: parts.scheme,
+        host: parts.host.to_owned(),
+        port: parts.port,
+        app: app.to_owned(),
+        stream_key: key.to_owned(),
+        tc_url,
+    }
+}
+
+impl RtmpUrl {
+    /// Parses `rtmp[s]://host[:port]/app[/more]/key[?query]`. The last path segment, with any
+    /// query, is the stream key; everything before it is the app (which may contain `/`).
+    /// IPv6 literals go in brackets. `user:pass@` userinfo is rejected ([`UrlError::UserInfo`]).
+    /// A `#fragment` is kept as part of the key (keys are opaque).
+    pub fn parse(url: &str) -> Result<RtmpUrl, UrlError> {
+        let parts = split_authority(url)?;
+        let path = parts.path.strip_prefix('/').unwrap_or(parts.path);
+        // The query belongs to the key and may itself contain '/'.
+        let (path_only, query) = match path.find('?') {
+            Some(i) => path.split_at(i),
+            None => (path, ""),
+        };
+        let (app, key_name) = path_only.rsplit_once('/').ok_or(if path_only.is_empty() {
+            UrlError::MissingApp
+        } else {
+            UrlError::MissingKey
+        })?;
+        let app = app.trim_matches('/');
+        if app.is_empty() {
+            return Err(UrlError::MissingApp);
+        }
+        if key_name.is_empty() {
+            return Err(UrlError::MissingKey);
+        }
+        // The key is the last segment plus the query: the tail of `path`.
+        let key = path
+            .get(path_only.len() - key_name.len()..)
+            .ok_or(UrlError::MissingKey)?;
+        debug_assert!(key.ends_with(query));
+        check_key(key)?;
+        Ok(build(&parts, app, key))
+    }
+
+    /// Builds a URL from an ingest base whose whole path is the app (a trailing `/` is
+    /// ignored) and a key given separately (configuration `key` / `key_file`). Surrounding
+    /// whitespace of the key (a key file's newline) is trimmed.
+    pub fn with_key(base: &str, key: &str) -> Result<RtmpUrl, UrlError> {
+        let parts = split_authority(base)?;
+        let app = parts.path.trim_matches('/');
+        if app.is_empty() {
+            return Err(UrlError::MissingApp);
+        }
+        let key = key.trim();
+        check_key(key)?;
+        Ok(build(&parts, app, key))
+    }
+
+    /// `rtmp://host:port/app/<redacted>`: for logs, never the key.
+    pub fn redacted(&self) -> String {
+        if self.host.contains(':') {
+            format!(
+                "{}://[{}]:{}/{}/<redacted>",
+                self.scheme.as_str(),
+                self.host,
+                self.port,
+                self.app
+            )
+        } else {
+            format!(
+                "{}://{}:{}/{}/<redacted>",
+                self.scheme.as_str(),
+                self.host,
+                self.port,
+                self.app
+            )
+        }
+    }
+}
+
+impl fmt::Display for RtmpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for RtmpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RtmpUrl({})", self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "sk-SECRET-1234";
+
+    #[test]
+    fn parses_common_ingest_urls() {
+        let cases: &[(&str, Scheme, &str, u16, &str, &str, &str)] = &[
+            (
+                "rtmp://a.rtmp.youtube.com/live2/abcd-efgh",
+                Scheme::Rtmp,
+                "a.rtmp.youtube.com",
+                1935,
+                "live2",
+                "abcd-efgh",
+                "rtmp://a.rtmp.youtube.com/live2",
+            ),
+            (
+                "rtmp://127.0.0.1:1936/live/cam1",
+                Scheme::Rtmp,
+                "127.0.0.1",
+                1936,
+                "live",
+                "cam1",
+                "rtmp://127.0.0.1:1936/live",
+            ),
+            (
+                "rtmps://live-api-s.facebook.com:443/rtmp/FB-1-0-abc?s_bl=1&s_sw=0",
+                Scheme::Rtmps,
+                "live-api-s.facebook.com",
+                443,
+                "rtmp",
+                "FB-1-0-abc?s_bl=1&s_sw=0",
+                "rtmps://live-api-s.facebook.com:443/rtmp",
+            ),
+            (
+                "rtmps://ingest.example/app",
+                Scheme::Rtmps,
+                "ingest.example",
+                443,
+                "",
+                "",
+                "",
+            ),
+            (
+                "RTMP://[::1]:19350/live/sub/app/key?token=a/b",
+                Scheme::Rtmp,
+                "::1",
+                19350,
+                "live/sub/app",
+                "key?token=a/b",
+                "rtmp://[::1]:19350/live/sub/app",
+            ),
+            (
+                "rtmp://[fe80::1%eth0]/live/k",
+                Scheme::Rtmp,
+                "fe80::1%eth0",
+                1935,
+                "live",
+                "k",
+                "rtmp://[fe80::1%eth0]/live",
+            ),
+        ];
+        for &(url, scheme, host, port, app, key, tc_url) in cases {
+            if app.is_empty() {
+                assert_eq!(RtmpUrl::parse(url), Err(UrlError::MissingKey), "{url}");
+                continue;
+            }
+            let u = RtmpUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(u.scheme, scheme, "{url}");
+            assert_eq!(u.host, host, "{url}");
+            assert_eq!(u.port, port, "{url}");
+            assert_eq!(u.app, app, "{url}");
+            assert_eq!(u.stream_key, key, "{url}");
+            assert_eq!(u.tc_url, tc_url, "{url}");
+        }
+    }
+
+    #[test]
+    fn with_key_takes_whole_path_as_app() {
+        let u = RtmpUrl::with_key("rtmp://live.twitch.tv/app", "live_123_abc\n").expect("ok");
+        assert_eq!(u.app, "app");
+        assert_eq!(u.stream_key, "live_123_abc");
+        assert_eq!(u.tc_url, "rtmp://live.twitch.tv/app");
+        let u = RtmpUrl::with_key("rtmps://live-api-s.facebook.com:443/rtmp/", KEY).expect("ok");
+        assert_eq!(u.app, "rtmp");
+        assert_eq!(u.port, 443);
+        assert_eq!(u.tc_url, "rtmps://live-api-s.facebook.com:443/rtmp");
+        let u = RtmpUrl::with_key("rtmp://h/a/b/c", KEY).expect("ok");
+        assert_eq!(u.app, "a/b/c");
+        assert_eq!(
+            RtmpUrl::with_key("rtmp://h/", KEY),
+            Err(UrlError::MissingApp)
+        );
+        assert_eq!(
+            RtmpUrl::with_key("rtmp://h/app", " \n"),
+            Err(UrlError::EmptyKey)
+        );
+        assert_eq!(
+            RtmpUrl::with_key("rtmp://h/app", "a b"),
+            Err(UrlError::InvalidKey)
+        );
+    }
+
+    #[test]
+    fn errors_name_the_problem_without_the_key() {
+        let cases: &[(&str, UrlError)] = &[
+            ("http://h/app/sk-SECRET-1234", UrlError::UnsupportedScheme),
+            ("h/app/sk-SECRET-1234", UrlError::UnsupportedScheme),
+            ("rtmp:///app/sk-SECRET-1234", UrlError::MissingHost),
+            ("rtmp://:1935/app/sk-SECRET-1234", UrlError::MissingHost),
+            ("rtmp://h:0/app/sk-SECRET-1234", UrlError::InvalidPort),
+            ("rtmp://h:65536/app/sk-SECRET-1234", UrlError::InvalidPort),
+            ("rtmp://h:x/app/sk-SECRET-1234", UrlError::InvalidPort),
+            ("rtmp://h:/app/sk-SECRET-1234", UrlError::InvalidPort),
+            ("rtmp://u:p@h/app/sk-SECRET-1234", UrlError::UserInfo),
+            ("rtmp://[::1/app/sk-SECRET-1234", UrlError::InvalidHost),
+            ("rtmp://[zz::1]/app/sk-SECRET-1234", UrlError::InvalidHost),
+            ("rtmp://[::1]x/app/sk-SECRET-1234", UrlError::InvalidHost),
+            ("rtmp://h%x/app/sk-SECRET-1234", UrlError::InvalidHost),
+            ("rtmp://h", UrlError::MissingApp),
+            ("rtmp://h/", UrlError::MissingApp),
+            ("rtmp://h/sk-SECRET-1234", UrlError::MissingKey),
+            ("rtmp://h//sk-SECRET-1234", UrlError::MissingApp),
+            ("rtmp://h/app/", UrlError::MissingKey),
+            ("rtmp://h/app/?sk-SECRET-1234", UrlError::MissingKey),
+            ("rtmp://h/app/sk-SECRET\t1234", UrlError::InvalidCharacter),
+        ];
+        for (url, want) in cases {
+            let got = RtmpUrl::parse(url);
+            assert_eq!(got.as_ref().map(|_| ()), Err(want), "{url}");
+            let msg = want.to_string();
+            assert!(!msg.contains("SECRET"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn redacted_display_and_debug_hide_the_key() {
+        let u = RtmpUrl::parse(&format!("rtmp://example.com/live/{KEY}?x=1")).expect("ok");
+        assert_eq!(u.redacted(), "rtmp://example.com:1935/live/<redacted>");
+        assert_eq!(u.to_string(), u.redacted());
+        let dbg = format!("{u:?}");
+        assert!(
+            dbg.contains("<redacted>") && !dbg.contains("SECRET"),
+            "{dbg}"
+        );
+        assert!(!u.tc_url.contains("SECRET"));
+        let v6 = RtmpUrl::parse("rtmps://[2001:db8::2]/app/k").expect("ok");
+        assert_eq!(v6.redacted(), "rtmps://[2001:db8::2]:443/app/<redacted>");
+        assert_eq!(v6.tc_url, "rtmps://[2001:db8::2]/app");
+    }
+}

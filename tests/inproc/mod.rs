@@ -1,0 +1,127 @@
+//! An independent RTMP server (scuffle-rtmp) running in-process on loopback, recording what
+//! each publisher sent, so plain `cargo test` exercises campush's protocol end to end without
+//! any external program.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use scuffle_rtmp::session::server::{ServerSessionError, SessionData, SessionHandler};
+use scuffle_rtmp::ServerSession;
+
+/// Everything one server saw, across connections.
+#[derive(Debug, Default, Clone)]
+pub struct Received {
+    /// (app, stream name) of every publish.
+    pub publishes: Vec<(String, String)>,
+    /// (timestamp, FLV video tag body) in arrival order.
+    pub videos: Vec<(u32, Vec<u8>)>,
+    /// AMF0 data message bodies (metadata).
+    pub data: Vec<Vec<u8>>,
+    pub unpublishes: usize,
+    pub sessions_ended: usize,
+}
+
+struct Recorder(Arc<Mutex<Received>>);
+
+impl SessionHandler for Recorder {
+    async fn on_data(
+        &mut self,
+        _stream_id: u32,
+        data: SessionData,
+    ) -> Result<(), ServerSessionError> {
+        let mut r = self.0.lock().unwrap();
+        match data {
+            SessionData::Video { timestamp, data } => r.videos.push((timestamp, data.to_vec())),
+            SessionData::Amf0 { data, .. } => r.data.push(data.to_vec()),
+            SessionData::Audio { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn on_publish(
+        &mut self,
+        _stream_id: u32,
+        app: &str,
+        name: &str,
+    ) -> Result<(), ServerSessionError> {
+        self.0
+            .lock()
+            .unwrap()
+            .publishes
+            .push((app.to_owned(), name.to_owned()));
+        Ok(())
+    }
+
+    async fn on_unpublish(&mut self, _stream_id: u32) -> Result<(), ServerSessionError> {
+        self.0.lock().unwrap().unpublishes += 1;
+        Ok(())
+    }
+}
+
+pub struct ScuffleServer {
+    pub port: u16,
+    received: Arc<Mutex<Received>>,
+}
+
+impl ScuffleServer {
+    /// Starts the server on 127.0.0.1 with a free port, on its own thread and runtime.
+    pub fn start() -> ScuffleServer {
+        let received = Arc::new(Mutex::new(Received::default()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let rec = Arc::clone(&received);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                while let Ok((stream, _)) = listener.accept().await {
+                    let rec = Arc::clone(&rec);
+                    tokio::spawn(async move {
+                        let _ = ServerSession::new(stream, Recorder(Arc::clone(&rec)))
+                            .run()
+                            .await;
+                        rec.lock().unwrap().sessions_ended += 1;
+                    });
+                }
+            });
+        });
+        ScuffleServer { port, received }
+    }
+
+    pub fn url(&self, key: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{key}", self.port)
+    }
+
+    pub fn received(&self) -> Received {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until `done` holds for what the server received.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&Received) -> bool,
+    ) -> Received {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self.received();
+            if done(&r) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {} videos, {} publishes",
+                r.videos.len(),
+                r.publishes.len()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
