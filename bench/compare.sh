@@ -108,18 +108,23 @@ publisher() {
     esac
 }
 
-# CPU and peak RSS without strace (ptrace inflates CPU): "user sys maxrss_kib" per run.
+# CPU and peak RSS, without strace (ptrace inflates CPU), one line per run in NAME.times:
+# "user sys maxrss_kib". GNU time gives the peak RSS; bash's own `time` gives CPU to the
+# millisecond (GNU time rounds to 10 ms), including GNU time's own, well under 1 ms.
 measure() {
-    local name=$1 i
+    local name=$1 i cpu
     for i in $(seq "$RUNS"); do
         publisher "$name" "$name$i"
-        CAMPUSH_ALLOC_STATS=1 /usr/bin/time -f '%U %S %M' -o "$WORK/time" "${CMD[@]}" \
-            2>"$WORK/$name.stderr" || die "$name push failed: $(tail -n 5 "$WORK/$name.stderr")"
-        cat "$WORK/time" >>"$WORK/$name.times"
+        cpu=$({
+            TIMEFORMAT='%3U %3S'
+            time CAMPUSH_ALLOC_STATS=1 /usr/bin/time -f '%M' -o "$WORK/rss" "${CMD[@]}" \
+                2>"$WORK/$name.stderr"
+        } 2>&1) || die "$name push failed: $(tail -n 5 "$WORK/$name.stderr")"
+        echo "$cpu $(tail -n 1 "$WORK/rss")" >>"$WORK/$name.times"
     done
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-cpu() { awk '{ print $1 + $2 }' "$WORK/$1.times" | median; }
+cpu() { awk '{ printf "%.3f\n", $1 + $2 }' "$WORK/$1.times" | median; }
 rss_mib() { awk '{ printf "%.1f\n", $3 / 1024 }' "$WORK/$1.times" | median; }
 
 # Socket writes: strace -yy annotates every fd with what it is ("7<TCP:[a:p->b:q]>"), so
@@ -156,5 +161,6 @@ row "CPU seconds (user+sys)" "$(cpu campush)" "$(cpu ffmpeg)"
 row "peak RSS (MiB)" "$(rss_mib campush)" "$(rss_mib ffmpeg)"
 row "socket writes per frame" "$WRITES_CAMPUSH" "$WRITES_FFMPEG"
 printf '%-28s %12s %12s\n' "heap allocations per frame" "${ALLOC_PER_FRAME:-?}" "n/a"
+echo "campush: ${ALLOC:-no alloc-stats line}"
 [ -z "$PUSHED" ] || [ "$PUSHED" = "$FRAMES" ] ||
     echo "warning: campush reported $PUSHED frames published, the clip has $FRAMES"

@@ -19,6 +19,7 @@ use crate::publisher::PublisherSettings;
 use crate::queue::Limits;
 use crate::rtmp::RtmpUrl;
 use crate::source::SourceSpec;
+use crate::status::ReportSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -46,6 +47,8 @@ pub struct RawConfig {
     pub network: RawNetwork,
     #[serde(default)]
     pub queue: RawQueue,
+    #[serde(default)]
+    pub status: RawStatus,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -89,6 +92,15 @@ pub struct RawQueue {
     pub max_mib: Option<f64>,
 }
 
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatus {
+    /// Seconds between summary lines in the log; 0 = none.
+    pub summary_interval_s: Option<f64>,
+    /// The JSON status file; "" = none. Keep it on a RAM file system, never the SD card.
+    pub file: Option<PathBuf>,
+}
+
 /// One checked destination.
 #[derive(Debug, Clone)]
 pub struct Output {
@@ -106,6 +118,7 @@ pub struct Config {
     pub publisher: PublisherSettings,
     pub queue: Limits,
     pub ingest: IngestSettings,
+    pub report: ReportSettings,
 }
 
 impl RawConfig {
@@ -212,6 +225,24 @@ impl RawConfig {
         if !(max_mib.is_finite() && (0.5..=1024.0).contains(&max_mib)) {
             return invalid(format!("queue.max_mib = {max_mib}: expected 0.5 to 1024"));
         }
+        let mut report = ReportSettings::default();
+        if let Some(s) = self.status.summary_interval_s {
+            if s == 0.0 {
+                report.summary_every = None;
+            } else if s.is_finite() && s > 0.0 && s <= 86_400.0 {
+                report.summary_every = Some(Duration::from_secs_f64(s));
+            } else {
+                return invalid(format!(
+                    "status.summary_interval_s = {s}: expected 0 (off) to 86400 seconds"
+                ));
+            }
+        }
+        match &self.status.file {
+            Some(p) if p.as_os_str().is_empty() => report.file = None,
+            Some(p) => report.file = Some(p.clone()),
+            None => {}
+        }
+
         // Enough frames for the time bound at 60 fps; the pool is sized from this.
         let max_frames = ((max_seconds * 60.0).ceil() as usize).max(16);
         Ok(Config {
@@ -230,6 +261,7 @@ impl RawConfig {
                 fps,
                 video_kbps: self.source.bitrate_kbps.map(f64::from),
             },
+            report,
         })
     }
 }
@@ -271,6 +303,16 @@ fn check_output(i: usize, o: &RawOutput) -> Result<Output, ConfigError> {
 }
 
 impl Config {
+    /// Whether `other` configures the same source, so a reload can keep it running.
+    pub fn same_source(&self, other: &Config) -> bool {
+        self.source == other.source
+            && self.fps == other.fps
+            && self.looping == other.looping
+            && self.pace == other.pace
+            && self.ingest.video_kbps == other.ingest.video_kbps
+            && self.queue.max_frames == other.queue.max_frames
+    }
+
     /// The effective configuration, for `check-config` and the start-up log. No secrets.
     pub fn describe(&self) -> String {
         let mut s = format!("source = {}\n", self.source);

@@ -24,9 +24,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::flv;
 use crate::h264::{H264Error, ParamSets, SpsInfo};
 use crate::pool::{FrameMeta, FrameMut, Pool};
-use crate::queue::FrameQueue;
+use crate::queue::Outputs;
 use crate::source::{Source, SourceError};
-use crate::status::{Counters, StatusBoard};
+use crate::status::{Counters, Status, StatusBoard};
 
 /// Pictures without SPS/PPS after which the input is declared unusable.
 pub const MAX_PICTURES_WITHOUT_PARAMETERS: u64 = 300;
@@ -74,7 +74,7 @@ pub struct Ingest {
     source: Box<dyn Source>,
     pool: Pool,
     spare: Option<FrameMut>,
-    outputs: Vec<Arc<FrameQueue>>,
+    outputs: Outputs,
     headers: SharedHeaders,
     params: ParamSets,
     scratch: Vec<u8>,
@@ -89,13 +89,14 @@ impl Ingest {
     pub fn new(
         source: Box<dyn Source>,
         pool: Pool,
-        outputs: Vec<Arc<FrameQueue>>,
+        outputs: Outputs,
         headers: SharedHeaders,
         settings: IngestSettings,
         status: StatusBoard,
     ) -> Self {
         let scratch = Vec::with_capacity(flv::access_unit_bound(source.frame_capacity_hint()));
         let spare = pool.acquire();
+        status.set_source(Status::WaitingForSource);
         Ingest {
             source,
             pool,
@@ -115,9 +116,7 @@ impl Ingest {
     /// Runs until the source ends, fails, or `stop` is set; closes every queue on the way out.
     pub fn run(mut self, stop: &AtomicBool) -> Result<(), IngestError> {
         let result = self.run_inner(stop);
-        for q in &self.outputs {
-            q.close();
-        }
+        self.outputs.close_all();
         result
     }
 
@@ -132,7 +131,10 @@ impl Ingest {
 
     /// Processes one access unit. `Ok(false)` at the end of the input.
     pub fn step(&mut self) -> Result<bool, IngestError> {
-        if self.outputs.iter().any(|q| q.take_keyframe_request()) {
+        let mut keyframe_wanted = false;
+        self.outputs
+            .for_each(|q| keyframe_wanted |= q.take_keyframe_request());
+        if keyframe_wanted {
             self.source.request_keyframe();
         }
         let (mut slot, pooled) = match self.pool.acquire() {
@@ -154,6 +156,9 @@ impl Ingest {
                 return Err(e.into());
             }
         };
+        if Counters::get(&self.status.counters.frames_in) == 0 {
+            self.status.set_source(Status::Streaming);
+        }
         Counters::add(&self.status.counters.frames_in, 1);
 
         let observed = self.params.observe(&slot.bytes());
@@ -207,9 +212,9 @@ impl Ingest {
             params_gen: self.params.generation(),
             len: 0,
         });
-        for q in &self.outputs {
+        self.outputs.for_each(|q| {
             q.push(frame.clone());
-        }
+        });
         Ok(true)
     }
 

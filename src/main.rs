@@ -16,10 +16,10 @@ use campush::config::{Config, ConfigError, RawConfig};
 use campush::ingest::{Ingest, IngestError, SharedHeaders};
 use campush::pool::Pool;
 use campush::publisher::{PublishError, Publisher};
-use campush::queue::{FrameQueue, Policy};
+use campush::queue::{FrameQueue, Outputs, Policy};
 use campush::source::{file::FileSource, stdin::StdinSource, Source, SourceError, SourceSpec};
 use campush::status::{Counters, ErrorKind, StatusBoard};
-use campush::{exit, logging};
+use campush::{exit, logging, status};
 
 #[global_allocator]
 static ALLOCATOR: campush::alloc::Counting = campush::alloc::Counting;
@@ -69,7 +69,7 @@ fn check_config(file: Option<std::path::PathBuf>) -> u8 {
 
 fn run(args: RunArgs) -> u8 {
     logging::init(args.verbose);
-    let config = match args.to_raw_config().and_then(|raw| raw.check()) {
+    let mut config = match load_config(&args) {
         Ok(c) => c,
         Err(e) => return config_error(&e),
     };
@@ -79,6 +79,53 @@ fn run(args: RunArgs) -> u8 {
     if args.tls_ca.is_some() {
         log::warn!("--tls-ca: RTMPS is not in this build yet");
     }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error!("cannot start the runtime: {e}");
+            return exit::SOFTWARE;
+        }
+    };
+    let status = StatusBoard::new();
+    // Signals are watched for the whole life of the process, across pipeline restarts.
+    let mut signals = match runtime.block_on(async { Signals::new() }) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            return exit::SOFTWARE;
+        }
+    };
+    let _reporter = runtime.spawn(status::run_reporter(status.clone(), config.report.clone()));
+    loop {
+        match run_pipeline(&runtime, &args, config, &status, &mut signals) {
+            Next::Exit(code) => return code,
+            Next::Restart(new) => {
+                log::info!("reloaded: the source changed, restarting it");
+                config = *new;
+            }
+        }
+    }
+}
+
+/// What the supervisor does after a pipeline ends.
+enum Next {
+    Exit(u8),
+    /// A reload changed the source: start over with this configuration.
+    Restart(Box<Config>),
+}
+
+/// One life of the source: open it, run the ingest thread, and supervise the destinations
+/// (reloading them on SIGHUP) until the input ends, a stop is requested, or the source changes.
+fn run_pipeline(
+    runtime: &tokio::runtime::Runtime,
+    args: &RunArgs,
+    config: Config,
+    status: &StatusBoard,
+    signals: &mut Signals,
+) -> Next {
     log::info!(
         "campush {} streaming {} to {} destination(s)",
         env!("CARGO_PKG_VERSION"),
@@ -94,32 +141,22 @@ fn run(args: RunArgs) -> u8 {
         Ok(s) => s,
         Err(e) => {
             log::error!("{e}");
-            return source_exit_code(&e);
+            return Next::Exit(source_exit_code(&e));
         }
     };
     let pool = Pool::new(
         config.queue.max_frames + 2 * config.outputs.len() + 4,
         source.frame_capacity_hint(),
     );
-    // An unpaced file or pipe is a batch job: wait for the network rather than drop frames.
-    let policy = match config.source {
-        SourceSpec::File(_) | SourceSpec::Stdin if !config.pace => Policy::Block,
-        _ => Policy::DropGops,
-    };
-    let queues: Vec<Arc<FrameQueue>> = config
-        .outputs
-        .iter()
-        .map(|_| Arc::new(FrameQueue::new(config.queue, policy)))
-        .collect();
+    let outputs = Outputs::default();
     let headers = SharedHeaders::default();
-    let status = StatusBoard::new();
     let stop = Arc::new(AtomicBool::new(false));
 
-    // Source thread: source -> h264 -> flv -> every queue.
+    // Source thread: source -> h264 -> flv -> every destination's queue.
     let ingest = Ingest::new(
         source,
         pool,
-        queues.clone(),
+        outputs.clone(),
         headers.clone(),
         config.ingest.clone(),
         status.clone(),
@@ -132,165 +169,198 @@ fn run(args: RunArgs) -> u8 {
             .expect("spawn the ingest thread")
     };
 
-    // Network side: one publisher per destination on a single-threaded runtime.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            log::error!("cannot start the runtime: {e}");
-            return exit::SOFTWARE;
-        }
-    };
-    let publish_result =
-        runtime.block_on(publish_all(&config, queues, headers, status.clone(), &stop));
+    // Network side: one publisher per destination, on this thread's runtime.
+    let supervised = runtime.block_on(supervise(args, config, &outputs, &headers, status, signals));
 
     // The source may be blocked in a read (stdin) or a pacing sleep: wait briefly, then leave.
     stop.store(true, Ordering::Relaxed);
+    outputs.close_all();
     let ingest_result = wait_for(ingest_thread, Duration::from_secs(1));
     let c = &status.counters;
     log::info!(
-        "frames in {}, sent {}, dropped {}, {} bytes sent, {} connection(s)",
+        "frames in {}, sent {}, dropped {}, {} bytes sent, {} reconnect(s)",
         Counters::get(&c.frames_in),
         Counters::get(&c.frames_sent),
         Counters::get(&c.frames_dropped),
         Counters::get(&c.bytes_sent),
-        Counters::get(&c.connects),
+        Counters::get(&c.reconnects),
     );
-    match (ingest_result, publish_result) {
+    match (ingest_result, supervised) {
+        (_, Supervised::Restart(config)) => Next::Restart(config),
         (Some(Err(e)), _) => {
             log::error!("{e}");
-            match e {
+            Next::Exit(match e {
                 IngestError::Source(e) => source_exit_code(&e),
                 IngestError::NoParameterSets(_) => exit::DATA,
-            }
+            })
         }
-        (_, Err(e)) => {
+        (_, Supervised::Failed(e)) => {
             log::error!("{e}");
-            publish_exit_code(&e)
+            Next::Exit(publish_exit_code(&e))
         }
-        _ => exit::OK,
+        (_, Supervised::Done) => Next::Exit(exit::OK),
     }
 }
 
-/// Runs every destination's publisher until all are done; stops them all on SIGTERM/SIGINT.
-async fn publish_all(
-    config: &Config,
-    queues: Vec<Arc<FrameQueue>>,
-    headers: SharedHeaders,
-    status: StatusBoard,
-    stop_flag: &Arc<AtomicBool>,
-) -> Result<(), PublishError> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let signals = tokio::spawn(watch_signals(stop_tx, Arc::clone(stop_flag)));
+enum Supervised {
+    /// Every destination finished (end of input) or stopped on a signal.
+    Done,
+    /// A destination gave up.
+    Failed(PublishError),
+    Restart(Box<Config>),
+}
+
+/// Runs one generation of publishers after another: a SIGHUP with a valid configuration that
+/// keeps the same source stops the current destinations cleanly and starts the new ones while
+/// the source keeps running. SIGTERM/SIGINT stop everything cleanly; a second one exits at once.
+async fn supervise(
+    args: &RunArgs,
+    mut config: Config,
+    outputs: &Outputs,
+    headers: &SharedHeaders,
+    status: &StatusBoard,
+    signals: &mut Signals,
+) -> Supervised {
     let alloc_stats = std::env::var_os("CAMPUSH_ALLOC_STATS")
-        .map(|_| tokio::spawn(campush_alloc_sampler(status.clone())));
+        .map(|_| tokio::spawn(campush_alloc_stats(status.clone())));
+    let mut stopping = false;
+    let result = 'generations: loop {
+        // An unpaced file or pipe is a batch job: wait for the network rather than drop frames.
+        let policy = match config.source {
+            SourceSpec::File(_) | SourceSpec::Stdin if !config.pace => Policy::Block,
+            _ => Policy::DropGops,
+        };
+        let queues: Vec<Arc<FrameQueue>> = config
+            .outputs
+            .iter()
+            .map(|_| Arc::new(FrameQueue::new(config.queue, policy)))
+            .collect();
+        outputs.replace(queues.clone());
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let destinations = status.set_destinations(config.outputs.len());
+        let mut tasks = tokio::task::JoinSet::new();
+        for ((output, queue), dest) in config.outputs.iter().zip(queues).zip(destinations) {
+            let mut publisher = Publisher::new(
+                output.url.clone(),
+                config.publisher.clone(),
+                Arc::clone(&queue),
+                headers.clone(),
+                dest,
+                stop_rx.clone(),
+            );
+            tasks.spawn(async move {
+                let result = publisher.run().await;
+                // A destination that gave up must never hold the source back.
+                queue.close();
+                result
+            });
+        }
 
-    let mut tasks = tokio::task::JoinSet::new();
-    for (output, queue) in config.outputs.iter().zip(queues) {
-        let mut publisher = Publisher::new(
-            output.url.clone(),
-            config.publisher.clone(),
-            Arc::clone(&queue),
-            headers.clone(),
-            status.clone(),
-            stop_rx.clone(),
-        );
-        tasks.spawn(async move {
-            let result = publisher.run().await;
-            // A destination that gave up must never hold the source back.
-            queue.close();
-            result
-        });
-    }
-    let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
+        let mut first_error = None;
+        let mut reload_to: Option<Config> = None;
+        let (mut stop_requested, mut reload_requested) = (false, false);
+        loop {
+            tokio::select! {
+                joined = tasks.join_next() => match joined {
+                    None => break,
+                    Some(Ok(Ok(_))) => {}
+                    Some(Ok(Err(e))) => { first_error.get_or_insert(e); }
+                    Some(Err(e)) => log::error!("publisher task failed: {e}"),
+                },
+                _ = signals.term.recv() => stop_requested = true,
+                _ = signals.int.recv() => stop_requested = true,
+                _ = signals.hup.recv(), if !stopping && reload_to.is_none() => reload_requested = true,
             }
-            Err(e) => log::error!("publisher task failed: {e}"),
-        }
-    }
-    signals.abort();
-    if let Some(sampler) = alloc_stats {
-        sampler.abort();
-        let _ = sampler.await;
-    }
-    first_error.map_or(Ok(()), Err)
-}
-
-/// First SIGTERM/SIGINT: stop cleanly (unpublish, close). A second one: exit at once.
-async fn watch_signals(stop_tx: tokio::sync::watch::Sender<bool>, stop_flag: Arc<AtomicBool>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        log::warn!("cannot install signal handlers");
-        return;
-    };
-    for n in 0.. {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        if n > 0 {
-            log::warn!("second signal: exiting now");
-            std::process::exit(exit::OK.into());
-        }
-        log::info!("stopping: unpublishing and closing");
-        stop_flag.store(true, Ordering::Relaxed);
-        let _ = stop_tx.send(true);
-    }
-}
-
-/// With `CAMPUSH_ALLOC_STATS` set: samples the allocation counter against frames sent and prints
-/// the steady-state figure at exit (after 30 frames of warm-up, until the last frame sent).
-async fn campush_alloc_sampler(status: StatusBoard) {
-    struct Sample {
-        frames: u64,
-        allocs: u64,
-    }
-    struct Stats {
-        start: Option<Sample>,
-        end: Option<Sample>,
-    }
-    impl Drop for Stats {
-        fn drop(&mut self) {
-            let total = campush::alloc::allocations();
-            match (&self.start, &self.end) {
-                (Some(s), Some(e)) if e.frames > s.frames => {
-                    let frames = e.frames - s.frames;
-                    let allocs = e.allocs - s.allocs;
-                    eprintln!(
-                        "alloc-stats: frames={frames} allocs_total={total} allocs_steady={allocs} per_frame={:.4}",
-                        allocs as f64 / frames as f64
-                    );
+            if std::mem::take(&mut stop_requested) {
+                if stopping {
+                    log::warn!("second signal: exiting now");
+                    std::process::exit(exit::OK.into());
                 }
-                _ => eprintln!(
-                    "alloc-stats: frames=0 allocs_total={total} allocs_steady=0 per_frame=0"
-                ),
+                stopping = true;
+                log::info!("stopping: unpublishing and closing");
+                let _ = stop_tx.send(true);
+            }
+            if std::mem::take(&mut reload_requested) {
+                match load_config(args) {
+                    Ok(new) => {
+                        log::info!("reloading the configuration: restarting the destinations");
+                        reload_to = Some(new);
+                        let _ = stop_tx.send(true);
+                    }
+                    Err(e) => {
+                        log::error!("reload refused, keeping the running configuration: {e}")
+                    }
+                }
             }
         }
-    }
-    let mut stats = Stats {
-        start: None,
-        end: None,
+        match reload_to {
+            Some(new) if !stopping && new.same_source(&config) => {
+                config = new;
+                continue 'generations;
+            }
+            Some(new) if !stopping => break Supervised::Restart(Box::new(new)),
+            _ => {}
+        }
+        break match first_error {
+            Some(e) => Supervised::Failed(e),
+            None => Supervised::Done,
+        };
     };
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    loop {
-        tick.tick().await;
-        let frames = Counters::get(&status.counters.frames_sent);
-        let allocs = campush::alloc::allocations();
-        if stats.start.is_none() && frames >= 30 {
-            stats.start = Some(Sample { frames, allocs });
-        } else if stats.start.is_some() && stats.end.as_ref().is_none_or(|e| frames > e.frames) {
-            stats.end = Some(Sample { frames, allocs });
+    if let Some(stats) = alloc_stats {
+        stats.abort();
+        let _ = stats.await;
+    }
+    result
+}
+
+/// The process's signal streams: SIGTERM/SIGINT ask for a stop, SIGHUP for a reload.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
+fn load_config(args: &RunArgs) -> Result<Config, ConfigError> {
+    args.to_raw_config().and_then(|raw| raw.check())
+}
+
+/// With `CAMPUSH_ALLOC_STATS` set, prints at exit how many heap allocations the steady state
+/// made per frame: the publishers record the allocation counter at their 30th frame (warm-up)
+/// and after every frame since, so the figure covers exactly the frames in between.
+async fn campush_alloc_stats(status: StatusBoard) {
+    struct Report(StatusBoard);
+    impl Drop for Report {
+        fn drop(&mut self) {
+            let c = &self.0.counters;
+            let total = campush::alloc::allocations();
+            let (f0, a0) = (
+                Counters::get(&c.warmup_frames),
+                Counters::get(&c.warmup_allocs),
+            );
+            let (f1, a1) = (
+                Counters::get(&c.last_frame),
+                Counters::get(&c.last_frame_allocs),
+            );
+            let (frames, allocs) = (f1.saturating_sub(f0), a1.saturating_sub(a0));
+            eprintln!(
+                "alloc-stats: frames={frames} allocs_total={total} allocs_steady={allocs} per_frame={:.4}",
+                if frames > 0 { allocs as f64 / frames as f64 } else { 0.0 }
+            );
         }
     }
+    let _report = Report(status);
+    std::future::pending::<()>().await;
 }
 
 fn open_source(config: &Config) -> Result<Box<dyn Source>, SourceError> {

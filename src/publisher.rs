@@ -31,7 +31,7 @@ use crate::pool::Frame;
 use crate::queue::FrameQueue;
 use crate::rtmp::{ClientSession, RtmpError, RtmpUrl, SessionConfig};
 use crate::source::monotonic_us;
-use crate::status::{Counters, ErrorKind, Status, StatusBoard};
+use crate::status::{Counters, DestinationStatus, ErrorKind, Status};
 use crate::transport::{self, TransportError};
 
 /// Deadlines and sizes of one destination.
@@ -47,6 +47,8 @@ pub struct PublisherSettings {
     pub max_attempts: Option<u32>,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// A connection that streamed this long resets the backoff schedule.
+    pub healthy_after: Duration,
 }
 
 impl Default for PublisherSettings {
@@ -60,6 +62,7 @@ impl Default for PublisherSettings {
             max_attempts: None,
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(10),
+            healthy_after: Duration::from_secs(30),
         }
     }
 }
@@ -106,11 +109,13 @@ pub struct Publisher {
     settings: PublisherSettings,
     queue: Arc<FrameQueue>,
     headers: SharedHeaders,
-    status: StatusBoard,
+    status: DestinationStatus,
     stop: watch::Receiver<bool>,
     out: Vec<u8>,
     inbuf: Box<[u8]>,
     published_once: bool,
+    /// How long the last connection streamed, once it has ended.
+    streamed_for: Option<Duration>,
 }
 
 /// Per-connection media state.
@@ -126,7 +131,7 @@ impl Publisher {
         settings: PublisherSettings,
         queue: Arc<FrameQueue>,
         headers: SharedHeaders,
-        status: StatusBoard,
+        status: DestinationStatus,
         stop: watch::Receiver<bool>,
     ) -> Self {
         Publisher {
@@ -139,61 +144,65 @@ impl Publisher {
             out: Vec::with_capacity(512 * 1024),
             inbuf: vec![0; 16 * 1024].into_boxed_slice(),
             published_once: false,
+            streamed_for: None,
         }
     }
 
     /// Runs connections until the input ends, a stop is requested, or `max_attempts`
-    /// consecutive attempts failed (then the last error is returned).
+    /// consecutive attempts failed (then the last error is returned). This is the reconnect loop:
+    /// everything a connection owns lives in `run_once`, so each attempt starts clean.
     pub async fn run(&mut self) -> Result<Outcome, PublishError> {
         let mut failures = 0u32;
         loop {
-            match self.run_once().await {
+            let started = tokio::time::Instant::now();
+            let result = self.run_once().await;
+            let e = match result {
                 Ok(outcome) => return Ok(outcome),
-                Err(e) => {
-                    let published = matches!(self.status.get(), Status::Streaming);
-                    failures = if published { 1 } else { failures + 1 };
-                    self.status.set(Status::Error(e.kind()));
-                    log::warn!("{}: {e}", self.url);
-                    if self
-                        .settings
-                        .max_attempts
-                        .is_some_and(|max| failures >= max)
-                    {
-                        return Err(e);
-                    }
-                    let delay = self.backoff(failures, e.kind());
-                    log::info!("{}: retrying in {:.1} s", self.url, delay.as_secs_f64());
-                    let mut stop = self.stop.clone();
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = stop.wait_for(|s| *s) => return Ok(Outcome::Stopped),
-                    }
+                Err(e) => e,
+            };
+            // A connection that streamed long enough was healthy: start the schedule over.
+            let healthy = self
+                .streamed_for
+                .is_some_and(|d| d >= self.settings.healthy_after);
+            failures = if healthy { 1 } else { failures + 1 };
+            self.status.set(Status::Error(e.kind()));
+            self.status
+                .board()
+                .set_last_error(&format_args!("{}: {e}", self.url));
+            log::warn!("{}: {e}", self.url);
+            if self
+                .settings
+                .max_attempts
+                .is_some_and(|max| failures >= max)
+            {
+                return Err(e);
+            }
+            let jitter = (monotonic_us() % 1000) as f64 / 1000.0;
+            let delay = backoff_delay(&self.settings, failures, e.kind(), jitter);
+            log::info!(
+                "{}: reconnecting in {:.1} s (attempt {} failed after {:.1} s)",
+                self.url,
+                delay.as_secs_f64(),
+                failures,
+                started.elapsed().as_secs_f64()
+            );
+            let mut stop = self.stop.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.wait_for(|s| *s) => {
+                    self.status.set(Status::Stopped);
+                    return Ok(Outcome::Stopped);
                 }
             }
+            Counters::add(&self.status.board().counters.reconnects, 1);
         }
-    }
-
-    /// Exponential backoff with full jitter; refusals wait the maximum (retrying a wrong key
-    /// quickly helps nobody and looks like abuse to the platform).
-    fn backoff(&self, failures: u32, kind: ErrorKind) -> Duration {
-        let max = self.settings.backoff_max;
-        if kind == ErrorKind::Refused {
-            return max;
-        }
-        let exp = self
-            .settings
-            .backoff_min
-            .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-            .min(max);
-        // Full jitter from the low bits of the monotonic clock: no RNG dependency needed.
-        let jitter = (monotonic_us() % 1000) as f64 / 1000.0;
-        exp.mul_f64(jitter).max(Duration::from_millis(50))
     }
 
     /// One connection, from TCP connect to unpublish.
     pub async fn run_once(&mut self) -> Result<Outcome, PublishError> {
         self.status.set(Status::Connecting);
-        Counters::add(&self.status.counters.connects, 1);
+        self.streamed_for = None;
+        Counters::add(&self.status.board().counters.connects, 1);
         let mut tcp =
             transport::connect(&self.url.host, self.url.port, self.settings.connect_timeout)
                 .await?;
@@ -214,9 +223,12 @@ impl Publisher {
             .map_err(|_| PublishError::Timeout("handshake and publish", secs))??;
         log::info!("{}: publishing", self.url);
         self.status.set(Status::Streaming);
+        let streaming_since = tokio::time::Instant::now();
         self.queue.resync(!self.published_once);
         self.published_once = true;
-        self.stream(&mut tcp, &mut session).await
+        let result = self.stream(&mut tcp, &mut session).await;
+        self.streamed_for = Some(streaming_since.elapsed());
+        result
     }
 
     async fn publish(
@@ -303,19 +315,30 @@ impl Publisher {
             st.sent_gen = h.generation.max(meta.params_gen);
         }
         session.write_video(&mut self.out, ts, &frame.bytes());
-        let counters = &self.status.counters;
-        Counters::add(&counters.frames_sent, 1);
+        self.status.board().counters.frame_sent();
     }
 
+    /// Writes `out` in full. The deadline is on progress, not on the whole buffer: a large
+    /// keyframe on a slow link may take long, but a write that moves no byte for `write_timeout`
+    /// means the server stopped reading (or the path is dead) and ends the connection.
     async fn write_out(
         &mut self,
         wr: &mut tokio::net::tcp::WriteHalf<'_>,
     ) -> Result<(), PublishError> {
-        let secs = self.settings.write_timeout.as_secs();
-        tokio::time::timeout(self.settings.write_timeout, wr.write_all(&self.out))
-            .await
-            .map_err(|_| PublishError::Timeout("writing to the server", secs))??;
-        Counters::add(&self.status.counters.bytes_sent, self.out.len() as u64);
+        let deadline = self.settings.write_timeout;
+        let mut written = 0;
+        while written < self.out.len() {
+            let n = tokio::time::timeout(deadline, wr.write(&self.out[written..]))
+                .await
+                .map_err(|_| {
+                    PublishError::Timeout("a write made no progress", deadline.as_secs())
+                })??;
+            if n == 0 {
+                return Err(PublishError::Closed("while streaming"));
+            }
+            written += n;
+        }
+        Counters::add(&self.status.board().counters.bytes_sent, written as u64);
         Ok(())
     }
 
@@ -346,4 +369,27 @@ impl Publisher {
         }
         self.status.set(Status::Stopped);
     }
+}
+
+/// The wait before reconnect attempt `failures` (1-based): exponential from `backoff_min`,
+/// capped at `backoff_max`, with full jitter (`jitter` in [0, 1)), so a fleet of cameras that
+/// lost the same server does not come back in lockstep. A refusal always waits the maximum:
+/// retrying a wrong key quickly helps nobody and looks like abuse to the platform.
+pub fn backoff_delay(
+    settings: &PublisherSettings,
+    failures: u32,
+    kind: ErrorKind,
+    jitter: f64,
+) -> Duration {
+    let max = settings.backoff_max;
+    if kind == ErrorKind::Refused {
+        return max;
+    }
+    let ceiling = settings
+        .backoff_min
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+        .min(max);
+    ceiling
+        .mul_f64(jitter.clamp(0.0, 1.0))
+        .max(Duration::from_millis(50))
 }

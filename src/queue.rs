@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -277,6 +277,41 @@ impl FrameQueue {
             (Some(a), Some(b)) => b.meta().timestamp_us - a.meta().timestamp_us,
             _ => 0,
         }
+    }
+}
+
+/// The current set of destination queues, shared by the ingest thread (which pushes every frame
+/// to each) and the supervisor (which swaps the set when the configuration is reloaded).
+/// Reading it per frame takes an uncontended read lock and allocates nothing.
+#[derive(Clone, Default)]
+pub struct Outputs(Arc<RwLock<Vec<Arc<FrameQueue>>>>);
+
+impl Outputs {
+    pub fn new(queues: Vec<Arc<FrameQueue>>) -> Self {
+        Outputs(Arc::new(RwLock::new(queues)))
+    }
+
+    /// Installs a new set; the old queues are closed, so their publishers drain and finish.
+    pub fn replace(&self, queues: Vec<Arc<FrameQueue>>) {
+        let old = std::mem::replace(
+            &mut *self.0.write().unwrap_or_else(|e| e.into_inner()),
+            queues,
+        );
+        for q in old {
+            q.close();
+        }
+    }
+
+    /// Runs `f` on every current queue.
+    pub fn for_each(&self, mut f: impl FnMut(&FrameQueue)) {
+        for q in self.0.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            f(q);
+        }
+    }
+
+    /// Closes every current queue: the end of the stream.
+    pub fn close_all(&self) {
+        self.for_each(|q| q.close());
     }
 }
 

@@ -1,14 +1,21 @@
-//! The one observable status value, and the counters behind the periodic summary.
+//! The one observable status value, the counters behind it, and its two plain observers: the
+//! periodic summary line in the log and the JSON status file.
 //!
 //! Owns: [`Status`] (what campush is doing right now) and [`Counters`] (what it has done). The
-//! stages *report* into a [`StatusBoard`]; the LED, systemd notifications, the log and the status
-//! file only *observe* it. Nobody drives an LED or writes a status file from inside a stage.
+//! stages *report* into a [`StatusBoard`] — the source its own state, each destination its own —
+//! and the board folds them into one value: the source's trouble first (no camera means nothing
+//! streams), then the least healthy destination (solid "streaming" only when every destination
+//! streams). The LED, systemd notifications, the log and the status file only *observe* that
+//! value; nobody drives an LED or writes a status file from inside a stage.
 //!
-//! The board is a `tokio::sync::watch` channel for the value (observers wake on change) plus
-//! relaxed atomics for the counters (the hot path bumps them without locks or allocation).
+//! The value travels on a `tokio::sync::watch` channel (observers wake on change); the counters
+//! are relaxed atomics, so the per-frame path bumps them without locks or allocation. The status
+//! file is written to a temporary name and renamed, so readers never see half a file.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -35,6 +42,37 @@ pub enum Status {
     Error(ErrorKind),
 }
 
+impl Status {
+    /// How far from "streaming" this is; the board shows the least healthy part.
+    fn severity(self) -> u8 {
+        match self {
+            Status::Streaming => 0,
+            Status::Stopped => 1,
+            Status::Starting => 2,
+            Status::Connecting => 3,
+            Status::Error(ErrorKind::Network) => 4,
+            Status::WaitingForSource | Status::Error(ErrorKind::Source) => 5,
+            Status::Error(ErrorKind::Refused) => 6,
+            Status::Error(ErrorKind::Config) => 7,
+        }
+    }
+
+    /// Short machine-readable name, used in the status file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Starting => "starting",
+            Status::WaitingForSource => "waiting_for_source",
+            Status::Connecting => "connecting",
+            Status::Streaming => "streaming",
+            Status::Stopped => "stopped",
+            Status::Error(ErrorKind::Config) => "error_config",
+            Status::Error(ErrorKind::Refused) => "error_refused",
+            Status::Error(ErrorKind::Network) => "error_network",
+            Status::Error(ErrorKind::Source) => "error_source",
+        }
+    }
+}
+
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -43,7 +81,10 @@ impl std::fmt::Display for Status {
             Status::Connecting => f.write_str("connecting"),
             Status::Streaming => f.write_str("streaming"),
             Status::Stopped => f.write_str("stopped"),
-            Status::Error(kind) => write!(f, "error ({kind:?})"),
+            Status::Error(ErrorKind::Config) => f.write_str("configuration error"),
+            Status::Error(ErrorKind::Refused) => f.write_str("refused by the server"),
+            Status::Error(ErrorKind::Network) => f.write_str("network error"),
+            Status::Error(ErrorKind::Source) => f.write_str("source error"),
         }
     }
 }
@@ -56,7 +97,28 @@ pub struct Counters {
     pub frames_dropped: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub connects: AtomicU64,
+    pub reconnects: AtomicU64,
     pub skipped_units: AtomicU64,
+    /// Allocation accounting for `CAMPUSH_ALLOC_STATS` (see `alloc`): the process's allocation
+    /// count at the 30th frame sent and after the latest frame sent.
+    pub warmup_frames: AtomicU64,
+    pub warmup_allocs: AtomicU64,
+    pub last_frame: AtomicU64,
+    pub last_frame_allocs: AtomicU64,
+}
+
+impl Counters {
+    /// Called by a publisher after each frame it sends; two relaxed stores, no allocation.
+    pub fn frame_sent(&self) {
+        let n = self.frames_sent.fetch_add(1, Ordering::Relaxed) + 1;
+        let allocs = crate::alloc::allocations();
+        if n == 30 {
+            self.warmup_frames.store(n, Ordering::Relaxed);
+            self.warmup_allocs.store(allocs, Ordering::Relaxed);
+        }
+        self.last_frame.store(n, Ordering::Relaxed);
+        self.last_frame_allocs.store(allocs, Ordering::Relaxed);
+    }
 }
 
 impl Counters {
@@ -69,11 +131,25 @@ impl Counters {
     }
 }
 
+struct Parts {
+    source: Status,
+    destinations: Vec<Status>,
+    last_error: Option<String>,
+}
+
 /// Where stages report and observers look. Cheap to clone.
 #[derive(Clone)]
 pub struct StatusBoard {
     tx: Arc<watch::Sender<Status>>,
+    parts: Arc<Mutex<Parts>>,
     pub counters: Arc<Counters>,
+}
+
+/// A destination's handle on the board.
+#[derive(Clone)]
+pub struct DestinationStatus {
+    board: StatusBoard,
+    index: usize,
 }
 
 impl StatusBoard {
@@ -81,23 +157,86 @@ impl StatusBoard {
         let (tx, _rx) = watch::channel(Status::Starting);
         StatusBoard {
             tx: Arc::new(tx),
+            parts: Arc::new(Mutex::new(Parts {
+                source: Status::Streaming,
+                destinations: Vec::new(),
+                last_error: None,
+            })),
             counters: Arc::new(Counters::default()),
         }
     }
 
-    /// Reports a new status; observers are woken only if it changed.
+    fn parts(&self) -> MutexGuard<'_, Parts> {
+        self.parts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers `n` destinations (replacing the previous set, as a reload does).
+    pub fn set_destinations(&self, n: usize) -> Vec<DestinationStatus> {
+        self.parts().destinations = vec![Status::Starting; n];
+        self.publish();
+        (0..n)
+            .map(|index| DestinationStatus {
+                board: self.clone(),
+                index,
+            })
+            .collect()
+    }
+
+    /// The source's own state: `Streaming` while it delivers, `WaitingForSource` or
+    /// `Error(Source)` when it does not.
+    pub fn set_source(&self, status: Status) {
+        self.parts().source = status;
+        self.publish();
+    }
+
+    /// Reports a state for the whole process (a configuration error at start-up, the final stop).
     pub fn set(&self, status: Status) {
+        {
+            let mut p = self.parts();
+            p.source = status;
+            for d in &mut p.destinations {
+                *d = status;
+            }
+        }
+        self.publish();
+    }
+
+    /// Records the most recent error, already stripped of secrets by its `Display`.
+    pub fn set_last_error(&self, error: &dyn std::fmt::Display) {
+        self.parts().last_error = Some(error.to_string());
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.parts().last_error.clone()
+    }
+
+    fn publish(&self) {
+        let overall = {
+            let p = self.parts();
+            let worst = p
+                .destinations
+                .iter()
+                .copied()
+                .max_by_key(|s| s.severity())
+                .unwrap_or(Status::Starting);
+            if p.source != Status::Streaming {
+                p.source
+            } else {
+                worst
+            }
+        };
         self.tx.send_if_modified(|s| {
-            if *s == status {
+            if *s == overall {
                 false
             } else {
-                log::debug!("status: {status}");
-                *s = status;
+                log::debug!("status: {overall}");
+                *s = overall;
                 true
             }
         });
     }
 
+    /// The one value.
     pub fn get(&self) -> Status {
         *self.tx.borrow()
     }
@@ -105,11 +244,162 @@ impl StatusBoard {
     pub fn subscribe(&self) -> watch::Receiver<Status> {
         self.tx.subscribe()
     }
+
+    /// A one-line summary for the log.
+    pub fn summary(&self, kbps: f64) -> String {
+        let c = &self.counters;
+        let mut s = format!(
+            "{}: frames in {} sent {} dropped {}, {:.0} kbit/s, {} reconnect(s)",
+            self.get(),
+            Counters::get(&c.frames_in),
+            Counters::get(&c.frames_sent),
+            Counters::get(&c.frames_dropped),
+            kbps,
+            Counters::get(&c.reconnects),
+        );
+        if let Some(e) = self.last_error() {
+            s += &format!("; last error: {e}");
+        }
+        s
+    }
+
+    /// The status file's contents.
+    pub fn to_json(&self, kbps: f64, uptime: Duration) -> String {
+        let c = &self.counters;
+        let last_error = match self.last_error() {
+            Some(e) => json_string(&e),
+            None => "null".into(),
+        };
+        format!(
+            "{{\"status\":\"{}\",\"uptime_s\":{},\"frames_in\":{},\"frames_sent\":{},\"frames_dropped\":{},\"bytes_sent\":{},\"bitrate_kbps\":{:.1},\"connects\":{},\"reconnects\":{},\"last_error\":{}}}\n",
+            self.get().name(),
+            uptime.as_secs(),
+            Counters::get(&c.frames_in),
+            Counters::get(&c.frames_sent),
+            Counters::get(&c.frames_dropped),
+            Counters::get(&c.bytes_sent),
+            kbps,
+            Counters::get(&c.connects),
+            Counters::get(&c.reconnects),
+            last_error,
+        )
+    }
 }
 
 impl Default for StatusBoard {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl DestinationStatus {
+    pub fn set(&self, status: Status) {
+        if let Some(d) = self.board.parts().destinations.get_mut(self.index) {
+            *d = status;
+        }
+        self.board.publish();
+    }
+
+    pub fn get(&self) -> Status {
+        self.board
+            .parts()
+            .destinations
+            .get(self.index)
+            .copied()
+            .unwrap_or(Status::Stopped)
+    }
+
+    pub fn board(&self) -> &StatusBoard {
+        &self.board
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Writes `contents` to `path` atomically: a temporary file in the same directory, then rename.
+pub fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Where and how often the observers report.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    /// A summary line in the log this often (`None`: never).
+    pub summary_every: Option<Duration>,
+    /// The JSON status file, rewritten every `file_every` (`None`: no file).
+    pub file: Option<PathBuf>,
+    pub file_every: Duration,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        ReportSettings {
+            summary_every: Some(Duration::from_secs(60)),
+            file: Some(PathBuf::from("/run/campush/status.json")),
+            file_every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Logs the summary line and keeps the status file current until the task is dropped. A status
+/// file that cannot be written is reported once and then left alone: it is a convenience, never a
+/// reason to stop streaming.
+pub async fn run_reporter(board: StatusBoard, settings: ReportSettings) {
+    let start = Instant::now();
+    let tick = settings
+        .summary_every
+        .map_or(settings.file_every, |s| s.min(settings.file_every));
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rx = board.subscribe();
+    let mut last_summary = Instant::now();
+    let mut last_bytes = (Instant::now(), 0u64);
+    let mut kbps = 0.0;
+    let mut file = settings.file.clone();
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            changed = rx.changed() => if changed.is_err() { return },
+        }
+        let now = Instant::now();
+        let bytes = Counters::get(&board.counters.bytes_sent);
+        let dt = now.duration_since(last_bytes.0).as_secs_f64();
+        if dt >= 1.0 {
+            kbps = (bytes - last_bytes.1) as f64 * 8.0 / 1000.0 / dt;
+            last_bytes = (now, bytes);
+        }
+        if let Some(every) = settings.summary_every {
+            if now.duration_since(last_summary) >= every {
+                last_summary = now;
+                log::info!("{}", board.summary(kbps));
+            }
+        }
+        if let Some(path) = &file {
+            if let Err(e) = write_atomically(path, &board.to_json(kbps, start.elapsed())) {
+                log::warn!(
+                    "status file {}: {e}; not writing it any more",
+                    path.display()
+                );
+                file = None;
+            }
+        }
     }
 }
 
@@ -120,14 +410,90 @@ mod tests {
     #[test]
     fn observers_see_changes_but_not_repeats() {
         let board = StatusBoard::new();
+        let dests = board.set_destinations(1);
         let mut rx = board.subscribe();
         assert_eq!(*rx.borrow_and_update(), Status::Starting);
-        board.set(Status::Connecting);
+        dests[0].set(Status::Connecting);
         assert!(rx.has_changed().unwrap());
         assert_eq!(*rx.borrow_and_update(), Status::Connecting);
-        board.set(Status::Connecting);
+        dests[0].set(Status::Connecting);
         assert!(!rx.has_changed().unwrap());
-        board.set(Status::Error(ErrorKind::Refused));
+        dests[0].set(Status::Error(ErrorKind::Refused));
         assert_eq!(board.get(), Status::Error(ErrorKind::Refused));
+    }
+
+    #[test]
+    fn the_board_shows_streaming_only_when_every_destination_streams() {
+        let board = StatusBoard::new();
+        let d = board.set_destinations(2);
+        d[0].set(Status::Streaming);
+        assert_eq!(board.get(), Status::Starting);
+        d[1].set(Status::Connecting);
+        assert_eq!(board.get(), Status::Connecting);
+        d[1].set(Status::Streaming);
+        assert_eq!(board.get(), Status::Streaming);
+        d[0].set(Status::Error(ErrorKind::Network));
+        assert_eq!(board.get(), Status::Error(ErrorKind::Network));
+    }
+
+    #[test]
+    fn a_missing_source_outranks_the_destinations() {
+        let board = StatusBoard::new();
+        let d = board.set_destinations(1);
+        d[0].set(Status::Streaming);
+        board.set_source(Status::WaitingForSource);
+        assert_eq!(board.get(), Status::WaitingForSource);
+        board.set_source(Status::Streaming);
+        assert_eq!(board.get(), Status::Streaming);
+    }
+
+    #[test]
+    fn the_status_file_is_json_with_the_counters_and_escaped_error() {
+        let board = StatusBoard::new();
+        board.set_destinations(1)[0].set(Status::Streaming);
+        Counters::add(&board.counters.frames_sent, 42);
+        board.set_last_error(&"server said \"no\"\n");
+        let json = board.to_json(1234.5, Duration::from_secs(7));
+        assert!(json.contains("\"status\":\"streaming\""), "{json}");
+        assert!(json.contains("\"frames_sent\":42"));
+        assert!(json.contains("\"bitrate_kbps\":1234.5"));
+        assert!(
+            json.contains(r#""last_error":"server said \"no\"\u000a""#),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn the_status_file_is_replaced_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status.json");
+        write_atomically(&path, "one").unwrap();
+        write_atomically(&path, "two").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_reporter_writes_the_status_file_on_change_and_on_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status.json");
+        let board = StatusBoard::new();
+        let d = board.set_destinations(1);
+        let task = tokio::spawn(run_reporter(
+            board.clone(),
+            ReportSettings {
+                summary_every: None,
+                file: Some(path.clone()),
+                file_every: Duration::from_secs(5),
+            },
+        ));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(std::fs::read_to_string(&path).unwrap().contains("starting"));
+        d[0].set(Status::Streaming);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("\"streaming\""));
+        task.abort();
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use campush::ingest::{Ingest, IngestSettings, SharedHeaders};
 use campush::pool::Pool;
 use campush::publisher::{Outcome, Publisher, PublisherSettings};
-use campush::queue::{FrameQueue, Limits, Policy};
+use campush::queue::{FrameQueue, Limits, Outputs, Policy};
 use campush::rtmp::RtmpUrl;
 use campush::source::file::FileSource;
 use campush::status::{Counters, StatusBoard};
@@ -88,7 +88,7 @@ fn steady_state_streaming_allocates_nothing_per_frame() {
         let mut ingest = Ingest::new(
             Box::new(source),
             pool.clone(),
-            vec![Arc::clone(&queue)],
+            Outputs::new(vec![Arc::clone(&queue)]),
             headers.clone(),
             IngestSettings::default(),
             status.clone(),
@@ -113,7 +113,7 @@ fn steady_state_streaming_allocates_nothing_per_frame() {
             },
             Arc::clone(&queue),
             headers,
-            status.clone(),
+            status.set_destinations(1).remove(0),
             stop_rx,
         );
         std::thread::spawn(move || {
