@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::flv;
 use crate::h264::{H264Error, ParamSets, SpsInfo};
 use crate::pool::{FrameMeta, FrameMut, Pool};
-use crate::queue::Outputs;
+use crate::queue::{Outputs, Pushed};
 use crate::source::{Source, SourceError};
 use crate::status::{Counters, Status, StatusBoard};
 
@@ -212,9 +212,14 @@ impl Ingest {
             params_gen: self.params.generation(),
             len: 0,
         });
-        self.outputs.for_each(|q| {
-            q.push(frame.clone());
+        let mut dropped = 0;
+        self.outputs.for_each(|q| match q.push(frame.clone()) {
+            Pushed::Queued { dropped: n } => dropped += n as u64,
+            Pushed::Refused => dropped += 1,
         });
+        if dropped > 0 {
+            Counters::add(&self.status.counters.frames_dropped, dropped);
+        }
         Ok(true)
     }
 

@@ -77,8 +77,8 @@ pub enum PublishError {
     Io(#[from] std::io::Error),
     #[error("the server closed the connection {0}")]
     Closed(&'static str),
-    #[error("{0} timed out after {1} s")]
-    Timeout(&'static str, u64),
+    #[error("{0} timed out after {1:?}")]
+    Timeout(&'static str, Duration),
 }
 
 impl PublishError {
@@ -180,7 +180,7 @@ impl Publisher {
             let jitter = (monotonic_us() % 1000) as f64 / 1000.0;
             let delay = backoff_delay(&self.settings, failures, e.kind(), jitter);
             log::info!(
-                "{}: reconnecting in {:.1} s (attempt {} failed after {:.1} s)",
+                "{}: reconnecting in {:.3} s (attempt {} failed after {:.3} s)",
                 self.url,
                 delay.as_secs_f64(),
                 failures,
@@ -217,14 +217,14 @@ impl Publisher {
         });
 
         let deadline = self.settings.publish_timeout;
-        let secs = deadline.as_secs();
         tokio::time::timeout(deadline, self.publish(&mut tcp, &mut session))
             .await
-            .map_err(|_| PublishError::Timeout("handshake and publish", secs))??;
+            .map_err(|_| PublishError::Timeout("handshake and publish", deadline))??;
         log::info!("{}: publishing", self.url);
         self.status.set(Status::Streaming);
         let streaming_since = tokio::time::Instant::now();
-        self.queue.resync(!self.published_once);
+        let dropped = self.queue.resync(!self.published_once);
+        Counters::add(&self.status.board().counters.frames_dropped, dropped as u64);
         self.published_once = true;
         let result = self.stream(&mut tcp, &mut session).await;
         self.streamed_for = Some(streaming_since.elapsed());
@@ -330,9 +330,7 @@ impl Publisher {
         while written < self.out.len() {
             let n = tokio::time::timeout(deadline, wr.write(&self.out[written..]))
                 .await
-                .map_err(|_| {
-                    PublishError::Timeout("a write made no progress", deadline.as_secs())
-                })??;
+                .map_err(|_| PublishError::Timeout("a write that made no progress", deadline))??;
             if n == 0 {
                 return Err(PublishError::Closed("while streaming"));
             }
@@ -389,7 +387,125 @@ pub fn backoff_delay(
         .backoff_min
         .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
         .min(max);
+    // Never zero: a quarter of the minimum is the floor.
     ceiling
         .mul_f64(jitter.clamp(0.0, 1.0))
-        .max(Duration::from_millis(50))
+        .max(settings.backoff_min / 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(min_ms: u64, max_ms: u64) -> PublisherSettings {
+        PublisherSettings {
+            backoff_min: Duration::from_millis(min_ms),
+            backoff_max: Duration::from_millis(max_ms),
+            ..PublisherSettings::default()
+        }
+    }
+
+    #[test]
+    fn the_backoff_ceiling_doubles_from_the_minimum_up_to_the_maximum() {
+        let s = settings(500, 10_000);
+        let ceilings: Vec<u64> = (1..=7)
+            .map(|n| backoff_delay(&s, n, ErrorKind::Network, 1.0).as_millis() as u64)
+            .collect();
+        assert_eq!(ceilings, [500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
+        assert_eq!(
+            backoff_delay(&s, 1000, ErrorKind::Network, 1.0),
+            Duration::from_secs(10)
+        );
+    }
+
+    #[test]
+    fn full_jitter_spreads_the_wait_below_the_ceiling_with_a_floor() {
+        let s = settings(500, 10_000);
+        assert_eq!(
+            backoff_delay(&s, 4, ErrorKind::Network, 0.5),
+            Duration::from_millis(2000)
+        );
+        assert_eq!(
+            backoff_delay(&s, 4, ErrorKind::Network, 0.0),
+            Duration::from_millis(125)
+        );
+    }
+
+    #[test]
+    fn a_refusal_waits_the_maximum_whatever_the_attempt() {
+        let s = settings(500, 10_000);
+        for n in [1, 2, 9] {
+            assert_eq!(
+                backoff_delay(&s, n, ErrorKind::Refused, 0.0),
+                Duration::from_secs(10)
+            );
+        }
+    }
+
+    fn publisher(
+        port: u16,
+        settings: PublisherSettings,
+    ) -> (Publisher, crate::status::StatusBoard) {
+        let board = crate::status::StatusBoard::new();
+        let dest = board.set_destinations(1).remove(0);
+        let (_tx, rx) = watch::channel(false);
+        let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/key")).unwrap();
+        let queue = Arc::new(FrameQueue::new(
+            crate::queue::Limits::default(),
+            crate::queue::Policy::DropGops,
+        ));
+        let p = Publisher::new(url, settings, queue, SharedHeaders::default(), dest, rx);
+        std::mem::forget(_tx);
+        (p, board)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconnect_attempts_follow_the_backoff_schedule_and_give_up_when_told() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let s = PublisherSettings {
+            max_attempts: Some(6),
+            ..settings(500, 4000)
+        };
+        let (mut p, board) = publisher(port, s);
+        let start = tokio::time::Instant::now();
+        let err = p.run().await.unwrap_err();
+        let waited = start.elapsed();
+        assert!(matches!(err, PublishError::Transport(_)), "{err}");
+        // Five waits between six attempts, each at most its ceiling: 0.5+1+2+4+4 s.
+        assert!(waited <= Duration::from_millis(11_500), "{waited:?}");
+        assert!(waited >= Duration::from_millis(5 * 125), "{waited:?}");
+        assert_eq!(Counters::get(&board.counters.connects), 6);
+        assert_eq!(Counters::get(&board.counters.reconnects), 5);
+        assert_eq!(board.get(), Status::Error(ErrorKind::Network));
+        assert!(board.last_error().unwrap().contains("<redacted>"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_accepts_and_never_answers_hits_the_publish_deadline() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = listener.accept().await {
+                held.push(sock);
+            }
+        });
+        let s = PublisherSettings {
+            max_attempts: Some(1),
+            publish_timeout: Duration::from_secs(10),
+            ..settings(500, 4000)
+        };
+        let (mut p, _board) = publisher(port, s);
+        let start = tokio::time::Instant::now();
+        let err = p.run().await.unwrap_err();
+        assert!(
+            matches!(err, PublishError::Timeout("handshake and publish", d) if d == Duration::from_secs(10)),
+            "{err}"
+        );
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_secs(10) && waited < Duration::from_secs(11));
+        hold.abort();
+    }
 }

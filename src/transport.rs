@@ -3,7 +3,11 @@
 //! Owns: name resolution, connecting to each resolved address in turn (IPv6 and IPv4), and the
 //! socket options a long-lived push wants: `TCP_NODELAY` (each media message goes out in one
 //! write already; Nagle would only add latency) and TCP keepalive (a silently dead peer is found
-//! even when we have nothing to send). RTMPS plugs in here later.
+//! even when we have nothing to send), and `TCP_NOTSENT_LOWAT`: the kernel accepts only a little
+//! unsent data beyond what is in flight, so when the network is slower than the stream the
+//! backlog builds up in campush's bounded queue, where whole GOPs can be dropped, instead of as
+//! seconds of stale video in a multi-megabyte socket buffer. In-flight data is not limited, so
+//! long fat links keep their throughput. RTMPS plugs in here later.
 
 use std::io;
 use std::net::SocketAddr;
@@ -72,34 +76,43 @@ pub async fn connect(
     // Best effort: a socket without these still works.
     let _ = stream.set_nodelay(true);
     let _ = set_keepalive(&stream, 10, 5, 3);
+    let _ = set_int(
+        &stream,
+        libc::IPPROTO_TCP,
+        libc::TCP_NOTSENT_LOWAT,
+        NOTSENT_LOWAT,
+    );
     Ok(stream)
 }
 
+/// Unsent bytes the kernel may hold beyond those in flight: about a frame at 5 Mbit/s, a
+/// fraction of a second at low bitrates.
+pub const NOTSENT_LOWAT: i32 = 32 * 1024;
+
 /// Enables TCP keepalive: first probe after `idle` s, then every `interval` s, `count` probes.
 fn set_keepalive(stream: &TcpStream, idle: i32, interval: i32, count: i32) -> io::Result<()> {
-    let fd = stream.as_raw_fd();
-    let opts = [
-        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
-        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle),
-        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, interval),
-        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, count),
-    ];
-    for (level, name, value) in opts {
-        // SAFETY: fd is a valid socket owned by `stream`; value points to a live c_int.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                level,
-                name,
-                &value as *const i32 as *const libc::c_void,
-                std::mem::size_of::<i32>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+    set_int(stream, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    set_int(stream, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle)?;
+    set_int(stream, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, interval)?;
+    set_int(stream, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, count)
+}
+
+fn set_int(stream: &TcpStream, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: the fd is a valid socket owned by `stream`; value points to a live c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            level,
+            name,
+            &value as *const i32 as *const libc::c_void,
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
-    Ok(())
 }
 
 #[cfg(test)]

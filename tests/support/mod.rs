@@ -150,6 +150,7 @@ pub struct Nginx {
     child: Option<Child>,
     dir: tempfile::TempDir,
     port: u16,
+    record: bool,
 }
 
 impl Nginx {
@@ -187,6 +188,7 @@ impl Nginx {
                         child: Some(child),
                         dir,
                         port,
+                        record: opts.record,
                     }
                 }
                 Err(why) => {
@@ -282,6 +284,75 @@ impl Nginx {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// The server process (for SIGSTOP/SIGCONT).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("nginx is running").id()
+    }
+
+    /// Shuts the server down the way an operator would (SIGTERM: connections closed, recordings
+    /// finished) and waits for it to exit.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline
+            {
+                thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port, keeping its recordings and appending to its
+    /// log. Returns once the port accepts connections.
+    pub fn restart(&mut self) {
+        self.terminate();
+        let bin = nginx_bin().expect("nginx");
+        let (conf, log) = (
+            self.dir.path().join("nginx.conf"),
+            self.dir.path().join("error.log"),
+        );
+        let module = rtmp_module().expect("ngx_rtmp_module.so");
+        fs::write(
+            &conf,
+            nginx_conf(module, self.dir.path(), self.port, self.record),
+        )
+        .unwrap();
+        // The port was ours a moment ago; the kernel may need a moment to release it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut cmd = Command::new(bin);
+            cmd.arg("-p")
+                .arg(self.dir.path())
+                .arg("-c")
+                .arg(&conf)
+                .arg("-e")
+                .arg(&log);
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            kill_with_parent(&mut cmd);
+            let mut child = cmd.spawn().expect("spawn nginx");
+            match wait_listening(&mut child, self.port, Duration::from_secs(10)) {
+                Ok(()) => {
+                    self.child = Some(child);
+                    return;
+                }
+                Err(why) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "nginx did not restart: {why}"
+                    );
+                    thread::sleep(Duration::from_millis(100));
+                }
+            }
         }
     }
 }
