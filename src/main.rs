@@ -148,7 +148,9 @@ fn run_pipeline(
         config.queue.max_frames + 2 * config.outputs.len() + 4,
         source.frame_capacity_hint(),
     );
-    let outputs = Outputs::default();
+    // The first destinations' queues exist before the source starts, so no frame goes nowhere.
+    let first_queues = make_queues(&config);
+    let outputs = Outputs::new(first_queues.clone());
     let headers = SharedHeaders::default();
     let stop = Arc::new(AtomicBool::new(false));
 
@@ -170,7 +172,15 @@ fn run_pipeline(
     };
 
     // Network side: one publisher per destination, on this thread's runtime.
-    let supervised = runtime.block_on(supervise(args, config, &outputs, &headers, status, signals));
+    let supervised = runtime.block_on(supervise(
+        args,
+        config,
+        first_queues,
+        &outputs,
+        &headers,
+        status,
+        signals,
+    ));
 
     // The source may be blocked in a read (stdin) or a pacing sleep: wait briefly, then leave.
     stop.store(true, Ordering::Relaxed);
@@ -216,6 +226,7 @@ enum Supervised {
 async fn supervise(
     args: &RunArgs,
     mut config: Config,
+    first_queues: Vec<Arc<FrameQueue>>,
     outputs: &Outputs,
     headers: &SharedHeaders,
     status: &StatusBoard,
@@ -224,18 +235,16 @@ async fn supervise(
     let alloc_stats = std::env::var_os("CAMPUSH_ALLOC_STATS")
         .map(|_| tokio::spawn(campush_alloc_stats(status.clone())));
     let mut stopping = false;
+    let mut first_queues = Some(first_queues);
     let result = 'generations: loop {
-        // An unpaced file or pipe is a batch job: wait for the network rather than drop frames.
-        let policy = match config.source {
-            SourceSpec::File(_) | SourceSpec::Stdin if !config.pace => Policy::Block,
-            _ => Policy::DropGops,
+        let queues = match first_queues.take() {
+            Some(queues) => queues,
+            None => {
+                let queues = make_queues(&config);
+                outputs.replace(queues.clone());
+                queues
+            }
         };
-        let queues: Vec<Arc<FrameQueue>> = config
-            .outputs
-            .iter()
-            .map(|_| Arc::new(FrameQueue::new(config.queue, policy)))
-            .collect();
-        outputs.replace(queues.clone());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let destinations = status.set_destinations(config.outputs.len());
         let mut tasks = tokio::task::JoinSet::new();
@@ -329,6 +338,20 @@ impl Signals {
             hup: signal(SignalKind::hangup())?,
         })
     }
+}
+
+/// One queue per destination. An unpaced file or pipe is a batch job: its queues make the source
+/// wait for the network rather than drop frames.
+fn make_queues(config: &Config) -> Vec<Arc<FrameQueue>> {
+    let policy = match config.source {
+        SourceSpec::File(_) | SourceSpec::Stdin if !config.pace => Policy::Block,
+        _ => Policy::DropGops,
+    };
+    config
+        .outputs
+        .iter()
+        .map(|_| Arc::new(FrameQueue::new(config.queue, policy)))
+        .collect()
 }
 
 fn load_config(args: &RunArgs) -> Result<Config, ConfigError> {
