@@ -149,6 +149,18 @@ fn resting_fds(pid: i32) -> usize {
         .unwrap_or(0)
 }
 
+/// Open descriptors (between attempts) after the 5th and after the 50th reconnect attempt.
+fn fds_at_attempts_5_and_50(campush: &Campush) -> (usize, usize) {
+    wait_until("5 attempts", Duration::from_secs(30), || {
+        logged_delays(&campush.log()).len() >= 5
+    });
+    let early = resting_fds(campush.pid());
+    wait_until("50 attempts", Duration::from_secs(60), || {
+        logged_delays(&campush.log()).len() >= 50
+    });
+    (early, resting_fds(campush.pid()))
+}
+
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {
@@ -457,14 +469,7 @@ fn with_nobody_listening_attempts_follow_the_backoff_and_leak_no_descriptors() {
         &format!("rtmp://127.0.0.1:{port}/live/nobody"),
         "[network]\nbackoff_min_s = 0.02\nbackoff_max_s = 0.1\n",
     );
-    wait_until("5 attempts", Duration::from_secs(30), || {
-        logged_delays(&campush.log()).len() >= 5
-    });
-    let fds_early = resting_fds(campush.pid());
-    wait_until("50 attempts", Duration::from_secs(60), || {
-        logged_delays(&campush.log()).len() >= 50
-    });
-    let fds_late = resting_fds(campush.pid());
+    let (fds_early, fds_late) = fds_at_attempts_5_and_50(&campush);
     let delays = logged_delays(&campush.log());
     for (i, d) in delays.iter().enumerate() {
         let ceiling = (0.02 * 2f64.powi(i as i32)).min(0.1);
@@ -505,14 +510,7 @@ fn a_listener_that_never_answers_times_out_each_attempt_without_leaking() {
         &format!("rtmp://127.0.0.1:{port}/live/silent"),
         "[network]\nbackoff_min_s = 0.02\nbackoff_max_s = 0.05\npublish_timeout_s = 0.1\n",
     );
-    wait_until("5 attempts", Duration::from_secs(30), || {
-        logged_delays(&campush.log()).len() >= 5
-    });
-    let fds_early = resting_fds(campush.pid());
-    wait_until("50 attempts", Duration::from_secs(60), || {
-        logged_delays(&campush.log()).len() >= 50
-    });
-    let fds_late = resting_fds(campush.pid());
+    let (fds_early, fds_late) = fds_at_attempts_5_and_50(&campush);
     stop.store(true, Ordering::Relaxed);
     holder.join().unwrap();
     assert!(campush.log().contains("handshake and publish timed out"));

@@ -613,6 +613,18 @@ impl ClientSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The session refused with exactly this command, code and (redacted) description.
+    fn assert_refused(result: Result<(), RtmpError>, command: &str, code: &str, description: &str) {
+        match result {
+            Err(RtmpError::Refused {
+                command: c,
+                code: k,
+                description: d,
+            }) => assert_eq!((c, k.as_str(), d.as_str()), (command, code, description)),
+            other => panic!("expected a refusal of {command}, got {other:?}"),
+        }
+    }
     use crate::rtmp::handshake::HANDSHAKE_SIZE;
 
     const KEY: &str = "live_4242_SeCrEt?auth=xyz";
@@ -1135,21 +1147,12 @@ mod tests {
                 ]),
             ],
         );
-        match c.receive(&err_msg, &mut out) {
-            Err(RtmpError::Refused {
-                command,
-                code,
-                description,
-            }) => {
-                assert_eq!(command, "connect");
-                assert_eq!(code, "NetConnection.Connect.Rejected");
-                assert_eq!(
-                    description,
-                    "Connection failed: Application rejected connection."
-                );
-            }
-            other => panic!("unexpected {other:?}"),
-        }
+        assert_refused(
+            c.receive(&err_msg, &mut out),
+            "connect",
+            "NetConnection.Connect.Rejected",
+            "Connection failed: Application rejected connection.",
+        );
     }
 
     #[test]
@@ -1173,21 +1176,12 @@ mod tests {
                 ]),
             ],
         );
-        match c.receive(&r, &mut out) {
-            Err(RtmpError::Refused {
-                command,
-                code,
-                description,
-            }) => {
-                assert_eq!(command, "connect");
-                assert_eq!(code, "NetConnection.Connect.Rejected");
-                assert_eq!(
-                    description,
-                    "[ AccessManager.Reject ] : No such application"
-                );
-            }
-            other => panic!("unexpected {other:?}"),
-        }
+        assert_refused(
+            c.receive(&r, &mut out),
+            "connect",
+            "NetConnection.Connect.Rejected",
+            "[ AccessManager.Reject ] : No such application",
+        );
     }
 
     #[test]
