@@ -200,17 +200,23 @@ pub enum CopyPlan {
 }
 
 impl CopyPlan {
-    /// The plan for `camera` → `encoder` formats (same fourcc and size), if one exists.
+    /// The plan for `camera` → `encoder` formats, if one exists: same fourcc, and an encoder
+    /// frame at least as large (encoders align sizes up, e.g. to 16 lines; the padding is left
+    /// as it is).
     pub fn new(camera: &Format, encoder: &Format) -> Option<CopyPlan> {
         let (c, e) = (camera.planes.first()?, encoder.planes.first()?);
         if camera.fourcc != encoder.fourcc
-            || (camera.width, camera.height) != (encoder.width, encoder.height)
+            || camera.width > encoder.width
+            || camera.height > encoder.height
             || camera.planes.len() != 1
             || encoder.planes.len() != 1
         {
             return None;
         }
-        if c.bytesperline == e.bytesperline && c.sizeimage == e.sizeimage {
+        if c.bytesperline == e.bytesperline
+            && c.sizeimage == e.sizeimage
+            && camera.height == encoder.height
+        {
             return Some(CopyPlan::Flat {
                 len: c.sizeimage as usize,
             });
@@ -507,8 +513,11 @@ impl M2mPipeline {
         let enc_format = enc_dev
             .set_format(enc_out_ty, &raw_req)
             .map_err(|e| io_enc(&format!("S_FMT {raw}"), e))?;
+        // Encoders may align the frame up (vicodec and the Pi encoder pad to 16 lines): a
+        // larger frame is fine, the copy leaves the padding alone.
         if enc_format.fourcc != raw
-            || (enc_format.width, enc_format.height) != (camera_format.width, camera_format.height)
+            || enc_format.width < camera_format.width
+            || enc_format.height < camera_format.height
         {
             return Err(V4l2Error::Unsupported(format!(
                 "{encoder_label} cannot take {camera_format}: it set {enc_format}"
@@ -524,7 +533,8 @@ impl M2mPipeline {
         // 4. Buffers. The camera's first, so DMABUF can mirror its count.
         let mut cam = Queue::mmap(&cam_dev, cam_ty, CAMERA_BUFFERS, camera_format.planes.len())
             .map_err(|e| io_cam("REQBUFS", e))?;
-        let same_layout = camera_format.planes == enc_format.planes;
+        let same_layout = camera_format.planes == enc_format.planes
+            && (camera_format.width, camera_format.height) == (enc_format.width, enc_format.height);
         let mut transfer = None;
         let mut enc_out = None;
         if req.allow_dmabuf && same_layout {
@@ -915,6 +925,22 @@ mod tests {
         assert_eq!(&dst[16..20], &[9, 10, 11, 12], "UV plane at stride * rows");
         let mut short = vec![0u8; 10];
         plan.copy(&src, &mut short); // must not panic
+    }
+
+    #[test]
+    fn a_frame_into_a_taller_encoder_frame_is_copied_row_by_row() {
+        let cam = fmt(V4L2_PIX_FMT_YUV420, 640, 360, 640, 640 * 360 * 3 / 2);
+        let enc = fmt(V4L2_PIX_FMT_YUV420, 640, 368, 640, 640 * 368 * 3 / 2);
+        let Some(CopyPlan::Rows { from, to }) = CopyPlan::new(&cam, &enc) else {
+            panic!("expected a row copy")
+        };
+        assert_eq!((from[0].rows, to[0].rows), (360, 368));
+        assert_eq!(to[1].offset, 640 * 368);
+        assert_eq!(
+            CopyPlan::new(&enc, &cam),
+            None,
+            "never into a smaller frame"
+        );
     }
 
     #[test]
