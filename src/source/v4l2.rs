@@ -54,6 +54,8 @@ pub enum Target {
     },
 }
 
+// One of these exists per source, for the source's lifetime: size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Active {
     Capture(H264Capture),
     M2m(M2mPipeline),

@@ -843,14 +843,11 @@ fn dmabuf_setup(
     let fds = cam.export_all()?;
     let q = Queue::dmabuf(enc, ty, cam.count() as u32, format.planes.len())?;
     if q.count() < cam.count() {
-        return Err(io::Error::new(
-            io::ErrorKind::Other,
-            format!(
-                "the encoder took {} of {} DMABUF buffers",
-                q.count(),
-                cam.count()
-            ),
-        ));
+        return Err(io::Error::other(format!(
+            "the encoder took {} of {} DMABUF buffers",
+            q.count(),
+            cam.count()
+        )));
     }
     let raw_fds = fds
         .iter()

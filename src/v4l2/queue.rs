@@ -285,10 +285,11 @@ impl Queue {
             buf.field = V4L2_FIELD_NONE;
         }
         if self.ty.is_multiplanar() {
-            for i in 0..self.num_planes.min(fds.len()) {
-                self.planes[i].m.fd = fds[i];
-                self.planes[i].bytesused = bytesused.get(i).copied().unwrap_or(0);
-                self.planes[i].length = length.get(i).copied().unwrap_or(0);
+            let planes = self.planes.iter_mut().take(self.num_planes);
+            for (i, (plane, fd)) in planes.zip(fds).enumerate() {
+                plane.m.fd = *fd;
+                plane.bytesused = bytesused.get(i).copied().unwrap_or(0);
+                plane.length = length.get(i).copied().unwrap_or(0);
             }
         } else {
             buf.m.fd = fds.first().copied().unwrap_or(-1);
