@@ -5,7 +5,8 @@
 #   run.sh ARCH CAMPUSH TESTBED OUTDIR
 #
 # ARCH: x86_64 (scenario "full": probe, M2M through vicodec, capture from v4l2loopback with a
-# device loss) or aarch64 (scenario "capture": capture from v4l2loopback only).
+# device loss) or aarch64 (scenario "capture": capture from v4l2loopback only; NOT YET RUN: the
+# arm64 path needs gcc-aarch64-linux-gnu and a static aarch64 build, and has not been exercised).
 # CAMPUSH / TESTBED: static binaries for ARCH. OUTDIR: results (share/ is the guest's 9p share).
 #
 # Downloads (Debian packages) are cached in $CAMPUSH_GUEST_CACHE (default ~/.cache/campush-guest);
