@@ -20,6 +20,7 @@ use crate::queue::Limits;
 use crate::rtmp::RtmpUrl;
 use crate::source::SourceSpec;
 use crate::status::ReportSettings;
+use crate::v4l2::V4l2Settings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -60,8 +61,17 @@ pub struct RawSource {
     #[serde(rename = "loop")]
     pub looping: Option<bool>,
     pub pace: Option<bool>,
-    /// Announced in onMetaData (and, later, the encoder's target).
+    /// Announced in onMetaData, and the encoder's target bit rate (`v4l2-m2m`).
     pub bitrate_kbps: Option<u32>,
+    // V4L2 sources (see `v4l2::V4l2Settings`): capture size, raw format, encoder controls.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub pixel_format: Option<String>,
+    pub bitrate_mode: Option<String>,
+    pub gop: Option<u32>,
+    pub profile: Option<String>,
+    pub level: Option<String>,
+    pub repeat_sequence_header: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -119,6 +129,8 @@ pub struct Config {
     pub queue: Limits,
     pub ingest: IngestSettings,
     pub report: ReportSettings,
+    /// Device settings of `v4l2:` and `v4l2-m2m:` sources.
+    pub v4l2: V4l2Settings,
 }
 
 impl RawConfig {
@@ -245,6 +257,7 @@ impl RawConfig {
 
         // Enough frames for the time bound at 60 fps; the pool is sized from this.
         let max_frames = ((max_seconds * 60.0).ceil() as usize).max(16);
+        let v4l2 = check_v4l2(&self.source, &source)?;
         Ok(Config {
             source,
             fps,
@@ -262,8 +275,61 @@ impl RawConfig {
                 video_kbps: self.source.bitrate_kbps.map(f64::from),
             },
             report,
+            v4l2,
         })
     }
+}
+
+/// The V4L2 device keys of `[source]`: checked by `v4l2::V4l2Settings`, and rejected by name
+/// for sources that have no device.
+fn check_v4l2(s: &RawSource, spec: &SourceSpec) -> Result<V4l2Settings, ConfigError> {
+    let raw = crate::v4l2::RawV4l2 {
+        width: s.width,
+        height: s.height,
+        fps: s.fps,
+        pixel_format: s.pixel_format.as_deref(),
+        bitrate_kbps: s.bitrate_kbps,
+        bitrate_mode: s.bitrate_mode.as_deref(),
+        gop: s.gop,
+        profile: s.profile.as_deref(),
+        level: s.level.as_deref(),
+        repeat_sequence_header: s.repeat_sequence_header,
+    };
+    let device_keys = [
+        ("width", s.width.is_some()),
+        ("pixel_format", s.pixel_format.is_some()),
+        ("bitrate_mode", s.bitrate_mode.is_some()),
+        ("gop", s.gop.is_some()),
+        ("profile", s.profile.is_some()),
+        ("level", s.level.is_some()),
+        ("repeat_sequence_header", s.repeat_sequence_header.is_some()),
+    ];
+    let encoder_only = [
+        "pixel_format",
+        "bitrate_mode",
+        "gop",
+        "profile",
+        "level",
+        "repeat_sequence_header",
+    ];
+    for (key, set) in device_keys {
+        let applies = match spec {
+            SourceSpec::V4l2M2m { .. } => true,
+            SourceSpec::V4l2(_) => !encoder_only.contains(&key),
+            _ => false,
+        };
+        if set && !applies {
+            return Err(ConfigError::Invalid(format!(
+                "source.{key} does not apply to source {spec} (it is for {})",
+                if encoder_only.contains(&key) {
+                    "v4l2-m2m: sources"
+                } else {
+                    "v4l2: and v4l2-m2m: sources"
+                }
+            )));
+        }
+    }
+    V4l2Settings::check(&raw).map_err(ConfigError::Invalid)
 }
 
 fn check_output(i: usize, o: &RawOutput) -> Result<Output, ConfigError> {
@@ -320,6 +386,10 @@ impl Config {
             s += &format!("fps = {fps}\n");
         }
         s += &format!("loop = {}\npace = {}\n", self.looping, self.pace);
+        let device = self.v4l2.describe();
+        if !device.is_empty() {
+            s += &format!("device: {device}\n");
+        }
         for o in &self.outputs {
             s += &format!("output = {}\n", o.url);
         }
@@ -381,6 +451,28 @@ url = "rtmp://127.0.0.1/live/secretkey"
     }
 
     #[test]
+    fn a_v4l2_m2m_source_takes_its_device_settings() {
+        let c = parse(
+            "[source]\nspec=\"v4l2-m2m:/dev/video0\"\nwidth=1280\nheight=720\nfps=30\n\
+             bitrate_kbps=2500\ngop=60\nprofile=\"high\"\nlevel=\"4.1\"\n\
+             [[output]]\nurl=\"rtmp://h/a/k\"\n",
+        )
+        .unwrap();
+        assert_eq!((c.v4l2.width, c.v4l2.height), (Some(1280), Some(720)));
+        assert_eq!(c.v4l2.bitrate_bps, Some(2_500_000));
+        assert_eq!(
+            (c.v4l2.gop, c.v4l2.profile, c.v4l2.level),
+            (Some(60), Some(4), Some(12))
+        );
+        assert!(!c.v4l2.repeat_sequence_header);
+        assert!(
+            c.describe().contains("device: size = 1280x720"),
+            "{}",
+            c.describe()
+        );
+    }
+
+    #[test]
     fn windows_notepad_files_load() {
         let crlf = format!("\u{feff}{}", MINIMAL.replace('\n', "\r\n"));
         assert!(parse(&crlf).is_ok());
@@ -415,6 +507,9 @@ url = "rtmp://127.0.0.1/live/secretkey"
             ("[source]\nspec=\"stdin\"\n", "no destination"),
             ("[[output]]\nurl=\"rtmp://h/a/k\"", "no source"),
             ("[source]\nspec=\"stdin\"\nfps=\"thirty\"\n[[output]]\nurl=\"rtmp://h/a/k\"", "fps"),
+            ("[source]\nspec=\"stdin\"\ngop=30\n[[output]]\nurl=\"rtmp://h/a/k\"", "source.gop does not apply"),
+            ("[source]\nspec=\"v4l2:/dev/video0\"\nprofile=\"high\"\n[[output]]\nurl=\"rtmp://h/a/k\"", "v4l2-m2m: sources"),
+            ("[source]\nspec=\"v4l2-m2m:/dev/video0\"\nlevel=\"9\"\n[[output]]\nurl=\"rtmp://h/a/k\"", "source.level"),
         ] {
             let msg = parse(text).unwrap_err().to_string();
             assert!(msg.contains(needle), "{needle}: {msg}");

@@ -4,7 +4,7 @@
 //! The data path, one module per stage (see `main.rs` for the wiring):
 //!
 //! ```text
-//! source (file | stdin)        -> access units: Annex B bytes in a pool slot, timestamp, key flag
+//! source (file | stdin | v4l2) -> access units: Annex B bytes in a pool slot, timestamp, key flag
 //!   -> h264                    -> NAL units, SPS/PPS cache, AVCDecoderConfigurationRecord, SPS facts
 //!   -> flv                     -> FLV tag bodies written in place of the Annex B bytes
 //!   -> queue                   -> one bounded queue per destination, shared (refcounted) slots
@@ -32,3 +32,4 @@ pub mod rtmp;
 pub mod source;
 pub mod status;
 pub mod transport;
+pub mod v4l2;

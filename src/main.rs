@@ -17,6 +17,7 @@ use campush::ingest::{Ingest, IngestError, SharedHeaders};
 use campush::pool::Pool;
 use campush::publisher::{PublishError, Publisher};
 use campush::queue::{FrameQueue, Outputs, Policy};
+use campush::source::v4l2::{self, V4l2Source};
 use campush::source::{file::FileSource, stdin::StdinSource, Source, SourceError, SourceSpec};
 use campush::status::{Counters, ErrorKind, StatusBoard};
 use campush::{exit, logging, status};
@@ -43,8 +44,11 @@ fn main() -> ExitCode {
         }
         Command::CheckConfig(file) => check_config(file),
         Command::Probe => {
-            eprintln!("campush: probe: V4L2 support is not in this build yet");
-            exit::SOFTWARE
+            print!(
+                "{}",
+                campush::v4l2::probe::render(&campush::v4l2::probe::probe_all())
+            );
+            exit::OK
         }
         Command::Run(args) => run(args),
     })
@@ -137,7 +141,7 @@ fn run_pipeline(
     }
 
     // Source, and the buffers it fills: allocated here, once.
-    let source = match open_source(&config) {
+    let source = match open_source(&config, status) {
         Ok(s) => s,
         Err(e) => {
             log::error!("{e}");
@@ -386,7 +390,7 @@ async fn campush_alloc_stats(status: StatusBoard) {
     std::future::pending::<()>().await;
 }
 
-fn open_source(config: &Config) -> Result<Box<dyn Source>, SourceError> {
+fn open_source(config: &Config, status: &StatusBoard) -> Result<Box<dyn Source>, SourceError> {
     Ok(match &config.source {
         SourceSpec::File(path) => Box::new(FileSource::open(
             path,
@@ -395,7 +399,16 @@ fn open_source(config: &Config) -> Result<Box<dyn Source>, SourceError> {
             config.looping,
         )?),
         SourceSpec::Stdin => Box::new(StdinSource::new(config.fps, config.pace)),
-        other => return Err(SourceError::Unsupported(other.to_string())),
+        SourceSpec::V4l2(path) => Box::new(V4l2Source::new(
+            v4l2::capture_target(path),
+            config.v4l2.clone(),
+            status.clone(),
+        )?),
+        SourceSpec::V4l2M2m { capture, encoder } => Box::new(V4l2Source::new(
+            v4l2::m2m_target(capture, encoder.as_deref()),
+            config.v4l2.clone(),
+            status.clone(),
+        )?),
     })
 }
 
@@ -421,7 +434,7 @@ fn source_exit_code(e: &SourceError) -> u8 {
         SourceError::Open { .. } => exit::NO_INPUT,
         SourceError::Read { .. } => exit::IO,
         SourceError::AccessUnitTooLarge { .. } | SourceError::NotAnnexB { .. } => exit::DATA,
-        SourceError::Unsupported(_) => exit::CONFIG,
+        SourceError::Unsupported(_) | SourceError::Device(_) => exit::CONFIG,
     }
 }
 

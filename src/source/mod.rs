@@ -1,4 +1,4 @@
-//! Sources of H.264 access units: one interface for a file, stdin, and (later) V4L2 devices.
+//! Sources of H.264 access units: one interface for a file, stdin, and V4L2 devices.
 //!
 //! Owns: the [`Source`] trait, the [`SourceSpec`] syntax users type (`file:PATH`, `stdin`,
 //! `v4l2:DEVICE`, `v4l2-m2m:CAPTURE[,ENCODER]`), and the monotonic clock all capture timestamps
@@ -13,6 +13,7 @@
 pub mod bytestream;
 pub mod file;
 pub mod stdin;
+pub mod v4l2;
 
 use std::path::PathBuf;
 
@@ -46,6 +47,9 @@ pub enum SourceError {
     NotAnnexB { what: String },
     #[error("source {0:?} is not supported by this build")]
     Unsupported(String),
+    /// The device cannot do what the configuration asks; the message lists what it can.
+    #[error("{0}")]
+    Device(String),
 }
 
 /// A producer of H.264 access units.

@@ -1,0 +1,471 @@
+//! Helpers that run inside the test guest next to campush (see `tests/guest/`), one static
+//! binary with subcommands:
+//!
+//! - `record ADDR OUT MARKER`: an independent RTMP server (scuffle-rtmp, not campush's code)
+//!   on ADDR, writing every video message of the Nth connection as an FLV tag to OUT-N.flv
+//!   (flushed per tag) and creating MARKER.N when that publish starts. Connections are taken one
+//!   after the other: scuffle-rtmp closes a publisher that sends nothing for 2.5 s, which a
+//!   camera outage longer than that causes, and campush then reconnects;
+//! - `feed DEVICE CLIP FPS GO_FILE [HOLD_MS]`: a v4l2loopback writer: sets H.264 on the
+//!   device's OUTPUT side, writes the clip's SPS/PPS as a buffer of their own (as the legacy
+//!   Pi camera does) every 100 ms until GO_FILE exists, then every access unit of the clip
+//!   at FPS, then keeps the device open for HOLD_MS and closes it;
+//! - `m2m CAMERA ENCODER FRAMES GOP [UNPLUG_AFTER]` (size `M2M_SIZE=WxH@FPS`): drives the `v4l2-m2m` source's own code
+//!   path (campush's `V4l2Source`, same negotiation, controls, buffers, timestamps and reopen
+//!   logic) with FWHT instead of H.264 as the coded format, so vicodec can stand in for the Pi
+//!   encoder; prints one line per frame and a verdict; optionally unbinds the vivid platform
+//!   device after UNPLUG_AFTER frames and binds it again 1.5 s later;
+//! - `exit CODE`: leaves the guest through qemu's isa-debug-exit port (x86), else powers off.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use campush::source::bytestream::ByteStream;
+use campush::source::monotonic_us;
+use campush::source::v4l2::{Target, V4l2Source};
+use campush::status::{Status, StatusBoard};
+use campush::v4l2::device::{BufType, Device, Format};
+use campush::v4l2::{FourCc, V4l2Settings};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match args.first().map(String::as_str) {
+        Some("record") if args.len() == 4 => record(&args[1], &args[2], &args[3]),
+        Some("feed") if args.len() >= 5 => feed(
+            &args[1],
+            &args[2],
+            args[3].parse().expect("FPS"),
+            &args[4],
+            args.get(5).map_or(0, |h| h.parse().expect("HOLD_MS")),
+        ),
+        Some("m2m") if args.len() >= 5 => m2m(
+            &args[1],
+            &args[2],
+            args[3].parse().expect("FRAMES"),
+            args[4].parse().expect("GOP"),
+            args.get(5).map(|u| u.parse().expect("UNPLUG_AFTER")),
+        ),
+        Some("exit") if args.len() == 2 => guest_exit(args[1].parse().expect("CODE")),
+        _ => {
+            eprintln!("usage: v4l2_testbed record|feed|m2m|exit ... (see the source)");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+// ---------------------------------------------------------------------------------------------
+// record
+
+struct FlvWriter {
+    file: std::fs::File,
+    tags: u64,
+}
+
+impl FlvWriter {
+    fn tag(&mut self, kind: u8, timestamp: u32, body: &[u8]) -> std::io::Result<()> {
+        let len = body.len() as u32;
+        let mut h = [0u8; 11];
+        h[0] = kind;
+        h[1..4].copy_from_slice(&len.to_be_bytes()[1..]);
+        h[4..7].copy_from_slice(&timestamp.to_be_bytes()[1..]);
+        h[7] = (timestamp >> 24) as u8;
+        self.file.write_all(&h)?;
+        self.file.write_all(body)?;
+        self.file.write_all(&(len + 11).to_be_bytes())?;
+        self.file.flush()?;
+        self.tags += 1;
+        Ok(())
+    }
+}
+
+struct Recorder {
+    out: Arc<Mutex<FlvWriter>>,
+    marker: PathBuf,
+}
+
+impl scuffle_rtmp::session::server::SessionHandler for Recorder {
+    async fn on_data(
+        &mut self,
+        _stream_id: u32,
+        data: scuffle_rtmp::session::server::SessionData,
+    ) -> Result<(), scuffle_rtmp::session::server::ServerSessionError> {
+        if let scuffle_rtmp::session::server::SessionData::Video { timestamp, data } = data {
+            let mut w = self.out.lock().unwrap();
+            if let Err(e) = w.tag(9, timestamp, &data) {
+                eprintln!("record: write: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_publish(
+        &mut self,
+        _stream_id: u32,
+        app: &str,
+        name: &str,
+    ) -> Result<(), scuffle_rtmp::session::server::ServerSessionError> {
+        eprintln!("record: publish {app}/{name}");
+        let _ = std::fs::write(&self.marker, format!("{app}/{name}\n"));
+        Ok(())
+    }
+
+    async fn on_unpublish(
+        &mut self,
+        _stream_id: u32,
+    ) -> Result<(), scuffle_rtmp::session::server::ServerSessionError> {
+        eprintln!("record: unpublish");
+        Ok(())
+    }
+}
+
+fn record(addr: &str, out: &str, marker: &str) -> i32 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let result = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        eprintln!("record: listening on {addr}");
+        // Bounded by the test, which kills us when it is done.
+        for n in 1..=16 {
+            let (stream, _) = listener.accept().await?;
+            let mut file = std::fs::File::create(format!("{out}-{n}.flv"))?;
+            // FLV header: version 1, video only, header size 9, then PreviousTagSize0.
+            file.write_all(b"FLV\x01\x01\x00\x00\x00\x09\x00\x00\x00\x00")?;
+            let flv = Arc::new(Mutex::new(FlvWriter { file, tags: 0 }));
+            let handler = Recorder {
+                out: Arc::clone(&flv),
+                marker: PathBuf::from(format!("{marker}.{n}")),
+            };
+            let r = scuffle_rtmp::ServerSession::new(stream, handler)
+                .run()
+                .await;
+            let tags = flv.lock().unwrap().tags;
+            eprintln!("record: session {n} ended ({r:?}), {tags} video tags written");
+        }
+        Ok::<(), std::io::Error>(())
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("record: {e}");
+            1
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// feed
+
+/// Splits the parameter-set NAL units (SPS, PPS) off the front of an access unit.
+fn split_parameter_sets(unit: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= unit.len() {
+        if unit[i] == 0 && unit[i + 1] == 0 && unit[i + 2] == 1 {
+            let begin = if i > 0 && unit[i - 1] == 0 { i - 1 } else { i };
+            starts.push((begin, i + 3));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut params = Vec::new();
+    let mut rest = Vec::new();
+    for (n, &(begin, payload)) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).map_or(unit.len(), |s| s.0);
+        let nal_type = unit.get(payload).map_or(0, |b| b & 0x1f);
+        if matches!(nal_type, 7 | 8) {
+            params.extend_from_slice(&unit[begin..end]);
+        } else if nal_type != 9 {
+            rest.extend_from_slice(&unit[begin..end]);
+        }
+    }
+    (params, rest)
+}
+
+fn feed(device: &str, clip: &str, fps: f64, go: &str, hold_ms: u64) -> i32 {
+    let mut units = Vec::new();
+    let file = std::fs::File::open(clip).expect("open the clip");
+    let mut stream = ByteStream::new(file, clip.to_string(), 1 << 20);
+    while let Some(u) = stream.next_unit().expect("read the clip") {
+        units.push(u.to_vec());
+    }
+    let (params, first) = split_parameter_sets(&units[0]);
+    assert!(!params.is_empty(), "the clip starts without SPS/PPS");
+    units[0] = first;
+
+    let dev = Device::open(Path::new(device)).expect("open the loopback device");
+    let mut fmt = Format::request(FourCc::H264, 320, 240);
+    fmt.planes[0].sizeimage = 512 * 1024;
+    match dev.set_format(BufType::OUTPUT, &fmt) {
+        Ok(f) => eprintln!("feed: {device}: output format {f}"),
+        Err(e) => {
+            eprintln!("feed: {device}: S_FMT: {e}");
+            return 1;
+        }
+    }
+    let write = |buf: &[u8]| -> bool {
+        // SAFETY: writing from a live slice to an fd we own.
+        let n = unsafe {
+            libc::write(
+                std::os::fd::AsRawFd::as_raw_fd(&dev),
+                buf.as_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n != buf.len() as isize {
+            eprintln!("feed: write: {}", std::io::Error::last_os_error());
+            return false;
+        }
+        true
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut primes = 0;
+    while !Path::new(go).exists() {
+        if Instant::now() > deadline {
+            eprintln!("feed: nobody said go within 60 s");
+            return 1;
+        }
+        if !write(&params) {
+            return 1;
+        }
+        primes += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "feed: primed with {primes} parameter-set buffers; writing {} access units",
+        units.len()
+    );
+    // The clip proper: SPS/PPS alone, then every access unit, paced.
+    if !write(&params) {
+        return 1;
+    }
+    let t0 = Instant::now();
+    for (n, unit) in units.iter().enumerate() {
+        let due = t0 + Duration::from_secs_f64((n + 1) as f64 / fps);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        if !write(unit) {
+            return 1;
+        }
+    }
+    eprintln!(
+        "feed: wrote {} access units in {:.2} s",
+        units.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    std::thread::sleep(Duration::from_millis(hold_ms));
+    0
+}
+
+// ---------------------------------------------------------------------------------------------
+// m2m
+
+/// FWHT frame header flags (big-endian, offset 20); bit 10 = I-frame (`V4L2_FWHT_FL_I_FRAME`).
+fn fwht_is_iframe(frame: &[u8]) -> Option<bool> {
+    if frame.len() < 44 || frame[..8] != [0x4f, 0x4f, 0x4f, 0x4f, 0xff, 0xff, 0xff, 0xff] {
+        return None;
+    }
+    let flags = u32::from_be_bytes(frame[20..24].try_into().unwrap());
+    Some(flags & (1 << 10) != 0)
+}
+
+fn sysfs_write(path: &str, value: &str) -> bool {
+    match std::fs::write(path, value) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("m2m: {path} <- {value}: {e}");
+            false
+        }
+    }
+}
+
+fn m2m(camera: &str, encoder: &str, frames: u64, gop: u32, unplug_after: Option<u64>) -> i32 {
+    // As in campush itself: one destination that streams, and the source's own part of the
+    // board, which the V4L2 source drives while the device comes and goes.
+    let status = StatusBoard::new();
+    let destinations = status.set_destinations(1);
+    destinations[0].set(Status::Streaming);
+    status.set_source(Status::Streaming);
+    // WIDTHxHEIGHT@FPS from M2M_SIZE; 640x480@25 by default (vicodec keeps that size, so
+    // the layouts match and DMABUF can be used; 640x360 makes vicodec pad to 368 lines).
+    let size = std::env::var("M2M_SIZE").unwrap_or_else(|_| "640x480@25".into());
+    let (dims, fps) = size.split_once('@').expect("M2M_SIZE = WxH@FPS");
+    let (w, h) = dims.split_once('x').expect("M2M_SIZE = WxH@FPS");
+    let settings = V4l2Settings {
+        width: Some(w.parse().expect("width")),
+        height: Some(h.parse().expect("height")),
+        fps: Some(fps.parse().expect("fps")),
+        gop: Some(gop),
+        ..V4l2Settings::default()
+    };
+    let target = Target::M2m {
+        camera: camera.into(),
+        encoder: Some(encoder.into()),
+        coded: FourCc::FWHT,
+    };
+    let mut source = match V4l2Source::new(target, settings, status.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("m2m: FAIL open: {e}");
+            return 1;
+        }
+    };
+    println!(
+        "m2m: zero_copy={:?} can_force_keyframes={}",
+        source.zero_copy(),
+        source.can_force_keyframes()
+    );
+    let mut failures = Vec::new();
+    let mut last_ts = 0u64;
+    let mut opens_seen = source.opens();
+    let mut since_open = 0u64; // frames since the (re)open
+    let mut iframes = 0u64;
+    let mut gop_ok = true;
+    let mut force_checked = false;
+    let saw_waiting = Arc::new(AtomicBool::new(false));
+    let mut rebind: Option<std::thread::JoinHandle<()>> = None;
+    let started = Instant::now();
+    let mut n = 0u64;
+    while n < frames {
+        if started.elapsed() > Duration::from_secs(90) {
+            failures.push(format!("only {n} of {frames} frames within 90 s"));
+            break;
+        }
+        let mut iframe = None;
+        let info = match source.next_frame_with(&mut |bytes| iframe = fwht_is_iframe(bytes)) {
+            Ok(i) => i,
+            Err(e) => {
+                failures.push(format!("source error: {e}"));
+                break;
+            }
+        };
+        let now = monotonic_us();
+        if source.opens() != opens_seen {
+            opens_seen = source.opens();
+            since_open = 0;
+            println!("m2m: reopened (open #{opens_seen})");
+        }
+        let Some(is_i) = iframe else {
+            failures.push(format!("frame {n}: not an FWHT frame ({} bytes)", info.len));
+            n += 1;
+            continue;
+        };
+        // vicodec starts every context with an I-frame, then one every `gop` frames.
+        let expect_i = since_open % gop as u64 == 0;
+        if is_i != expect_i {
+            gop_ok = false;
+        }
+        iframes += is_i as u64;
+        if info.timestamp_us <= last_ts {
+            failures.push(format!(
+                "frame {n}: timestamp {} after {last_ts}",
+                info.timestamp_us
+            ));
+        }
+        // Capture time, not some other clock: within a second of now. (vivid stamps a frame
+        // with its scheduled capture time, which can be a few ms after the dequeue.)
+        if now.abs_diff(info.timestamp_us) > 1_000_000 {
+            failures.push(format!(
+                "frame {n}: timestamp {} is {} us from now: not the capture time",
+                info.timestamp_us,
+                now as i64 - info.timestamp_us as i64
+            ));
+        }
+        println!(
+            "frame {n} seq {} len {} ts {} iframe {is_i} stats {:?}",
+            info.sequence,
+            info.len,
+            info.timestamp_us,
+            source.m2m_stats()
+        );
+        last_ts = info.timestamp_us;
+        since_open += 1;
+        n += 1;
+        if n == 5 && !force_checked {
+            force_checked = true;
+            source.force_keyframe();
+            if source.can_force_keyframes() {
+                println!("m2m: forced a keyframe after frame 4");
+            } else {
+                println!("m2m: force_key_frame: the encoder has no such control (not checked)");
+            }
+        }
+        if Some(n) == unplug_after {
+            println!("m2m: unplugging vivid.0");
+            if !sysfs_write("/sys/bus/platform/drivers/vivid/unbind", "vivid.0") {
+                failures.push("cannot unbind vivid".into());
+                continue;
+            }
+            let status = status.clone();
+            let saw = Arc::clone(&saw_waiting);
+            rebind = Some(std::thread::spawn(move || {
+                let until = Instant::now() + Duration::from_millis(1500);
+                while Instant::now() < until {
+                    if status.get() == Status::WaitingForSource {
+                        saw.store(true, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                println!("m2m: plugging vivid.0 back in");
+                sysfs_write("/sys/bus/platform/drivers/vivid/bind", "vivid.0");
+            }));
+        }
+    }
+    if let Some(t) = rebind {
+        let _ = t.join();
+        if !saw_waiting.load(Ordering::Relaxed) {
+            failures.push("the status never showed WaitingForSource while unplugged".into());
+        }
+        if source.opens() < 2 {
+            failures.push("the source did not reopen after the unplug".into());
+        }
+        if status.get() != Status::Streaming {
+            failures.push(format!("status after recovery: {}", status.get()));
+        }
+    }
+    if !gop_ok {
+        failures.push(format!("I-frames not every {gop} frames"));
+    }
+    println!(
+        "m2m: {n} frames, {iframes} I-frames, {} opens, stats {:?}, zero_copy={:?}",
+        source.opens(),
+        source.m2m_stats(),
+        source.zero_copy()
+    );
+    if failures.is_empty() {
+        println!("m2m: PASS");
+        0
+    } else {
+        for f in &failures {
+            println!("m2m: FAIL {f}");
+        }
+        1
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// exit
+
+fn guest_exit(code: u32) -> i32 {
+    // SAFETY: sync has no preconditions.
+    unsafe { libc::sync() };
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: ioperm grants this process the isa-debug-exit port; the `out` writes to it and
+    // qemu exits with (code << 1) | 1. Without the device the write is ignored.
+    unsafe {
+        if libc::ioperm(0xf4, 4, 1) == 0 {
+            std::arch::asm!("out dx, eax", in("dx") 0xf4u16, in("eax") code);
+        }
+    }
+    let _ = code;
+    // SAFETY: powering off is what this subcommand is for (run as init's child, as root).
+    unsafe { libc::reboot(libc::RB_POWER_OFF) };
+    1
+}

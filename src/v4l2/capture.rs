@@ -1,0 +1,389 @@
+//! A V4L2 capture device that emits H.264 itself (UVC H.264 cameras, the legacy
+//! `bcm2835-v4l2` Pi camera, v4l2loopback carrying H.264), plus the format, size and frame-rate
+//! negotiation that `m2m` reuses for raw cameras.
+//!
+//! Owns: the open device, its MMAP buffer queue (single- or multi-planar), and whether the
+//! device has a `force_key_frame` control.
+//!
+//! Per frame ([`H264Capture::next_frame`]): `poll` with a deadline, `DQBUF`, hand the payload
+//! (`bytesused` from `data_offset`, never the whole buffer) to the caller, `QBUF` it back. No
+//! allocation. Buffers are skipped, and given straight back, when they are flagged
+//! `V4L2_BUF_FLAG_ERROR`, empty, or reported completely full (see the quirk below).
+//!
+//! Negotiation ([`negotiate`]): the pixel format must be in `ENUM_FMT`; a requested size must be
+//! in `ENUM_FRAMESIZES` (when the driver enumerates) and be what `S_FMT` returns; a requested
+//! rate must be in `ENUM_FRAMEINTERVALS` (when enumerated) and be what `S_PARM` returns. Any
+//! mismatch is [`V4l2Error::Unsupported`] with the list of what the device offers.
+//!
+//! Hardware quirks handled here:
+//! - Legacy `bcm2835-v4l2` sends SPS/PPS in a buffer of their own before the first IDR: such
+//!   a buffer is passed on like any other; the ingest stage caches parameter-only units.
+//! - v4l2loopback 0.12.7 marks every buffer full (`bytesused == length`) when a reader calls
+//!   `REQBUFS`, so the first dequeued buffer can be a stale access unit followed by ~1 MB of
+//!   leftovers: a buffer reported completely full is rejected.
+//! - With `exclusive_caps=1`, v4l2loopback offers no capture capability until its writer has
+//!   written: that is "not yet a capture device", a transient condition.
+//!
+//! Spec: "Video Capture Interface", "Streaming I/O (Memory Mapping)", "ioctl VIDIOC_S_PARM".
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::device::{
+    fps_text, poll, BufType, Caps, Device, Format, FourCc, FrameInterval, FrameSize,
+};
+use super::queue::{Dequeued, Queue};
+use super::sys::{v4l2_fract, V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME};
+use super::{V4l2Error, V4l2Settings};
+
+/// Buffers requested on a capture queue.
+pub const CAPTURE_BUFFERS: u32 = 4;
+
+/// Opens `path` and reads its capabilities; every failure is transient (absent, busy, ...).
+pub fn open_device(path: &Path) -> Result<(Arc<Device>, Caps), V4l2Error> {
+    let dev = Device::open(path)
+        .map_err(|e| V4l2Error::Unavailable(format!("{}: cannot open: {e}", path.display())))?;
+    let caps = dev
+        .query_caps()
+        .map_err(|e| V4l2Error::Unavailable(format!("{}: QUERYCAP: {e}", path.display())))?;
+    Ok((Arc::new(dev), caps))
+}
+
+/// `path (card)` for messages.
+pub fn label(path: &Path, caps: &Caps) -> String {
+    format!("{} ({})", path.display(), caps.card)
+}
+
+/// Sets `fourcc`, the requested size and frame rate on queue `ty` of `dev`, and returns the
+/// format in force. Errors list what the device offers.
+pub fn negotiate(
+    dev: &Device,
+    label: &str,
+    ty: BufType,
+    fourcc: FourCc,
+    settings: &V4l2Settings,
+) -> Result<Format, V4l2Error> {
+    let path = dev.path().to_owned();
+    let io = |what: &str, e: io::Error| V4l2Error::from_io(&path, what, &e);
+    let formats = dev.formats(ty).map_err(|e| io("ENUM_FMT", e))?;
+    if !formats.iter().any(|f| f.fourcc == fourcc) {
+        let offered: Vec<String> = formats
+            .iter()
+            .map(|f| format!("{} ({})", f.fourcc, f.description))
+            .collect();
+        return Err(V4l2Error::Unsupported(format!(
+            "{label} does not offer {fourcc} on its {} queue; it offers: {}",
+            ty.name(),
+            if offered.is_empty() {
+                "nothing".to_string()
+            } else {
+                offered.join(", ")
+            }
+        )));
+    }
+    let sizes = dev.frame_sizes(fourcc);
+    let list_sizes = || {
+        if sizes.is_empty() {
+            "(the driver does not enumerate sizes)".to_string()
+        } else {
+            sizes
+                .iter()
+                .map(FrameSize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let current = dev.get_format(ty).map_err(|e| io("G_FMT", e))?;
+    let (width, height) = match (settings.width, settings.height) {
+        (Some(w), Some(h)) => {
+            if !sizes.is_empty() && !sizes.iter().any(|s| s.contains(w, h)) {
+                return Err(V4l2Error::Unsupported(format!(
+                    "{label} cannot capture {fourcc} at {w}x{h}; it offers: {}",
+                    list_sizes()
+                )));
+            }
+            (w, h)
+        }
+        _ => (current.width, current.height),
+    };
+    let got = dev
+        .set_format(ty, &Format::request(fourcc, width, height))
+        .map_err(|e| io(&format!("S_FMT {fourcc} {width}x{height}"), e))?;
+    if got.fourcc != fourcc {
+        return Err(V4l2Error::Unsupported(format!(
+            "{label} replaced {fourcc} by {} when asked to set it",
+            got.fourcc
+        )));
+    }
+    if settings.width.is_some() && (got.width, got.height) != (width, height) {
+        return Err(V4l2Error::Unsupported(format!(
+            "{label} set {}x{} when asked for {width}x{height}; it offers: {}",
+            got.width,
+            got.height,
+            list_sizes()
+        )));
+    }
+    if let Some(fps) = settings.fps {
+        set_rate(dev, label, ty, &got, fps)?;
+    }
+    Ok(got)
+}
+
+fn set_rate(
+    dev: &Device,
+    label: &str,
+    ty: BufType,
+    format: &Format,
+    fps: f64,
+) -> Result<(), V4l2Error> {
+    let intervals = dev.frame_intervals(format.fourcc, format.width, format.height);
+    let list = || {
+        if intervals.is_empty() {
+            "(the driver does not enumerate frame rates)".to_string()
+        } else {
+            intervals
+                .iter()
+                .map(FrameInterval::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+                + " fps"
+        }
+    };
+    if !intervals.is_empty() && !intervals.iter().any(|i| i.contains_fps(fps)) {
+        return Err(V4l2Error::Unsupported(format!(
+            "{label} cannot capture {} {}x{} at {} fps; it offers: {}",
+            format.fourcc,
+            format.width,
+            format.height,
+            fps_text(fps),
+            list()
+        )));
+    }
+    let settable = dev.get_parm(ty).map(|(can, _)| can).unwrap_or(false);
+    if !settable {
+        log::warn!(
+            "{label}: the driver does not set frame rates (no time-per-frame capability); \
+             streaming at its own rate instead of {} fps",
+            fps_text(fps)
+        );
+        return Ok(());
+    }
+    let want = interval_of(fps);
+    let got = dev
+        .set_frame_interval(ty, want)
+        .map_err(|e| V4l2Error::from_io(dev.path(), "S_PARM", &e))?;
+    let got_fps = super::device::fps_of(got);
+    if (got_fps - fps).abs() > 0.01 * fps {
+        return Err(V4l2Error::Unsupported(format!(
+            "{label} chose {} fps when asked for {} fps; it offers: {}",
+            fps_text(got_fps),
+            fps_text(fps),
+            list()
+        )));
+    }
+    Ok(())
+}
+
+/// Time per frame for `fps`, exact for whole and NTSC-style rates.
+pub fn interval_of(fps: f64) -> v4l2_fract {
+    let ntsc = (fps * 1.001).round();
+    if (fps - ntsc / 1.001).abs() < 1e-3 && (fps - fps.round()).abs() > 1e-3 {
+        v4l2_fract {
+            numerator: 1001,
+            denominator: (ntsc * 1000.0) as u32,
+        }
+    } else {
+        v4l2_fract {
+            numerator: 1000,
+            denominator: (fps * 1000.0).round() as u32,
+        }
+    }
+}
+
+/// Whether `dev` has a usable `force_key_frame` control.
+pub fn has_force_key_frame(dev: &Device) -> bool {
+    dev.control(V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME)
+        .map(|c| c.usable())
+        .unwrap_or(false)
+}
+
+/// What the source does with one dequeued buffer: copy it, and learn its metadata.
+pub type FrameFn<'a, R> = &'a mut dyn FnMut(&[u8], &Dequeued) -> R;
+
+/// Waits for a readable event on `fd` until `deadline`. `Ok(false)` on timeout.
+pub(crate) fn wait_readable(fds: &mut [libc::pollfd], deadline: Instant) -> io::Result<bool> {
+    let now = Instant::now();
+    if now >= deadline {
+        return Ok(false);
+    }
+    Ok(poll(fds, deadline - now)? > 0)
+}
+
+/// An H.264 capture device, streaming.
+pub struct H264Capture {
+    queue: Queue,
+    format: Format,
+    label: String,
+    path: PathBuf,
+    force_key: bool,
+    rejected_full: u64,
+}
+
+impl H264Capture {
+    /// Opens, negotiates H.264, maps buffers and starts streaming.
+    pub fn open(path: &Path, settings: &V4l2Settings) -> Result<H264Capture, V4l2Error> {
+        let (dev, caps) = open_device(path)?;
+        let label = label(path, &caps);
+        let Some(ty) = caps.capture_type().filter(|_| !caps.is_m2m()) else {
+            // v4l2loopback with exclusive_caps=1 is output-only until its writer writes.
+            return Err(V4l2Error::Unavailable(format!(
+                "{label} is not (yet) a video capture device: {}",
+                caps.summary()
+            )));
+        };
+        if !caps.streaming() {
+            return Err(V4l2Error::Unsupported(format!(
+                "{label} cannot stream (no V4L2_CAP_STREAMING); campush needs streaming I/O"
+            )));
+        }
+        let format = negotiate(&dev, &label, ty, FourCc::H264, settings)?;
+        let io = |what: &str, e: io::Error| V4l2Error::from_io(path, what, &e);
+        let mut queue = Queue::mmap(&dev, ty, CAPTURE_BUFFERS, format.planes.len())
+            .map_err(|e| io("REQBUFS", e))?;
+        for index in 0..queue.count() as u32 {
+            queue.queue_mmap(index, &[], 0).map_err(|e| io("QBUF", e))?;
+        }
+        queue.stream_on().map_err(|e| io("STREAMON", e))?;
+        let force_key = has_force_key_frame(&dev);
+        log::info!(
+            "{label}: streaming {format}, {} buffers{}",
+            queue.count(),
+            if force_key {
+                ", keyframes on request"
+            } else {
+                ""
+            }
+        );
+        Ok(H264Capture {
+            queue,
+            format,
+            label,
+            path: path.to_owned(),
+            force_key,
+            rejected_full: 0,
+        })
+    }
+
+    pub fn format(&self) -> &Format {
+        &self.format
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Largest access unit the device can deliver (its `sizeimage`).
+    pub fn frame_capacity(&self) -> usize {
+        self.format.sizeimage().max(self.queue.plane_len(0, 0))
+    }
+
+    /// Asks the device for an IDR next; false when it cannot.
+    pub fn request_keyframe(&mut self) -> bool {
+        self.force_key
+            && self
+                .queue
+                .device()
+                .set_control(V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME, 1)
+                .is_ok()
+    }
+
+    pub fn can_force_keyframes(&self) -> bool {
+        self.force_key
+    }
+
+    /// Waits up to `timeout` for the next H.264 buffer and passes its payload to `f`.
+    pub fn next_frame<R>(&mut self, timeout: Duration, f: FrameFn<'_, R>) -> Result<R, V4l2Error> {
+        let deadline = Instant::now() + timeout;
+        let mut errors_in_a_row = 0;
+        loop {
+            let dequeued = self
+                .queue
+                .dequeue()
+                .map_err(|e| V4l2Error::streaming(&self.path, "DQBUF", &e))?;
+            if let Some(d) = dequeued {
+                let full = d.length > 0 && d.bytesused + d.data_offset >= d.length;
+                let result = if d.error() || d.bytesused == 0 {
+                    None
+                } else if full {
+                    self.rejected_full += 1;
+                    if self.rejected_full.is_power_of_two() {
+                        log::warn!(
+                            "{}: rejected a buffer reported completely full ({} bytes, {} so far): \
+                             not a real access unit",
+                            self.label,
+                            d.length,
+                            self.rejected_full
+                        );
+                    }
+                    None
+                } else {
+                    Some(f(self.queue.payload(&d), &d))
+                };
+                self.queue
+                    .queue_mmap(d.index, &[], 0)
+                    .map_err(|e| V4l2Error::streaming(&self.path, "QBUF", &e))?;
+                if let Some(r) = result {
+                    return Ok(r);
+                }
+                continue;
+            }
+            let mut fds = [libc::pollfd {
+                fd: self.queue.device().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            let ready = wait_readable(&mut fds, deadline)
+                .map_err(|e| V4l2Error::streaming(&self.path, "poll", &e))?;
+            if !ready && Instant::now() >= deadline {
+                return Err(V4l2Error::Unavailable(format!(
+                    "{}: no frame for {:.1} s",
+                    self.label,
+                    timeout.as_secs_f64()
+                )));
+            }
+            if fds[0].revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                // DQBUF above reports the reason (ENODEV, EPIPE); if it keeps saying "not
+                // ready" the device is broken all the same.
+                errors_in_a_row += 1;
+                if errors_in_a_row > 3 {
+                    return Err(V4l2Error::Unavailable(format!(
+                        "{}: the device reports an error condition",
+                        self.label
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_intervals_are_exact_for_common_rates() {
+        let f = |fps| {
+            let i = interval_of(fps);
+            (i.numerator, i.denominator)
+        };
+        assert_eq!(f(30.0), (1000, 30000));
+        assert_eq!(f(25.0), (1000, 25000));
+        assert_eq!(f(29.97), (1001, 30000));
+        assert_eq!(f(59.94), (1001, 60000));
+        assert_eq!(f(7.5), (1000, 7500));
+    }
+}

@@ -1,0 +1,135 @@
+#!/bin/busybox sh
+# /init of the test guest (see run.sh): loads the drivers, runs the scenario named in
+# /scenario, writes logs and a result line to the 9p share, and powers off. Every wait bounded.
+
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+params() {
+    case $1 in
+    vivid) echo "n_devs=1 node_types=0x1" ;;
+    v4l2loopback) echo "devices=1 video_nr=10 exclusive_caps=1 max_buffers=8 card_label=campush-loopback" ;;
+    vicodec) echo "multiplanar=1" ;;
+    esac
+}
+for m in $(cat /modules.list); do
+    # shellcheck disable=SC2046
+    insmod "/lib/modules/$m.ko" $(params "$m") || echo "insmod $m failed"
+done
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 host /out || {
+    echo "cannot mount the 9p share"
+    /testbed exit 3
+}
+ifconfig lo 127.0.0.1 up
+exec >/out/guest.log 2>&1
+echo "kernel $(uname -r) $(uname -m); scenario $(cat /scenario)"
+ls -l /dev/video* || true
+
+FAILED=""
+fail() {
+    echo "FAIL: $*"
+    FAILED="$FAILED; $*"
+}
+# wait_for SECONDS CMD...: polls CMD every 0.1 s for at most SECONDS.
+wait_for() {
+    n=$(($1 * 10))
+    shift
+    while [ $n -gt 0 ]; do
+        "$@" && return 0
+        sleep 0.1
+        n=$((n - 1))
+    done
+    return 1
+}
+alive() { kill -0 "$1" 2>/dev/null; }
+dead() { ! kill -0 "$1" 2>/dev/null; }
+node_named() { # prefix of /sys/class/video4linux/*/name
+    for d in /sys/class/video4linux/video*; do
+        case "$(cat "$d/name")" in "$1"*) echo "/dev/${d##*/}" && return 0 ;; esac
+    done
+    return 1
+}
+loopback_in() {
+    insmod /lib/modules/v4l2loopback.ko $(params v4l2loopback)
+}
+
+LOOP=/dev/video10
+
+capture_scenario() { # with_loss
+    /testbed record 127.0.0.1:1935 /out/capture /tmp/published 2>/out/record.log &
+    REC=$!
+    /testbed feed $LOOP /clip.h264 30 /tmp/go1 1000 2>/out/feed1.log &
+    FEED=$!
+    /campush run -v --url rtmp://127.0.0.1:1935/live/cam --source v4l2:$LOOP >/out/campush.log 2>&1 &
+    CP=$!
+    wait_for 30 grep -q "streaming H264" /out/campush.log || fail "campush did not start streaming"
+    wait_for 30 test -e /tmp/published.1 || fail "the recorder saw no publish"
+    sleep 1
+    touch /tmp/go1
+    wait_for 30 dead $FEED || fail "feeder 1 did not finish"
+    if [ "$1" = with_loss ]; then
+        # The writer is gone: campush must notice the silence, let go of the device, survive
+        # its removal (the node disappears), and resume when it is back.
+        wait_for 15 grep -q "no frame for" /out/campush.log || fail "silence not detected"
+        n=0
+        until rmmod v4l2loopback 2>/dev/null; do
+            n=$((n + 1))
+            [ $n -gt 50 ] && fail "v4l2loopback stays in use: campush did not release it" && break
+            sleep 0.2
+        done
+        test -e $LOOP && fail "$LOOP still exists after rmmod"
+        sleep 1.5
+        loopback_in
+        /testbed feed $LOOP /clip.h264 30 /tmp/go2 1000 2>/out/feed2.log &
+        FEED=$!
+        wait_for 40 grep -q "delivers again" /out/campush.log || fail "campush did not resume"
+        # scuffle-rtmp dropped the idle publisher during the outage; campush reconnects.
+        wait_for 40 test -e /tmp/published.2 || fail "campush did not publish again"
+        sleep 1
+        touch /tmp/go2
+        wait_for 30 dead $FEED || fail "feeder 2 did not finish"
+    fi
+    sleep 2
+    kill -TERM $CP
+    wait_for 15 dead $CP || {
+        fail "campush did not stop on SIGTERM"
+        kill -KILL $CP
+    }
+    wait $CP
+    echo "campush exit code $?" >>/out/campush.log
+    wait_for 10 dead $REC || kill $REC
+    alive $REC && kill -KILL $REC
+    true
+}
+
+case $(cat /scenario) in
+full)
+    CAM=$(node_named vivid) || fail "no vivid node"
+    ENC=$(node_named stateful-encoder) || fail "no vicodec encoder node"
+    echo "camera $CAM encoder $ENC loopback $LOOP"
+    /campush probe >/out/probe.txt 2>&1 || fail "campush probe failed"
+    /testbed m2m "$CAM" "$ENC" 50 10 20 >/out/m2m-dmabuf.txt 2>&1 || fail "m2m (default transfer)"
+    CAMPUSH_V4L2_NO_DMABUF=1 /testbed m2m "$CAM" "$ENC" 30 10 >/out/m2m-copy.txt 2>&1 ||
+        fail "m2m (copy)"
+    M2M_SIZE=640x360@30 /testbed m2m "$CAM" "$ENC" 30 8 >/out/m2m-padded.txt 2>&1 ||
+        fail "m2m (encoder pads the frame)"
+    capture_scenario with_loss
+    ;;
+capture)
+    /campush probe >/out/probe.txt 2>&1 || fail "campush probe failed"
+    capture_scenario no_loss
+    ;;
+esac
+
+if [ -z "$FAILED" ]; then
+    echo "PASS" >/out/result
+    rc=0
+else
+    echo "FAIL$FAILED" >/out/result
+    rc=1
+fi
+cat /out/result
+sync
+/testbed exit $rc
