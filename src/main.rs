@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use campush::cli::{self, Command, RunArgs};
-use campush::config::{Config, ConfigError, RawConfig};
+use campush::config::{Config, RawConfig};
 use campush::ingest::{Ingest, IngestError, SharedHeaders};
 use campush::pool::Pool;
 use campush::publisher::{PublishError, Publisher};
 use campush::queue::{FrameQueue, Policy};
 use campush::source::{file::FileSource, stdin::StdinSource, Source, SourceError, SourceSpec};
 use campush::status::{Counters, ErrorKind, StatusBoard};
-use campush::{exit, logging};
+use campush::{exit, logging, observers};
 
 #[global_allocator]
 static ALLOCATOR: campush::alloc::Counting = campush::alloc::Counting;
@@ -51,11 +51,11 @@ fn main() -> ExitCode {
 }
 
 fn check_config(file: Option<std::path::PathBuf>) -> u8 {
-    let Some(path) = file else {
-        eprintln!("campush: check-config: give the configuration file to check");
-        return exit::CONFIG;
+    let raw = match file {
+        Some(path) => RawConfig::load(&path),
+        None => RawConfig::find(&campush::config::system_root()),
     };
-    match RawConfig::load(&path).and_then(|raw| raw.check()) {
+    match raw.and_then(|raw| raw.check()) {
         Ok(config) => {
             print!("{}", config.describe());
             exit::OK
@@ -69,9 +69,15 @@ fn check_config(file: Option<std::path::PathBuf>) -> u8 {
 
 fn run(args: RunArgs) -> u8 {
     logging::init(args.verbose);
-    let config = match args.to_raw_config().and_then(|raw| raw.check()) {
+    // A configuration error is shown on the LED too (src/observers.rs): the file's LED if it has
+    // a valid one, else the onboard LED.
+    let raw = match args.to_raw_config() {
+        Ok(raw) => raw,
+        Err(e) => return observers::config_error(&e, &Default::default()),
+    };
+    let config = match raw.check() {
         Ok(c) => c,
-        Err(e) => return config_error(&e),
+        Err(e) => return observers::config_error(&e, &raw.led_for_errors()),
     };
     if let Some(audio) = args.audio.as_deref().filter(|a| *a != "none") {
         log::warn!("--audio {audio}: audio is not in this build yet; streaming video only");
@@ -143,8 +149,11 @@ fn run(args: RunArgs) -> u8 {
             return exit::SOFTWARE;
         }
     };
+    // Status observers (LED, systemd notify) follow `status` for the whole run; see observers.rs.
+    let observers = observers::start(&runtime, &config.led, &status);
     let publish_result =
         runtime.block_on(publish_all(&config, queues, headers, status.clone(), &stop));
+    observers.finish(&runtime);
 
     // The source may be blocked in a read (stdin) or a pacing sleep: wait briefly, then leave.
     stop.store(true, Ordering::Relaxed);
@@ -316,11 +325,6 @@ fn wait_for<T>(thread: std::thread::JoinHandle<T>, limit: Duration) -> Option<T>
     } else {
         None
     }
-}
-
-fn config_error(e: &ConfigError) -> u8 {
-    log::error!("{e}");
-    exit::CONFIG
 }
 
 fn source_exit_code(e: &SourceError) -> u8 {
