@@ -18,7 +18,10 @@ pub const PROFILES: &[(&str, &str)] = &[
     ("rpi-3", include_str!("../boards/rpi-3.toml")),
     ("rpi-4", include_str!("../boards/rpi-4.toml")),
     ("rpi-5", include_str!("../boards/rpi-5.toml")),
-    ("generic-arm64", include_str!("../boards/generic-arm64.toml")),
+    (
+        "generic-arm64",
+        include_str!("../boards/generic-arm64.toml"),
+    ),
 ];
 
 /// A board profile as written in `boards/NAME.toml`.
@@ -139,8 +142,14 @@ mod tests {
         assert_eq!(zero.board.target, "arm-unknown-linux-musleabihf");
         let pi5 = Board::named("rpi-5").unwrap();
         assert_eq!(pi5.encoder(), None);
-        assert!(!pi5.source.spec.starts_with("v4l2-m2m"), "no encoder to use");
-        assert_eq!(Board::named("rpi-4").unwrap().encoder(), Some("/dev/video11"));
+        assert!(
+            !pi5.source.spec.starts_with("v4l2-m2m"),
+            "no encoder to use"
+        );
+        assert_eq!(
+            Board::named("rpi-4").unwrap().encoder(),
+            Some("/dev/video11")
+        );
     }
 
     #[test]

@@ -88,11 +88,12 @@ pub enum ConfigError {
     #[error("{0}")]
     Invalid(String),
     /// An error found while checking a file, with where in the file.
-    #[error("{path}{}: {error}", position(*at))]
+    #[error("{path}{}: {error}{excerpt}", position(*at))]
     InFile {
         path: PathBuf,
         at: Option<(usize, usize)>,
         error: Box<ConfigError>,
+        excerpt: String,
     },
 }
 
@@ -327,13 +328,14 @@ impl RawConfig {
         let Some(origin) = &self.origin else {
             return error;
         };
-        let at = match &error {
+        let found = match &error {
             ConfigError::Value { key, .. } => find_key(&origin.text, key),
             _ => None,
         };
         ConfigError::InFile {
             path: origin.path.clone(),
-            at,
+            at: found.map(|f| line_col(&origin.text, f)),
+            excerpt: found.map(|f| excerpt(&origin.text, f)).unwrap_or_default(),
             error: Box::new(error),
         }
     }
@@ -518,7 +520,10 @@ fn check_output(i: usize, o: &RawOutput, origin: Option<&Origin>) -> Result<Outp
     let url = match key {
         Some(key) if key.is_empty() => {
             let which = if o.key.is_some() { "key" } else { "key_file" };
-            return Err(ConfigError::value(key_name(which), "the stream key is empty"));
+            return Err(ConfigError::value(
+                key_name(which),
+                "the stream key is empty",
+            ));
         }
         Some(key) => RtmpUrl::with_key(url, &key),
         None => RtmpUrl::parse(url),
@@ -603,6 +608,9 @@ impl Config {
         s += &format!("source = {}\n", self.source);
         if let Some(fps) = self.fps {
             s += &format!("fps = {fps}\n");
+        }
+        if let Some(kbps) = self.ingest.video_kbps {
+            s += &format!("bitrate_kbps = {kbps}\n");
         }
         s += &format!("loop = {}\npace = {}\n", self.looping, self.pace);
         for o in &self.outputs {
@@ -775,9 +783,9 @@ fn key_on_line(text: &str, offset: usize) -> Option<String> {
     (!key.is_empty() && !key.contains('\n')).then(|| key.to_owned())
 }
 
-/// Line and column of `key` ("network.write_timeout_s", "output[2].url") in the file: its value
-/// if it is there, else the nearest enclosing table that is.
-fn find_key(text: &str, key: &str) -> Option<(usize, usize)> {
+/// Where `key` ("network.write_timeout_s", "output[2].url") is in the file (a byte offset): its
+/// value if it is there, else the nearest enclosing table that is.
+fn find_key(text: &str, key: &str) -> Option<usize> {
     let doc = toml::de::DeTable::parse(text).ok()?;
     let mut table = doc.get_ref();
     let mut span = None;
@@ -790,7 +798,11 @@ fn find_key(text: &str, key: &str) -> Option<(usize, usize)> {
             break;
         };
         if let Some(i) = index {
-            match value.get_ref().as_array().and_then(|a| a.get(i.checked_sub(1)?)) {
+            match value
+                .get_ref()
+                .as_array()
+                .and_then(|a| a.get(i.checked_sub(1)?))
+            {
                 Some(v) => value = v,
                 None => break,
             }
@@ -801,7 +813,7 @@ fn find_key(text: &str, key: &str) -> Option<(usize, usize)> {
             None => break,
         }
     }
-    span.map(|s| line_col(text, s.start))
+    span.map(|s| s.start)
 }
 
 /// The candidate nearest to `word` by edit distance (transpositions count one), if near enough
@@ -825,13 +837,9 @@ pub fn nearest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
 
 /// Optimal string alignment distance (Levenshtein plus adjacent transpositions).
 fn edit_distance(a: &[char], b: &[char]) -> usize {
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for j in 0..=b.len() {
-        d[0][j] = j;
-    }
+    let mut d: Vec<Vec<usize>> = (0..=a.len())
+        .map(|i| (0..=b.len()).map(|j| if i == 0 { j } else { i }).collect())
+        .collect();
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
@@ -949,6 +957,405 @@ url = "rtmp://127.0.0.1/live/secretkey"
         ] {
             let msg = parse(text).unwrap_err().to_string();
             assert!(msg.contains(needle), "{needle}: {msg}");
+        }
+    }
+
+    // ---- where the file is found --------------------------------------------------------------
+
+    fn write(root: &Path, rel: &str, text: &str) -> PathBuf {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_boot_partition_is_searched_first_then_the_old_boot_then_etc() {
+        let root = tempfile::tempdir().unwrap();
+        let etc = write(root.path(), "etc/campush/campush.toml", MINIMAL);
+        assert_eq!(
+            RawConfig::find(root.path()).unwrap().origin.unwrap().path,
+            etc
+        );
+        let boot = write(root.path(), "boot/campush.toml", MINIMAL);
+        assert_eq!(
+            RawConfig::find(root.path()).unwrap().origin.unwrap().path,
+            boot
+        );
+        let firmware = write(root.path(), "boot/firmware/campush.toml", MINIMAL);
+        let found = RawConfig::find(root.path()).unwrap();
+        assert_eq!(found.origin.as_ref().unwrap().path, firmware);
+        assert_eq!(found.check().unwrap().file, Some(firmware));
+    }
+
+    #[test]
+    fn a_fresh_card_without_a_file_says_where_campush_looked() {
+        let root = tempfile::tempdir().unwrap();
+        let err = RawConfig::find(root.path()).unwrap_err();
+        assert!(matches!(err, ConfigError::NotFound { .. }));
+        let msg = err.to_string();
+        for p in SEARCH_PATHS {
+            let full = root.path().join(&p[1..]);
+            assert!(msg.contains(&full.display().to_string()), "{msg}");
+        }
+        assert!(msg.contains("--config"), "{msg}");
+    }
+
+    // ---- errors a person can act on ------------------------------------------------------------
+
+    fn error_in_file(text: &str) -> String {
+        let err = RawConfig::parse(text, Path::new("/boot/firmware/campush.toml"))
+            .and_then(|raw| raw.check())
+            .unwrap_err();
+        err.to_string()
+    }
+
+    #[test]
+    fn a_misspelt_key_names_file_line_column_and_the_nearest_valid_key() {
+        let msg = error_in_file("[source]\nspec = \"stdin\"\n  fsp = 30\n");
+        assert!(
+            msg.starts_with("/boot/firmware/campush.toml, line 3, column 3: "),
+            "{msg}"
+        );
+        assert!(msg.contains("unknown key \"source.fsp\""), "{msg}");
+        assert!(msg.contains("did you mean \"fps\"?"), "{msg}");
+        assert!(msg.contains("  fsp = 30\n    |   ^"), "{msg}");
+    }
+
+    #[test]
+    fn a_key_in_the_wrong_table_is_sent_home() {
+        let msg = error_in_file("[network]\nfps = 30\n");
+        assert!(msg.contains("\"fps\" belongs in [source]"), "{msg}");
+        let msg = error_in_file("[source]\nurl = \"rtmp://h/a/k\"\n");
+        assert!(msg.contains("belongs in [[output]]"), "{msg}");
+    }
+
+    #[test]
+    fn a_misspelt_table_or_top_level_key_is_suggested_too() {
+        let msg = error_in_file("[sorce]\nspec = \"stdin\"\n");
+        assert!(msg.contains("did you mean \"source\"?"), "{msg}");
+        let msg = error_in_file("bord = \"rpi-4\"\n");
+        assert!(msg.contains("did you mean \"board\"?"), "{msg}");
+        assert!(msg.contains("line 1, column 1"), "{msg}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_the_expected_type() {
+        for (text, key, expected) in [
+            (
+                "[source]\nfps = \"thirty\"\n",
+                "source.fps",
+                "expected a number",
+            ),
+            (
+                "[source]\npace = \"yes\"\n",
+                "source.pace",
+                "expected true or false",
+            ),
+            (
+                "[network]\nmax_attempts = -1\n",
+                "network.max_attempts",
+                "a whole number, 0 or more",
+            ),
+            (
+                "[source]\nspec = 5\n",
+                "source.spec",
+                "expected text in quotes",
+            ),
+            (
+                "[led]\nline = true\n",
+                "led.line",
+                "a line name like \"GPIO17\"",
+            ),
+        ] {
+            let msg = error_in_file(text);
+            assert!(msg.contains("line 2, column "), "{msg}");
+            assert!(msg.contains(&format!("{key}: ")), "{key}: {msg}");
+            assert!(msg.contains(expected), "{key}: {msg}");
+        }
+    }
+
+    #[test]
+    fn an_out_of_range_value_is_located_and_names_its_range() {
+        let text = "[source]\nspec = \"stdin\"\n\n[[output]]\nurl = \"rtmp://h/a/k\"\n\n[network]\nwrite_timeout_s = -1\n";
+        let msg = error_in_file(text);
+        assert!(
+            msg.starts_with("/boot/firmware/campush.toml, line 8, column 19: network.write_timeout_s: -1 is out of range: expected seconds above 0, at most 300"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn errors_in_the_second_output_point_at_it() {
+        let text = "[source]\nspec = \"stdin\"\n[[output]]\nurl = \"rtmp://h/a/k\"\n[[output]]\nurl = \"http://h/a/k\"\n";
+        let msg = error_in_file(text);
+        assert!(msg.contains("line 6, column 7: output[2].url: "), "{msg}");
+    }
+
+    #[test]
+    fn an_unknown_board_or_led_backend_suggests_the_nearest() {
+        let msg = error_in_file("board = \"rpi4\"\n");
+        assert!(
+            msg.contains(
+                "line 1, column 9: board: unknown board \"rpi4\": did you mean \"rpi-4\"?"
+            ),
+            "{msg}"
+        );
+        let msg = error_in_file("[led]\nbackend = \"gpi0\"\n");
+        assert!(
+            msg.contains("led.backend: unknown value \"gpi0\"; did you mean \"gpio\"?"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn toml_syntax_errors_are_located() {
+        let msg = error_in_file("[source\nspec = \"stdin\"\n");
+        assert!(msg.contains("line 1, column 8: not valid TOML"), "{msg}");
+    }
+
+    #[test]
+    fn windows_notepad_errors_still_have_the_right_line_and_column() {
+        let msg = error_in_file("\u{feff}[source]\r\nspec = \"stdin\"\r\nfsp = 30\r\n");
+        assert!(
+            msg.contains("line 3, column 1: unknown key \"source.fsp\""),
+            "{msg}"
+        );
+        assert!(!msg.contains('\r'), "{msg:?}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "campush.toml", "");
+        std::fs::write(&path, b"[source]\nspec = \"caf\xe9\"\n").unwrap();
+        let msg = RawConfig::load(&path).unwrap_err().to_string();
+        assert!(msg.contains("not UTF-8"), "{msg}");
+    }
+
+    // ---- boards --------------------------------------------------------------------------------
+
+    #[test]
+    fn a_board_fills_in_what_the_file_leaves_out() {
+        let c = parse("board = \"rpi-4\"\n[[output]]\nurl = \"rtmp://h/a/k\"\n").unwrap();
+        assert_eq!(
+            c.source,
+            SourceSpec::V4l2M2m {
+                capture: "/dev/video0".into(),
+                encoder: Some("/dev/video11".into())
+            }
+        );
+        assert_eq!(c.fps, Some(30.0));
+        assert_eq!(c.ingest.video_kbps, Some(4500.0));
+        assert_eq!(c.board.as_ref().unwrap().source.gop, 60);
+        assert_eq!(c.led, LedConfig::default());
+        assert!(c.describe().contains("board = rpi-4"), "{}", c.describe());
+    }
+
+    #[test]
+    fn every_key_the_user_sets_wins_over_the_board() {
+        let c = parse(
+            "board = \"rpi-4\"\n[source]\nspec = \"v4l2:/dev/video2\"\nfps = 25\nbitrate_kbps = 1000\n\
+             [[output]]\nurl = \"rtmp://h/a/k\"\n[led]\nline = \"GPIO17\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.source, SourceSpec::V4l2("/dev/video2".into()));
+        assert_eq!(c.fps, Some(25.0));
+        assert_eq!(c.ingest.video_kbps, Some(1000.0));
+        assert!(matches!(c.led, LedConfig::Gpio { .. }), "{:?}", c.led);
+    }
+
+    #[test]
+    fn camera_defaults_of_a_board_do_not_apply_to_a_file_or_pipe() {
+        let c = parse(
+            "board = \"rpi-4\"\n[source]\nspec = \"stdin\"\n[[output]]\nurl = \"rtmp://h/a/k\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.fps, None, "the stream's own timing");
+        assert_eq!(c.ingest.video_kbps, None);
+    }
+
+    #[test]
+    fn every_board_gives_a_complete_configuration() {
+        for name in crate::board::names() {
+            let text = format!("board = \"{name}\"\n[[output]]\nurl = \"rtmp://h/a/k\"\n");
+            let c = parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            if name == "generic-arm64" {
+                assert_eq!(c.led, LedConfig::None);
+            }
+        }
+    }
+
+    // ---- LED -----------------------------------------------------------------------------------
+
+    fn led(section: &str) -> Result<LedConfig, ConfigError> {
+        parse(&format!("{MINIMAL}\n[led]\n{section}\n")).map(|c| c.led)
+    }
+
+    #[test]
+    fn led_settings_are_checked() {
+        assert_eq!(led("").unwrap(), LedConfig::default());
+        assert_eq!(led("backend = \"none\"").unwrap(), LedConfig::None);
+        assert_eq!(
+            led("line = \"GPIO17\"\nactive_low = true").unwrap(),
+            LedConfig::Gpio {
+                chip: None,
+                line: GpioLine::Name("GPIO17".into()),
+                active_low: true
+            }
+        );
+        assert_eq!(
+            led("backend = \"gpio\"\nchip = \"gpiochip4\"\nline = 17").unwrap(),
+            LedConfig::Gpio {
+                chip: Some("gpiochip4".into()),
+                line: GpioLine::Offset(17),
+                active_low: false
+            }
+        );
+        assert_eq!(
+            led("name = \"led1\"").unwrap(),
+            LedConfig::Sysfs {
+                name: Some("led1".into()),
+                active_low: false
+            }
+        );
+        for (section, needle) in [
+            ("backend = \"gpio\"", "led.line: missing"),
+            (
+                "backend = \"sysfs\"\nline = \"GPIO17\"",
+                "led.line: applies to backend = \"gpio\"",
+            ),
+            (
+                "line = \"GPIO17\"\nname = \"ACT\"",
+                "led.name: applies to backend = \"sysfs\"",
+            ),
+            ("name = \"../../etc\"", "led.name"),
+            ("line = -3", "led.line"),
+        ] {
+            let msg = led(section).unwrap_err().to_string();
+            assert!(msg.contains(needle), "{section}: {msg}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_file_still_names_its_led_for_the_error_pattern() {
+        let raw = RawConfig::parse(
+            "board = \"generic-arm64\"\n[source]\nspec = \"nonsense\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert!(raw.check().is_err());
+        assert_eq!(raw.led_for_errors(), LedConfig::None);
+        let raw = RawConfig::parse("[led]\nline = \"GPIO4\"\n", Path::new("c.toml")).unwrap();
+        assert!(matches!(raw.led_for_errors(), LedConfig::Gpio { .. }));
+    }
+
+    // ---- stream keys in their own file ----------------------------------------------------------
+
+    #[test]
+    fn key_file_is_read_relative_to_the_config_and_notepad_endings_are_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("youtube.key"), "\u{feff}abcd-efgh\r\n").unwrap();
+        let path = write(
+            dir.path(),
+            "campush.toml",
+            "[source]\nspec = \"stdin\"\n[[output]]\nurl = \"rtmp://a.example/live2\"\nkey_file = \"youtube.key\"\n",
+        );
+        let c = RawConfig::load(&path).unwrap().check().unwrap();
+        assert_eq!(c.outputs[0].url.stream_key, "abcd-efgh");
+        assert!(!c.describe().contains("abcd"), "{}", c.describe());
+    }
+
+    #[test]
+    fn a_missing_key_file_is_named_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "campush.toml",
+            "[source]\nspec = \"stdin\"\n[[output]]\nurl = \"rtmp://a.example/live2\"\nkey_file = \"gone.key\"\n",
+        );
+        let msg = RawConfig::load(&path)
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("line 5, column 12: output[1].key_file: cannot read"),
+            "{msg}"
+        );
+        assert!(msg.contains("gone.key"), "{msg}");
+    }
+
+    // ---- the template ---------------------------------------------------------------------------
+
+    const TEMPLATE: &str = include_str!("../examples/campush.toml");
+
+    /// The template with every `#key = default` line switched on.
+    fn template_with_defaults_set() -> String {
+        TEMPLATE
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.starts_with(|c: char| c.is_ascii_lowercase()) => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_template_is_a_valid_configuration() {
+        let c = RawConfig::parse(TEMPLATE, Path::new("campush.toml"))
+            .unwrap()
+            .check()
+            .unwrap();
+        assert!(!c.describe().contains("xxxx"), "{}", c.describe());
+    }
+
+    #[test]
+    fn the_defaults_written_in_the_template_are_the_real_defaults() {
+        let describe = |text: &str| {
+            RawConfig::parse(text, Path::new("campush.toml"))
+                .unwrap()
+                .check()
+                .unwrap()
+                .describe()
+        };
+        let with = template_with_defaults_set();
+        assert_ne!(
+            with, TEMPLATE,
+            "the template shows defaults as #key = value"
+        );
+        assert_eq!(describe(&with), describe(TEMPLATE));
+    }
+
+    #[test]
+    fn the_template_documents_every_key() {
+        let documented = |section: &str, key: &str| {
+            let mut current = "";
+            TEMPLATE.lines().any(|l| {
+                let t = l.trim_start_matches(['#', ' ']);
+                if let Some(h) = t.strip_prefix('[') {
+                    current = h.trim_matches(|c| c == '[' || c == ']');
+                    return false;
+                }
+                current == section
+                    && t.strip_prefix(key)
+                        .is_some_and(|r| r.trim_start().starts_with('='))
+            })
+        };
+        let top = keys_of("");
+        assert!(top.contains(&"board".to_owned()), "{top:?}");
+        for section in &top {
+            let keys = keys_of(section);
+            if keys.is_empty() {
+                assert!(documented("", section), "top-level key {section}");
+            }
+            for key in keys {
+                assert!(
+                    documented(section, &key),
+                    "[{section}] {key} is not in the template"
+                );
+            }
         }
     }
 }

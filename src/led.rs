@@ -431,7 +431,10 @@ impl Driver {
         match self.led.set(lit) {
             Ok(()) => self.lit = Some(lit),
             Err(e) => {
-                log::warn!("status LED {}: {e}; no LED from now on", self.led.describe());
+                log::warn!(
+                    "status LED {}: {e}; no LED from now on",
+                    self.led.describe()
+                );
                 self.broken = true;
             }
         }
@@ -595,7 +598,13 @@ mod tests {
         tokio::time::sleep(ms(450)).await;
         assert_eq!(
             writes(&log),
-            [(0, true), (100, false), (200, true), (300, false), (400, true)]
+            [
+                (0, true),
+                (100, false),
+                (200, true),
+                (300, false),
+                (400, true)
+            ]
         );
     }
 
@@ -651,7 +660,10 @@ mod tests {
 
     #[test]
     fn sysfs_takes_act_sets_trigger_none_and_restores_the_original_on_drop() {
-        let root = sysfs_tree("ACT", "none rc-feedback kbd-numlock [mmc0] timer heartbeat\n");
+        let root = sysfs_tree(
+            "ACT",
+            "none rc-feedback kbd-numlock [mmc0] timer heartbeat\n",
+        );
         let mut led = open(&LedConfig::default(), root.path()).unwrap();
         assert_eq!(read(root.path(), "ACT", "trigger"), "none");
         led.set(true).unwrap();

@@ -99,12 +99,21 @@ pub fn config_error(error: &ConfigError, led_config: &LedConfig) -> u8 {
     );
     let board = StatusBoard::new();
     board.set(Status::Error(ErrorKind::Config));
-    let led_task = open_led(led_config).map(|led| runtime.spawn(led::run_led(led, board.subscribe())));
-    let first_line = text.lines().next().unwrap_or_default().to_owned();
-    runtime.block_on(hold_until_stopped(&first_line));
+    let led_task =
+        open_led(led_config).map(|led| runtime.spawn(led::run_led(led, board.subscribe())));
+    // One line for `systemctl status` (a newline would end the STATUS= field), no excerpt.
+    let reason = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('|'))
+        .collect::<Vec<_>>()
+        .join(" ");
+    runtime.block_on(hold_until_stopped(&reason));
     drop(board); // the LED task sees the board go, turns the LED off and gives it back
     if let Some(task) = led_task {
-        let _ = runtime.block_on(tokio::time::timeout(Duration::from_secs(1), task));
+        runtime.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        });
     }
     exit::CONFIG
 }
