@@ -121,6 +121,32 @@ fn not_found(searched: &[PathBuf]) -> String {
     s
 }
 
+/// The LED to show `error` on when the file could not even be read as a configuration: a file
+/// that is valid TOML (say, with a misspelt key) still names its LED in `[led]` or `board`.
+pub fn led_for_error(error: &ConfigError) -> LedConfig {
+    #[derive(Deserialize)]
+    struct LedOnly {
+        board: Option<String>,
+        #[serde(default)]
+        led: RawLed,
+    }
+    let ConfigError::Parse { path, .. } = error else {
+        return LedConfig::default();
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return LedConfig::default();
+    };
+    match toml::from_str::<LedOnly>(text.strip_prefix('\u{feff}').unwrap_or(&text)) {
+        Ok(only) => RawConfig {
+            board: only.board,
+            led: only.led,
+            ..RawConfig::default()
+        }
+        .led_for_errors(),
+        Err(_) => LedConfig::default(),
+    }
+}
+
 /// Where a [`RawConfig`] was read from, for error positions and relative `key_file`s.
 #[derive(Debug, Clone)]
 pub struct Origin {
@@ -1248,6 +1274,28 @@ url = "rtmp://127.0.0.1/live/secretkey"
         assert_eq!(raw.led_for_errors(), LedConfig::None);
         let raw = RawConfig::parse("[led]\nline = \"GPIO4\"\n", Path::new("c.toml")).unwrap();
         assert!(matches!(raw.led_for_errors(), LedConfig::Gpio { .. }));
+    }
+
+    #[test]
+    fn a_file_with_an_unknown_key_still_names_its_led() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "campush.toml",
+            "[source]\nfsp = 30\n[led]\nline = \"GPIO17\"\n",
+        );
+        let err = RawConfig::load(&path).unwrap_err();
+        assert_eq!(
+            led_for_error(&err),
+            LedConfig::Gpio {
+                chip: None,
+                line: GpioLine::Name("GPIO17".into()),
+                active_low: false
+            }
+        );
+        std::fs::write(&path, "[led\nline = 3").unwrap();
+        let err = RawConfig::load(&path).unwrap_err();
+        assert_eq!(led_for_error(&err), LedConfig::default(), "not TOML at all");
     }
 
     // ---- stream keys in their own file ----------------------------------------------------------

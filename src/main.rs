@@ -73,7 +73,7 @@ fn run(args: RunArgs) -> u8 {
     // a valid one, else the onboard LED.
     let raw = match args.to_raw_config() {
         Ok(raw) => raw,
-        Err(e) => return observers::config_error(&e, &Default::default()),
+        Err(e) => return observers::config_error(&e, &campush::config::led_for_error(&e)),
     };
     let config = match raw.check() {
         Ok(c) => c,
