@@ -15,7 +15,8 @@
 //!
 //! `pool` owns every frame buffer; `config` turns raw TOML or command-line flags into a checked
 //! `Config` (with `board` profiles); `status` is the one observable value, which `led` (the
-//! status LED) and `notify` (systemd) observe, started together by `observers`.
+//! status LED), `notify` (systemd) and `statusfile` (/run/campush/status) observe, started
+//! together by `observers`.
 
 pub mod alloc;
 pub mod amf0;
@@ -36,4 +37,5 @@ pub mod queue;
 pub mod rtmp;
 pub mod source;
 pub mod status;
+pub mod statusfile;
 pub mod transport;

@@ -1,5 +1,6 @@
-//! The status observers around a run: the LED ([`crate::led`]) and systemd notifications
-//! ([`crate::notify`]), started and stopped together, and how a configuration error is shown.
+//! The status observers around a run: the LED ([`crate::led`]), systemd notifications
+//! ([`crate::notify`]) and the status file ([`crate::statusfile`]), started and stopped
+//! together, and how a configuration error is shown.
 //!
 //! Owns: their lifetime. They observe the [`StatusBoard`] and nothing else; [`start`] spawns them
 //! on the runtime, [`Observers::finish`] reports `Stopped`, lets them show it (LED off, `STOPPING=1`)
@@ -22,6 +23,7 @@ use crate::exit;
 use crate::led::{self, LedConfig};
 use crate::notify::{self, Notifier};
 use crate::status::{ErrorKind, Status, StatusBoard};
+use crate::statusfile;
 
 /// The running observers.
 pub struct Observers {
@@ -36,6 +38,9 @@ pub fn start(runtime: &Runtime, led_config: &LedConfig, board: &StatusBoard) -> 
         tasks.push(runtime.spawn(led::run_led(led, board.subscribe())));
     }
     tasks.push(runtime.spawn(notify::run_notifier(board.clone())));
+    if let Some(path) = statusfile::path_from_env() {
+        tasks.push(runtime.spawn(statusfile::run_status_file(board.clone(), path)));
+    }
     Observers {
         board: board.clone(),
         tasks,

@@ -59,12 +59,15 @@ impl Board {
 
     /// `campush ARGS` as systemd would start it (with the journal and the watchdog).
     fn start(&self, args: &[&str]) -> Child {
+        let runtime_dir = self.root.path().join("run/campush");
+        std::fs::create_dir_all(&runtime_dir).unwrap();
         Command::new(env!("CARGO_BIN_EXE_campush"))
             .args(args)
             .env("CAMPUSH_ROOT", self.root.path())
             .env("NOTIFY_SOCKET", self.root.path().join("notify"))
             .env("WATCHDOG_USEC", "2000000")
             .env("JOURNAL_STREAM", "8:12345")
+            .env("RUNTIME_DIRECTORY", runtime_dir)
             .env_remove("WATCHDOG_PID")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -270,6 +273,12 @@ fn a_service_run_is_ready_streams_solid_feeds_the_watchdog_and_stops_cleanly() {
     assert_eq!(board.led("trigger"), "none");
     // WATCHDOG_USEC is 2 s: pings every second while frames flow.
     board.wait_for_message("WATCHDOG=1", Duration::from_secs(5));
+    // The status file in the runtime directory.
+    let status = std::fs::read_to_string(board.root.path().join("run/campush/status")).unwrap();
+    assert!(
+        status.starts_with("status=streaming\n") && status.contains("\nframes_sent="),
+        "{status}"
+    );
 
     terminate(&child);
     let (code, stderr) = wait_exit(child, Duration::from_secs(10));
