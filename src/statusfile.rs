@@ -67,8 +67,10 @@ pub async fn run_status_file(board: StatusBoard, path: PathBuf) {
             Counters::get(&c.bytes_sent),
             Counters::get(&c.connects),
         );
-        let written =
-            std::fs::write(&tmp, text.as_bytes()).and_then(|()| std::fs::rename(&tmp, &path));
+        // Readable by everyone whatever the umask (the unit's is 0077): it holds no secret.
+        let written = std::fs::write(&tmp, text.as_bytes())
+            .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)))
+            .and_then(|()| std::fs::rename(&tmp, &path));
         if let Err(e) = written {
             if !warned {
                 log::warn!("status file {}: {e}", path.display());
