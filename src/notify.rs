@@ -1,7 +1,7 @@
 //! systemd service notifications (`sd_notify`), as an observer of the status board.
 //!
 //! Owns: the `NOTIFY_SOCKET` datagram protocol (sd_notify(3)) and the watchdog policy. Pure std:
-//! a `AF_UNIX` datagram socket, either a path or an abstract-namespace name (`@...`, which is what
+//! an `AF_UNIX` datagram socket, either a path or an abstract-namespace name (`@...`, which is what
 //! systemd passes). Messages are `KEY=VALUE` lines in one datagram:
 //!
 //! - `READY=1` once the pipeline runs (the status has left `Starting`), with `Type=notify` this
