@@ -14,7 +14,7 @@ pub const HELP: &str = "\
 campush: push hardware-encoded H.264 to RTMP servers, and never give up
 
 USAGE:
-    campush run --config FILE
+    campush run [--config FILE]
     campush run --url URL --source SPEC [--fps N] [--loop] [--no-pace] [--url URL2 ...]
                 [--max-attempts N] [--tls-ca FILE] [--audio silent|none]
     campush check-config [FILE]
@@ -28,6 +28,10 @@ SOURCES (SPEC):
     v4l2-m2m:CAPTURE[,ENCODER]   raw frames through a V4L2 memory-to-memory encoder
 
 URL: rtmp://host[:port]/app[/more]/streamkey[?query]   (the key never appears in logs)
+
+CONFIGURATION: --config FILE, else the first of /boot/firmware/campush.toml, /boot/campush.toml,
+    /etc/campush/campush.toml (not searched when --url or --source is given).
+    check-config without FILE checks the one run would use.
 
 OPTIONS of run:
     --config FILE      configuration file (flags below override it)
@@ -144,9 +148,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
 
 impl RunArgs {
     /// The configuration this command line asks for: the file (if any) with the flags on top.
+    /// Without `--config`, `--url` or `--source`, the file is searched for (the service's way).
     pub fn to_raw_config(&self) -> Result<RawConfig, crate::config::ConfigError> {
         let mut raw = match &self.config {
             Some(path) => RawConfig::load(path)?,
+            None if self.urls.is_empty() && self.source.is_none() => {
+                RawConfig::find(&crate::config::system_root())?
+            }
             None => RawConfig::default(),
         };
         if let Some(source) = &self.source {

@@ -14,17 +14,23 @@
 //! ```
 //!
 //! `pool` owns every frame buffer; `config` turns raw TOML or command-line flags into a checked
-//! `Config`; `status` is the one observable value.
+//! `Config` (with `board` profiles); `status` is the one observable value, which `led` (the
+//! status LED), `notify` (systemd) and the reporter in `status` (log summary, /run/campush/status.json) observe, started
+//! together by `observers`.
 
 pub mod alloc;
 pub mod amf0;
+pub mod board;
 pub mod cli;
 pub mod config;
 pub mod exit;
 pub mod flv;
 pub mod h264;
 pub mod ingest;
+pub mod led;
 pub mod logging;
+pub mod notify;
+pub mod observers;
 pub mod pool;
 pub mod publisher;
 pub mod queue;

@@ -20,7 +20,7 @@ use campush::queue::{FrameQueue, Outputs, Policy};
 use campush::source::v4l2::{self, V4l2Source};
 use campush::source::{file::FileSource, stdin::StdinSource, Source, SourceError, SourceSpec};
 use campush::status::{Counters, ErrorKind, StatusBoard};
-use campush::{exit, logging, status};
+use campush::{exit, logging, observers, status};
 
 #[global_allocator]
 static ALLOCATOR: campush::alloc::Counting = campush::alloc::Counting;
@@ -55,11 +55,11 @@ fn main() -> ExitCode {
 }
 
 fn check_config(file: Option<std::path::PathBuf>) -> u8 {
-    let Some(path) = file else {
-        eprintln!("campush: check-config: give the configuration file to check");
-        return exit::CONFIG;
+    let raw = match file {
+        Some(path) => RawConfig::load(&path),
+        None => RawConfig::find(&campush::config::system_root()),
     };
-    match RawConfig::load(&path).and_then(|raw| raw.check()) {
+    match raw.and_then(|raw| raw.check()) {
         Ok(config) => {
             print!("{}", config.describe());
             exit::OK
@@ -73,9 +73,15 @@ fn check_config(file: Option<std::path::PathBuf>) -> u8 {
 
 fn run(args: RunArgs) -> u8 {
     logging::init(args.verbose);
-    let mut config = match load_config(&args) {
+    // A configuration error is shown on the LED too (src/observers.rs): the file's LED if it has
+    // a valid one, else the onboard LED.
+    let raw = match args.to_raw_config() {
+        Ok(raw) => raw,
+        Err(e) => return observers::config_error(&e, &campush::config::led_for_error(&e)),
+    };
+    let mut config = match raw.check() {
         Ok(c) => c,
-        Err(e) => return config_error(&e),
+        Err(e) => return observers::config_error(&e, &raw.led_for_errors()),
     };
     if let Some(audio) = args.audio.as_deref().filter(|a| *a != "none") {
         log::warn!("--audio {audio}: audio is not in this build yet; streaming video only");
@@ -102,16 +108,21 @@ fn run(args: RunArgs) -> u8 {
             return exit::SOFTWARE;
         }
     };
+    // The observers of the status (log summary + status file, LED, systemd) live as long as the
+    // process, across pipeline restarts.
     let _reporter = runtime.spawn(status::run_reporter(status.clone(), config.report.clone()));
-    loop {
+    let observers = observers::start(&runtime, &config.led, &status);
+    let code = loop {
         match run_pipeline(&runtime, &args, config, &status, &mut signals) {
-            Next::Exit(code) => return code,
+            Next::Exit(code) => break code,
             Next::Restart(new) => {
                 log::info!("reloaded: the source changed, restarting it");
                 config = *new;
             }
         }
-    }
+    };
+    observers.finish(&runtime);
+    code
 }
 
 /// What the supervisor does after a pipeline ends.
@@ -422,11 +433,6 @@ fn wait_for<T>(thread: std::thread::JoinHandle<T>, limit: Duration) -> Option<T>
     } else {
         None
     }
-}
-
-fn config_error(e: &ConfigError) -> u8 {
-    log::error!("{e}");
-    exit::CONFIG
 }
 
 fn source_exit_code(e: &SourceError) -> u8 {

@@ -158,6 +158,8 @@ impl StatusBoard {
         StatusBoard {
             tx: Arc::new(tx),
             parts: Arc::new(Mutex::new(Parts {
+                // "No complaint from the source" until it reports; the value itself starts at
+                // `Starting` and changes only when a part reports.
                 source: Status::Streaming,
                 destinations: Vec::new(),
                 last_error: None,
@@ -218,7 +220,8 @@ impl StatusBoard {
                 .iter()
                 .copied()
                 .max_by_key(|s| s.severity())
-                .unwrap_or(Status::Starting);
+                // No destination registered (yet): the process-wide or source state shows.
+                .unwrap_or(p.source);
             if p.source != Status::Streaming {
                 p.source
             } else {
@@ -352,9 +355,20 @@ impl Default for ReportSettings {
     fn default() -> Self {
         ReportSettings {
             summary_every: Some(Duration::from_secs(60)),
-            file: Some(PathBuf::from("/run/campush/status.json")),
+            file: Some(default_status_file(
+                std::env::var("RUNTIME_DIRECTORY").ok().as_deref(),
+            )),
             file_every: Duration::from_secs(5),
         }
+    }
+}
+
+/// `status.json` in systemd's `RuntimeDirectory` (the first, if several), else
+/// `/run/campush/status.json`: always a RAM file system, never the SD card.
+pub fn default_status_file(runtime_directory: Option<&str>) -> PathBuf {
+    match runtime_directory.and_then(|d| d.split(':').next()) {
+        Some(dir) if !dir.is_empty() => Path::new(dir).join("status.json"),
+        _ => PathBuf::from("/run/campush/status.json"),
     }
 }
 
@@ -460,6 +474,22 @@ mod tests {
         assert!(
             json.contains(r#""last_error":"server said \"no\"\u000a""#),
             "{json}"
+        );
+    }
+
+    #[test]
+    fn the_status_file_lives_in_the_runtime_directory() {
+        assert_eq!(
+            default_status_file(Some("/run/campush:/run/other")),
+            Path::new("/run/campush/status.json")
+        );
+        assert_eq!(
+            default_status_file(None),
+            Path::new("/run/campush/status.json")
+        );
+        assert_eq!(
+            default_status_file(Some("/tmp/x")),
+            Path::new("/tmp/x/status.json")
         );
     }
 

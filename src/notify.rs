@@ -1,0 +1,329 @@
+//! systemd service notifications (`sd_notify`), as an observer of the status board.
+//!
+//! Owns: the `NOTIFY_SOCKET` datagram protocol (sd_notify(3)) and the watchdog policy. Pure std:
+//! an `AF_UNIX` datagram socket, either a path or an abstract-namespace name (`@...`, which is what
+//! systemd passes). Messages are `KEY=VALUE` lines in one datagram:
+//!
+//! - `READY=1` once the pipeline runs (the status has left `Starting`), with `Type=notify` this
+//!   is what makes `systemctl start` return;
+//! - `STATUS=...` on every status change (shown by `systemctl status campush`);
+//! - `WATCHDOG=1` every `WatchdogSec/2`, but only while frames flow (see [`watchdog_due`]): a
+//!   stalled encoder (raspberrypi/linux#4520) or a wedged process stops the pings and systemd
+//!   restarts campush;
+//! - `STOPPING=1` when the status becomes `Stopped`.
+//!
+//! Without `NOTIFY_SOCKET` (not under systemd, or `Type=simple`) nothing is sent.
+
+use std::io;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::time::Duration;
+
+use crate::status::{Counters, ErrorKind, Status, StatusBoard};
+
+/// A connection to the service manager's notification socket.
+pub struct Notifier {
+    socket: UnixDatagram,
+    addr: SocketAddr,
+}
+
+impl Notifier {
+    /// From `NOTIFY_SOCKET`; `None` when it is not set.
+    pub fn from_env() -> Option<io::Result<Notifier>> {
+        let path = std::env::var("NOTIFY_SOCKET").ok()?;
+        Some(Notifier::connect(&path))
+    }
+
+    /// `path` is a filesystem path or `@name` for the abstract namespace.
+    pub fn connect(path: &str) -> io::Result<Notifier> {
+        let addr = match path.strip_prefix('@') {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                SocketAddr::from_abstract_name(name.as_bytes())?
+            }
+            None if path.starts_with('/') => SocketAddr::from_pathname(path)?,
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("NOTIFY_SOCKET={path:?} is neither a path nor @abstract"),
+                ))
+            }
+        };
+        let socket = UnixDatagram::unbound()?;
+        socket.set_nonblocking(true)?;
+        Ok(Notifier { socket, addr })
+    }
+
+    /// Sends one notification (several `KEY=VALUE` lines may go in one message).
+    pub fn notify(&self, message: &str) -> io::Result<()> {
+        self.socket.send_to_addr(message.as_bytes(), &self.addr)?;
+        Ok(())
+    }
+}
+
+/// The watchdog interval systemd asks for (`WATCHDOG_USEC`, for this process per `WATCHDOG_PID`).
+pub fn watchdog_from_env() -> Option<Duration> {
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
+            return None;
+        }
+    }
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.trim().parse().ok()?;
+    (usec > 0).then(|| Duration::from_micros(usec))
+}
+
+/// Whether to ping the watchdog, given the status and which counters moved since the last ping.
+///
+/// "Frames flow" means: while streaming, frames reach the server; while (re)connecting, frames
+/// still arrive from the source. A network outage therefore does not get campush restarted (that
+/// would restart the camera, the very thing campush exists to avoid); a stalled camera or encoder,
+/// or a stream that stops moving while connected, does. A configuration error (campush holds the
+/// error pattern on the LED until stopped) and a stop in progress are deliberate idleness.
+pub fn watchdog_due(status: Status, frames_in_moved: bool, frames_sent_moved: bool) -> bool {
+    match status {
+        Status::Streaming => frames_sent_moved,
+        Status::Starting
+        | Status::Connecting
+        | Status::WaitingForSource
+        | Status::Error(ErrorKind::Network | ErrorKind::Refused | ErrorKind::Source) => {
+            frames_in_moved || frames_sent_moved
+        }
+        Status::Error(ErrorKind::Config) | Status::Stopped => true,
+    }
+}
+
+/// Observes `board` and notifies systemd, if campush runs under it. Returns when the board is gone.
+pub async fn run_notifier(board: StatusBoard) {
+    match Notifier::from_env() {
+        None => {}
+        Some(Ok(notifier)) => run(notifier, board, watchdog_from_env()).await,
+        Some(Err(e)) => log::warn!("systemd notify socket: {e}"),
+    }
+}
+
+/// The notifier loop, with the socket and watchdog interval given (tests).
+pub async fn run(notifier: Notifier, board: StatusBoard, watchdog: Option<Duration>) {
+    let mut rx = board.subscribe();
+    let counters = std::sync::Arc::clone(&board.counters);
+    drop(board); // observe only: the loop ends when everyone else has let go of the board
+    let send = |message: &str| {
+        if let Err(e) = notifier.notify(message) {
+            log::debug!("systemd notify: {e}");
+        }
+    };
+    let mut ready = false;
+    let mut announce = |status: Status| {
+        let mut message = String::new();
+        if !ready && status != Status::Starting {
+            message.push_str("READY=1\n");
+            ready = true;
+        }
+        if status == Status::Stopped {
+            message.push_str("STOPPING=1\n");
+        }
+        message.push_str(&format!("STATUS={status}"));
+        send(&message);
+    };
+    announce(*rx.borrow_and_update());
+
+    let mut ticker = watchdog.map(|w| {
+        let mut t = tokio::time::interval((w / 2).max(Duration::from_millis(10)));
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    let mut seen = (
+        Counters::get(&counters.frames_in),
+        Counters::get(&counters.frames_sent),
+    );
+    loop {
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let status = *rx.borrow_and_update();
+                announce(status);
+            }
+            _ = tick(&mut ticker) => {
+                let now = (
+                    Counters::get(&counters.frames_in),
+                    Counters::get(&counters.frames_sent),
+                );
+                if watchdog_due(*rx.borrow(), now.0 > seen.0, now.1 > seen.1) {
+                    send("WATCHDOG=1");
+                }
+                seen = now;
+            }
+        }
+    }
+}
+
+async fn tick(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The service manager's end: a datagram socket in a temporary directory.
+    struct Manager {
+        _dir: tempfile::TempDir,
+        socket: UnixDatagram,
+        path: String,
+    }
+
+    impl Manager {
+        fn new() -> Manager {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("notify");
+            let socket = UnixDatagram::bind(&path).unwrap();
+            socket.set_nonblocking(true).unwrap();
+            Manager {
+                path: path.to_str().unwrap().to_owned(),
+                _dir: dir,
+                socket,
+            }
+        }
+
+        /// Every message received so far.
+        fn received(&self) -> Vec<String> {
+            let mut out = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = self.socket.recv(&mut buf) {
+                out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+            out
+        }
+    }
+
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ready_comes_once_the_pipeline_runs_and_status_follows_every_change() {
+        let manager = Manager::new();
+        let board = StatusBoard::new();
+        let notifier = Notifier::connect(&manager.path).unwrap();
+        let task = tokio::spawn(run(notifier, board.clone(), None));
+        settle().await;
+        assert_eq!(manager.received(), ["STATUS=starting"]);
+        board.set(Status::Connecting);
+        settle().await;
+        board.set(Status::Streaming);
+        settle().await;
+        board.set(Status::Stopped);
+        settle().await;
+        assert_eq!(
+            manager.received(),
+            [
+                "READY=1\nSTATUS=connecting",
+                "STATUS=streaming",
+                "STOPPING=1\nSTATUS=stopped"
+            ]
+        );
+        drop(board);
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_is_fed_only_while_frames_flow() {
+        let manager = Manager::new();
+        let board = StatusBoard::new();
+        board.set(Status::Streaming);
+        let notifier = Notifier::connect(&manager.path).unwrap();
+        let _task = tokio::spawn(run(notifier, board.clone(), Some(Duration::from_secs(10))));
+        settle().await;
+        assert_eq!(manager.received(), ["READY=1\nSTATUS=streaming"]);
+        let pings = |m: &Manager| m.received().iter().filter(|s| *s == "WATCHDOG=1").count();
+        // Ticks fall at 5 s, 10 s, ...; phases start half-way between two ticks, and the first
+        // tick of each phase still judges the end of the previous one: it is not counted.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let phase = |frames_in: u64, frames_sent: u64| {
+            let counters = std::sync::Arc::clone(&board.counters);
+            async move {
+                for _ in 0..300 {
+                    Counters::add(&counters.frames_in, frames_in);
+                    Counters::add(&counters.frames_sent, frames_sent);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+
+        // Frames reach the server: a ping every 5 s.
+        phase(3, 3).await;
+        let fed = pings(&manager);
+        assert!((5..=6).contains(&fed), "{fed} pings in 30 s of streaming");
+
+        // Connected, the camera delivers, but nothing leaves (a wedged stream): no ping after the
+        // first tick, and systemd will restart us.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        manager.received();
+        phase(3, 0).await;
+        assert_eq!(pings(&manager), 0, "pings while the stream is wedged");
+
+        // The network is down, the camera still delivers: reconnecting is alive, keep feeding.
+        board.set(Status::Error(ErrorKind::Network));
+        phase(3, 0).await;
+        assert!(pings(&manager) >= 5);
+
+        // The camera stalled as well: no ping.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        manager.received();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(pings(&manager), 0, "pings with nothing flowing");
+    }
+
+    #[test]
+    fn the_watchdog_policy_reads_as_a_table() {
+        use ErrorKind::*;
+        for (status, frames_in, frames_sent, due) in [
+            (Status::Streaming, true, true, true),
+            (Status::Streaming, true, false, false),
+            (Status::Connecting, true, false, true),
+            (Status::Connecting, false, false, false),
+            (Status::Error(Network), true, false, true),
+            (Status::Error(Refused), true, false, true),
+            (Status::WaitingForSource, false, false, false),
+            (Status::Error(Config), false, false, true),
+            (Status::Stopped, false, false, true),
+        ] {
+            assert_eq!(
+                watchdog_due(status, frames_in, frames_sent),
+                due,
+                "{status} in={frames_in} sent={frames_sent}"
+            );
+        }
+    }
+
+    #[test]
+    fn abstract_namespace_sockets_work() {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("campush-notify-test-{}", std::process::id());
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let manager = UnixDatagram::bind_addr(&addr).unwrap();
+        manager
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let notifier = Notifier::connect(&format!("@{name}")).unwrap();
+        notifier.notify("READY=1").unwrap();
+        let mut buf = [0u8; 64];
+        let n = manager.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1");
+    }
+
+    #[test]
+    fn a_relative_notify_socket_is_refused() {
+        assert!(Notifier::connect("run/notify").is_err());
+    }
+}
