@@ -10,6 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fail() { echo "deploy-test: FAIL: $*" >&2; exit 1; }
+passed=0
+ok() { echo "ok: $*"; passed=$((passed + 1)); }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -39,7 +41,7 @@ $out"
 $out"
     done
     [ ! -e "$work/called" ] || fail "install.sh --dry-run $* ran: $(cat "$work/called")"
-    echo "ok: install.sh --dry-run $*"
+    ok "install.sh --dry-run $*"
 }
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
@@ -59,13 +61,14 @@ dry "some/campush_${version}-1_armhf.deb pi@campi:campush-install/campush_${vers
 if out=$(env PATH="$work/stubs:$PATH" deploy/install.sh --dry-run --arch i386 pi@campi 2>&1); then
     fail "install.sh accepted --arch i386: $out"
 fi
-echo "ok: install.sh refuses an unknown architecture"
+ok "install.sh refuses an unknown architecture"
 
 # ---------------------------------------------------------------------------------------------
 # 2. remote-install.sh into a scratch root, twice
 
 if [ "$(id -u)" -ne 0 ] || ! command -v useradd >/dev/null || ! command -v systemctl >/dev/null; then
     echo "SKIP: remote-install.sh in a scratch root needs root, useradd and systemctl"
+    echo "deploy-test: $passed passed, 0 failed, 2 skipped"
     exit 0
 fi
 root=$work/root stage=$work/stage
@@ -91,7 +94,7 @@ grep -q '^video:x:44:campush$' "$root/etc/group" || fail "campush not in video: 
 grep -q '^gpio:x:997:pi,campush$' "$root/etc/group" || fail "campush not in gpio: $(cat "$root/etc/group")"
 cmp -s "$root/boot/firmware/campush.toml" examples/campush.toml || fail "no configuration template"
 [ -L "$root/etc/systemd/system/multi-user.target.wants/campush.service" ] || fail "not enabled"
-echo "ok: remote-install.sh installs binary, unit, user in video and gpio, template, enable link"
+ok "remote-install.sh installs binary, unit, user in video and gpio, template, enable link"
 
 echo '# edited by the user' >>"$root/boot/firmware/campush.toml"
 cp "$root/etc/passwd" "$work/passwd.1"
@@ -104,5 +107,5 @@ cmp -s "$root/etc/group" "$work/group.1" || fail "second run changed /etc/group"
 tail -n1 "$root/boot/firmware/campush.toml" | grep -q 'edited by the user' ||
     fail "second run overwrote the user's configuration"
 grep -q 'keeping the existing /boot/firmware/campush.toml' "$work/run2.log" || fail "no 'keeping' note"
-echo "ok: remote-install.sh again: nothing changed, edited configuration kept"
-echo "deploy-test: all passed"
+ok "remote-install.sh again: nothing changed, edited configuration kept"
+echo "deploy-test: $passed passed, 0 failed"

@@ -91,6 +91,7 @@ out=$(cd "$out" && pwd)
 t0=$SECONDS
 step() { printf '\n---- cross: %s (t=%ss)\n' "$*" "$((SECONDS - t0))"; }
 die() { echo "cross: FAIL: $*" >&2; exit 1; }
+passed=0 # checks that passed; any failure ends the script
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then
@@ -205,6 +206,7 @@ $needed"
     [ "$size" -le "$MAX_BYTES" ] || die "$t: $size bytes, over the budget of $MAX_BYTES (2 MiB)"
     cp "$bin" "$out/campush-$VERSION-$t"
     (cd "$out" && sha256sum "campush-$VERSION-$t" >>SHA256SUMS)
+    passed=$((passed + 1))
     printf 'ok %-32s %8d bytes (%s KiB of 2048), static, stripped, %s%s\n' \
         "$t" "$size" "$((size / 1024))" "$machine" "${arch:+ $arch hard-float}"
 done
@@ -318,6 +320,7 @@ $(tail -n 20 "$work/error.log")"
         [ -z "$errors" ] || die "$t: the recording does not decode cleanly:
 $errors"
         pushed[$t]="$expected_frames frames h264 320x240, decodes cleanly ($((SECONDS - push_start)) s)"
+        passed=$((passed + 1))
         echo "ok $t: recording has ${pushed[$t]}"
     done
 fi
@@ -375,6 +378,7 @@ $contents"
         cmp -s "$ctl/root/usr/bin/campush" "${built[$t]}" ||
             die "$deb: usr/bin/campush is not the binary built for $t"
         rm -rf "$ctl"
+        passed=$((passed + 1))
         debs[$t]="$(basename "$deb") ($(stat -c %s "$deb") bytes)"
         echo "ok $(basename "$deb"): Architecture $debarch, binary, unit, conffile /etc/campush/campush.toml, maintainer scripts"
         echo "$info" | sed -n 's/^ \(Package\|Version\|Architecture\|Installed-Size\|Depends\):/   \1:/p'
@@ -394,3 +398,4 @@ done
 echo "output in $out:"
 ls -l "$out"
 echo "cross: all done in $((SECONDS - t0)) s"
+echo "cross: $passed passed, 0 failed"
