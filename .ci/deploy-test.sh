@@ -108,4 +108,65 @@ tail -n1 "$root/boot/firmware/campush.toml" | grep -q 'edited by the user' ||
     fail "second run overwrote the user's configuration"
 grep -q 'keeping the existing /boot/firmware/campush.toml' "$work/run2.log" || fail "no 'keeping' note"
 ok "remote-install.sh again: nothing changed, edited configuration kept"
+
+# ---------------------------------------------------------------------------------------------
+# 3. install.sh for real, with ssh, scp and sudo replaced by a fake board: a home directory and
+#    a scratch root on this machine. Checks that the whole sequence (the architecture question,
+#    the copies, the remote command line, the clean-up) does what the dry run says.
+
+board=$work/board
+mkdir -p "$work/fake" "$board/home" "$board/root/etc" "$board/root/boot/firmware"
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$board/root/etc/passwd"
+printf 'root:*:19000:0:99999:7:::\n' >"$board/root/etc/shadow"
+printf 'root:x:0:\nvideo:x:44:\n' >"$board/root/etc/group"
+printf 'root:*::\nvideo:!::\n' >"$board/root/etc/gshadow"
+cat >"$work/fake/ssh" <<FAKE
+#!/bin/sh
+while [ \$# -gt 0 ]; do
+    case \$1 in -o | -p | -i | -O) shift 2 ;; -t | -q) shift ;; *) break ;; esac
+done
+host=\$1
+shift
+echo "ssh \$host \$*" >>"$work/fake.log"
+[ "\$*" = "dpkg --print-architecture" ] && { echo armhf; exit 0; }
+cd "$board/home" && exec sh -c "\$*"
+FAKE
+cat >"$work/fake/scp" <<FAKE
+#!/bin/sh
+while [ \$# -gt 0 ]; do
+    case \$1 in -o | -P | -i) shift 2 ;; -q) shift ;; *) break ;; esac
+done
+echo "scp \$1 \$2" >>"$work/fake.log"
+cp "\$1" "$board/home/\${2#*:}"
+FAKE
+cat >"$work/fake/sudo" <<FAKE
+#!/bin/sh
+echo "sudo \$*" >>"$work/fake.log"
+exec "\$@" --root "$board/root"
+FAKE
+chmod +x "$work/fake/ssh" "$work/fake/scp" "$work/fake/sudo"
+binary=target/cross/dist/campush-$version-arm-unknown-linux-musleabihf
+binary_opt=()
+if [ ! -f "$binary" ]; then # no cross build here: any file will do
+    binary=$stage/campush
+    binary_opt=(--binary "$binary")
+fi
+env PATH="$work/fake:$PATH" deploy/install.sh "${binary_opt[@]}" pi@fakeboard \
+    >"$work/run3.log" 2>&1 </dev/null ||
+    fail "install.sh against the fake board failed: $(cat "$work/run3.log")"
+sed 's/^/    /' "$work/run3.log"
+cmp -s "$board/root/usr/bin/campush" "$binary" || fail "the board did not get $binary"
+grep -q '^campush:' "$board/root/etc/passwd" || fail "no campush user on the board"
+grep -q '^video:x:44:campush$' "$board/root/etc/group" || fail "campush not in video on the board"
+grep -q 'no group gpio on this system; skipped' "$work/run3.log" || fail "no note on the missing gpio group"
+[ -f "$board/root/boot/firmware/campush.toml" ] || fail "no configuration on the board"
+[ -L "$board/root/etc/systemd/system/multi-user.target.wants/campush.service" ] || fail "not enabled"
+[ -z "$(ls -A "$board/home")" ] || fail "staging directory left behind: $(ls -A "$board/home")"
+if [ ${#binary_opt[@]} -eq 0 ]; then
+    grep -q '^ssh pi@fakeboard dpkg --print-architecture$' "$work/fake.log" ||
+        fail "the board's architecture was not asked: $(cat "$work/fake.log")"
+fi
+grep -q '^sudo sh campush-install/remote-install.sh$' "$work/fake.log" ||
+    fail "the remote install did not run: $(cat "$work/fake.log")"
+ok "install.sh against a fake board: binary for armhf, user, template, enabled, staging removed"
 echo "deploy-test: $passed passed, 0 failed"

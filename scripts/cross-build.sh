@@ -20,7 +20,7 @@
 #                                   there too)                                 (qemu -cpu cortex-a7)
 #
 # Usage: scripts/cross-build.sh [options]
-#   --setup          install missing Debian packages with apt-get (as root or with sudo)
+#   --setup          install missing Debian packages with apt-get (as root, or through sudo)
 #   --target T       build T (repeatable); default: aarch64 and ARMv6 (the two shipped binaries)
 #   --all            the three targets above
 #   --test           run each binary under qemu-user: push the test clip to a private nginx-rtmp
@@ -82,7 +82,7 @@ for t in "${targets[@]}"; do
 done
 
 TARGET_DIR=${CAMPUSH_CROSS_TARGET_DIR:-target/cross}
-CACHE=${CAMPUSH_CROSS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/campush-cross}
+CACHE=${CAMPUSH_CROSS_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/campush-cross}
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 mkdir -p "$TARGET_DIR" "$CACHE" "$out"
 TARGET_DIR=$(cd "$TARGET_DIR" && pwd)
@@ -93,11 +93,14 @@ step() { printf '\n---- cross: %s (t=%ss)\n' "$*" "$((SECONDS - t0))"; }
 die() { echo "cross: FAIL: $*" >&2; exit 1; }
 passed=0 # checks that passed; any failure ends the script
 
+on_terminal=no
+if [ -t 0 ]; then on_terminal=yes; fi
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then
         "$@"
     elif command -v sudo >/dev/null; then
-        sudo -n "$@"
+        # On a terminal sudo may ask for the password; in CI it must not wait for one.
+        if [ "$on_terminal" = yes ]; then sudo "$@"; else sudo -n "$@"; fi
     else
         echo "need root (or sudo) to run: $*" >&2
         return 1
