@@ -143,16 +143,19 @@ echo "compiler: $("$DEB_RUSTC" --version)"
 
 # zig + cargo-zigbuild in a venv, made once and kept in the cache.
 VENV=$CACHE/venv
-if [ "$(cat "$VENV/.campush-pins" 2>/dev/null)" != "${ZIG_PIP[*]}" ]; then
+if [ "$(cat "$VENV/.campush-pins" 2>/dev/null)" != "${ZIG_PIP[*]}" ] ||
+    ! "$VENV/bin/python" -m ziglang version >/dev/null 2>&1; then
     echo "creating $VENV with ${ZIG_PIP[*]}"
     rm -rf "$VENV"
     python=python3
     "$python" -m venv --help >/dev/null 2>&1 || python=/usr/bin/python3
     "$python" -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${ZIG_PIP[@]}"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --timeout 60 --retries 3 \
+        "${ZIG_PIP[@]}"
     echo "${ZIG_PIP[*]}" >"$VENV/.campush-pins"
 fi
-echo "zig $("$VENV/bin/python" -m ziglang version), $("$VENV/bin/cargo-zigbuild" --version)"
+zig_version=$("$VENV/bin/python" -m ziglang version) || die "zig does not run from $VENV"
+echo "zig $zig_version, $("$VENV/bin/cargo-zigbuild" --version)"
 
 # ---------------------------------------------------------------------------------------------
 # Build
@@ -178,7 +181,6 @@ done
 # Check: static, stripped, right machine and architecture, within the size budget
 
 step "check binaries"
-rm -f "$out/SHA256SUMS"
 for t in "${targets[@]}"; do
     bin=${built[$t]}
     [ -f "$bin" ] || die "$t: $bin was not built"
@@ -208,7 +210,6 @@ $needed"
     sizes[$t]=$size
     [ "$size" -le "$MAX_BYTES" ] || die "$t: $size bytes, over the budget of $MAX_BYTES (2 MiB)"
     cp "$bin" "$out/campush-$VERSION-$t"
-    (cd "$out" && sha256sum "campush-$VERSION-$t" >>SHA256SUMS)
     passed=$((passed + 1))
     printf 'ok %-32s %8d bytes (%s KiB of 2048), static, stripped, %s%s\n' \
         "$t" "$size" "$((size / 1024))" "$machine" "${arch:+ $arch hard-float}"
@@ -386,12 +387,13 @@ $contents"
         echo "ok $(basename "$deb"): Architecture $debarch, binary, unit, conffile /etc/campush/campush.toml, maintainer scripts"
         echo "$info" | sed -n 's/^ \(Package\|Version\|Architecture\|Installed-Size\|Depends\):/   \1:/p'
     done
-    (cd "$out" && sha256sum -- *.deb >>SHA256SUMS)
 fi
 
 # ---------------------------------------------------------------------------------------------
 
 step "summary"
+(cd "$out" && find . -maxdepth 1 -type f -name 'campush*' -printf '%f\n' | sort |
+    xargs -r sha256sum -- >SHA256SUMS)
 for t in "${targets[@]}"; do
     printf '%-32s %8d bytes stripped' "$t" "${sizes[$t]}"
     [ -n "${pushed[$t]:-}" ] && printf '; qemu push: %s' "${pushed[$t]}"
