@@ -6,7 +6,7 @@
 #                       arm64 gets the aarch64 binary, armhf the ARMv6 one (runs on every Pi)
 #   --binary FILE       install this binary (default: target/cross/dist/campush-VERSION-TARGET,
 #                       as scripts/cross-build.sh makes it)
-#   --deb FILE          install this .deb instead of a bare binary (apt-get install on the board)
+#   --deb FILE          install this .deb instead of a bare binary (dpkg -i on the board)
 #   --no-start          enable the service but do not (re)start it now
 #   -p, --port N        ssh port
 #   -i FILE             ssh identity (private key) file

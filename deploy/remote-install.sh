@@ -7,7 +7,7 @@
 #
 # Steps, each safe to repeat (running it twice changes nothing the first run did not):
 # 1. the program: campush -> /usr/bin/campush (replaced atomically: a running service keeps its
-#    old copy until restarted), or with --deb FILE: `apt-get install ./FILE`;
+#    old copy until restarted), or with --deb FILE: `dpkg -i FILE`;
 # 2. the unit: campush.service -> /etc/systemd/system/ (not with --deb: the package has it);
 # 3. the `campush` system user (no login, no home), added to the groups `video` (camera,
 #    encoder) and `gpio` (status LED) where the board has them;
@@ -17,7 +17,7 @@
 #    but not when step 4 just wrote the template (it has no stream key yet), nor with
 #    --no-start: the service then starts at the next boot or with `systemctl start campush`.
 #
-# --root DIR installs into DIR instead of / (for tests): no apt-get, no running systemd.
+# --root DIR installs into DIR instead of / (for tests): no dpkg, no running systemd.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -59,7 +59,12 @@ if [ -n "$deb" ]; then
     [ -z "$ROOT" ] || { echo "--deb cannot be combined with --root" >&2; exit 2; }
     case $deb in /*) ;; *) deb=$here/$deb ;; esac
     say "installing the package $(basename "$deb")"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y "$deb"
+    # dpkg, not apt: it also reinstalls a rebuilt package of the same version. Its only
+    # dependency (passwd: useradd) is on every Debian system.
+    DEBIAN_FRONTEND=noninteractive dpkg -i "$deb"
+    if [ -f /etc/systemd/system/campush.service ]; then
+        say "note: /etc/systemd/system/campush.service (an install without the .deb) overrides the packaged unit; delete it to use the package's"
+    fi
 else
     mkdir -p "$ROOT/usr/bin" "$ROOT/etc/systemd/system"
     install -m 0755 "$here/campush" "$ROOT/usr/bin/.campush.new"
