@@ -17,9 +17,10 @@ use serde::Deserialize;
 use crate::ingest::IngestSettings;
 use crate::publisher::PublisherSettings;
 use crate::queue::Limits;
-use crate::rtmp::RtmpUrl;
+use crate::rtmp::{RtmpUrl, Scheme};
 use crate::source::SourceSpec;
 use crate::status::ReportSettings;
+use crate::transport::{self, TlsOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -70,6 +71,10 @@ pub struct RawOutput {
     pub url: Option<String>,
     pub key: Option<String>,
     pub key_file: Option<PathBuf>,
+    /// rtmps:// only: PEM file of extra trusted CA certificates.
+    pub tls_ca: Option<PathBuf>,
+    /// rtmps:// only: accept any certificate (lab use; warned about at every connect).
+    pub tls_insecure: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -105,6 +110,7 @@ pub struct RawStatus {
 #[derive(Debug, Clone)]
 pub struct Output {
     pub url: RtmpUrl,
+    pub tls: TlsOptions,
 }
 
 /// The checked configuration.
@@ -299,7 +305,34 @@ fn check_output(i: usize, o: &RawOutput) -> Result<Output, ConfigError> {
         None => RtmpUrl::parse(url),
     }
     .map_err(|e| ConfigError::Invalid(format!("{which}: {e}")))?;
-    Ok(Output { url })
+    let tls = TlsOptions {
+        ca_file: o.tls_ca.clone(),
+        insecure: o.tls_insecure.unwrap_or(false),
+    };
+    let invalid = |m: String| Err(ConfigError::Invalid(format!("{which}: {m}")));
+    match url.scheme {
+        Scheme::Rtmp if tls.ca_file.is_some() || tls.insecure => {
+            return invalid(
+                "tls_ca and tls_insecure only apply to rtmps:// URLs (this one is rtmp://)".into(),
+            )
+        }
+        Scheme::Rtmp => {}
+        Scheme::Rtmps if !transport::TLS_AVAILABLE => {
+            return invalid(
+                "rtmps:// needs TLS, and this campush was built without it (cargo feature `tls`)"
+                    .into(),
+            )
+        }
+        Scheme::Rtmps => {}
+    }
+    if tls.insecure && tls.ca_file.is_some() {
+        return invalid("set tls_ca or tls_insecure, not both".into());
+    }
+    if let Some(path) = &tls.ca_file {
+        transport::check_ca_file(path)
+            .map_err(|e| ConfigError::Invalid(format!("{which}: {e}")))?;
+    }
+    Ok(Output { url, tls })
 }
 
 impl Config {
@@ -321,7 +354,14 @@ impl Config {
         }
         s += &format!("loop = {}\npace = {}\n", self.looping, self.pace);
         for o in &self.outputs {
-            s += &format!("output = {}\n", o.url);
+            s += &format!("output = {}", o.url);
+            if let Some(ca) = &o.tls.ca_file {
+                s += &format!(" (tls_ca = {})", ca.display());
+            }
+            if o.tls.insecure {
+                s += " (TLS certificate verification OFF: tls_insecure = true)";
+            }
+            s += "\n";
         }
         let p = &self.publisher;
         s += &format!(
@@ -403,6 +443,38 @@ url = "rtmp://127.0.0.1/live/secretkey"
         .unwrap();
         assert_eq!(c.outputs[0].url.app, "live2");
         assert_eq!(c.outputs[0].url.stream_key, "abc");
+    }
+
+    #[test]
+    fn tls_settings_apply_to_rtmps_only_and_are_checked() {
+        let base = "[source]\nspec=\"stdin\"\n[[output]]\n";
+        let c = parse(&format!(
+            "{base}url=\"rtmps://live.example/app/k\"\ntls_insecure=true\n"
+        ))
+        .unwrap();
+        assert!(c.outputs[0].tls.insecure);
+        assert!(c.describe().contains("verification OFF"));
+        for (text, needle) in [
+            (
+                "url=\"rtmp://h/a/k\"\ntls_insecure=true",
+                "only apply to rtmps://",
+            ),
+            (
+                "url=\"rtmp://h/a/k\"\ntls_ca=\"ca.pem\"",
+                "only apply to rtmps://",
+            ),
+            (
+                "url=\"rtmps://h/a/k\"\ntls_ca=\"ca.pem\"\ntls_insecure=true",
+                "not both",
+            ),
+            (
+                "url=\"rtmps://h/a/k\"\ntls_ca=\"/nonexistent/ca.pem\"",
+                "CA file",
+            ),
+        ] {
+            let msg = parse(&format!("{base}{text}\n")).unwrap_err().to_string();
+            assert!(msg.contains(needle), "{needle}: {msg}");
+        }
     }
 
     #[test]

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::ingest::SharedHeaders;
@@ -32,7 +31,7 @@ use crate::queue::FrameQueue;
 use crate::rtmp::{ClientSession, RtmpError, RtmpUrl, SessionConfig};
 use crate::source::monotonic_us;
 use crate::status::{Counters, DestinationStatus, ErrorKind, Status};
-use crate::transport::{self, TransportError};
+use crate::transport::{Connection, Connector, TlsOptions, TransportError};
 
 /// Deadlines and sizes of one destination.
 #[derive(Debug, Clone)]
@@ -49,6 +48,8 @@ pub struct PublisherSettings {
     pub backoff_max: Duration,
     /// A connection that streamed this long resets the backoff schedule.
     pub healthy_after: Duration,
+    /// Trust settings for `rtmps://`.
+    pub tls: TlsOptions,
 }
 
 impl Default for PublisherSettings {
@@ -63,6 +64,7 @@ impl Default for PublisherSettings {
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(10),
             healthy_after: Duration::from_secs(30),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -84,6 +86,9 @@ pub enum PublishError {
 impl PublishError {
     pub fn kind(&self) -> ErrorKind {
         match self {
+            // A certificate will not become valid by retrying at once: wait like a refusal.
+            PublishError::Transport(e) if e.is_certificate() => ErrorKind::Refused,
+            PublishError::Transport(e) if e.is_setup() => ErrorKind::Config,
             PublishError::Rtmp(e) if e.is_refusal() => ErrorKind::Refused,
             PublishError::Closed(phase) if *phase == CLOSED_WHILE_PUBLISHING => ErrorKind::Refused,
             _ => ErrorKind::Network,
@@ -111,6 +116,7 @@ pub struct Publisher {
     headers: SharedHeaders,
     status: DestinationStatus,
     stop: watch::Receiver<bool>,
+    connector: Connector,
     out: Vec<u8>,
     inbuf: Box<[u8]>,
     published_once: bool,
@@ -134,6 +140,7 @@ impl Publisher {
         status: DestinationStatus,
         stop: watch::Receiver<bool>,
     ) -> Self {
+        let connector = Connector::new(settings.tls.clone());
         Publisher {
             url,
             settings,
@@ -141,6 +148,7 @@ impl Publisher {
             headers,
             status,
             stop,
+            connector,
             out: Vec::with_capacity(512 * 1024),
             inbuf: vec![0; 16 * 1024].into_boxed_slice(),
             published_once: false,
@@ -203,9 +211,10 @@ impl Publisher {
         self.status.set(Status::Connecting);
         self.streamed_for = None;
         Counters::add(&self.status.board().counters.connects, 1);
-        let mut tcp =
-            transport::connect(&self.url.host, self.url.port, self.settings.connect_timeout)
-                .await?;
+        let mut conn = self
+            .connector
+            .connect(&self.url, self.settings.connect_timeout)
+            .await?;
         let mut session = ClientSession::new(SessionConfig {
             app: self.url.app.clone(),
             tc_url: self.url.tc_url.clone(),
@@ -217,7 +226,7 @@ impl Publisher {
         });
 
         let deadline = self.settings.publish_timeout;
-        tokio::time::timeout(deadline, self.publish(&mut tcp, &mut session))
+        tokio::time::timeout(deadline, self.publish(&mut conn, &mut session))
             .await
             .map_err(|_| PublishError::Timeout("handshake and publish", deadline))??;
         log::info!("{}: publishing", self.url);
@@ -226,28 +235,30 @@ impl Publisher {
         let dropped = self.queue.resync(!self.published_once);
         Counters::add(&self.status.board().counters.frames_dropped, dropped as u64);
         self.published_once = true;
-        let result = self.stream(&mut tcp, &mut session).await;
+        let result = self.stream(&mut conn, &mut session).await;
         self.streamed_for = Some(streaming_since.elapsed());
         result
     }
 
     async fn publish(
         &mut self,
-        tcp: &mut TcpStream,
+        conn: &mut Connection,
         session: &mut ClientSession,
     ) -> Result<(), PublishError> {
         self.out.clear();
         session.start(&mut self.out);
-        tcp.write_all(&self.out).await?;
+        conn.write_all(&self.out).await?;
+        conn.flush().await?;
         while !session.is_published() {
-            let n = tcp.read(&mut self.inbuf).await?;
+            let n = conn.read(&mut self.inbuf).await?;
             if n == 0 {
                 return Err(PublishError::Closed(CLOSED_WHILE_PUBLISHING));
             }
             self.out.clear();
             session.receive(&self.inbuf[..n], &mut self.out)?;
             if !self.out.is_empty() {
-                tcp.write_all(&self.out).await?;
+                conn.write_all(&self.out).await?;
+                conn.flush().await?;
             }
         }
         Ok(())
@@ -255,7 +266,7 @@ impl Publisher {
 
     async fn stream(
         &mut self,
-        tcp: &mut TcpStream,
+        conn: &mut Connection,
         session: &mut ClientSession,
     ) -> Result<Outcome, PublishError> {
         let mut st = Stream {
@@ -264,31 +275,31 @@ impl Publisher {
             sent_gen: 0,
         };
         let mut stop = self.stop.clone();
-        let outcome = {
-            let (mut rd, mut wr) = tcp.split();
-            loop {
-                self.out.clear();
-                tokio::select! {
-                    biased;
-                    _ = stop.wait_for(|s| *s) => break Outcome::Stopped,
-                    read = rd.read(&mut self.inbuf) => {
-                        let n = read?;
-                        if n == 0 {
-                            return Err(PublishError::Closed("while streaming"));
-                        }
-                        session.receive(&self.inbuf[..n], &mut self.out)?;
+        // Reads and writes never overlap: a write completes (or times out) before the next read
+        // is polled, so one stream serves both, TLS included. Both futures in the select are
+        // cancel-safe: bytes a TLS read already took from the socket stay in the TLS session.
+        let outcome = loop {
+            self.out.clear();
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => break Outcome::Stopped,
+                read = conn.read(&mut self.inbuf) => {
+                    let n = read?;
+                    if n == 0 {
+                        return Err(PublishError::Closed("while streaming"));
                     }
-                    frame = self.queue.pop() => match frame {
-                        Some(frame) => self.write_frame(session, &mut st, frame),
-                        None => break Outcome::Finished,
-                    },
+                    session.receive(&self.inbuf[..n], &mut self.out)?;
                 }
-                if !self.out.is_empty() {
-                    self.write_out(&mut wr).await?;
-                }
+                frame = self.queue.pop() => match frame {
+                    Some(frame) => self.write_frame(session, &mut st, frame),
+                    None => break Outcome::Finished,
+                },
+            }
+            if !self.out.is_empty() {
+                self.write_out(conn).await?;
             }
         };
-        self.finish(tcp, session, outcome).await;
+        self.finish(conn, session, outcome).await;
         Ok(outcome)
     }
 
@@ -321,20 +332,27 @@ impl Publisher {
     /// Writes `out` in full. The deadline is on progress, not on the whole buffer: a large
     /// keyframe on a slow link may take long, but a write that moves no byte for `write_timeout`
     /// means the server stopped reading (or the path is dead) and ends the connection.
-    async fn write_out(
-        &mut self,
-        wr: &mut tokio::net::tcp::WriteHalf<'_>,
-    ) -> Result<(), PublishError> {
+    ///
+    /// Over TLS a write hands bytes to the TLS session, which may keep some encrypted records
+    /// when the socket is full; the flush pushes them out (under the same deadline) so that no
+    /// frame waits in the session for the next one.
+    async fn write_out(&mut self, conn: &mut Connection) -> Result<(), PublishError> {
         let deadline = self.settings.write_timeout;
+        let stalled = || PublishError::Timeout("a write that made no progress", deadline);
         let mut written = 0;
         while written < self.out.len() {
-            let n = tokio::time::timeout(deadline, wr.write(&self.out[written..]))
+            let n = tokio::time::timeout(deadline, conn.write(&self.out[written..]))
                 .await
-                .map_err(|_| PublishError::Timeout("a write that made no progress", deadline))??;
+                .map_err(|_| stalled())??;
             if n == 0 {
                 return Err(PublishError::Closed("while streaming"));
             }
             written += n;
+        }
+        if conn.is_tls() {
+            tokio::time::timeout(deadline, conn.flush())
+                .await
+                .map_err(|_| stalled())??;
         }
         Counters::add(&self.status.board().counters.bytes_sent, written as u64);
         Ok(())
@@ -342,7 +360,12 @@ impl Publisher {
 
     /// Unpublishes, half-closes, and waits for the server to close its side: once it has, it has
     /// read every byte we sent. Errors here change nothing about the outcome.
-    async fn finish(&mut self, tcp: &mut TcpStream, session: &mut ClientSession, outcome: Outcome) {
+    async fn finish(
+        &mut self,
+        conn: &mut Connection,
+        session: &mut ClientSession,
+        outcome: Outcome,
+    ) {
         let budget = match outcome {
             // A stop must complete within a second (systemd, Ctrl-C).
             Outcome::Stopped => Duration::from_millis(800).min(self.settings.finish_timeout),
@@ -351,10 +374,11 @@ impl Publisher {
         self.out.clear();
         session.finish(&mut self.out);
         let drain = async {
-            tcp.write_all(&self.out).await?;
-            tcp.shutdown().await?;
+            conn.write_all(&self.out).await?;
+            // Flushes, then (TLS) sends close_notify, then half-closes the TCP connection.
+            conn.shutdown().await?;
             loop {
-                let n = tcp.read(&mut self.inbuf).await?;
+                let n = conn.read(&mut self.inbuf).await?;
                 if n == 0 {
                     return Ok::<_, std::io::Error>(());
                 }
