@@ -167,6 +167,9 @@ impl RunArgs {
         if let Some(m) = self.max_attempts {
             raw.network.max_attempts = Some(m);
         }
+        if let Some(audio) = &self.audio {
+            raw.audio.source = Some(audio.clone());
+        }
         if !self.urls.is_empty() {
             raw.outputs = self
                 .urls

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::audio::{AudioFormat, AudioSpec};
+use crate::flv::AudioMetadata;
 use crate::ingest::IngestSettings;
 use crate::publisher::PublisherSettings;
 use crate::queue::Limits;
@@ -50,6 +52,19 @@ pub struct RawConfig {
     pub queue: RawQueue,
     #[serde(default)]
     pub status: RawStatus,
+    #[serde(default)]
+    pub audio: RawAudio,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudio {
+    /// `silent` (default) or `none`.
+    pub source: Option<String>,
+    /// 44100 or 48000 (default).
+    pub rate: Option<u32>,
+    /// 1 or 2 (default).
+    pub channels: Option<u8>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -125,6 +140,7 @@ pub struct Config {
     pub queue: Limits,
     pub ingest: IngestSettings,
     pub report: ReportSettings,
+    pub audio: AudioSpec,
 }
 
 impl RawConfig {
@@ -249,6 +265,22 @@ impl RawConfig {
             None => {}
         }
 
+        let a = &self.audio;
+        let format = AudioFormat::new(
+            a.rate.unwrap_or(AudioFormat::default().rate),
+            a.channels.unwrap_or(AudioFormat::default().channels),
+        )
+        .map_err(|e| ConfigError::Invalid(format!("[audio] {e}")))?;
+        let audio = match a.source.as_deref().map(str::trim) {
+            None | Some("silent") => AudioSpec::Silent(format),
+            Some("none") => AudioSpec::None,
+            Some(other) => {
+                return invalid(format!(
+                    "audio.source = {other:?}: expected \"silent\" (a silent AAC track, which YouTube and Facebook need) or \"none\""
+                ))
+            }
+        };
+
         // Enough frames for the time bound at 60 fps; the pool is sized from this.
         let max_frames = ((max_seconds * 60.0).ceil() as usize).max(16);
         Ok(Config {
@@ -266,8 +298,14 @@ impl RawConfig {
             ingest: IngestSettings {
                 fps,
                 video_kbps: self.source.bitrate_kbps.map(f64::from),
+                audio: audio.format().map(|f| AudioMetadata {
+                    rate: f.rate,
+                    channels: f.channels,
+                    kbps: audio.kbps().unwrap_or(0.0),
+                }),
             },
             report,
+            audio,
         })
     }
 }
@@ -344,6 +382,7 @@ impl Config {
             && self.pace == other.pace
             && self.ingest.video_kbps == other.ingest.video_kbps
             && self.queue.max_frames == other.queue.max_frames
+            && self.audio == other.audio
     }
 
     /// The effective configuration, for `check-config` and the start-up log. No secrets.
@@ -353,6 +392,7 @@ impl Config {
             s += &format!("fps = {fps}\n");
         }
         s += &format!("loop = {}\npace = {}\n", self.looping, self.pace);
+        s += &format!("audio = {}\n", self.audio);
         for o in &self.outputs {
             s += &format!("output = {}", o.url);
             if let Some(ca) = &o.tls.ca_file {
@@ -410,6 +450,32 @@ url = "rtmp://127.0.0.1/live/secretkey"
         assert_eq!(c.queue.max_duration_us, 2_000_000);
         assert_eq!(c.queue.max_bytes, 8 << 20);
         assert_eq!(c.outputs[0].url.stream_key, "secretkey");
+        assert_eq!(
+            c.audio,
+            AudioSpec::Silent(AudioFormat::new(48_000, 2).unwrap())
+        );
+    }
+
+    #[test]
+    fn the_audio_section_chooses_the_track() {
+        let base = "[source]\nspec=\"stdin\"\n[[output]]\nurl=\"rtmp://h/a/k\"\n[audio]\n";
+        let c = parse(&format!("{base}source = \"none\"\n")).unwrap();
+        assert_eq!(c.audio, AudioSpec::None);
+        assert!(c.ingest.audio.is_none());
+        let c = parse(&format!("{base}rate = 44100\nchannels = 1\n")).unwrap();
+        assert_eq!(
+            c.audio,
+            AudioSpec::Silent(AudioFormat::new(44_100, 1).unwrap())
+        );
+        assert_eq!(c.ingest.audio.unwrap().rate, 44_100);
+        for (text, needle) in [
+            ("source = \"mic\"", "audio.source"),
+            ("rate = 32000", "44100 or 48000"),
+            ("channels = 6", "1 or 2"),
+        ] {
+            let msg = parse(&format!("{base}{text}\n")).unwrap_err().to_string();
+            assert!(msg.contains(needle), "{needle}: {msg}");
+        }
     }
 
     #[test]

@@ -73,9 +73,6 @@ fn run(args: RunArgs) -> u8 {
         Ok(c) => c,
         Err(e) => return config_error(&e),
     };
-    if let Some(audio) = args.audio.as_deref().filter(|a| *a != "none") {
-        log::warn!("--audio {audio}: audio is not in this build yet; streaming video only");
-    }
     if args.tls_ca.is_some() && config.outputs.iter().all(|o| o.tls.ca_file.is_none()) {
         log::warn!("--tls-ca: no rtmps:// destination uses it");
     }
@@ -251,6 +248,7 @@ async fn supervise(
         for ((output, queue), dest) in config.outputs.iter().zip(queues).zip(destinations) {
             let settings = PublisherSettings {
                 tls: output.tls.clone(),
+                audio: config.audio,
                 ..config.publisher.clone()
             };
             let mut publisher = Publisher::new(

@@ -25,6 +25,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+use crate::audio::{AudioSource, AudioSpec};
+use crate::flv;
 use crate::ingest::SharedHeaders;
 use crate::pool::Frame;
 use crate::queue::FrameQueue;
@@ -50,6 +52,8 @@ pub struct PublisherSettings {
     pub healthy_after: Duration,
     /// Trust settings for `rtmps://`.
     pub tls: TlsOptions,
+    /// The audio track sent with the video.
+    pub audio: AudioSpec,
 }
 
 impl Default for PublisherSettings {
@@ -65,6 +69,7 @@ impl Default for PublisherSettings {
             backoff_max: Duration::from_secs(10),
             healthy_after: Duration::from_secs(30),
             tls: TlsOptions::default(),
+            audio: AudioSpec::None,
         }
     }
 }
@@ -117,6 +122,10 @@ pub struct Publisher {
     status: DestinationStatus,
     stop: watch::Receiver<bool>,
     connector: Connector,
+    /// The audio track, pulled by timestamp before each video frame.
+    audio: Option<Box<dyn AudioSource>>,
+    /// One audio tag body at a time (allocated once).
+    audio_tag: Vec<u8>,
     out: Vec<u8>,
     inbuf: Box<[u8]>,
     published_once: bool,
@@ -129,7 +138,12 @@ struct Stream {
     base_us: Option<u64>,
     last_ts: u32,
     sent_gen: u32,
+    audio_header_sent: bool,
 }
+
+/// Largest audio tag body: AAC allows 6144 bits per channel per frame, so 1536 bytes for stereo,
+/// plus the 2-byte tag header; rounded up.
+const MAX_AUDIO_TAG: usize = 2048;
 
 impl Publisher {
     pub fn new(
@@ -141,6 +155,7 @@ impl Publisher {
         stop: watch::Receiver<bool>,
     ) -> Self {
         let connector = Connector::new(settings.tls.clone());
+        let audio = settings.audio.open();
         Publisher {
             url,
             settings,
@@ -149,6 +164,8 @@ impl Publisher {
             status,
             stop,
             connector,
+            audio,
+            audio_tag: Vec::with_capacity(MAX_AUDIO_TAG),
             out: Vec::with_capacity(512 * 1024),
             inbuf: vec![0; 16 * 1024].into_boxed_slice(),
             published_once: false,
@@ -273,6 +290,7 @@ impl Publisher {
             base_us: None,
             last_ts: 0,
             sent_gen: 0,
+            audio_header_sent: false,
         };
         let mut stop = self.stop.clone();
         // Reads and writes never overlap: a write completes (or times out) before the next read
@@ -303,12 +321,18 @@ impl Publisher {
         Ok(outcome)
     }
 
-    /// Chunks one frame (and, when the parameter sets changed, the headers first) into `out`.
+    /// Chunks one frame (and, when the parameter sets changed, the headers first) into `out`,
+    /// preceded by every audio frame captured up to it.
     fn write_frame(&mut self, session: &mut ClientSession, st: &mut Stream, frame: Frame) {
         let meta = *frame.meta();
         let base = match st.base_us {
             Some(base) => base,
-            None if meta.keyframe => *st.base_us.insert(meta.timestamp_us),
+            None if meta.keyframe => {
+                if let Some(audio) = &mut self.audio {
+                    audio.start(meta.timestamp_us);
+                }
+                *st.base_us.insert(meta.timestamp_us)
+            }
             None => return, // cannot start here; the queue resync makes this rare
         };
         // Milliseconds since the first frame of this connection; modulo 2^32 like RTMP itself.
@@ -324,6 +348,23 @@ impl Publisher {
             session.write_metadata(&mut self.out, &h.metadata);
             session.write_video(&mut self.out, ts, &h.sequence_header);
             st.sent_gen = h.generation.max(meta.params_gen);
+        }
+        if let Some(audio) = &mut self.audio {
+            if !st.audio_header_sent {
+                st.audio_header_sent = true;
+                self.audio_tag.clear();
+                let asc = audio.format().audio_specific_config();
+                flv::write_aac_sequence_header(&mut self.audio_tag, &asc);
+                session.write_audio(&mut self.out, 0, &self.audio_tag);
+            }
+            // Interleave by timestamp: the audio captured up to this frame goes first, so the
+            // server's muxer never waits on one track for the other.
+            while let Some(a) = audio.next_until(meta.timestamp_us) {
+                let ats = (a.timestamp_us.saturating_sub(base) / 1000) as u32;
+                self.audio_tag.clear();
+                flv::write_aac_frame(&mut self.audio_tag, a.data);
+                session.write_audio(&mut self.out, ats.min(ts), &self.audio_tag);
+            }
         }
         session.write_video(&mut self.out, ts, &frame.bytes());
         self.status.board().counters.frame_sent();

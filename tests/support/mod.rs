@@ -693,6 +693,12 @@ pub fn clip_720p_slices_aud(secs: u32) -> Clip {
     )
 }
 
+/// 640x360 at 30 fps, GOP 60, no B-frames: a light clip for long pushes.
+pub fn clip_360p(secs: u32) -> Clip {
+    let args = "-preset veryfast -bf 0 -g 60 -x264-params scenecut=0";
+    cached_clip(&format!("360p30-{secs}s"), 640, 360, secs, args, false)
+}
+
 /// Generates the clip once (keyed by name and encoder arguments) into the target dir.
 fn cached_clip(name: &str, w: u32, h: u32, secs: u32, x264: &str, strip: bool) -> Clip {
     static GENERATING: Mutex<()> = Mutex::new(());
