@@ -383,6 +383,14 @@ impl Config {
             && self.ingest.video_kbps == other.ingest.video_kbps
             && self.queue.max_frames == other.queue.max_frames
             && self.audio == other.audio
+            && self.outputs.len() <= other.pool_destinations()
+    }
+
+    /// How many destinations the frame pool is sized for (see `pool::slots_for`): at least four,
+    /// so that a reload adding a destination or two keeps the source running. Unused slots cost
+    /// address space, not memory.
+    pub fn pool_destinations(&self) -> usize {
+        self.outputs.len().max(4)
     }
 
     /// The effective configuration, for `check-config` and the start-up log. No secrets.

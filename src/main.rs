@@ -141,8 +141,9 @@ fn run_pipeline(
             return Next::Exit(source_exit_code(&e));
         }
     };
+    // Sized so that no destination, however stuck, can starve another of slots.
     let pool = Pool::new(
-        config.queue.max_frames + 2 * config.outputs.len() + 4,
+        campush::pool::slots_for(config.queue.max_frames, config.pool_destinations()),
         source.frame_capacity_hint(),
     );
     // The first destinations' queues exist before the source starts, so no frame goes nowhere.

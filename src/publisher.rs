@@ -202,6 +202,12 @@ impl Publisher {
             {
                 return Err(e);
             }
+            // The input ended while this destination was down: there is nothing left to send
+            // it, and waiting for it would hold up the end of the other destinations' push.
+            if self.queue.is_finished() {
+                log::warn!("{}: the input ended while it was unreachable", self.url);
+                return Err(e);
+            }
             let jitter = (monotonic_us() % 1000) as f64 / 1000.0;
             let delay = backoff_delay(&self.settings, failures, e.kind(), jitter);
             log::info!(
@@ -545,6 +551,17 @@ mod tests {
         assert_eq!(Counters::get(&board.counters.reconnects), 5);
         assert_eq!(board.get(), Status::Error(ErrorKind::Network));
         assert!(board.last_error().unwrap().contains("<redacted>"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_destination_down_when_the_input_ends_gives_up_instead_of_holding_the_end() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let (mut p, _board) = publisher(port, settings(500, 4000)); // never gives up by count
+        p.queue.close();
+        let err = p.run().await.unwrap_err();
+        assert!(matches!(err, PublishError::Transport(_)), "{err}");
     }
 
     #[tokio::test(start_paused = true)]
