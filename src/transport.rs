@@ -182,6 +182,7 @@ impl AsyncWrite for Connection {
 /// Opens connections for one destination. Keeps the TLS client configuration (trust anchors,
 /// session tickets for quicker reconnects) across connections.
 pub struct Connector {
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     tls: TlsOptions,
     #[cfg(feature = "tls")]
     client: Option<std::sync::Arc<rustls::ClientConfig>>,
@@ -260,8 +261,8 @@ impl Connector {
             .await
             .map_err(|e| tls::classify(host, e))?;
         let (_, session) = stream.get_ref();
-        log::debug!(
-            "{host}: {:?} {:?}",
+        log::info!(
+            "{host}: {:?}, {:?}",
             session.protocol_version(),
             session.negotiated_cipher_suite().map(|s| s.suite())
         );
@@ -320,7 +321,16 @@ mod tls {
     }
 
     pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TransportError> {
-        let provider = Arc::new(ring::default_provider());
+        let mut provider = ring::default_provider();
+        if !aes_in_hardware() {
+            // Without AES instructions (every Pi up to the 4, any ARMv6/ARMv7 board),
+            // ChaCha20-Poly1305 costs a fraction of AES-GCM's CPU: offer it first, and servers
+            // that honour the client's order (or prioritise ChaCha for such clients) pick it.
+            provider
+                .cipher_suites
+                .sort_by_key(|s| !is_chacha(s.suite()));
+        }
+        let provider = Arc::new(provider);
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| TransportError::TlsSetup(e.to_string()))?;
@@ -342,6 +352,35 @@ mod tls {
             builder.with_root_certificates(roots).with_no_client_auth()
         };
         Ok(Arc::new(config))
+    }
+
+    fn is_chacha(suite: rustls::CipherSuite) -> bool {
+        use rustls::CipherSuite as C;
+        matches!(
+            suite,
+            C::TLS13_CHACHA20_POLY1305_SHA256
+                | C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+                | C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+        )
+    }
+
+    /// Whether this CPU has AES instructions (and carry-less multiply, for GCM).
+    pub fn aes_in_hardware() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("aes")
+                && std::arch::is_x86_feature_detected!("pclmulqdq")
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            std::arch::is_aarch64_feature_detected!("aes")
+                && std::arch::is_aarch64_feature_detected!("pmull")
+        }
+        // 32-bit ARM boards (Pi Zero to Pi 3 on a 32-bit OS) have none.
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            false
+        }
     }
 
     /// Turns a failed handshake into a certificate refusal when that is what it was.
@@ -484,6 +523,13 @@ mod tls {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn without_aes_instructions_chacha20_is_offered_first() {
+            let config = client_config(&TlsOptions::default()).unwrap();
+            let first = config.crypto_provider().cipher_suites[0].suite();
+            assert_eq!(is_chacha(first), !aes_in_hardware(), "{first:?}");
+        }
 
         #[test]
         fn days_become_calendar_dates() {
