@@ -1,16 +1,19 @@
 //! The publisher: the thin tokio shell that moves one destination's frames through the sans-IO
-//! RTMP session and a TCP connection.
+//! RTMP session and a TCP or TLS connection (`transport`).
 //!
 //! Owns: one destination's connection and all its per-connection state, its output buffer and
-//! read buffer (allocated once per destination, reused across connections), and the reconnect
-//! loop around [`Publisher::run_once`].
+//! read buffer (allocated once per destination, reused across connections), its audio source
+//! handle, and the reconnect loop around [`Publisher::run_once`].
 //!
 //! One connection (`run_once`):
-//! 1. connect within the connect deadline; handshake + `connect` + `createStream` + `publish`
+//! 1. connect (TCP, and TLS for `rtmps://`) within the connect deadline; handshake + `connect` +
+//!    `createStream` + `publish`
 //!    within the publish deadline (the session decides what to send, we only move bytes);
 //! 2. resynchronise the queue to a keyframe, send `onMetaData` and the AVC sequence header from
-//!    the cached SPS/PPS, then frames; each media message is chunked into `out` and goes to the
-//!    socket in one `write`, under the write deadline;
+//!    the cached SPS/PPS (and the AAC sequence header), then frames, each preceded by the audio
+//!    frames captured up to it (interleaved by timestamp); what one frame needs is chunked into
+//!    `out` and goes to the socket in one `write` (plus a flush over TLS), under the write
+//!    deadline;
 //! 3. answer the server (pings, acknowledgements) whenever it sends something;
 //! 4. at the end of the input or on stop: `FCUnpublish` + `deleteStream`, half-close, and wait
 //!    (bounded) for the server to close, which proves it has read everything we sent.
