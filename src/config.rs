@@ -519,6 +519,16 @@ url = "rtmp://127.0.0.1/live/secretkey"
         assert_eq!(c.outputs[0].url.stream_key, "abc");
     }
 
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn without_tls_an_rtmps_url_is_a_configuration_error() {
+        let msg = parse("[source]\nspec=\"stdin\"\n[[output]]\nurl=\"rtmps://h/a/k\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("built without"), "{msg}");
+    }
+
+    #[cfg(feature = "tls")]
     #[test]
     fn tls_settings_apply_to_rtmps_only_and_are_checked() {
         let base = "[source]\nspec=\"stdin\"\n[[output]]\n";

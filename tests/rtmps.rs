@@ -5,7 +5,9 @@
 //! that says which, and how to fix it.
 //!
 //! Needs nginx with the RTMP and stream modules, openssl, ffmpeg (libx264) and ffprobe; without
-//! them these tests print SKIP and pass, unless `CAMPUSH_REQUIRE_TOOLS=1`.
+//! them these tests print SKIP and pass, unless `CAMPUSH_REQUIRE_TOOLS=1`. A build without the
+//! `tls` feature has no RTMPS to test.
+#![cfg(feature = "tls")]
 
 mod support;
 

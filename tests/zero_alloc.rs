@@ -73,6 +73,7 @@ const FRAMES: u64 = 900; // the 90-frame fixture, looped ten times
 struct Measured {
     frames: u64,
     allocs: u64,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     bytes_sent: u64,
 }
 
