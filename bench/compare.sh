@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Client-side cost of publishing H.264 over RTMP: campush versus ffmpeg (-c copy), both
 # pushing the same 60 s 1080p30 ~5 Mbit/s clip as fast as they can (unpaced) to a loopback
-# nginx-rtmp that records nothing, so that what is measured is the client.
+# nginx-rtmp that records nothing, so that what is measured is the client. Then campush over
+# RTMPS (nginx's stream module terminating TLS in front of the same server) against campush over
+# RTMP. campush runs with --audio none throughout, like for like with ffmpeg's video-only push.
 #
 # Prints, side by side: CPU seconds (user+sys), peak RSS, socket writes per frame, heap
-# allocations per frame (campush only), and the ratio campush/ffmpeg.
+# allocations per frame (campush only), and the ratio campush/ffmpeg; then RTMPS/RTMP CPU and
+# allocations, and the binary size (SIZES=1 also builds an RTMP-only binary to compare).
 #
-# Needs nginx + libnginx-mod-rtmp, ffmpeg/ffprobe, strace and GNU time (package "time").
-# Usage: bench/compare.sh    (env: RUNS=5 for more repetitions, CAMPUSH=path for a prebuilt binary)
+# Needs nginx + libnginx-mod-rtmp + libnginx-mod-stream, openssl, ffmpeg/ffprobe, strace and
+# GNU time (package "time").
+# Usage: bench/compare.sh    (env: RUNS=5 for more repetitions, CAMPUSH=path for a prebuilt binary,
+#                             SIZES=1 to also build and size campush without TLS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +36,9 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || die "nginx not found; install it with: apt-get install nginx libnginx-mod-rtmp"
 RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
 [ -f "$RTMP_MODULE" ] || die "$RTMP_MODULE not found; install it with: apt-get install libnginx-mod-rtmp"
+STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
+[ -f "$STREAM_MODULE" ] || die "$STREAM_MODULE not found; install it with: apt-get install libnginx-mod-stream"
+need openssl openssl
 
 WORK=$(mktemp -d)
 NGINX_PID=
@@ -65,13 +73,26 @@ if [ -z "${CAMPUSH:-}" ]; then # CAMPUSH=path/to/campush compares an already bui
 fi
 [ -x "$CAMPUSH" ] || die "$CAMPUSH was not built"
 
-# --- nginx-rtmp on a free loopback port, recording nothing -----------------------------------
+# --- a throwaway CA and a certificate for localhost, for the TLS front -----------------------
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=bench CA" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+    -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout "$WORK/localhost.key" -out "$WORK/localhost.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$WORK/localhost.ext"
+openssl x509 -req -in "$WORK/localhost.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
+    -CAcreateserial -days 2 -extfile "$WORK/localhost.ext" -out "$WORK/localhost.pem" 2>/dev/null
+
+# --- nginx-rtmp on a free loopback port, recording nothing; TLS on the next port --------------
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for _ in $(seq 20); do
     PORT=$((20000 + RANDOM % 40000))
+    TLS_PORT=$((PORT + 1))
     port_in_use "$PORT" && continue
+    port_in_use "$TLS_PORT" && continue
     cat >"$WORK/nginx.conf" <<EOF
 load_module $RTMP_MODULE;
+load_module $STREAM_MODULE;
 daemon off;
 master_process off;
 error_log $WORK/error.log warn;
@@ -85,6 +106,14 @@ rtmp {
         application live { live on; record off; }
     }
 }
+stream {
+    server {
+        listen 127.0.0.1:$TLS_PORT ssl;
+        ssl_certificate $WORK/localhost.pem;
+        ssl_certificate_key $WORK/localhost.key;
+        proxy_pass 127.0.0.1:$PORT;
+    }
+}
 EOF
     "$NGINX" -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/error.log" </dev/null &
     NGINX_PID=$!
@@ -93,17 +122,20 @@ EOF
         kill -0 "$NGINX_PID" 2>/dev/null || break
         sleep 0.05
     done
-    kill -0 "$NGINX_PID" 2>/dev/null && port_in_use "$PORT" && break
+    kill -0 "$NGINX_PID" 2>/dev/null && port_in_use "$PORT" && port_in_use "$TLS_PORT" && break
     NGINX_PID=
 done
 [ -n "$NGINX_PID" ] || die "nginx-rtmp did not start: $(cat "$WORK/error.log" 2>/dev/null)"
 URL=rtmp://127.0.0.1:$PORT/live
+TLS_URL=rtmps://localhost:$TLS_PORT/live
 
-# The command line of publisher $1 ("campush" or "ffmpeg") pushing the clip, unpaced, to
-# stream key $2, into the array CMD.
+# The command line of publisher $1 ("campush", "campush-tls" or "ffmpeg") pushing the clip,
+# unpaced, to stream key $2, into the array CMD.
 publisher() {
     case $1 in
-    campush) CMD=("$CAMPUSH" run --url "$URL/$2" --source "file:$CLIP" --no-pace) ;;
+    campush) CMD=("$CAMPUSH" run --url "$URL/$2" --source "file:$CLIP" --no-pace --audio none) ;;
+    campush-tls) CMD=("$CAMPUSH" run --url "$TLS_URL/$2" --source "file:$CLIP" --no-pace --audio none
+        --tls-ca "$WORK/ca.pem") ;;
     ffmpeg) CMD=(ffmpeg -nostdin -v error -f h264 -framerate 30 -i "$CLIP" -c:v copy -f flv "$URL/$2") ;;
     esac
 }
@@ -144,7 +176,10 @@ socket_writes_per_frame() {
 echo "pushing: $RUNS runs each for CPU/RSS, then one run each under strace..."
 measure campush
 measure ffmpeg
+measure campush-tls
 ALLOC=$(grep -o "alloc-stats:.*" "$WORK/campush.stderr" | tail -n 1 || true)
+ALLOC_TLS=$(grep -o "alloc-stats:.*" "$WORK/campush-tls.stderr" | tail -n 1 || true)
+ALLOC_TLS_PER_FRAME=$(sed -n 's/.*per_frame=\([0-9.eE+-]*\).*/\1/p' <<<"$ALLOC_TLS")
 ALLOC_PER_FRAME=$(sed -n 's/.*per_frame=\([0-9.eE+-]*\).*/\1/p' <<<"$ALLOC")
 PUSHED=$(sed -n 's/.*frames=\([0-9]*\).*/\1/p' <<<"$ALLOC")
 [ -n "$ALLOC" ] || echo "warning: campush printed no alloc-stats line"
@@ -162,5 +197,26 @@ row "peak RSS (MiB)" "$(rss_mib campush)" "$(rss_mib ffmpeg)"
 row "socket writes per frame" "$WRITES_CAMPUSH" "$WRITES_FFMPEG"
 printf '%-28s %12s %12s\n' "heap allocations per frame" "${ALLOC_PER_FRAME:-?}" "n/a"
 echo "campush: ${ALLOC:-no alloc-stats line}"
-[ -z "$PUSHED" ] || [ "$PUSHED" = "$FRAMES" ] ||
-    echo "warning: campush reported $PUSHED frames published, the clip has $FRAMES"
+# alloc-stats counts the frames after the 30th (the warm-up).
+[ -z "$PUSHED" ] || [ "$((PUSHED + 30))" = "$FRAMES" ] ||
+    echo "warning: campush reported $((PUSHED + 30)) frames published, the clip has $FRAMES"
+
+echo
+echo "campush over RTMPS (TLS terminated by nginx's stream module) versus RTMP, same clip"
+printf '%-28s %12s %12s %16s\n' "" rtmps rtmp rtmps/rtmp
+row "CPU seconds (user+sys)" "$(cpu campush-tls)" "$(cpu campush)"
+row "peak RSS (MiB)" "$(rss_mib campush-tls)" "$(rss_mib campush)"
+printf '%-28s %12s %12s\n' "heap allocations per frame" "${ALLOC_TLS_PER_FRAME:-?}" "${ALLOC_PER_FRAME:-?}"
+echo "campush rtmps: ${ALLOC_TLS:-no alloc-stats line}"
+
+# --- binary size ---------------------------------------------------------------------------------
+size_of() { stat -c %s "$1"; }
+echo
+printf '%-40s %10s bytes (%s)\n' "campush binary as measured" "$(size_of "$CAMPUSH")" "$(file -b "$CAMPUSH" 2>/dev/null | cut -d, -f1-2)"
+if [ "${SIZES:-0}" = 1 ]; then
+    echo "building campush without TLS (--no-default-features) for its size..."
+    cargo build --release --quiet --no-default-features --target-dir "$TARGET_DIR/bench-no-tls"
+    NO_TLS=$TARGET_DIR/bench-no-tls/release/campush
+    printf '%-40s %10s bytes\n' "campush without TLS (RTMP only)" "$(size_of "$NO_TLS")"
+    printf '%-40s %10s bytes\n' "cost of TLS" "$(($(size_of "$CAMPUSH") - $(size_of "$NO_TLS")))"
+fi

@@ -41,12 +41,15 @@ OPTIONS of run:
     --loop             loop a file source forever, timestamps continuous
     --no-pace          do not pace a file source in real time (benchmarks)
     --max-attempts N   give up after N consecutive failed connection attempts (0 = never)
+    --tls-ca FILE      PEM file of extra trusted CA certificates for rtmps:// destinations
+    --audio MODE       silent (default: a silent AAC track, which platforms require) | none
     -v, --verbose      debug logging
 
 EXIT CODES:
     0 clean stop   65 input is not usable H.264   66 source cannot be opened
     69 server unreachable   70 internal error   74 input/output error
-    77 publish refused by the server   78 configuration error
+    76 the server's TLS certificate was refused   77 publish refused by the server
+    78 configuration error
 ";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +175,9 @@ impl RunArgs {
         if let Some(m) = self.max_attempts {
             raw.network.max_attempts = Some(m);
         }
+        if let Some(audio) = &self.audio {
+            raw.audio.source = Some(audio.clone());
+        }
         if !self.urls.is_empty() {
             raw.outputs = self
                 .urls
@@ -181,6 +187,19 @@ impl RunArgs {
                     ..RawOutput::default()
                 })
                 .collect();
+        }
+        // The extra CA applies to every rtmps:// destination that names none of its own.
+        if let Some(ca) = &self.tls_ca {
+            for o in &mut raw.outputs {
+                let rtmps = o.url.as_deref().is_some_and(|u| {
+                    u.trim()
+                        .get(..8)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("rtmps://"))
+                });
+                if rtmps && o.tls_ca.is_none() && o.tls_insecure != Some(true) {
+                    o.tls_ca = Some(ca.clone());
+                }
+            }
         }
         Ok(raw)
     }

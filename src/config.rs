@@ -30,12 +30,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::audio::{AudioFormat, AudioSpec};
 use crate::board::Board;
+use crate::flv::AudioMetadata;
 use crate::ingest::IngestSettings;
 use crate::led::{GpioLine, LedConfig};
 use crate::publisher::PublisherSettings;
 use crate::queue::Limits;
-use crate::rtmp::RtmpUrl;
+use crate::rtmp::{RtmpUrl, Scheme};
 use crate::source::SourceSpec;
 use crate::status::ReportSettings;
 use crate::v4l2::V4l2Settings;
@@ -62,6 +64,7 @@ pub fn search_paths(root: &Path) -> Vec<PathBuf> {
         .map(|p| root.join(p.trim_start_matches('/')))
         .collect()
 }
+use crate::transport::{self, TlsOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -178,6 +181,19 @@ pub struct RawConfig {
     /// Set by [`RawConfig::parse`]; not a key.
     #[serde(skip)]
     pub origin: Option<Origin>,
+    #[serde(default)]
+    pub audio: RawAudio,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudio {
+    /// `silent` (default) or `none`.
+    pub source: Option<String>,
+    /// 44100 or 48000 (default).
+    pub rate: Option<u32>,
+    /// 1 or 2 (default).
+    pub channels: Option<u8>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -208,6 +224,10 @@ pub struct RawOutput {
     pub url: Option<String>,
     pub key: Option<String>,
     pub key_file: Option<PathBuf>,
+    /// rtmps:// only: PEM file of extra trusted CA certificates.
+    pub tls_ca: Option<PathBuf>,
+    /// rtmps:// only: accept any certificate (lab use; warned about at every connect).
+    pub tls_insecure: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -299,6 +319,7 @@ impl<'de> Deserialize<'de> for RawLine {
 #[derive(Debug, Clone)]
 pub struct Output {
     pub url: RtmpUrl,
+    pub tls: TlsOptions,
 }
 
 /// The checked configuration.
@@ -320,6 +341,7 @@ pub struct Config {
     pub led: LedConfig,
     /// The file this came from, if any.
     pub file: Option<PathBuf>,
+    pub audio: AudioSpec,
 }
 
 impl RawConfig {
@@ -529,6 +551,22 @@ impl RawConfig {
         }
 
         let led = check_led(&self.led, board.as_ref())?;
+        let a = &self.audio;
+        let format = AudioFormat::new(
+            a.rate.unwrap_or(AudioFormat::default().rate),
+            a.channels.unwrap_or(AudioFormat::default().channels),
+        )
+        .map_err(|e| ConfigError::Invalid(format!("[audio] {e}")))?;
+        let audio = match a.source.as_deref().map(str::trim) {
+            None | Some("silent") => AudioSpec::Silent(format),
+            Some("none") => AudioSpec::None,
+            Some(other) => {
+                return invalid(format!(
+                    "audio.source = {other:?}: expected \"silent\" (a silent AAC track, which YouTube and Facebook need) or \"none\""
+                ))
+            }
+        };
+
         // Enough frames for the time bound at 60 fps; the pool is sized from this.
         let max_frames = ((max_seconds * 60.0).ceil() as usize).max(16);
         let v4l2 = check_v4l2(&self.source, &source)?;
@@ -547,12 +585,18 @@ impl RawConfig {
             ingest: IngestSettings {
                 fps,
                 video_kbps: src.bitrate_kbps.map(f64::from),
+                audio: audio.format().map(|f| AudioMetadata {
+                    rate: f.rate,
+                    channels: f.channels,
+                    kbps: audio.kbps().unwrap_or(0.0),
+                }),
             },
             report,
             v4l2,
             board,
             led,
             file: self.origin.as_ref().map(|o| o.path.clone()),
+            audio,
         })
     }
 }
@@ -653,7 +697,34 @@ fn check_output(i: usize, o: &RawOutput, origin: Option<&Origin>) -> Result<Outp
         None => RtmpUrl::parse(url),
     }
     .map_err(|e| ConfigError::value(key_name("url"), e.to_string()))?;
-    Ok(Output { url })
+    let tls = TlsOptions {
+        ca_file: o.tls_ca.clone(),
+        insecure: o.tls_insecure.unwrap_or(false),
+    };
+    let invalid = |m: String| Err(ConfigError::value(key_name("tls_ca"), m));
+    match url.scheme {
+        Scheme::Rtmp if tls.ca_file.is_some() || tls.insecure => {
+            return invalid(
+                "tls_ca and tls_insecure only apply to rtmps:// URLs (this one is rtmp://)".into(),
+            )
+        }
+        Scheme::Rtmp => {}
+        Scheme::Rtmps if !transport::TLS_AVAILABLE => {
+            return invalid(
+                "rtmps:// needs TLS, and this campush was built without it (cargo feature `tls`)"
+                    .into(),
+            )
+        }
+        Scheme::Rtmps => {}
+    }
+    if tls.insecure && tls.ca_file.is_some() {
+        return invalid("set tls_ca or tls_insecure, not both".into());
+    }
+    if let Some(path) = &tls.ca_file {
+        transport::check_ca_file(path)
+            .map_err(|e| ConfigError::value(key_name("tls_ca"), e.to_string()))?;
+    }
+    Ok(Output { url, tls })
 }
 
 /// `[led]` over the board's `[led]` (replaced whole when the file has any LED key).
@@ -728,6 +799,15 @@ impl Config {
             && self.pace == other.pace
             && self.ingest.video_kbps == other.ingest.video_kbps
             && self.queue.max_frames == other.queue.max_frames
+            && self.audio == other.audio
+            && self.outputs.len() <= other.pool_destinations()
+    }
+
+    /// How many destinations the frame pool is sized for (see `pool::slots_for`): at least four,
+    /// so that a reload adding a destination or two keeps the source running. Unused slots cost
+    /// address space, not memory.
+    pub fn pool_destinations(&self) -> usize {
+        self.outputs.len().max(4)
     }
 
     /// The effective configuration, for `check-config` and the start-up log. No secrets.
@@ -751,8 +831,16 @@ impl Config {
         if !device.is_empty() {
             s += &format!("device: {device}\n");
         }
+        s += &format!("audio = {}\n", self.audio);
         for o in &self.outputs {
-            s += &format!("output = {}\n", o.url);
+            s += &format!("output = {}", o.url);
+            if let Some(ca) = &o.tls.ca_file {
+                s += &format!(" (tls_ca = {})", ca.display());
+            }
+            if o.tls.insecure {
+                s += " (TLS certificate verification OFF: tls_insecure = true)";
+            }
+            s += "\n";
         }
         let p = &self.publisher;
         s += &format!(
@@ -1047,6 +1135,32 @@ url = "rtmp://127.0.0.1/live/secretkey"
         assert_eq!(c.queue.max_duration_us, 2_000_000);
         assert_eq!(c.queue.max_bytes, 8 << 20);
         assert_eq!(c.outputs[0].url.stream_key, "secretkey");
+        assert_eq!(
+            c.audio,
+            AudioSpec::Silent(AudioFormat::new(48_000, 2).unwrap())
+        );
+    }
+
+    #[test]
+    fn the_audio_section_chooses_the_track() {
+        let base = "[source]\nspec=\"stdin\"\n[[output]]\nurl=\"rtmp://h/a/k\"\n[audio]\n";
+        let c = parse(&format!("{base}source = \"none\"\n")).unwrap();
+        assert_eq!(c.audio, AudioSpec::None);
+        assert!(c.ingest.audio.is_none());
+        let c = parse(&format!("{base}rate = 44100\nchannels = 1\n")).unwrap();
+        assert_eq!(
+            c.audio,
+            AudioSpec::Silent(AudioFormat::new(44_100, 1).unwrap())
+        );
+        assert_eq!(c.ingest.audio.unwrap().rate, 44_100);
+        for (text, needle) in [
+            ("source = \"mic\"", "audio.source"),
+            ("rate = 32000", "44100 or 48000"),
+            ("channels = 6", "1 or 2"),
+        ] {
+            let msg = parse(&format!("{base}{text}\n")).unwrap_err().to_string();
+            assert!(msg.contains(needle), "{needle}: {msg}");
+        }
     }
 
     #[test]
@@ -1102,6 +1216,48 @@ url = "rtmp://127.0.0.1/live/secretkey"
         .unwrap();
         assert_eq!(c.outputs[0].url.app, "live2");
         assert_eq!(c.outputs[0].url.stream_key, "abc");
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn without_tls_an_rtmps_url_is_a_configuration_error() {
+        let msg = parse("[source]\nspec=\"stdin\"\n[[output]]\nurl=\"rtmps://h/a/k\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("built without"), "{msg}");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_settings_apply_to_rtmps_only_and_are_checked() {
+        let base = "[source]\nspec=\"stdin\"\n[[output]]\n";
+        let c = parse(&format!(
+            "{base}url=\"rtmps://live.example/app/k\"\ntls_insecure=true\n"
+        ))
+        .unwrap();
+        assert!(c.outputs[0].tls.insecure);
+        assert!(c.describe().contains("verification OFF"));
+        for (text, needle) in [
+            (
+                "url=\"rtmp://h/a/k\"\ntls_insecure=true",
+                "only apply to rtmps://",
+            ),
+            (
+                "url=\"rtmp://h/a/k\"\ntls_ca=\"ca.pem\"",
+                "only apply to rtmps://",
+            ),
+            (
+                "url=\"rtmps://h/a/k\"\ntls_ca=\"ca.pem\"\ntls_insecure=true",
+                "not both",
+            ),
+            (
+                "url=\"rtmps://h/a/k\"\ntls_ca=\"/nonexistent/ca.pem\"",
+                "CA file",
+            ),
+        ] {
+            let msg = parse(&format!("{base}{text}\n")).unwrap_err().to_string();
+            assert!(msg.contains(needle), "{needle}: {msg}");
+        }
     }
 
     #[test]

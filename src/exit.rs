@@ -13,6 +13,10 @@ pub const UNAVAILABLE: u8 = 69;
 pub const SOFTWARE: u8 = 70;
 /// Reading the source failed.
 pub const IO: u8 = 74;
+/// The server's TLS certificate was refused: unknown issuer (a private CA not given with
+/// `--tls-ca`), a name that is not the host's, expired or not yet valid (a wrong clock).
+/// (sysexits' EX_PROTOCOL.)
+pub const CERTIFICATE: u8 = 76;
 /// The server refused to let us publish (bad key, name in use, app refused).
 pub const REFUSED: u8 = 77;
 /// The configuration or the command line is invalid.

@@ -1,9 +1,11 @@
-//! FLV tag bodies, as carried in RTMP messages (video = type 9, data = type 18).
+//! FLV tag bodies, as carried in RTMP messages (video = type 9, audio = type 8, data = type 18).
 //!
 //! Owns the byte layout of: the `@setDataFrame`/`onMetaData` script data, the AVC sequence header
 //! (AVCPacketType 0, carrying the AVCDecoderConfigurationRecord) and AVC NALU tags (AVCPacketType
 //! 1, length-prefixed NAL units). Spec: Adobe FLV File Format v10.1, Annex E.4.3.1 (VIDEODATA,
 //! AVCVIDEOPACKET) and E.4.4 (SCRIPTDATA); ISO/IEC 14496-15 for the record and sample format.
+//! Audio: AAC sequence headers (AACPacketType 0, carrying the AudioSpecificConfig) and raw AAC
+//! frames (AACPacketType 1), E.4.2.1 (AUDIODATA, AACAUDIODATA).
 //!
 //! RTMP carries the tag *body* only: no 11-byte FLV tag header and no PreviousTagSize; the
 //! timestamp travels in the RTMP message header. So a body is independent of the connection and
@@ -22,6 +24,33 @@ pub const CODEC_AVC: u8 = 7;
 const FRAME_KEY: u8 = 1;
 /// VIDEODATA FrameType 2: inter frame.
 const FRAME_INTER: u8 = 2;
+
+/// FLV SoundFormat for AAC.
+pub const CODEC_AAC: u8 = 10;
+/// The AUDIODATA header byte for AAC: SoundFormat 10, SoundRate 3 (44 kHz), SoundSize 1
+/// (16-bit), SoundType 1 (stereo). The spec requires these values for AAC whatever the real
+/// rate and channel count, which the AudioSpecificConfig carries.
+pub const AAC_HEADER: u8 = (CODEC_AAC << 4) | (3 << 2) | (1 << 1) | 1;
+
+/// AACPacketType values (E.4.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AacPacketType {
+    SequenceHeader = 0,
+    Raw = 1,
+}
+
+/// Appends an AAC sequence header tag body wrapping `audio_specific_config`.
+pub fn write_aac_sequence_header(out: &mut Vec<u8>, audio_specific_config: &[u8]) {
+    out.extend_from_slice(&[AAC_HEADER, AacPacketType::SequenceHeader as u8]);
+    out.extend_from_slice(audio_specific_config);
+}
+
+/// Appends a raw AAC tag body wrapping one `raw_data_block`.
+pub fn write_aac_frame(out: &mut Vec<u8>, raw_data_block: &[u8]) {
+    out.extend_from_slice(&[AAC_HEADER, AacPacketType::Raw as u8]);
+    out.extend_from_slice(raw_data_block);
+}
 
 /// AVCPacketType values (E.4.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +105,17 @@ pub struct Metadata {
     pub video_kbps: Option<f64>,
     /// The `encoder` string, e.g. "campush/0.1.0".
     pub encoder: &'static str,
+    /// The audio track, if there is one.
+    pub audio: Option<AudioMetadata>,
+}
+
+/// The audio fields of `onMetaData`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AudioMetadata {
+    pub rate: u32,
+    pub channels: u8,
+    /// kbit/s.
+    pub kbps: f64,
 }
 
 /// Appends the `@setDataFrame` / `onMetaData` script data body (E.4.4.2, as FMLE and OBS send it
@@ -83,7 +123,10 @@ pub struct Metadata {
 pub fn write_metadata(out: &mut Vec<u8>, meta: &Metadata) {
     amf0::write_string(out, "@setDataFrame");
     amf0::write_string(out, "onMetaData");
-    let count = 5 + meta.framerate.is_some() as u32 + meta.video_kbps.is_some() as u32;
+    let count = 5
+        + meta.framerate.is_some() as u32
+        + meta.video_kbps.is_some() as u32
+        + 5 * meta.audio.is_some() as u32;
     amf0::write_ecma_array_start(out, count);
     amf0::write_key(out, "duration");
     amf0::write_number(out, 0.0);
@@ -101,6 +144,18 @@ pub fn write_metadata(out: &mut Vec<u8>, meta: &Metadata) {
     }
     amf0::write_key(out, "videocodecid");
     amf0::write_number(out, CODEC_AVC as f64);
+    if let Some(a) = &meta.audio {
+        amf0::write_key(out, "audiodatarate");
+        amf0::write_number(out, a.kbps);
+        amf0::write_key(out, "audiosamplerate");
+        amf0::write_number(out, f64::from(a.rate));
+        amf0::write_key(out, "audiosamplesize");
+        amf0::write_number(out, 16.0);
+        amf0::write_key(out, "stereo");
+        amf0::write_bool(out, a.channels == 2);
+        amf0::write_key(out, "audiocodecid");
+        amf0::write_number(out, f64::from(CODEC_AAC));
+    }
     amf0::write_key(out, "encoder");
     amf0::write_string(out, meta.encoder);
     amf0::write_object_end(out);
@@ -167,6 +222,7 @@ mod tests {
                 framerate: Some(30.0),
                 video_kbps: None,
                 encoder: "campush/test",
+                audio: None,
             },
         );
         let mut input = &out[..];
@@ -187,5 +243,48 @@ mod tests {
         assert!(c.get("videodatarate").is_none());
         // The ECMA array announces exactly the number of properties it holds.
         assert_eq!(&out[29..34], &[0x08, 0, 0, 0, 6]);
+    }
+
+    #[test]
+    fn aac_tags_start_with_0xaf_then_the_packet_type() {
+        let mut out = Vec::new();
+        write_aac_sequence_header(&mut out, &[0x11, 0x90]);
+        assert_eq!(out, [0xaf, 0x00, 0x11, 0x90]);
+        out.clear();
+        write_aac_frame(&mut out, &[0x01, 0x18, 0x20, 0x07]);
+        assert_eq!(out, [0xaf, 0x01, 0x01, 0x18, 0x20, 0x07]);
+    }
+
+    #[test]
+    fn metadata_with_audio_announces_the_aac_track() {
+        let mut out = Vec::new();
+        write_metadata(
+            &mut out,
+            &Metadata {
+                width: 640,
+                height: 480,
+                framerate: None,
+                video_kbps: None,
+                encoder: "campush/test",
+                audio: Some(AudioMetadata {
+                    rate: 44_100,
+                    channels: 1,
+                    kbps: 1.5,
+                }),
+            },
+        );
+        let mut input = &out[..];
+        let _ = amf0::decode(&mut input).unwrap();
+        let _ = amf0::decode(&mut input).unwrap();
+        let c = amf0::decode(&mut input).unwrap();
+        assert!(input.is_empty());
+        let num = |k: &str| c.get(k).and_then(|v| v.as_number());
+        assert_eq!(num("audiocodecid"), Some(10.0));
+        assert_eq!(num("audiosamplerate"), Some(44_100.0));
+        assert_eq!(num("audiosamplesize"), Some(16.0));
+        assert_eq!(num("audiodatarate"), Some(1.5));
+        assert_eq!(c.get("stereo"), Some(&amf0::Value::Boolean(false)));
+        // 5 video/common properties + 5 audio ones.
+        assert_eq!(&out[29..34], &[0x08, 0, 0, 0, 10]);
     }
 }

@@ -68,6 +68,8 @@ pub struct IngestSettings {
     pub fps: Option<f64>,
     /// Video bit rate to announce in `onMetaData`, kbit/s.
     pub video_kbps: Option<f64>,
+    /// The audio track the publishers send, announced in `onMetaData`.
+    pub audio: Option<flv::AudioMetadata>,
 }
 
 pub struct Ingest {
@@ -280,6 +282,7 @@ impl Ingest {
                     framerate: i.fps.or(self.settings.fps),
                     video_kbps: self.settings.video_kbps,
                     encoder: concat!("campush/", env!("CARGO_PKG_VERSION")),
+                    audio: self.settings.audio,
                 },
             );
             if h.info.as_ref() != Some(i) {

@@ -8,9 +8,10 @@
 //!   -> h264                    -> NAL units, SPS/PPS cache, AVCDecoderConfigurationRecord, SPS facts
 //!   -> flv                     -> FLV tag bodies written in place of the Annex B bytes
 //!   -> queue                   -> one bounded queue per destination, shared (refcounted) slots
-//!   -> publisher               -> tokio shell: connect, publish, write media, finish
+//!   -> publisher               -> tokio shell: connect, publish, write media, finish;
+//!                                 interleaves audio (`audio`: silent AAC-LC) by timestamp
 //!   -> rtmp                    -> sans-IO: handshake, chunk writer/reader, AMF0 commands, session
-//!   -> transport               -> TCP with deadlines
+//!   -> transport               -> TCP or TLS (rustls) with deadlines
 //! ```
 //!
 //! `pool` owns every frame buffer; `config` turns raw TOML or command-line flags into a checked
@@ -20,6 +21,7 @@
 
 pub mod alloc;
 pub mod amf0;
+pub mod audio;
 pub mod board;
 pub mod cli;
 pub mod config;

@@ -15,7 +15,7 @@ use campush::cli::{self, Command, RunArgs};
 use campush::config::{Config, ConfigError, RawConfig};
 use campush::ingest::{Ingest, IngestError, SharedHeaders};
 use campush::pool::Pool;
-use campush::publisher::{PublishError, Publisher};
+use campush::publisher::{PublishError, Publisher, PublisherSettings};
 use campush::queue::{FrameQueue, Outputs, Policy};
 use campush::source::v4l2::{self, V4l2Source};
 use campush::source::{file::FileSource, stdin::StdinSource, Source, SourceError, SourceSpec};
@@ -83,11 +83,8 @@ fn run(args: RunArgs) -> u8 {
         Ok(c) => c,
         Err(e) => return observers::config_error(&e, &raw.led_for_errors()),
     };
-    if let Some(audio) = args.audio.as_deref().filter(|a| *a != "none") {
-        log::warn!("--audio {audio}: audio is not in this build yet; streaming video only");
-    }
-    if args.tls_ca.is_some() {
-        log::warn!("--tls-ca: RTMPS is not in this build yet");
+    if args.tls_ca.is_some() && config.outputs.iter().all(|o| o.tls.ca_file.is_none()) {
+        log::warn!("--tls-ca: no rtmps:// destination uses it");
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -159,8 +156,9 @@ fn run_pipeline(
             return Next::Exit(source_exit_code(&e));
         }
     };
+    // Sized so that no destination, however stuck, can starve another of slots.
     let pool = Pool::new(
-        config.queue.max_frames + 2 * config.outputs.len() + 4,
+        campush::pool::slots_for(config.queue.max_frames, config.pool_destinations()),
         source.frame_capacity_hint(),
     );
     // The first destinations' queues exist before the source starts, so no frame goes nowhere.
@@ -264,9 +262,14 @@ async fn supervise(
         let destinations = status.set_destinations(config.outputs.len());
         let mut tasks = tokio::task::JoinSet::new();
         for ((output, queue), dest) in config.outputs.iter().zip(queues).zip(destinations) {
+            let settings = PublisherSettings {
+                tls: output.tls.clone(),
+                audio: config.audio,
+                ..config.publisher.clone()
+            };
             let mut publisher = Publisher::new(
                 output.url.clone(),
-                config.publisher.clone(),
+                settings,
                 Arc::clone(&queue),
                 headers.clone(),
                 dest,
@@ -445,6 +448,11 @@ fn source_exit_code(e: &SourceError) -> u8 {
 }
 
 fn publish_exit_code(e: &PublishError) -> u8 {
+    if let PublishError::Transport(t) = e {
+        if t.is_certificate() {
+            return exit::CERTIFICATE;
+        }
+    }
     match e.kind() {
         ErrorKind::Refused => exit::REFUSED,
         ErrorKind::Config => exit::CONFIG,

@@ -22,6 +22,19 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// Slots for a pipeline whose destination queues hold at most `max_frames` frames each.
+///
+/// Every queue receives every frame and only ever drops from its front, so what a queue holds
+/// is always a run of the most recent frames: however many destinations there are, and however
+/// stuck one of them is, together they hold at most `max_frames` distinct frames. Add one frame
+/// in flight per publisher (popped, being written; a frozen one keeps it), one slot per
+/// destination for a frame that was just popped while the next is being pushed, the slot the
+/// source is filling, the ingest's spare, and two for good measure. So a frozen destination
+/// with a full queue never starves the others of slots (tests/multi_output.rs proves it).
+pub fn slots_for(max_frames: usize, destinations: usize) -> usize {
+    max_frames + 2 * destinations + 4
+}
+
 /// What the data path knows about a frame without touching its bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FrameMeta {

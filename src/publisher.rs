@@ -1,16 +1,19 @@
 //! The publisher: the thin tokio shell that moves one destination's frames through the sans-IO
-//! RTMP session and a TCP connection.
+//! RTMP session and a TCP or TLS connection (`transport`).
 //!
 //! Owns: one destination's connection and all its per-connection state, its output buffer and
-//! read buffer (allocated once per destination, reused across connections), and the reconnect
-//! loop around [`Publisher::run_once`].
+//! read buffer (allocated once per destination, reused across connections), its audio source
+//! handle, and the reconnect loop around [`Publisher::run_once`].
 //!
 //! One connection (`run_once`):
-//! 1. connect within the connect deadline; handshake + `connect` + `createStream` + `publish`
+//! 1. connect (TCP, and TLS for `rtmps://`) within the connect deadline; handshake + `connect` +
+//!    `createStream` + `publish`
 //!    within the publish deadline (the session decides what to send, we only move bytes);
 //! 2. resynchronise the queue to a keyframe, send `onMetaData` and the AVC sequence header from
-//!    the cached SPS/PPS, then frames; each media message is chunked into `out` and goes to the
-//!    socket in one `write`, under the write deadline;
+//!    the cached SPS/PPS (and the AAC sequence header), then frames, each preceded by the audio
+//!    frames captured up to it (interleaved by timestamp); what one frame needs is chunked into
+//!    `out` and goes to the socket in one `write` (plus a flush over TLS), under the write
+//!    deadline;
 //! 3. answer the server (pings, acknowledgements) whenever it sends something;
 //! 4. at the end of the input or on stop: `FCUnpublish` + `deleteStream`, half-close, and wait
 //!    (bounded) for the server to close, which proves it has read everything we sent.
@@ -23,16 +26,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::audio::{AudioSource, AudioSpec};
+use crate::flv;
 use crate::ingest::SharedHeaders;
 use crate::pool::Frame;
 use crate::queue::FrameQueue;
 use crate::rtmp::{ClientSession, RtmpError, RtmpUrl, SessionConfig};
 use crate::source::monotonic_us;
 use crate::status::{Counters, DestinationStatus, ErrorKind, Status};
-use crate::transport::{self, TransportError};
+use crate::transport::{Connection, Connector, TlsOptions, TransportError};
 
 /// Deadlines and sizes of one destination.
 #[derive(Debug, Clone)]
@@ -49,6 +53,10 @@ pub struct PublisherSettings {
     pub backoff_max: Duration,
     /// A connection that streamed this long resets the backoff schedule.
     pub healthy_after: Duration,
+    /// Trust settings for `rtmps://`.
+    pub tls: TlsOptions,
+    /// The audio track sent with the video.
+    pub audio: AudioSpec,
 }
 
 impl Default for PublisherSettings {
@@ -63,6 +71,8 @@ impl Default for PublisherSettings {
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(10),
             healthy_after: Duration::from_secs(30),
+            tls: TlsOptions::default(),
+            audio: AudioSpec::None,
         }
     }
 }
@@ -84,6 +94,9 @@ pub enum PublishError {
 impl PublishError {
     pub fn kind(&self) -> ErrorKind {
         match self {
+            // A certificate will not become valid by retrying at once: wait like a refusal.
+            PublishError::Transport(e) if e.is_certificate() => ErrorKind::Refused,
+            PublishError::Transport(e) if e.is_setup() => ErrorKind::Config,
             PublishError::Rtmp(e) if e.is_refusal() => ErrorKind::Refused,
             PublishError::Closed(phase) if *phase == CLOSED_WHILE_PUBLISHING => ErrorKind::Refused,
             _ => ErrorKind::Network,
@@ -111,6 +124,11 @@ pub struct Publisher {
     headers: SharedHeaders,
     status: DestinationStatus,
     stop: watch::Receiver<bool>,
+    connector: Connector,
+    /// The audio track, pulled by timestamp before each video frame.
+    audio: Option<Box<dyn AudioSource>>,
+    /// One audio tag body at a time (allocated once).
+    audio_tag: Vec<u8>,
     out: Vec<u8>,
     inbuf: Box<[u8]>,
     published_once: bool,
@@ -123,7 +141,12 @@ struct Stream {
     base_us: Option<u64>,
     last_ts: u32,
     sent_gen: u32,
+    audio_header_sent: bool,
 }
+
+/// Largest audio tag body: AAC allows 6144 bits per channel per frame, so 1536 bytes for stereo,
+/// plus the 2-byte tag header; rounded up.
+const MAX_AUDIO_TAG: usize = 2048;
 
 impl Publisher {
     pub fn new(
@@ -134,6 +157,8 @@ impl Publisher {
         status: DestinationStatus,
         stop: watch::Receiver<bool>,
     ) -> Self {
+        let connector = Connector::new(settings.tls.clone());
+        let audio = settings.audio.open();
         Publisher {
             url,
             settings,
@@ -141,6 +166,9 @@ impl Publisher {
             headers,
             status,
             stop,
+            connector,
+            audio,
+            audio_tag: Vec::with_capacity(MAX_AUDIO_TAG),
             out: Vec::with_capacity(512 * 1024),
             inbuf: vec![0; 16 * 1024].into_boxed_slice(),
             published_once: false,
@@ -177,6 +205,12 @@ impl Publisher {
             {
                 return Err(e);
             }
+            // The input ended while this destination was down: there is nothing left to send
+            // it, and waiting for it would hold up the end of the other destinations' push.
+            if self.queue.is_finished() {
+                log::warn!("{}: the input ended while it was unreachable", self.url);
+                return Err(e);
+            }
             let jitter = (monotonic_us() % 1000) as f64 / 1000.0;
             let delay = backoff_delay(&self.settings, failures, e.kind(), jitter);
             log::info!(
@@ -203,9 +237,10 @@ impl Publisher {
         self.status.set(Status::Connecting);
         self.streamed_for = None;
         Counters::add(&self.status.board().counters.connects, 1);
-        let mut tcp =
-            transport::connect(&self.url.host, self.url.port, self.settings.connect_timeout)
-                .await?;
+        let mut conn = self
+            .connector
+            .connect(&self.url, self.settings.connect_timeout)
+            .await?;
         let mut session = ClientSession::new(SessionConfig {
             app: self.url.app.clone(),
             tc_url: self.url.tc_url.clone(),
@@ -217,7 +252,7 @@ impl Publisher {
         });
 
         let deadline = self.settings.publish_timeout;
-        tokio::time::timeout(deadline, self.publish(&mut tcp, &mut session))
+        tokio::time::timeout(deadline, self.publish(&mut conn, &mut session))
             .await
             .map_err(|_| PublishError::Timeout("handshake and publish", deadline))??;
         log::info!("{}: publishing", self.url);
@@ -226,28 +261,30 @@ impl Publisher {
         let dropped = self.queue.resync(!self.published_once);
         Counters::add(&self.status.board().counters.frames_dropped, dropped as u64);
         self.published_once = true;
-        let result = self.stream(&mut tcp, &mut session).await;
+        let result = self.stream(&mut conn, &mut session).await;
         self.streamed_for = Some(streaming_since.elapsed());
         result
     }
 
     async fn publish(
         &mut self,
-        tcp: &mut TcpStream,
+        conn: &mut Connection,
         session: &mut ClientSession,
     ) -> Result<(), PublishError> {
         self.out.clear();
         session.start(&mut self.out);
-        tcp.write_all(&self.out).await?;
+        conn.write_all(&self.out).await?;
+        conn.flush().await?;
         while !session.is_published() {
-            let n = tcp.read(&mut self.inbuf).await?;
+            let n = conn.read(&mut self.inbuf).await?;
             if n == 0 {
                 return Err(PublishError::Closed(CLOSED_WHILE_PUBLISHING));
             }
             self.out.clear();
             session.receive(&self.inbuf[..n], &mut self.out)?;
             if !self.out.is_empty() {
-                tcp.write_all(&self.out).await?;
+                conn.write_all(&self.out).await?;
+                conn.flush().await?;
             }
         }
         Ok(())
@@ -255,49 +292,56 @@ impl Publisher {
 
     async fn stream(
         &mut self,
-        tcp: &mut TcpStream,
+        conn: &mut Connection,
         session: &mut ClientSession,
     ) -> Result<Outcome, PublishError> {
         let mut st = Stream {
             base_us: None,
             last_ts: 0,
             sent_gen: 0,
+            audio_header_sent: false,
         };
         let mut stop = self.stop.clone();
-        let outcome = {
-            let (mut rd, mut wr) = tcp.split();
-            loop {
-                self.out.clear();
-                tokio::select! {
-                    biased;
-                    _ = stop.wait_for(|s| *s) => break Outcome::Stopped,
-                    read = rd.read(&mut self.inbuf) => {
-                        let n = read?;
-                        if n == 0 {
-                            return Err(PublishError::Closed("while streaming"));
-                        }
-                        session.receive(&self.inbuf[..n], &mut self.out)?;
+        // Reads and writes never overlap: a write completes (or times out) before the next read
+        // is polled, so one stream serves both, TLS included. Both futures in the select are
+        // cancel-safe: bytes a TLS read already took from the socket stay in the TLS session.
+        let outcome = loop {
+            self.out.clear();
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => break Outcome::Stopped,
+                read = conn.read(&mut self.inbuf) => {
+                    let n = read?;
+                    if n == 0 {
+                        return Err(PublishError::Closed("while streaming"));
                     }
-                    frame = self.queue.pop() => match frame {
-                        Some(frame) => self.write_frame(session, &mut st, frame),
-                        None => break Outcome::Finished,
-                    },
+                    session.receive(&self.inbuf[..n], &mut self.out)?;
                 }
-                if !self.out.is_empty() {
-                    self.write_out(&mut wr).await?;
-                }
+                frame = self.queue.pop() => match frame {
+                    Some(frame) => self.write_frame(session, &mut st, frame),
+                    None => break Outcome::Finished,
+                },
+            }
+            if !self.out.is_empty() {
+                self.write_out(conn).await?;
             }
         };
-        self.finish(tcp, session, outcome).await;
+        self.finish(conn, session, outcome).await;
         Ok(outcome)
     }
 
-    /// Chunks one frame (and, when the parameter sets changed, the headers first) into `out`.
+    /// Chunks one frame (and, when the parameter sets changed, the headers first) into `out`,
+    /// preceded by every audio frame captured up to it.
     fn write_frame(&mut self, session: &mut ClientSession, st: &mut Stream, frame: Frame) {
         let meta = *frame.meta();
         let base = match st.base_us {
             Some(base) => base,
-            None if meta.keyframe => *st.base_us.insert(meta.timestamp_us),
+            None if meta.keyframe => {
+                if let Some(audio) = &mut self.audio {
+                    audio.start(meta.timestamp_us);
+                }
+                *st.base_us.insert(meta.timestamp_us)
+            }
             None => return, // cannot start here; the queue resync makes this rare
         };
         // Milliseconds since the first frame of this connection; modulo 2^32 like RTMP itself.
@@ -314,6 +358,23 @@ impl Publisher {
             session.write_video(&mut self.out, ts, &h.sequence_header);
             st.sent_gen = h.generation.max(meta.params_gen);
         }
+        if let Some(audio) = &mut self.audio {
+            if !st.audio_header_sent {
+                st.audio_header_sent = true;
+                self.audio_tag.clear();
+                let asc = audio.format().audio_specific_config();
+                flv::write_aac_sequence_header(&mut self.audio_tag, &asc);
+                session.write_audio(&mut self.out, 0, &self.audio_tag);
+            }
+            // Interleave by timestamp: the audio captured up to this frame goes first, so the
+            // server's muxer never waits on one track for the other.
+            while let Some(a) = audio.next_until(meta.timestamp_us) {
+                let ats = (a.timestamp_us.saturating_sub(base) / 1000) as u32;
+                self.audio_tag.clear();
+                flv::write_aac_frame(&mut self.audio_tag, a.data);
+                session.write_audio(&mut self.out, ats.min(ts), &self.audio_tag);
+            }
+        }
         session.write_video(&mut self.out, ts, &frame.bytes());
         self.status.board().counters.frame_sent();
     }
@@ -321,20 +382,27 @@ impl Publisher {
     /// Writes `out` in full. The deadline is on progress, not on the whole buffer: a large
     /// keyframe on a slow link may take long, but a write that moves no byte for `write_timeout`
     /// means the server stopped reading (or the path is dead) and ends the connection.
-    async fn write_out(
-        &mut self,
-        wr: &mut tokio::net::tcp::WriteHalf<'_>,
-    ) -> Result<(), PublishError> {
+    ///
+    /// Over TLS a write hands bytes to the TLS session, which may keep some encrypted records
+    /// when the socket is full; the flush pushes them out (under the same deadline) so that no
+    /// frame waits in the session for the next one.
+    async fn write_out(&mut self, conn: &mut Connection) -> Result<(), PublishError> {
         let deadline = self.settings.write_timeout;
+        let stalled = || PublishError::Timeout("a write that made no progress", deadline);
         let mut written = 0;
         while written < self.out.len() {
-            let n = tokio::time::timeout(deadline, wr.write(&self.out[written..]))
+            let n = tokio::time::timeout(deadline, conn.write(&self.out[written..]))
                 .await
-                .map_err(|_| PublishError::Timeout("a write that made no progress", deadline))??;
+                .map_err(|_| stalled())??;
             if n == 0 {
                 return Err(PublishError::Closed("while streaming"));
             }
             written += n;
+        }
+        if conn.is_tls() {
+            tokio::time::timeout(deadline, conn.flush())
+                .await
+                .map_err(|_| stalled())??;
         }
         Counters::add(&self.status.board().counters.bytes_sent, written as u64);
         Ok(())
@@ -342,7 +410,12 @@ impl Publisher {
 
     /// Unpublishes, half-closes, and waits for the server to close its side: once it has, it has
     /// read every byte we sent. Errors here change nothing about the outcome.
-    async fn finish(&mut self, tcp: &mut TcpStream, session: &mut ClientSession, outcome: Outcome) {
+    async fn finish(
+        &mut self,
+        conn: &mut Connection,
+        session: &mut ClientSession,
+        outcome: Outcome,
+    ) {
         let budget = match outcome {
             // A stop must complete within a second (systemd, Ctrl-C).
             Outcome::Stopped => Duration::from_millis(800).min(self.settings.finish_timeout),
@@ -351,10 +424,11 @@ impl Publisher {
         self.out.clear();
         session.finish(&mut self.out);
         let drain = async {
-            tcp.write_all(&self.out).await?;
-            tcp.shutdown().await?;
+            conn.write_all(&self.out).await?;
+            // Flushes, then (TLS) sends close_notify, then half-closes the TCP connection.
+            conn.shutdown().await?;
             loop {
-                let n = tcp.read(&mut self.inbuf).await?;
+                let n = conn.read(&mut self.inbuf).await?;
                 if n == 0 {
                     return Ok::<_, std::io::Error>(());
                 }
@@ -480,6 +554,17 @@ mod tests {
         assert_eq!(Counters::get(&board.counters.reconnects), 5);
         assert_eq!(board.get(), Status::Error(ErrorKind::Network));
         assert!(board.last_error().unwrap().contains("<redacted>"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_destination_down_when_the_input_ends_gives_up_instead_of_holding_the_end() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let (mut p, _board) = publisher(port, settings(500, 4000)); // never gives up by count
+        p.queue.close();
+        let err = p.run().await.unwrap_err();
+        assert!(matches!(err, PublishError::Transport(_)), "{err}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -266,6 +266,12 @@ impl FrameQueue {
         self.lock().frames.len()
     }
 
+    /// Closed, and nothing left to send: the stream this queue carried is over.
+    pub fn is_finished(&self) -> bool {
+        let inner = self.lock();
+        inner.closed && inner.frames.is_empty()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

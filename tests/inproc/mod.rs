@@ -17,6 +17,8 @@ pub struct Received {
     pub publishes: Vec<(String, String)>,
     /// (timestamp, FLV video tag body) in arrival order.
     pub videos: Vec<(u32, Vec<u8>)>,
+    /// (timestamp, FLV audio tag body) in arrival order.
+    pub audios: Vec<(u32, Vec<u8>)>,
     /// AMF0 data message bodies (metadata).
     pub data: Vec<Vec<u8>>,
     pub unpublishes: usize,
@@ -35,7 +37,7 @@ impl SessionHandler for Recorder {
         match data {
             SessionData::Video { timestamp, data } => r.videos.push((timestamp, data.to_vec())),
             SessionData::Amf0 { data, .. } => r.data.push(data.to_vec()),
-            SessionData::Audio { .. } => {}
+            SessionData::Audio { timestamp, data } => r.audios.push((timestamp, data.to_vec())),
         }
         Ok(())
     }
@@ -124,4 +126,50 @@ impl ScuffleServer {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// TLS in front of a server on `target_port`: accepts TLS 1.2/1.3 connections for `localhost`
+/// with a throwaway self-signed certificate and forwards the plain bytes, on its own thread and
+/// runtime. Returns the port and the certificate (PEM) to trust.
+pub fn tls_front(target_port: u16) -> (u16, String) {
+    use std::sync::Arc;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let pem = cert.cert.pem();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let Ok(mut plain) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+    });
+    (port, pem)
 }

@@ -4,6 +4,8 @@
 //!   ffprobe is missing, loudly; with `CAMPUSH_REQUIRE_TOOLS=1` (CI) fail instead.
 //! - [`Nginx`]: a private nginx-rtmp on a free loopback port, running as the invoking user
 //!   out of its own temp dir, recording every publish to `KEY-UNIXSECONDS.flv`; killed on drop.
+//!   [`Nginx::start_tls`] adds nginx's `stream` module terminating TLS in front of it, with a
+//!   throwaway CA and certificates made by `openssl` in the temp dir ([`TlsFront`]).
 //! - [`clip_1080p_high_headers_at_start`], [`clip_720p_slices_aud`]: H.264 elementary streams
 //!   made once with ffmpeg + libx264 and cached under the target dir.
 //! - [`probe_recording`]: what the server recorded, as ffprobe and ffmpeg see it, and
@@ -36,9 +38,12 @@ pub enum Tool {
     /// `ffmpeg` with the libx264 encoder.
     Ffmpeg,
     Ffprobe,
+    /// nginx's dynamic `stream` module (TLS termination) and the `openssl` command.
+    NginxTls,
 }
 
-const INSTALL_HINT: &str = "install them with: apt-get install nginx libnginx-mod-rtmp ffmpeg";
+const INSTALL_HINT: &str =
+    "install them with: apt-get install nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg openssl";
 
 /// True when `tool` is usable. Otherwise prints a loud SKIP line and returns false, or panics
 /// when `CAMPUSH_REQUIRE_TOOLS=1`.
@@ -57,6 +62,13 @@ pub fn require(tool: Tool) -> bool {
         Tool::Ffprobe => match command_output("ffprobe", &["-version"]) {
             None => Some("ffprobe is not installed".to_string()),
             Some(_) => None,
+        },
+        Tool::NginxTls => match (stream_module(), command_output("openssl", &["version"])) {
+            (None, _) => {
+                Some("the nginx stream module (ngx_stream_module.so) is not installed".into())
+            }
+            (_, None) => Some("openssl is not installed".to_string()),
+            _ => None,
         },
     };
     let Some(problem) = problem else { return true };
@@ -111,17 +123,26 @@ fn nginx_bin() -> Option<&'static Path> {
 fn rtmp_module() -> Option<&'static Path> {
     static MODULE: OnceLock<Option<PathBuf>> = OnceLock::new();
     MODULE
-        .get_or_init(|| {
-            [
-                "/usr/lib/nginx/modules",
-                "/usr/lib64/nginx/modules",
-                "/usr/local/nginx/modules",
-            ]
-            .into_iter()
-            .map(|dir| Path::new(dir).join("ngx_rtmp_module.so"))
-            .find(|so| so.is_file())
-        })
+        .get_or_init(|| nginx_module("ngx_rtmp_module.so"))
         .as_deref()
+}
+
+fn stream_module() -> Option<&'static Path> {
+    static MODULE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    MODULE
+        .get_or_init(|| nginx_module("ngx_stream_module.so"))
+        .as_deref()
+}
+
+fn nginx_module(name: &str) -> Option<PathBuf> {
+    [
+        "/usr/lib/nginx/modules",
+        "/usr/lib64/nginx/modules",
+        "/usr/local/nginx/modules",
+    ]
+    .into_iter()
+    .map(|dir| Path::new(dir).join(name))
+    .find(|so| so.is_file())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -145,18 +166,41 @@ impl Default for NginxOpts {
     }
 }
 
+/// TLS in front of nginx-rtmp: nginx's `stream` module terminates TLS on two loopback ports and
+/// forwards the plain bytes to the RTMP port.
+#[derive(Clone, Debug)]
+pub struct TlsFront {
+    /// Serves a certificate for `localhost` and `127.0.0.1`, signed by the throwaway CA.
+    pub port: u16,
+    /// Serves a certificate for `other.example` only, signed by the same CA.
+    pub wrong_host_port: u16,
+    /// The throwaway CA's certificate (PEM), for `--tls-ca`.
+    pub ca: PathBuf,
+}
+
 /// nginx-rtmp serving `rtmp://127.0.0.1:PORT/live/KEY`, recording into its temp dir.
 pub struct Nginx {
     child: Option<Child>,
     dir: tempfile::TempDir,
     port: u16,
     record: bool,
+    tls: Option<TlsFront>,
 }
 
 impl Nginx {
     /// Starts nginx on a free loopback port (retrying with another port if that one was taken)
     /// and returns once the port accepts connections. Panics if it cannot.
     pub fn start(opts: NginxOpts) -> Nginx {
+        Nginx::start_inner(opts, false)
+    }
+
+    /// [`Nginx::start`] plus a TLS front ([`TlsFront`]): a throwaway CA and two server
+    /// certificates made with `openssl` in the server's temp dir. Needs [`Tool::NginxTls`].
+    pub fn start_tls(opts: NginxOpts) -> Nginx {
+        Nginx::start_inner(opts, true)
+    }
+
+    fn start_inner(opts: NginxOpts, tls: bool) -> Nginx {
         let bin = nginx_bin().expect("nginx not found; call support::require_all() first");
         let module = rtmp_module().expect("ngx_rtmp_module.so not found");
         let dir = tempfile::Builder::new()
@@ -164,11 +208,23 @@ impl Nginx {
             .tempdir()
             .unwrap();
         fs::create_dir(dir.path().join("rec")).unwrap();
+        if tls {
+            make_certificates(dir.path());
+        }
         let (conf, log) = (dir.path().join("nginx.conf"), dir.path().join("error.log"));
         let mut failures = String::new();
         for _ in 0..5 {
             let port = free_port();
-            fs::write(&conf, nginx_conf(module, dir.path(), port, opts.record)).unwrap();
+            let front = tls.then(|| TlsFront {
+                port: free_port(),
+                wrong_host_port: free_port(),
+                ca: dir.path().join("ca.pem"),
+            });
+            fs::write(
+                &conf,
+                nginx_conf(module, dir.path(), port, opts.record, front.as_ref()),
+            )
+            .unwrap();
             let _ = fs::remove_file(&log);
             let mut cmd = Command::new(bin);
             cmd.arg("-p")
@@ -182,13 +238,19 @@ impl Nginx {
                 .stderr(Stdio::null());
             kill_with_parent(&mut cmd);
             let mut child = cmd.spawn().expect("spawn nginx");
-            match wait_listening(&mut child, port, Duration::from_secs(10)) {
+            let ports = [Some(port), front.as_ref().map(|f| f.port)];
+            let listening = ports
+                .into_iter()
+                .flatten()
+                .try_for_each(|p| wait_listening(&mut child, p, Duration::from_secs(10)));
+            match listening {
                 Ok(()) => {
                     return Nginx {
                         child: Some(child),
                         dir,
                         port,
                         record: opts.record,
+                        tls: front,
                     }
                 }
                 Err(why) => {
@@ -208,6 +270,16 @@ impl Nginx {
 
     pub fn url(&self, key: &str) -> String {
         format!("rtmp://127.0.0.1:{}/live/{key}", self.port)
+    }
+
+    /// The TLS front, when started with [`Nginx::start_tls`].
+    pub fn tls(&self) -> &TlsFront {
+        self.tls.as_ref().expect("started without TLS")
+    }
+
+    /// `rtmps://localhost:TLSPORT/live/KEY`: through the TLS front, by host name (SNI).
+    pub fn url_tls(&self, key: &str) -> String {
+        format!("rtmps://localhost:{}/live/{key}", self.tls().port)
     }
 
     /// Every recorded file, sorted by name.
@@ -320,7 +392,13 @@ impl Nginx {
         let module = rtmp_module().expect("ngx_rtmp_module.so");
         fs::write(
             &conf,
-            nginx_conf(module, self.dir.path(), self.port, self.record),
+            nginx_conf(
+                module,
+                self.dir.path(),
+                self.port,
+                self.record,
+                self.tls.as_ref(),
+            ),
         )
         .unwrap();
         // The port was ours a moment ago; the kernel may need a moment to release it.
@@ -393,16 +471,50 @@ fn wait_listening(child: &mut Child, port: u16, timeout: Duration) -> Result<(),
     }
 }
 
-fn nginx_conf(module: &Path, dir: &Path, port: u16, record: bool) -> String {
+fn nginx_conf(
+    module: &Path,
+    dir: &Path,
+    port: u16,
+    record: bool,
+    tls: Option<&TlsFront>,
+) -> String {
     let dir = dir.display();
     let record = if record {
         format!("record all;\n            record_path {dir}/rec;\n            record_unique on;")
     } else {
         "record off;".to_string()
     };
+    let (stream_module, stream) = match tls {
+        None => (String::new(), String::new()),
+        Some(front) => {
+            let server = |listen: u16, name: &str| {
+                format!(
+                    "    server {{
+        listen 127.0.0.1:{listen} ssl;
+        ssl_certificate {dir}/{name}.pem;
+        ssl_certificate_key {dir}/{name}.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        proxy_pass 127.0.0.1:{port};
+    }}
+"
+                )
+            };
+            (
+                format!(
+                    "load_module {};\n",
+                    stream_module().expect("ngx_stream_module.so").display()
+                ),
+                format!(
+                    "stream {{\n{}{}}}\n",
+                    server(front.port, "localhost"),
+                    server(front.wrong_host_port, "other")
+                ),
+            )
+        }
+    };
     format!(
         "load_module {module};
-daemon off;
+{stream_module}daemon off;
 master_process off;
 error_log {dir}/error.log info;
 pid {dir}/nginx.pid;
@@ -418,9 +530,68 @@ rtmp {{
         }}
     }}
 }}
-",
+{stream}",
         module = module.display()
     )
+}
+
+/// A throwaway CA (`ca.pem`) and two server certificates it signs, with their keys:
+/// `localhost.pem` (SAN DNS:localhost, IP:127.0.0.1) and `other.pem` (SAN DNS:other.example).
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let mut cmd = Command::new("openssl");
+        cmd.args(args).current_dir(dir);
+        let run = run_bounded(cmd, None, Duration::from_secs(60));
+        assert!(run.code == Some(0), "openssl {args:?}:\n{run}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req", "-x509", "-days", "3", "-keyout", "ca.key", "-out", "ca.pem",
+    ];
+    ca.extend_from_slice(&ec);
+    ca.extend_from_slice(&["-subj", "/CN=campush test CA"]);
+    ca.extend_from_slice(&["-addext", "basicConstraints=critical,CA:TRUE"]);
+    ca.extend_from_slice(&["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+    openssl(&ca);
+    for (name, san) in [
+        ("localhost", "DNS:localhost,IP:127.0.0.1"),
+        ("other", "DNS:other.example"),
+    ] {
+        let ext = format!(
+            "subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        );
+        fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        let (key, csr) = (format!("{name}.key"), format!("{name}.csr"));
+        let subj = format!("/CN={name}");
+        let mut req = vec!["req", "-keyout", &key, "-out", &csr, "-subj", &subj];
+        req.extend_from_slice(&ec);
+        openssl(&req);
+        let (pem, ext) = (format!("{name}.pem"), format!("{name}.ext"));
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &pem,
+            "-extfile",
+            &ext,
+        ]);
+    }
 }
 
 /// If the test process dies, so does the child (no stray servers after a killed test run).
@@ -520,6 +691,12 @@ pub fn clip_720p_slices_aud(secs: u32) -> Clip {
         args,
         false,
     )
+}
+
+/// 640x360 at 30 fps, GOP 60, no B-frames: a light clip for long pushes.
+pub fn clip_360p(secs: u32) -> Clip {
+    let args = "-preset veryfast -bf 0 -g 60 -x264-params scenecut=0";
+    cached_clip(&format!("360p30-{secs}s"), 640, 360, secs, args, false)
 }
 
 /// Generates the clip once (keyed by name and encoder arguments) into the target dir.

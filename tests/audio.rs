@@ -1,0 +1,223 @@
+//! The silent AAC track against a real server: nginx-rtmp records what campush sends, and
+//! ffprobe/ffmpeg must find an `aac` stream that decodes without errors to pure silence, lasts as
+//! long as the video (within 100 ms over a 60 s push), and is interleaved with it by timestamp.
+//!
+//! Needs nginx with the RTMP module, ffmpeg (libx264) and ffprobe; without them these tests
+//! print SKIP and pass, unless `CAMPUSH_REQUIRE_TOOLS=1`.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+use support::*;
+
+/// One packet of a recording, in file order.
+#[derive(Debug, Clone, Copy)]
+struct Packet {
+    audio: bool,
+    /// Milliseconds.
+    pts: i64,
+    duration: i64,
+}
+
+fn packets(path: &std::path::Path) -> Vec<Packet> {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args([
+        "-v",
+        "error",
+        "-show_entries",
+        "packet=codec_type,pts,duration",
+    ]);
+    cmd.args(["-of", "csv=p=0"]).arg(path);
+    let run = run_bounded(cmd, None, Duration::from_secs(120));
+    assert_eq!(run.code, Some(0), "{run}");
+    run.stdout
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            let kind = f.next()?;
+            let pts = f.next()?.parse().ok()?;
+            let duration = f.next().and_then(|d| d.parse().ok()).unwrap_or(0);
+            Some(Packet {
+                audio: kind == "audio",
+                pts,
+                duration,
+            })
+        })
+        .collect()
+}
+
+/// `codec_name,profile,sample_rate,channels` of the audio stream, empty when there is none.
+fn audio_stream(path: &std::path::Path) -> String {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args(["-v", "error", "-select_streams", "a"]);
+    cmd.args([
+        "-show_entries",
+        "stream=codec_name,profile,sample_rate,channels",
+    ]);
+    cmd.args(["-of", "csv=p=0"]).arg(path);
+    let run = run_bounded(cmd, None, Duration::from_secs(60));
+    assert_eq!(run.code, Some(0), "{run}");
+    run.stdout.trim().to_string()
+}
+
+/// Decodes the audio track to 16-bit PCM: (samples, how many are not zero, decoder stderr).
+fn decode_audio(path: &std::path::Path) -> (usize, usize, String) {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:a", "-f", "s16le", "-"])
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let samples = out.stdout.len() / 2;
+    let loud = out.stdout.chunks(2).filter(|s| s != &[0, 0]).count();
+    (
+        samples,
+        loud,
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    )
+}
+
+/// How far, at most, a packet's timestamp lies behind one already written: 0 when the file
+/// is perfectly interleaved, a muxer's queue depth otherwise.
+fn max_lag_behind(packets: &[Packet]) -> i64 {
+    let mut newest = i64::MIN;
+    let mut lag = 0;
+    for p in packets {
+        lag = lag.max(newest - p.pts);
+        newest = newest.max(p.pts);
+    }
+    lag
+}
+
+fn span(packets: &[Packet], audio: bool) -> (i64, i64) {
+    let mine: Vec<&Packet> = packets.iter().filter(|p| p.audio == audio).collect();
+    let first = mine.first().expect("no packets").pts;
+    let last = mine.last().unwrap();
+    (first, last.pts + last.duration)
+}
+
+#[test]
+fn a_60_s_push_carries_a_silent_aac_track_as_long_as_the_video_and_interleaved() {
+    if !require_all() {
+        return;
+    }
+    let clip = clip_360p(60);
+    let nginx = Nginx::start(NginxOpts::default());
+    let url = nginx.url("audio60");
+    let source = clip.source();
+    let run = run_campush(
+        &[
+            "run",
+            "--url",
+            &url,
+            "--source",
+            &source,
+            "--no-pace",
+            "--audio",
+            "silent",
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(run.code, Some(0), "{run}");
+    let rec = nginx.recording_of("audio60");
+
+    // The video is untouched by the audio next to it.
+    probe_recording(&rec).assert_matches(&clip);
+    assert_eq!(audio_stream(&rec), "aac,LC,48000,2");
+
+    let (samples, loud, errors) = decode_audio(&rec);
+    assert!(
+        errors.is_empty(),
+        "the AAC track has decode errors:\n{errors}"
+    );
+    assert_eq!(loud, 0, "the silent track has {loud} non-zero samples");
+
+    let pk = packets(&rec);
+    let (v0, v1) = span(&pk, false);
+    let (a0, a1) = span(&pk, true);
+    let (video_ms, audio_ms) = (v1 - v0, a1 - a0);
+    let decoded_ms = samples as i64 / 2 * 1000 / 48_000;
+    eprintln!(
+        "video {video_ms} ms from {v0}, audio {audio_ms} ms from {a0} ({} packets, {decoded_ms} ms decoded); max lag behind {} ms",
+        pk.iter().filter(|p| p.audio).count(),
+        max_lag_behind(&pk)
+    );
+    assert!(video_ms >= 59_900, "video lasts {video_ms} ms");
+    assert_eq!(a0, v0, "audio starts with the video");
+    assert!(
+        (audio_ms - video_ms).abs() < 100,
+        "audio lasts {audio_ms} ms, video {video_ms} ms"
+    );
+    assert!(
+        (decoded_ms - audio_ms).abs() < 100,
+        "decoded {decoded_ms} ms"
+    );
+    // Interleaved by timestamp: no packet arrives after one newer than it (1 ms of rounding).
+    let lag = max_lag_behind(&pk);
+    assert!(lag <= 1, "a packet came {lag} ms behind a newer one");
+}
+
+#[test]
+fn mono_44100_from_the_config_file_is_what_the_server_records() {
+    if !require_all() {
+        return;
+    }
+    let clip = clip_720p_slices_aud(4);
+    let nginx = Nginx::start(NginxOpts::default());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("campush.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nspec = \"{}\"\npace = false\n\n[[output]]\nurl = \"{}\"\n\n[audio]\nrate = 44100\nchannels = 1\n",
+            clip.source(),
+            nginx.url("mono")
+        ),
+    )
+    .unwrap();
+    let run = run_campush(
+        &["run", "--config", config.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    assert_eq!(run.code, Some(0), "{run}");
+    let rec = nginx.recording_of("mono");
+    probe_recording(&rec).assert_matches(&clip);
+    assert_eq!(audio_stream(&rec), "aac,LC,44100,1");
+    let (samples, loud, errors) = decode_audio(&rec);
+    assert!(errors.is_empty(), "{errors}");
+    assert!(samples > 44_100 * 3, "{samples} samples");
+    assert_eq!(loud, 0);
+}
+
+#[test]
+fn audio_none_sends_video_only() {
+    if !require_all() {
+        return;
+    }
+    let clip = clip_720p_slices_aud(4);
+    let nginx = Nginx::start(NginxOpts::default());
+    let (url, source) = (nginx.url("noaudio"), clip.source());
+    let run = run_campush(
+        &[
+            "run",
+            "--url",
+            &url,
+            "--source",
+            &source,
+            "--no-pace",
+            "--audio",
+            "none",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(run.code, Some(0), "{run}");
+    let rec = nginx.recording_of("noaudio");
+    probe_recording(&rec).assert_matches(&clip);
+    assert_eq!(audio_stream(&rec), "");
+}
