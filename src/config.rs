@@ -546,7 +546,10 @@ impl RawConfig {
         }
         match &self.status.file {
             Some(p) if p.as_os_str().is_empty() => report.file = None,
-            Some(p) => report.file = Some(p.clone()),
+            Some(p) => {
+                report.file = Some(p.clone());
+                report.file_configured = true;
+            }
             None => {}
         }
 

@@ -349,6 +349,8 @@ pub struct ReportSettings {
     /// The JSON status file, rewritten every `file_every` (`None`: no file).
     pub file: Option<PathBuf>,
     pub file_every: Duration,
+    /// The file was configured (not the default): failing to write it is worth a warning.
+    pub file_configured: bool,
 }
 
 impl Default for ReportSettings {
@@ -359,6 +361,7 @@ impl Default for ReportSettings {
                 std::env::var("RUNTIME_DIRECTORY").ok().as_deref(),
             )),
             file_every: Duration::from_secs(5),
+            file_configured: false,
         }
     }
 }
@@ -407,10 +410,16 @@ pub async fn run_reporter(board: StatusBoard, settings: ReportSettings) {
         }
         if let Some(path) = &file {
             if let Err(e) = write_atomically(path, &board.to_json(kbps, start.elapsed())) {
-                log::warn!(
-                    "status file {}: {e}; not writing it any more",
-                    path.display()
-                );
+                // The default place (/run/campush) exists under systemd; elsewhere its absence
+                // is normal, not a problem worth a warning.
+                if settings.file_configured {
+                    log::warn!(
+                        "status file {}: {e}; not writing it any more",
+                        path.display()
+                    );
+                } else {
+                    log::debug!("status file {}: {e}; not writing it", path.display());
+                }
                 file = None;
             }
         }
@@ -515,6 +524,7 @@ mod tests {
                 summary_every: None,
                 file: Some(path.clone()),
                 file_every: Duration::from_secs(5),
+                file_configured: true,
             },
         ));
         tokio::time::sleep(Duration::from_millis(10)).await;
