@@ -15,8 +15,14 @@
 //!
 //! Needs qemu-system-x86, ffprobe, gcc/make (modules build out of tree) and apt (Debian packages,
 //! cached in ~/.cache/campush-guest). Without them it prints SKIP and passes, unless
-//! `CAMPUSH_REQUIRE_TOOLS=1`. Only the x86_64 guest runs so far (the aarch64 path of run.sh is
-//! not exercised yet).
+//! `CAMPUSH_REQUIRE_TOOLS=1`.
+//!
+//! A second test boots an arm64 Debian kernel (`qemu-system-aarch64 -M virt -cpu cortex-a57`)
+//! with the aarch64 musl build from the cross route of `scripts/cross-build.sh` (the ABI check
+//! that matters for the Pi: the same ioctls and structs on a 64-bit ARM kernel), and runs the
+//! capture scenario only: H.264 from v4l2loopback, every frame arriving and decoding. It also
+//! needs qemu-system-arm, gcc-aarch64-linux-gnu (v4l2loopback is cross-built) and the cross
+//! tools (`scripts/cross-build.sh --setup` makes them).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -250,4 +256,171 @@ fn campush_streams_from_real_v4l2_drivers_in_a_qemu_guest() {
         );
     }
     assert_eq!(read(&share, "result").trim(), "PASS", "{}", log());
+}
+
+/// The cross tools' cache (as in scripts/cross-build.sh).
+fn cross_cache() -> PathBuf {
+    if let Some(d) = std::env::var_os("CAMPUSH_CROSS_CACHE") {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or("/tmp".into())).join(".cache")
+        });
+    base.join("campush-cross")
+}
+
+fn aarch64_tools_present(root: &Path) -> bool {
+    let require = std::env::var("CAMPUSH_REQUIRE_TOOLS").as_deref() == Ok("1");
+    let zigbuild = cross_cache().join("venv/bin/cargo-zigbuild");
+    if !zigbuild.exists() && require {
+        // A fresh machine: let the cross script install its Debian packages and make the venv.
+        let status = Command::new("bash")
+            .arg(root.join("scripts/cross-build.sh"))
+            .args(["--setup", "--target", "aarch64-unknown-linux-musl"])
+            .current_dir(root)
+            .status()
+            .expect("run scripts/cross-build.sh");
+        assert!(status.success(), "scripts/cross-build.sh --setup failed");
+    }
+    let mut missing: Vec<String> = [
+        ("qemu-system-aarch64", "--version"),
+        ("aarch64-linux-gnu-gcc", "--version"),
+        ("ffprobe", "-version"),
+        ("make", "--version"),
+        ("apt-get", "--version"),
+        ("dpkg-deb", "--version"),
+        ("/usr/bin/cargo", "--version"),
+    ]
+    .into_iter()
+    .filter(|(p, a)| !have(p, a))
+    .map(|(p, _)| p.to_string())
+    .collect();
+    if !zigbuild.exists() {
+        missing.push(format!(
+            "{} (scripts/cross-build.sh --setup)",
+            zigbuild.display()
+        ));
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!(
+        "missing {}; install qemu-system-arm gcc-aarch64-linux-gnu ffmpeg make (Debian)",
+        missing.join(", ")
+    );
+    if require {
+        panic!("CAMPUSH_REQUIRE_TOOLS=1 but {msg}");
+    }
+    eprintln!("\n*** SKIP: {msg}; aarch64 V4L2 guest test not run ***\n");
+    false
+}
+
+/// Builds the static aarch64 campush and test helper through the cross route of
+/// scripts/cross-build.sh: Debian's rustc with -Zbuild-std, zig as C compiler and linker.
+fn build_aarch64(root: &Path) -> (PathBuf, PathBuf) {
+    const TARGET: &str = "aarch64-unknown-linux-musl";
+    let target_dir = std::env::var_os("CAMPUSH_CROSS_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/cross"));
+    let venv_bin = cross_cache().join("venv/bin");
+    let t = Instant::now();
+    let mut cmd = Command::new("/usr/bin/cargo");
+    for var in [
+        "RUSTC",
+        "RUSTDOC",
+        "RUSTUP_TOOLCHAIN",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO",
+        "RUSTC_WRAPPER",
+        "CARGO_MAKEFLAGS",
+        "CARGO_MANIFEST_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd
+        .current_dir(root)
+        .env("PATH", format!("{}:/usr/bin:/bin", venv_bin.display()))
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env(
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS",
+            "-C link-self-contained=no",
+        )
+        .args([
+            "zigbuild",
+            "--release",
+            "--locked",
+            "--target",
+            TARGET,
+            "-Zbuild-std=std,panic_abort",
+            "--bin",
+            "campush",
+            "--example",
+            "v4l2_testbed",
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .expect("run cargo zigbuild");
+    assert!(status.success(), "aarch64 cross build failed");
+    eprintln!("aarch64 cross build: {:.0} s", t.elapsed().as_secs_f64());
+    let dir = target_dir.join(TARGET).join("release");
+    (dir.join("campush"), dir.join("examples/v4l2_testbed"))
+}
+
+#[test]
+fn campush_captures_h264_in_an_aarch64_guest() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if !aarch64_tools_present(root) {
+        return;
+    }
+    let t = Instant::now();
+    let (campush, testbed) = build_aarch64(root);
+    let share = run_guest(root, "aarch64", &campush, &testbed);
+    let log = || {
+        format!(
+            "guest.log:\n{}\ncampush.log:\n{}\nrecord.log:\n{}\nfeed1.log:\n{}",
+            read(&share, "guest.log"),
+            read(&share, "campush.log"),
+            read(&share, "record.log"),
+            read(&share, "feed1.log")
+        )
+    };
+    let guest = read(&share, "guest.log");
+    eprintln!(
+        "guest.log:\n{guest}\nrecord.log:\n{}",
+        read(&share, "record.log")
+    );
+    assert!(
+        guest.contains("aarch64; scenario capture"),
+        "not an aarch64 guest\n{}",
+        log()
+    );
+    let probe = read(&share, "probe.txt");
+    assert!(
+        probe.contains("\"campush-loopback\" (driver v4l2 loopback"),
+        "probe lacks the loopback device:\n{probe}"
+    );
+    let decoded = sessions(&share);
+    eprintln!("recorded sessions with video, decoded frames each: {decoded:?}");
+    assert_eq!(
+        decoded.first().copied(),
+        Some(CLIP_FRAMES),
+        "every frame of the clip arrives and decodes\n{}",
+        log()
+    );
+    let campush_log = read(&share, "campush.log");
+    assert!(
+        campush_log.contains("campush exit code 0"),
+        "campush did not stop cleanly\n{}",
+        log()
+    );
+    assert_eq!(read(&share, "result").trim(), "PASS", "{}", log());
+    eprintln!("aarch64 guest test: {:.0} s", t.elapsed().as_secs_f64());
 }

@@ -5,8 +5,9 @@
 #   run.sh ARCH CAMPUSH TESTBED OUTDIR
 #
 # ARCH: x86_64 (scenario "full": probe, M2M through vicodec, capture from v4l2loopback with a
-# device loss) or aarch64 (scenario "capture": capture from v4l2loopback only; NOT YET RUN: the
-# arm64 path needs gcc-aarch64-linux-gnu and a static aarch64 build, and has not been exercised).
+# device loss) or aarch64 (scenario "capture": capture from v4l2loopback only; qemu virt with a
+# cortex-a57, v4l2loopback cross-built with gcc-aarch64-linux-gnu, no exit device: the guest
+# powers off and the result comes back on the share).
 # CAMPUSH / TESTBED: static binaries for ARCH. OUTDIR: results (share/ is the guest's 9p share).
 #
 # Downloads (Debian packages) are cached in $CAMPUSH_GUEST_CACHE (default ~/.cache/campush-guest);
@@ -64,9 +65,13 @@ kernel_abi() {
 deb() {
     local pkg=$1
     shift
-    local name=${pkg%%:*}
+    local name=${pkg%%:*} glob
+    # PKG:ARCH only matches that architecture's .deb (amd64 and arm64 busybox share a stem).
+    glob="${name}_*.deb"
+    [ "$name" != "$pkg" ] && glob="${name}_*_${pkg#*:}.deb"
     local f
-    f=$(ls "$DEBS"/"${name}"_*.deb 2>/dev/null | head -n1 || true)
+    # shellcheck disable=SC2086 # $glob is a pattern
+    f=$(ls "$DEBS"/$glob 2>/dev/null | head -n1 || true)
     if [ -z "$f" ]; then
         note "downloading $pkg"
         (cd "$DEBS" && apt-get "$@" download "$pkg" >/dev/null 2>&1) ||
@@ -74,7 +79,8 @@ deb() {
             echo "cannot download $pkg" >&2
             exit 3
         }
-        f=$(ls "$DEBS"/"${name}"_*.deb | head -n1)
+        # shellcheck disable=SC2086
+        f=$(ls "$DEBS"/$glob | head -n1)
     fi
     echo "$f"
 }
@@ -107,14 +113,13 @@ if [ "$ARCH" = aarch64 ]; then
     IMG_DEB=$(deb "linux-image-$KREL" $(arm64_apt))
     HDR_DEB=$(deb "linux-headers-$KREL" $(arm64_apt))
     BB_DEB=$(deb "busybox-static:arm64" $(arm64_apt))
-    BB_NAME=busybox-static-arm64
-    # arm64's busybox-static has the same file name stem as amd64's: keep them apart.
-    if [ "$(basename "$BB_DEB")" = "$(basename "$(ls "$DEBS"/busybox-static_*amd64.deb 2>/dev/null | head -n1)")" ]; then :; fi
 else
     IMG_DEB=$(deb "linux-image-$KREL")
     HDR_DEB=$(deb "linux-headers-$KREL")
-    BB_DEB=$(deb busybox-static)
+    BB_DEB=$(deb busybox-static:amd64)
 fi
+# The host's own busybox packs the initramfs (the guest's may be another architecture).
+HOSTBB_DEB=$(deb busybox-static:amd64)
 COMMON_DEB=$(deb "linux-headers-$ABI-common")
 KBUILD_DEB=$(deb linux-kbuild-6.1)
 LOOP_DEB=$(deb v4l2loopback-dkms)
@@ -123,13 +128,15 @@ LOOP_DEB=$(deb v4l2loopback-dkms)
 # --- unpack and build the out-of-tree modules -------------------------------------------------
 
 ROOT=$WORK/root
-if [ ! -e "$ROOT/.done" ]; then
+if [ ! -e "$ROOT/.done" ] || [ ! -e "$ROOT/hostbb/bin/busybox" ]; then
     note "unpacking"
     rm -rf "$ROOT"
     mkdir -p "$ROOT"
     for d in "$IMG_DEB" "$HDR_DEB" "$COMMON_DEB" "$KBUILD_DEB" "$LOOP_DEB"; do dpkg-deb -x "$d" "$ROOT"; done
     mkdir -p "$ROOT/bb"
     dpkg-deb -x "$BB_DEB" "$ROOT/bb"
+    mkdir -p "$ROOT/hostbb"
+    dpkg-deb -x "$HOSTBB_DEB" "$ROOT/hostbb"
     # The headers' Makefile includes the common headers by absolute path.
     sed -i "s|/usr/src/linux-headers-$ABI-common|$ROOT/usr/src/linux-headers-$ABI-common|g" \
         "$ROOT/usr/src/linux-headers-$KREL/Makefile"
@@ -234,7 +241,7 @@ for m in "${NEED[@]}"; do
 done
 printf '%s\n' "${ORDER[@]}" >"$STAGE/modules.list"
 note "modules: ${ORDER[*]}"
-(cd "$STAGE" && find . | LC_ALL=C sort | "$ROOT/bb/bin/busybox" cpio -o -H newc 2>/dev/null) >"$OUT/initramfs.cpio"
+(cd "$STAGE" && find . | LC_ALL=C sort | "$ROOT/hostbb/bin/busybox" cpio -o -H newc 2>/dev/null) >"$OUT/initramfs.cpio"
 note "initramfs $(du -h "$OUT/initramfs.cpio" | cut -f1)"
 
 # --- boot -------------------------------------------------------------------------------------
