@@ -516,21 +516,22 @@ mod tests {
         }
     }
 
+    /// A publisher to `port`, the board it reports to, and its stop switch (kept by the caller:
+    /// dropping it would read as "stop").
     fn publisher(
         port: u16,
         settings: PublisherSettings,
-    ) -> (Publisher, crate::status::StatusBoard) {
+    ) -> (Publisher, crate::status::StatusBoard, watch::Sender<bool>) {
         let board = crate::status::StatusBoard::new();
         let dest = board.set_destinations(1).remove(0);
-        let (_tx, rx) = watch::channel(false);
+        let (stop, rx) = watch::channel(false);
         let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/key")).unwrap();
         let queue = Arc::new(FrameQueue::new(
             crate::queue::Limits::default(),
             crate::queue::Policy::DropGops,
         ));
         let p = Publisher::new(url, settings, queue, SharedHeaders::default(), dest, rx);
-        std::mem::forget(_tx);
-        (p, board)
+        (p, board, stop)
     }
 
     #[tokio::test(start_paused = true)]
@@ -542,7 +543,7 @@ mod tests {
             max_attempts: Some(6),
             ..settings(500, 4000)
         };
-        let (mut p, board) = publisher(port, s);
+        let (mut p, board, _stop) = publisher(port, s);
         let start = tokio::time::Instant::now();
         let err = p.run().await.unwrap_err();
         let waited = start.elapsed();
@@ -561,7 +562,7 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = closed.local_addr().unwrap().port();
         drop(closed);
-        let (mut p, _board) = publisher(port, settings(500, 4000)); // never gives up by count
+        let (mut p, _board, _stop) = publisher(port, settings(500, 4000)); // never gives up by count
         p.queue.close();
         let err = p.run().await.unwrap_err();
         assert!(matches!(err, PublishError::Transport(_)), "{err}");
@@ -582,7 +583,7 @@ mod tests {
             publish_timeout: Duration::from_secs(10),
             ..settings(500, 4000)
         };
-        let (mut p, _board) = publisher(port, s);
+        let (mut p, _board, _stop) = publisher(port, s);
         let start = tokio::time::Instant::now();
         let err = p.run().await.unwrap_err();
         assert!(

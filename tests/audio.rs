@@ -11,6 +11,31 @@ use std::process::Command;
 use std::time::Duration;
 use support::*;
 
+/// Pushes `clip` unpaced to `nginx` under `key` with `--audio AUDIO`, expects exit 0, and returns
+/// the server's recording.
+fn push_unpaced(
+    nginx: &Nginx,
+    key: &str,
+    clip: &Clip,
+    audio: &str,
+    timeout: Duration,
+) -> std::path::PathBuf {
+    let (url, source) = (nginx.url(key), clip.source());
+    let args = [
+        "run",
+        "--url",
+        &url,
+        "--source",
+        &source,
+        "--no-pace",
+        "--audio",
+        audio,
+    ];
+    let run = run_campush(&args, timeout);
+    assert_eq!(run.code, Some(0), "{run}");
+    nginx.recording_of(key)
+}
+
 /// One packet of a recording, in file order.
 #[derive(Debug, Clone, Copy)]
 struct Packet {
@@ -109,23 +134,7 @@ fn a_60_s_push_carries_a_silent_aac_track_as_long_as_the_video_and_interleaved()
     }
     let clip = clip_360p(60);
     let nginx = Nginx::start(NginxOpts::default());
-    let url = nginx.url("audio60");
-    let source = clip.source();
-    let run = run_campush(
-        &[
-            "run",
-            "--url",
-            &url,
-            "--source",
-            &source,
-            "--no-pace",
-            "--audio",
-            "silent",
-        ],
-        Duration::from_secs(120),
-    );
-    assert_eq!(run.code, Some(0), "{run}");
-    let rec = nginx.recording_of("audio60");
+    let rec = push_unpaced(&nginx, "audio60", &clip, "silent", Duration::from_secs(120));
 
     // The video is untouched by the audio next to it.
     probe_recording(&rec).assert_matches(&clip);
@@ -202,22 +211,7 @@ fn audio_none_sends_video_only() {
     }
     let clip = clip_720p_slices_aud(4);
     let nginx = Nginx::start(NginxOpts::default());
-    let (url, source) = (nginx.url("noaudio"), clip.source());
-    let run = run_campush(
-        &[
-            "run",
-            "--url",
-            &url,
-            "--source",
-            &source,
-            "--no-pace",
-            "--audio",
-            "none",
-        ],
-        Duration::from_secs(60),
-    );
-    assert_eq!(run.code, Some(0), "{run}");
-    let rec = nginx.recording_of("noaudio");
+    let rec = push_unpaced(&nginx, "noaudio", &clip, "none", Duration::from_secs(60));
     probe_recording(&rec).assert_matches(&clip);
     assert_eq!(audio_stream(&rec), "");
 }
