@@ -11,7 +11,9 @@
 //!   keyframe arrives, and a keyframe is requested from the source. Memory stays flat whatever the
 //!   network does. (MediaMTX's forwarders and ustreamer's rings work the same way.)
 //! - [`Policy::Block`] (a file pushed with `--no-pace`): `push` waits for room, so every frame
-//!   arrives; the source is not a camera and loses nothing by waiting.
+//!   arrives; the source is not a camera and loses nothing by waiting. Such a queue needs
+//!   backpressure, not a buffer, so it holds at most [`BLOCKING_DEPTH`] frames whatever the
+//!   configured bounds: every queued frame is resident memory (its pool slot stays touched).
 //!
 //! After a (re)connect the publisher calls [`FrameQueue::resync`] so that the first frame it sends
 //! is a keyframe. Allocation-free after construction: the deque has capacity for the frame cap.
@@ -48,6 +50,10 @@ impl Default for Limits {
     }
 }
 
+/// The most frames a [`Policy::Block`] queue holds: enough to keep the source and the publisher
+/// busy at the same time, few enough that an unpaced push stays as small as a live one.
+pub const BLOCKING_DEPTH: usize = 8;
+
 /// What happened to a pushed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
@@ -62,6 +68,8 @@ struct Inner {
     bytes: usize,
     closed: bool,
     need_key: bool,
+    /// A producer waits in `push` for room (`Policy::Block`).
+    producer_waiting: bool,
 }
 
 pub struct FrameQueue {
@@ -78,12 +86,20 @@ pub struct FrameQueue {
 
 impl FrameQueue {
     pub fn new(limits: Limits, policy: Policy) -> Self {
+        let limits = match policy {
+            Policy::Block => Limits {
+                max_frames: limits.max_frames.min(BLOCKING_DEPTH),
+                ..limits
+            },
+            Policy::DropGops => limits,
+        };
         FrameQueue {
             inner: Mutex::new(Inner {
                 frames: VecDeque::with_capacity(limits.max_frames + 1),
                 bytes: 0,
                 closed: false,
                 need_key: true,
+                producer_waiting: false,
             }),
             limits,
             policy,
@@ -103,11 +119,13 @@ impl FrameQueue {
         let mut inner = self.lock();
         if self.policy == Policy::Block {
             while !inner.closed && !inner.frames.is_empty() && self.over(&inner, &frame) {
+                inner.producer_waiting = true;
                 inner = self
                     .room
                     .wait_timeout(inner, Duration::from_millis(100))
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
+                inner.producer_waiting = false;
             }
         }
         if inner.closed {
@@ -190,8 +208,12 @@ impl FrameQueue {
         match inner.frames.pop_front() {
             Some(f) => {
                 inner.bytes -= f.meta().len as usize;
+                // Wake a waiting producer once the queue is half empty, not at every frame: it
+                // then refills in one go, and the hand-over costs a wake-up per few frames.
+                let wake =
+                    inner.producer_waiting && inner.frames.len() <= self.limits.max_frames / 2;
                 drop(inner);
-                if self.policy == Policy::Block {
+                if wake {
                     self.room.notify_one();
                 }
                 Ok(Some(f))
@@ -442,11 +464,11 @@ mod tests {
     fn resync_of_a_blocking_queue_starts_at_the_oldest_keyframe() {
         let pool = Pool::new(64, 16);
         let q = FrameQueue::new(limits(100_000, 1 << 20), Policy::Block);
-        for f in frames(&pool, 12, 5, 10) {
+        for f in frames(&pool, BLOCKING_DEPTH, 3, 10) {
             q.push(f);
         }
         assert_eq!(q.resync(false), 0);
-        assert_eq!(keys_and_times(&q).len(), 12);
+        assert_eq!(keys_and_times(&q).len(), BLOCKING_DEPTH);
     }
 
     #[test]
@@ -489,6 +511,7 @@ mod tests {
     #[test]
     fn a_blocking_queue_holds_the_producer_until_the_consumer_makes_room() {
         let pool = Pool::new(64, 16);
+        // Bounded by time (300 ms = 3 frames) here; by BLOCKING_DEPTH whatever the limits say.
         let q = std::sync::Arc::new(FrameQueue::new(limits(300, 1 << 20), Policy::Block));
         let producer = {
             let q = q.clone();
@@ -510,6 +533,7 @@ mod tests {
                 Err(Closed) => break,
             }
             assert!(q.span_us() <= 300_000);
+            assert!(q.len() <= BLOCKING_DEPTH);
         }
         producer.join().unwrap();
         assert_eq!(seen, (0..20).collect::<Vec<_>>());
