@@ -86,6 +86,25 @@ fn a_certificate_for_another_host_is_refused_with_exit_76() {
 }
 
 #[test]
+fn an_expired_certificate_is_refused_with_exit_76_naming_the_clock() {
+    if !tools() {
+        return;
+    }
+    let clip = clip_720p_slices_aud(4);
+    let nginx = Nginx::start_tls(NginxOpts { record: false });
+    let ca = nginx.tls().ca.to_str().unwrap().to_owned();
+    let url = format!("rtmps://localhost:{}/live/{KEY}", nginx.tls().expired_port);
+    let run = push(&url, &clip, &["--tls-ca", &ca]);
+    assert_eq!(run.code, Some(76), "{run}");
+    assert!(
+        run.stderr.contains("has expired") && run.stderr.contains("clock"),
+        "the error should say the certificate expired, and that the clock may be wrong:\n{run}"
+    );
+    assert!(!run.stderr.contains(KEY), "the key leaked:\n{run}");
+    assert!(!nginx.error_log().contains("publish: name="));
+}
+
+#[test]
 fn a_certificate_from_an_unknown_ca_is_refused_naming_the_fix() {
     if !tools() {
         return;

@@ -174,6 +174,8 @@ pub struct TlsFront {
     pub port: u16,
     /// Serves a certificate for `other.example` only, signed by the same CA.
     pub wrong_host_port: u16,
+    /// Serves a certificate for `localhost` signed by the same CA that expired in January 2020.
+    pub expired_port: u16,
     /// The throwaway CA's certificate (PEM), for `--tls-ca`.
     pub ca: PathBuf,
 }
@@ -218,6 +220,7 @@ impl Nginx {
             let front = tls.then(|| TlsFront {
                 port: free_port(),
                 wrong_host_port: free_port(),
+                expired_port: free_port(),
                 ca: dir.path().join("ca.pem"),
             });
             fs::write(
@@ -505,9 +508,10 @@ fn nginx_conf(
                     stream_module().expect("ngx_stream_module.so").display()
                 ),
                 format!(
-                    "stream {{\n{}{}}}\n",
+                    "stream {{\n{}{}{}}}\n",
                     server(front.port, "localhost"),
-                    server(front.wrong_host_port, "other")
+                    server(front.wrong_host_port, "other"),
+                    server(front.expired_port, "expired")
                 ),
             )
         }
@@ -535,8 +539,10 @@ rtmp {{
     )
 }
 
-/// A throwaway CA (`ca.pem`) and two server certificates it signs, with their keys:
-/// `localhost.pem` (SAN DNS:localhost, IP:127.0.0.1) and `other.pem` (SAN DNS:other.example).
+/// A throwaway CA (`ca.pem`) and three server certificates it signs, with their keys:
+/// `localhost.pem` (SAN DNS:localhost, IP:127.0.0.1), `other.pem` (SAN DNS:other.example) and
+/// `expired.pem` (SAN DNS:localhost, valid only on 1 January 2020: `openssl x509` cannot
+/// backdate, `openssl ca` can).
 fn make_certificates(dir: &Path) {
     let openssl = |args: &[&str]| {
         let mut cmd = Command::new("openssl");
@@ -562,6 +568,7 @@ fn make_certificates(dir: &Path) {
     for (name, san) in [
         ("localhost", "DNS:localhost,IP:127.0.0.1"),
         ("other", "DNS:other.example"),
+        ("expired", "DNS:localhost,IP:127.0.0.1"),
     ] {
         let ext = format!(
             "subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\n\
@@ -574,6 +581,38 @@ fn make_certificates(dir: &Path) {
         req.extend_from_slice(&ec);
         openssl(&req);
         let (pem, ext) = (format!("{name}.pem"), format!("{name}.ext"));
+        if name == "expired" {
+            fs::write(dir.join("index.txt"), "").unwrap();
+            fs::write(
+                dir.join("ca.cnf"),
+                "[ca]\ndefault_ca = backdated\n[backdated]\ndatabase = index.txt\n\
+                 new_certs_dir = .\nrand_serial = yes\ndefault_md = sha256\npolicy = any\n\
+                 unique_subject = no\n[any]\ncommonName = supplied\n",
+            )
+            .unwrap();
+            openssl(&[
+                "ca",
+                "-batch",
+                "-notext",
+                "-config",
+                "ca.cnf",
+                "-cert",
+                "ca.pem",
+                "-keyfile",
+                "ca.key",
+                "-in",
+                &csr,
+                "-out",
+                &pem,
+                "-extfile",
+                &ext,
+                "-startdate",
+                "20200101000000Z",
+                "-enddate",
+                "20200102000000Z",
+            ]);
+            continue;
+        }
         openssl(&[
             "x509",
             "-req",
