@@ -12,8 +12,8 @@
 //! is written once per frame, then shared by every destination.
 //!
 //! Invariants: every writer appends to a caller-provided `Vec` and allocates nothing when it has
-//! capacity. Composition time is always 0: the sources campush supports produce no B-frames (the
-//! Pi encoder cannot; we configure x264-like sources the same way), so PTS == DTS.
+//! capacity. Composition time (PTS − DTS) is 0 for streams without B-frames (cameras and the Pi
+//! encoder); for streams with B-frames it comes from the picture order (`h264::order`).
 
 use crate::amf0;
 use crate::h264;
@@ -61,11 +61,30 @@ pub enum AvcPacketType {
     EndOfSequence = 2,
 }
 
-/// Appends the 5-byte VIDEODATA + AVCVIDEOPACKET header.
+/// Appends the 5-byte VIDEODATA + AVCVIDEOPACKET header with a composition time of 0.
 pub fn write_video_header(out: &mut Vec<u8>, keyframe: bool, packet: AvcPacketType) {
+    write_video_header_at(out, keyframe, packet, 0);
+}
+
+/// Appends the 5-byte VIDEODATA + AVCVIDEOPACKET header; `composition_ms` is PTS − DTS in
+/// milliseconds (SI24, clamped to its range).
+fn write_video_header_at(
+    out: &mut Vec<u8>,
+    keyframe: bool,
+    packet: AvcPacketType,
+    composition_ms: i32,
+) {
     let frame_type = if keyframe { FRAME_KEY } else { FRAME_INTER };
-    // CompositionTime (SI24) = 0: no B-frames.
-    out.extend_from_slice(&[(frame_type << 4) | CODEC_AVC, packet as u8, 0, 0, 0]);
+    let cts = composition_ms
+        .clamp(-(1 << 23), (1 << 23) - 1)
+        .to_be_bytes();
+    out.extend_from_slice(&[
+        (frame_type << 4) | CODEC_AVC,
+        packet as u8,
+        cts[1],
+        cts[2],
+        cts[3],
+    ]);
 }
 
 /// Appends an AVC sequence header tag body wrapping `decoder_config`
@@ -75,11 +94,16 @@ pub fn write_sequence_header(out: &mut Vec<u8>, decoder_config: &[u8]) {
     out.extend_from_slice(decoder_config);
 }
 
-/// Appends an AVC NALU tag body for one access unit given in Annex B form. Returns the number of
-/// bytes appended.
-pub fn write_access_unit(out: &mut Vec<u8>, keyframe: bool, annexb: &[u8]) -> usize {
+/// Appends an AVC NALU tag body for one access unit given in Annex B form, shown
+/// `composition_ms` after it is decoded. Returns the number of bytes appended.
+pub fn write_access_unit(
+    out: &mut Vec<u8>,
+    keyframe: bool,
+    composition_ms: i32,
+    annexb: &[u8],
+) -> usize {
     let start = out.len();
-    write_video_header(out, keyframe, AvcPacketType::Nalu);
+    write_video_header_at(out, keyframe, AvcPacketType::Nalu, composition_ms);
     h264::annexb_to_avcc(annexb, out);
     out.len() - start
 }
@@ -180,6 +204,19 @@ mod tests {
     }
 
     #[test]
+    fn composition_time_is_a_big_endian_signed_24_bit_field() {
+        let at = |ms: i32| {
+            let mut out = Vec::new();
+            write_access_unit(&mut out, false, ms, &[]);
+            out
+        };
+        assert_eq!(at(67), [0x27, 0x01, 0, 0, 67]);
+        assert_eq!(at(0x01_02_03), [0x27, 0x01, 1, 2, 3]);
+        assert_eq!(at(-1), [0x27, 0x01, 0xff, 0xff, 0xff]);
+        assert_eq!(at(i32::MAX), [0x27, 0x01, 0x7f, 0xff, 0xff]);
+    }
+
+    #[test]
     fn sequence_header_wraps_the_record_after_a_key_header() {
         let mut out = Vec::new();
         write_sequence_header(&mut out, &[1, 0x64, 0, 0x28, 0xff]);
@@ -195,7 +232,7 @@ mod tests {
             0, 0, 0, 1, 0x65, 0x11, // IDR slice 2
         ];
         let mut out = Vec::new();
-        let n = write_access_unit(&mut out, true, &annexb);
+        let n = write_access_unit(&mut out, true, 0, &annexb);
         assert_eq!(
             out,
             [0x17, 1, 0, 0, 0, 0, 0, 0, 3, 0x65, 0x88, 0x84, 0, 0, 0, 2, 0x65, 0x11]

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::flv;
-use crate::h264::{H264Error, ParamSets, SpsInfo};
+use crate::h264::{AuInfo, H264Error, ParamSets, Reorder, SpsInfo};
 use crate::pool::{FrameMeta, FrameMut, Pool};
 use crate::queue::{Outputs, Pushed};
 use crate::source::{Source, SourceError};
@@ -79,6 +79,7 @@ pub struct Ingest {
     outputs: Outputs,
     headers: SharedHeaders,
     params: ParamSets,
+    order: Reorder,
     scratch: Vec<u8>,
     settings: IngestSettings,
     status: StatusBoard,
@@ -106,6 +107,7 @@ impl Ingest {
             outputs,
             headers,
             params: ParamSets::new(),
+            order: Reorder::new(),
             scratch,
             settings,
             status,
@@ -191,6 +193,8 @@ impl Ingest {
             }
             return Ok(true);
         }
+        // Every picture moves the display order on, including those dropped below.
+        let composition_ms = self.composition_ms(&info);
         if !pooled || (self.need_key && !info.keyframe) {
             // Every slot is held, or we are waiting to resynchronise after such a drop.
             if !pooled && !self.need_key {
@@ -207,7 +211,7 @@ impl Ingest {
         }
         self.need_key = false;
 
-        self.rewrite_as_flv(&mut slot, info.keyframe);
+        self.rewrite_as_flv(&mut slot, info.keyframe, composition_ms);
         let frame = slot.freeze(FrameMeta {
             timestamp_us: capture.timestamp_us,
             keyframe: info.keyframe,
@@ -226,7 +230,7 @@ impl Ingest {
     }
 
     /// Rewrites the slot's Annex B bytes as an FLV AVC NALU tag body, without allocating.
-    fn rewrite_as_flv(&mut self, slot: &mut FrameMut, keyframe: bool) {
+    fn rewrite_as_flv(&mut self, slot: &mut FrameMut, keyframe: bool, composition_ms: i32) {
         let mut bytes = slot.bytes();
         let bound = flv::access_unit_bound(bytes.len());
         self.scratch.clear();
@@ -238,8 +242,26 @@ impl Ingest {
             );
             self.scratch.reserve_exact(bound);
         }
-        flv::write_access_unit(&mut self.scratch, keyframe, &bytes);
+        flv::write_access_unit(&mut self.scratch, keyframe, composition_ms, &bytes);
         std::mem::swap(&mut *bytes, &mut self.scratch);
+    }
+
+    /// How long after its decode time the picture is shown (0 without B-frames), in ms of the
+    /// nominal frame duration: the SPS's rate, else the configured one, else 30 fps.
+    fn composition_ms(&mut self, info: &AuInfo) -> i32 {
+        let Some(sps) = self.params.info() else {
+            return 0;
+        };
+        let frames = self.order.next(info.slice.as_ref(), sps);
+        if frames == 0 {
+            return 0;
+        }
+        let fps = sps
+            .fps
+            .or(self.settings.fps)
+            .filter(|f| *f > 0.0)
+            .unwrap_or(30.0);
+        (f64::from(frames) * 1000.0 / fps).round() as i32
     }
 
     fn give_back(&mut self, slot: FrameMut, pooled: bool) {

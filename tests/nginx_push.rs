@@ -21,7 +21,7 @@ fn run_args<'a>(url: &'a str, source: &'a str, extra: &[&'a str]) -> Vec<&'a str
 }
 
 /// Pushes `clip` unpaced from a file and checks the server recorded exactly that.
-fn push_file_and_check(clip: &Clip, key: &str) {
+fn push_file_and_check(clip: &Clip, key: &str) -> Recording {
     let nginx = Nginx::start(NginxOpts::default());
     let (url, source) = (nginx.url(key), clip.source());
     let run = run_campush(&run_args(&url, &source, &["--no-pace"]), PUSH_TIMEOUT);
@@ -30,7 +30,9 @@ fn push_file_and_check(clip: &Clip, key: &str) {
         Some(0),
         "campush should publish the whole file and exit 0:\n{run}"
     );
-    probe_recording(&nginx.recording_of(key)).assert_matches(clip);
+    let rec = probe_recording(&nginx.recording_of(key));
+    rec.assert_matches(clip);
+    rec
 }
 
 #[test]
@@ -70,6 +72,21 @@ fn file_720p_four_slices_with_aud() {
         "fixture: four slices per picture: {nals:?}"
     );
     push_file_and_check(&clip, "cam720");
+}
+
+#[test]
+fn file_with_b_frames_is_shown_in_display_order() {
+    if !require_all() {
+        return;
+    }
+    let clip = clip_360p_b_frames(4);
+    let rec = push_file_and_check(&clip, "cambframes");
+    // The packets really carry reordered pictures: some are shown after later-decoded ones.
+    assert!(
+        rec.pts.windows(2).any(|w| w[1] < w[0]),
+        "fixture: no reordering in {:?}",
+        &rec.pts[..12.min(rec.pts.len())]
+    );
 }
 
 #[test]

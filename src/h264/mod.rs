@@ -8,6 +8,8 @@
 //!   (ITU-T H.264 7.3.2.1, 7.3.2.2; ISO/IEC 14496-15 5.2.4.1.1).
 //! * [`avcc`]: rewrites an Annex B access unit as length-prefixed NAL units
 //!   (ISO/IEC 14496-15 5.2.3).
+//! * [`order`]: display order from the picture order count (ITU-T H.264 8.2.1), for the
+//!   composition time of streams with B-frames.
 //!
 //! ISO/IEC 14496-15 clause numbers are those of its 2004/2010 editions.
 //!
@@ -29,11 +31,13 @@
 
 pub mod avcc;
 pub mod nal;
+pub mod order;
 pub mod params;
 pub mod split;
 
 pub use avcc::annexb_to_avcc;
 pub use nal::{nal_type, nal_units, NalUnits};
+pub use order::Reorder;
 pub use params::{AuInfo, ParamSets, SpsInfo};
 pub use split::{AccessUnitSplitter, Split};
 

@@ -18,10 +18,11 @@
 //! * a parameter set that cannot be parsed or stored leaves the cache as it
 //!   was.
 
-use h264_reader::nal::sps::SeqParameterSet;
+use h264_reader::nal::sps::{FrameMbsFlags, PicOrderCntType, SeqParameterSet};
 use h264_reader::rbsp::{BitRead, BitReader, BitReaderError, ByteReader, Integer, Primitive};
 
 use super::nal::{nal_type, nal_type::is_vcl, nal_units};
+use super::order::{PocInfo, SliceFacts};
 use super::H264Error;
 
 /// Largest SPS NAL unit kept, in bytes.
@@ -48,6 +49,8 @@ pub struct SpsInfo {
     /// `time_scale / (2 * num_units_in_tick)` from the VUI timing info; `None`
     /// when absent or zero.
     pub fps: Option<f64>,
+    /// What reading slice headers and picture order counts needs.
+    pub poc: PocInfo,
 }
 
 /// What one access unit contained, as seen by [`ParamSets::observe`].
@@ -59,12 +62,17 @@ pub struct AuInfo {
     pub has_picture: bool,
     /// Changed the cached SPS or a cached PPS.
     pub params_changed: bool,
+    /// The first slice's header fields that decide display order (see `order`); `None` without
+    /// a picture, before SPS/PPS, or when the header cannot be read.
+    pub slice: Option<SliceFacts>,
 }
 
 /// One cached PPS.
 #[derive(Debug, Clone)]
 struct Pps {
     id: u8,
+    /// `bottom_field_pic_order_in_frame_present_flag`: slice headers carry a bottom field POC.
+    bottom_field_poc: bool,
     nal: heapless::Vec<u8, MAX_PPS_LEN>,
 }
 
@@ -100,6 +108,9 @@ impl ParamSets {
                 _ => false,
             };
             info.params_changed |= changed;
+            if is_vcl(t) && !info.has_picture {
+                info.slice = self.slice_facts(nal);
+            }
             info.has_picture |= is_vcl(t);
             info.keyframe |= t == super::nal_type::IDR;
         }
@@ -178,6 +189,49 @@ impl ParamSets {
         Ok(())
     }
 
+    /// Reads the header of a slice (7.3.3) up to the picture order count fields. Slices of
+    /// types other than 1 and 5 (SVC/MVC extensions) and unknown PPS ids give `None`.
+    fn slice_facts(&self, nal: &[u8]) -> Option<SliceFacts> {
+        let t = nal_type(nal);
+        if t != super::nal_type::NON_IDR && t != super::nal_type::IDR {
+            return None;
+        }
+        let poc = &self.info.as_ref()?.poc;
+        let mut r = BitReader::new(ByteReader::skipping_h264_header(nal));
+        let _first_mb: u32 = r.read_ue("first_mb_in_slice").ok()?;
+        let _slice_type: u32 = r.read_ue("slice_type").ok()?;
+        let pps_id = u8::try_from(r.read_ue("pic_parameter_set_id").ok()?).ok()?;
+        let pps = self.pps.iter().find(|p| p.id == pps_id)?;
+        if poc.separate_colour_plane {
+            r.skip(2, "colour_plane_id").ok()?;
+        }
+        r.skip(u32::from(poc.log2_max_frame_num), "frame_num")
+            .ok()?;
+        let field_pic = !poc.frame_mbs_only && r.read_bit("field_pic_flag").ok()?;
+        if field_pic {
+            r.skip(1, "bottom_field_flag").ok()?;
+        }
+        let idr = t == super::nal_type::IDR;
+        if idr {
+            let _idr_pic_id: u32 = r.read_ue("idr_pic_id").ok()?;
+        }
+        let mut facts = SliceFacts {
+            idr,
+            reference: nal.first().is_some_and(|h| h & 0x60 != 0),
+            field_pic,
+            ..SliceFacts::default()
+        };
+        if poc.poc_type == 0 {
+            facts.pic_order_cnt_lsb = r
+                .read_var(u32::from(poc.log2_max_poc_lsb), "pic_order_cnt_lsb")
+                .ok()?;
+            if pps.bottom_field_poc && !field_pic {
+                facts.delta_pic_order_cnt_bottom = r.read_se("delta_pic_order_cnt_bottom").ok()?;
+            }
+        }
+        Some(facts)
+    }
+
     /// Caches `nal` as the SPS if it differs from the cached one; returns
     /// whether it did.
     fn store_sps(&mut self, nal: &[u8]) -> Result<bool, H264Error> {
@@ -201,7 +255,7 @@ impl ParamSets {
     /// returns whether it did. When all slots hold other ids, the PPS that
     /// arrived first is forgotten.
     fn store_pps(&mut self, nal: &[u8]) -> Result<bool, H264Error> {
-        let id = pps_id(nal)?;
+        let (id, bottom_field_poc) = pps_header(nal)?;
         let slot = self.pps.iter().position(|p| p.id == id);
         if let Some(existing) = slot.and_then(|i| self.pps.get(i)) {
             if existing.nal.as_slice() == nal {
@@ -215,6 +269,7 @@ impl ParamSets {
         };
         let pps = Pps {
             id,
+            bottom_field_poc,
             nal: heapless::Vec::from_slice(nal).map_err(|()| too_large)?,
         };
         match slot.and_then(|i| self.pps.get_mut(i)) {
@@ -240,13 +295,20 @@ fn push_with_u16_length(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes.get(..usize::from(len)).unwrap_or(bytes));
 }
 
-/// The `pic_parameter_set_id` of a PPS NAL unit (7.3.2.2), 0 to 255.
-fn pps_id(nal: &[u8]) -> Result<u8, H264Error> {
+/// The `pic_parameter_set_id` (0 to 255) and `bottom_field_pic_order_in_frame_present_flag` of
+/// a PPS NAL unit (7.3.2.2).
+fn pps_header(nal: &[u8]) -> Result<(u8, bool), H264Error> {
+    let bad = |e: BitReaderError| H264Error::BadPps(format!("{e:?}"));
     let mut r = BitReader::new(ByteReader::skipping_h264_header(nal));
-    let id = r
-        .read_ue("pic_parameter_set_id")
-        .map_err(|e| H264Error::BadPps(format!("{e:?}")))?;
-    u8::try_from(id).map_err(|_| H264Error::BadPps(format!("pic_parameter_set_id {id} > 255")))
+    let id = r.read_ue("pic_parameter_set_id").map_err(bad)?;
+    let id = u8::try_from(id)
+        .map_err(|_| H264Error::BadPps(format!("pic_parameter_set_id {id} > 255")))?;
+    let _sps_id = r.read_ue("seq_parameter_set_id").map_err(bad)?;
+    let _cabac = r.read_bit("entropy_coding_mode_flag").map_err(bad)?;
+    let bottom_field_poc = r
+        .read_bit("bottom_field_pic_order_in_frame_present_flag")
+        .map_err(bad)?;
+    Ok((id, bottom_field_poc))
 }
 
 /// Parses an SPS NAL unit into the facts we need.
@@ -269,7 +331,31 @@ fn parse_sps(nal: &[u8]) -> Result<SpsInfo, H264Error> {
         .and_then(|vui| vui.timing_info.as_ref())
         .filter(|t| t.num_units_in_tick != 0 && t.time_scale != 0)
         .map(|t| f64::from(t.time_scale) / (2.0 * f64::from(t.num_units_in_tick)));
+    let (poc_type, log2_max_poc_lsb, delta_pic_order_always_zero) = match &sps.pic_order_cnt {
+        PicOrderCntType::TypeZero {
+            log2_max_pic_order_cnt_lsb_minus4,
+        } => (0, log2_max_pic_order_cnt_lsb_minus4 + 4, false),
+        PicOrderCntType::TypeOne {
+            delta_pic_order_always_zero_flag,
+            ..
+        } => (1, 0, *delta_pic_order_always_zero_flag),
+        PicOrderCntType::TypeTwo => (2, 0, false),
+    };
+    let poc = PocInfo {
+        poc_type,
+        log2_max_frame_num: sps.log2_max_frame_num_minus4 + 4,
+        log2_max_poc_lsb,
+        delta_pic_order_always_zero,
+        frame_mbs_only: matches!(sps.frame_mbs_flags, FrameMbsFlags::Frames),
+        separate_colour_plane: sps.chroma_info.separate_colour_plane_flag,
+        max_num_reorder_frames: sps
+            .vui_parameters
+            .as_ref()
+            .and_then(|vui| vui.bitstream_restrictions.as_ref())
+            .map(|b| b.max_num_reorder_frames),
+    };
     Ok(SpsInfo {
+        poc,
         profile_idc: sps.profile_idc.into(),
         constraint_flags: sps.constraint_flags.into(),
         level_idc: sps.level_idc,
@@ -397,7 +483,14 @@ mod tests {
                 width: 1280,
                 height: 720,
                 fps: Some(30.0),
+                poc: info.poc,
             }
+        );
+        assert_eq!(
+            (info.poc.poc_type, info.poc.frame_mbs_only),
+            (0, true),
+            "{:?}",
+            info.poc
         );
         assert_eq!(params.sps(), Some(&from_hex(HIGH_SPS)[..]));
         assert_eq!(params.pps(0), Some(&from_hex(HIGH_PPS)[..]));
@@ -462,7 +555,8 @@ mod tests {
             AuInfo {
                 keyframe: false,
                 has_picture: false,
-                params_changed: true
+                params_changed: true,
+                slice: None,
             }
         );
         assert!(params.is_ready());
@@ -483,6 +577,7 @@ mod tests {
                     keyframe: true,
                     has_picture: true,
                     params_changed: true,
+                    slice: None,
                 },
                 2,
             ),
@@ -492,6 +587,7 @@ mod tests {
                     keyframe: false,
                     has_picture: true,
                     params_changed: false,
+                    slice: None,
                 },
                 2,
             ),
@@ -501,6 +597,7 @@ mod tests {
                     keyframe: true,
                     has_picture: true,
                     params_changed: false,
+                    slice: None,
                 },
                 2,
             ),
@@ -511,12 +608,14 @@ mod tests {
                     keyframe: true,
                     has_picture: true,
                     params_changed: true,
+                    slice: None,
                 },
                 3,
             ),
         ];
         for (units, expected, generation) in table {
-            assert_eq!(params.observe(&annexb(units)).unwrap(), *expected);
+            let got = params.observe(&annexb(units)).unwrap();
+            assert_eq!(AuInfo { slice: None, ..got }, *expected);
             assert_eq!(params.generation(), *generation);
         }
     }

@@ -732,6 +732,20 @@ pub fn clip_720p_slices_aud(secs: u32) -> Clip {
     )
 }
 
+/// 640x360 at 30 fps, High profile with three B-frames and a B-pyramid (x264's defaults), GOP
+/// 60: pictures arrive in decode order, not display order.
+pub fn clip_360p_b_frames(secs: u32) -> Clip {
+    let args = "-preset veryfast -profile:v high -bf 3 -b_strategy 0 -g 60 -x264-params scenecut=0:b-pyramid=normal";
+    cached_clip(
+        &format!("360p30-bframes-{secs}s"),
+        640,
+        360,
+        secs,
+        args,
+        false,
+    )
+}
+
 /// 640x360 at 30 fps, GOP 60, no B-frames: a light clip for long pushes.
 pub fn clip_360p(secs: u32) -> Clip {
     let args = "-preset veryfast -bf 0 -g 60 -x264-params scenecut=0";
@@ -895,6 +909,8 @@ pub struct Recording {
     /// Video packet timestamps in milliseconds (FLV time base), in file order.
     pub pts: Vec<i64>,
     pub dts: Vec<i64>,
+    /// Timestamps of the decoded pictures, in the order the decoder output them (display order).
+    pub frame_pts: Vec<i64>,
     /// The first video packet is flagged as a keyframe (FLV frame type 1).
     pub first_packet_key: bool,
     /// The first decoded picture is a key frame.
@@ -907,7 +923,7 @@ pub struct Recording {
 pub fn probe_recording(path: &Path) -> Recording {
     // One ffprobe pass lists the stream, then packets and decoded frames in file order.
     let entries =
-        "stream=codec_name,width,height,nb_read_frames:packet=pts,dts,flags:frame=key_frame";
+        "stream=codec_name,width,height,nb_read_frames:packet=pts,dts,flags:frame=key_frame,pts";
     let mut ffprobe = Command::new("ffprobe");
     ffprobe.args(["-v", "error", "-count_frames", "-select_streams", "v:0"]);
     ffprobe
@@ -939,6 +955,7 @@ pub fn probe_recording(path: &Path) -> Recording {
         frames: 0,
         pts: Vec::new(),
         dts: Vec::new(),
+        frame_pts: Vec::new(),
         first_packet_key: false,
         first_frame_key: false,
         decode_errors,
@@ -969,9 +986,12 @@ pub fn probe_recording(path: &Path) -> Recording {
                 rec.pts.push(num("pts"));
                 rec.dts.push(num("dts"));
             }
-            "frame" if !seen_frame => {
-                seen_frame = true;
-                rec.first_frame_key = get("key_frame") == "1";
+            "frame" => {
+                if !seen_frame {
+                    seen_frame = true;
+                    rec.first_frame_key = get("key_frame") == "1";
+                }
+                rec.frame_pts.push(num("pts"));
             }
             _ => {}
         }
@@ -1025,8 +1045,35 @@ impl Recording {
         if let Err(why) = strictly_increasing(&self.dts) {
             problems.push(format!("dts not strictly increasing: {why}"));
         }
-        if let Err(why) = strictly_increasing(&self.pts) {
-            problems.push(format!("pts not strictly increasing: {why}"));
+        // Pictures are shown in the order they were captured: the decoder outputs them with
+        // strictly increasing timestamps (with B-frames, packets carry them out of order), each
+        // shown no earlier than it is decoded.
+        if let Err(why) = strictly_increasing(&self.frame_pts) {
+            problems.push(format!(
+                "decoded pictures' pts not strictly increasing: {why}"
+            ));
+        }
+        if let Some(i) =
+            (0..self.pts.len().min(self.dts.len())).find(|&i| self.pts[i] < self.dts[i])
+        {
+            problems.push(format!(
+                "packet #{i} is shown before it is decoded: pts {} < dts {}",
+                self.pts[i], self.dts[i]
+            ));
+        }
+        if let (Some(first), Some(last)) = (self.frame_pts.first(), self.frame_pts.last()) {
+            let expected = 1000.0 / clip.fps as f64;
+            let largest = self
+                .frame_pts
+                .windows(2)
+                .map(|w| w[1] - w[0])
+                .max()
+                .unwrap_or(0);
+            if largest as f64 > expected * 1.5 {
+                problems.push(format!(
+                    "a gap of {largest} ms between shown pictures (pts {first} to {last})"
+                ));
+            }
         }
         if let (Some(first), Some(last)) = (self.dts.first(), self.dts.last()) {
             let expected = 1000.0 / clip.fps as f64;
