@@ -15,6 +15,8 @@
 #                             SIZES=1 to also build and size campush without TLS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/nginx.sh
+. scripts/lib/nginx.sh
 
 RUNS=${RUNS:-3} # CPU and RSS are the median of this many runs each
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -32,18 +34,12 @@ need ffmpeg ffmpeg
 need ffprobe ffmpeg
 need strace strace
 [ -x /usr/bin/time ] || die "/usr/bin/time not found; install it with: apt-get install time"
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$NGINX" ] || die "nginx not found; install it with: apt-get install nginx libnginx-mod-rtmp"
-RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
-[ -f "$RTMP_MODULE" ] || die "$RTMP_MODULE not found; install it with: apt-get install libnginx-mod-rtmp"
-STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
-[ -f "$STREAM_MODULE" ] || die "$STREAM_MODULE not found; install it with: apt-get install libnginx-mod-stream"
+nginx_require rtmp stream || exit 1
 need openssl openssl
 
 WORK=$(mktemp -d)
-NGINX_PID=
 cleanup() {
-    if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; fi
+    nginx_stop
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -84,48 +80,9 @@ openssl x509 -req -in "$WORK/localhost.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.
     -CAcreateserial -days 2 -extfile "$WORK/localhost.ext" -out "$WORK/localhost.pem" 2>/dev/null
 
 # --- nginx-rtmp on a free loopback port, recording nothing; TLS on the next port --------------
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for _ in $(seq 20); do
-    PORT=$((20000 + RANDOM % 40000))
-    TLS_PORT=$((PORT + 1))
-    port_in_use "$PORT" && continue
-    port_in_use "$TLS_PORT" && continue
-    cat >"$WORK/nginx.conf" <<EOF
-load_module $RTMP_MODULE;
-load_module $STREAM_MODULE;
-daemon off;
-master_process off;
-error_log $WORK/error.log warn;
-pid $WORK/nginx.pid;
-events { worker_connections 64; }
-rtmp {
-    access_log off;
-    server {
-        listen 127.0.0.1:$PORT;
-        chunk_size 4096;
-        application live { live on; record off; }
-    }
-}
-stream {
-    server {
-        listen 127.0.0.1:$TLS_PORT ssl;
-        ssl_certificate $WORK/localhost.pem;
-        ssl_certificate_key $WORK/localhost.key;
-        proxy_pass 127.0.0.1:$PORT;
-    }
-}
-EOF
-    "$NGINX" -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/error.log" </dev/null &
-    NGINX_PID=$!
-    for _ in $(seq 100); do
-        port_in_use "$PORT" && break
-        kill -0 "$NGINX_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    kill -0 "$NGINX_PID" 2>/dev/null && port_in_use "$PORT" && port_in_use "$TLS_PORT" && break
-    NGINX_PID=
-done
-[ -n "$NGINX_PID" ] || die "nginx-rtmp did not start: $(cat "$WORK/error.log" 2>/dev/null)"
+nginx_up "$WORK" --tls "$WORK/localhost.pem" "$WORK/localhost.key" --log warn ||
+    die "nginx-rtmp did not start: $(nginx_log_tail 20)"
+PORT=$NGINX_PORT TLS_PORT=$NGINX_TLS_PORT
 URL=rtmp://127.0.0.1:$PORT/live
 TLS_URL=rtmps://localhost:$TLS_PORT/live
 

@@ -13,6 +13,8 @@
 #        RESTART_EVERY=30  seconds between server restarts; SAMPLE_EVERY=10 between samples
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/nginx.sh
+. scripts/lib/nginx.sh
 
 MINUTES=${1:-10}
 RESTART_EVERY=${RESTART_EVERY:-30}
@@ -23,12 +25,10 @@ die() {
     echo "soak.sh: $*" >&2
     exit 1
 }
-[[ $MINUTES =~ ^[0-9]+$ ]] && [ "$MINUTES" -ge 1 ] && [ "$MINUTES" -le 10080 ] ||
+if ! [[ $MINUTES =~ ^[0-9]+$ ]] || [ "$MINUTES" -lt 1 ] || [ "$MINUTES" -gt 10080 ]; then
     die "MINUTES must be a whole number from 1 to 10080, not '$MINUTES'"
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$NGINX" ] || die "nginx not found; install it with: apt-get install nginx libnginx-mod-rtmp"
-RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
-[ -f "$RTMP_MODULE" ] || die "$RTMP_MODULE not found; install it with: apt-get install libnginx-mod-rtmp"
+fi
+nginx_require rtmp || exit 1
 
 # --- the clip: 10 s of 720p30, one keyframe every 2 s (made once) ----------------------------
 if [ -z "${CLIP:-}" ]; then
@@ -54,86 +54,18 @@ fi
 [ -x "$CAMPUSH" ] || die "$CAMPUSH was not built"
 
 WORK=$(mktemp -d)
-NGINX_PID=
 CAMPUSH_PID=
-# Sends $2 to process $1 and waits up to $3 seconds for it to exit (SIGKILL after that), then
-# reaps it. Only for our own children, called outside $(...) so that wait finds them. Sets
-# ENDED to how it ended: "exit CODE" or "killed, exit CODE".
-stop_child() {
-    local pid=$1 sig=$2 limit=$3 i rc=0
-    ENDED=
-    kill "-$sig" "$pid" 2>/dev/null || true
-    for ((i = 0; i < limit * 20; i++)); do
-        alive "$pid" || break
-        sleep 0.05
-    done
-    if alive "$pid"; then
-        kill -KILL "$pid" 2>/dev/null || true
-        ENDED="killed, "
-    fi
-    wait "$pid" 2>/dev/null || rc=$?
-    ENDED="${ENDED}exit $rc"
-}
-# Running (a zombie, which kill -0 still finds, counts as dead).
-alive() {
-    local state
-    state=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null) || return 1
-    [ -n "$state" ] && [ "$state" != Z ]
-}
 cleanup() {
-    if [ -n "$CAMPUSH_PID" ]; then stop_child "$CAMPUSH_PID" TERM 5; fi
-    if [ -n "$NGINX_PID" ]; then stop_child "$NGINX_PID" TERM 5; fi
+    if [ -n "$CAMPUSH_PID" ]; then proc_stop "$CAMPUSH_PID" TERM 5; fi
+    nginx_stop 5
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- nginx-rtmp on a loopback port, recording nothing ---------------------------------------
-# A listening socket on 127.0.0.1:$1, from /proc (no connection is made to find out).
-listening() {
-    local hex
-    hex=$(printf '0100007F:%04X' "$1")
-    awk -v a="$hex" '$2 == a && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp
-}
-write_nginx_conf() {
-    cat >"$WORK/nginx.conf" <<EOF
-load_module $RTMP_MODULE;
-daemon off;
-master_process off;
-error_log $WORK/error.log notice;
-pid $WORK/nginx.pid;
-events { worker_connections 64; }
-rtmp {
-    access_log off;
-    server {
-        listen 127.0.0.1:$PORT;
-        chunk_size 4096;
-        application live { live on; record off; }
-    }
-}
-EOF
-}
-# Starts nginx on $PORT; true once it listens (within 10 s), false if it exited or never did.
-start_nginx() {
-    local i
-    "$NGINX" -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/error.log" </dev/null >/dev/null 2>&1 &
-    NGINX_PID=$!
-    for ((i = 0; i < 200; i++)); do
-        alive "$NGINX_PID" || break
-        if listening "$PORT"; then return 0; fi
-        sleep 0.05
-    done
-    stop_child "$NGINX_PID" TERM 2
-    NGINX_PID=
-    return 1
-}
-for _ in $(seq 20); do
-    PORT=$((20000 + RANDOM % 40000))
-    listening "$PORT" && continue
-    write_nginx_conf
-    start_nginx && break
-done
-[ -n "$NGINX_PID" ] || die "nginx-rtmp did not start: $(tail -n 5 "$WORK/error.log" 2>/dev/null)"
+nginx_up "$WORK" --log notice || die "nginx-rtmp did not start: $(nginx_log_tail 5)"
+PORT=$NGINX_PORT
 
 # --- campush, never giving up, short backoff ----------------------------------------------------
 STATUS=$WORK/status.json
@@ -167,10 +99,10 @@ END=$((START + MINUTES * 60))
 next_sample=$((START + SAMPLE_EVERY))
 next_restart=$((START + RESTART_EVERY))
 restarts=0 restart_failures=0 samples=0 survived=yes
-rss_min= rss_max=0 rss_first= fd_min= fd_max=0 fd_first= last_frames=0 last_t=$START
+rss_min='' rss_max=0 rss_first='' fd_min='' fd_max=0 fd_first='' last_frames=0 last_t=$START
 while :; do
     now=$(date +%s)
-    if ! alive "$CAMPUSH_PID"; then
+    if ! proc_alive "$CAMPUSH_PID"; then
         survived=no
         echo "campush DIED after $((now - START)) s"
         break
@@ -198,14 +130,15 @@ while :; do
     ((now < END)) || break
     if ((now >= next_restart)); then
         # Graceful for nginx means: SIGTERM, and wait for it to exit before starting again.
-        stop_child "$NGINX_PID" TERM 10
-        NGINX_PID=
-        case $ENDED in killed*) echo "nginx did not exit within 10 s of SIGTERM ($ENDED)" ;; esac
-        if start_nginx; then
+        nginx_stop 10
+        case $PROC_ENDED in
+        killed*) echo "nginx did not exit within 10 s of SIGTERM ($PROC_ENDED)" ;;
+        esac
+        if nginx_start; then
             restarts=$((restarts + 1))
         else
             restart_failures=$((restart_failures + 1))
-            echo "nginx did not restart on port $PORT: $(tail -n 2 "$WORK/error.log")"
+            echo "nginx did not restart on port $PORT: $(nginx_log_tail 2)"
             ((restart_failures < 5)) || die "nginx failed to restart 5 times"
         fi
         next_restart=$((next_restart + RESTART_EVERY))
@@ -215,14 +148,17 @@ done
 
 # --- the end: SIGTERM campush, expecting a clean stop -------------------------------------------
 if [ "$survived" = yes ]; then
-    stop_child "$CAMPUSH_PID" TERM 10
-    case $ENDED in "exit 0") stopped="cleanly (exit 0 on SIGTERM)" ;; *) stopped="BADLY ($ENDED)" ;; esac
+    proc_stop "$CAMPUSH_PID" TERM 10
+    case $PROC_ENDED in
+    "exit 0") stopped="cleanly (exit 0 on SIGTERM)" ;;
+    *) stopped="BADLY ($PROC_ENDED)" ;;
+    esac
 else
-    stop_child "$CAMPUSH_PID" TERM 1
-    stopped="not: it had died ($ENDED)"
+    proc_stop "$CAMPUSH_PID" TERM 1
+    stopped="not: it had died ($PROC_ENDED)"
 fi
 CAMPUSH_PID=
-CAMPUSH_ENDED=$ENDED
+CAMPUSH_ENDED=$PROC_ENDED
 echo
 echo "=== soak summary: $MINUTES min, $samples samples, $restarts server restarts" \
     "($restart_failures failed) ==="

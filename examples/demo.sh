@@ -8,12 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# shellcheck source=scripts/lib/nginx.sh
+. scripts/lib/nginx.sh
+
 missing=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$NGINX" ] || missing+=(nginx)
-RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
-[ -f "$RTMP_MODULE" ] || missing+=(libnginx-mod-rtmp)
+nginx_find rtmp || missing+=("${NGINX_MISSING[@]}")
 if [ ${#missing[@]} -gt 0 ]; then
     echo "missing: ${missing[*]}. On Debian or Ubuntu install them with:" >&2
     echo "    sudo apt-get install nginx libnginx-mod-rtmp ffmpeg" >&2
@@ -25,9 +25,8 @@ command -v cargo >/dev/null || {
 }
 
 DEMO=$(mktemp -d)
-NGINX_PID=
 cleanup() {
-    if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; fi
+    nginx_stop
     rm -rf "$DEMO"
 }
 trap cleanup EXIT
@@ -39,45 +38,12 @@ ls -l "$DEMO/clip.h264"
 
 echo "== 2. nginx-rtmp on a free loopback port, recording every publish"
 mkdir "$DEMO/rec"
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for _ in $(seq 20); do
-    PORT=$((20000 + RANDOM % 40000))
-    port_in_use "$PORT" && continue
-    cat >"$DEMO/nginx.conf" <<EOF
-load_module $RTMP_MODULE;
-daemon off;
-master_process off;
-error_log $DEMO/error.log info;
-pid $DEMO/nginx.pid;
-events { worker_connections 64; }
-rtmp {
-    access_log off;
-    server {
-        listen 127.0.0.1:$PORT;
-        chunk_size 4096;
-        application live {
-            live on;
-            record all;
-            record_path $DEMO/rec;
-        }
-    }
-}
-EOF
-    "$NGINX" -p "$DEMO" -c "$DEMO/nginx.conf" -e "$DEMO/error.log" </dev/null &
-    NGINX_PID=$!
-    for _ in $(seq 100); do
-        port_in_use "$PORT" && break
-        kill -0 "$NGINX_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    kill -0 "$NGINX_PID" 2>/dev/null && port_in_use "$PORT" && break
-    NGINX_PID=
-done
-if [ -z "$NGINX_PID" ]; then
+if ! nginx_up "$DEMO" --record "$DEMO/rec"; then
     echo "nginx-rtmp did not start:" >&2
-    cat "$DEMO/error.log" >&2 || true
+    nginx_log_tail 20 >&2
     exit 1
 fi
+PORT=$NGINX_PORT
 echo "listening on rtmp://127.0.0.1:$PORT/live"
 
 echo "== 3. build campush"
@@ -85,17 +51,12 @@ cargo build --release --quiet
 CAMPUSH=${CARGO_TARGET_DIR:-target}/release/campush
 
 echo "== 4. publish the clip in real time (about 10 s)"
-disconnects() { grep -c 'disconnect' "$DEMO/error.log" || true; }
-before=$(disconnects)
+before=$(nginx_disconnects)
 echo "\$ campush run --url rtmp://127.0.0.1:$PORT/live/demo --source file:clip.h264"
 "$CAMPUSH" run --url "rtmp://127.0.0.1:$PORT/live/demo" --source "file:$DEMO/clip.h264"
 
 echo "== 5. what the server recorded"
-for _ in $(seq 50); do # the server closes the recording when the publisher disconnects
-    [ "$(disconnects)" -gt "$before" ] && break
-    sleep 0.1
-done
-sleep 0.2
+nginx_wait_disconnect "$before" # the server closes the recording when the publisher disconnects
 REC=$DEMO/rec/demo.flv
 ls -l "$REC"
 ffprobe -v error -count_frames -select_streams v:0 \

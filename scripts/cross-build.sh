@@ -37,6 +37,8 @@
 # machine and ARM architecture, and at most 2 MiB; otherwise the script fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/nginx.sh
+. scripts/lib/nginx.sh
 
 MAX_BYTES=$((2 * 1024 * 1024))
 ZIG_PIP=(ziglang==0.17.1 cargo-zigbuild==0.24.1)
@@ -229,62 +231,23 @@ qemu_for() {
 declare -A pushed=()
 if [ "$test" = yes ]; then
     step "qemu-user push test"
-    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-    RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
-    if [ ! -x "$NGINX" ] || [ ! -f "$RTMP_MODULE" ]; then
-        die "nginx with the RTMP module is not installed"
-    fi
+    nginx_find rtmp ||
+        die "nginx with the RTMP module is not installed (missing: ${NGINX_MISSING[*]})"
     [ -f "$CLIP" ] || die "$CLIP missing"
 
     work=$(mktemp -d)
-    nginx_pid=
     cleanup() {
-        if [ -n "$nginx_pid" ]; then kill "$nginx_pid" 2>/dev/null || true; fi
+        nginx_stop
         rm -rf "$work"
     }
     trap cleanup EXIT
     mkdir "$work/rec"
-    port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-    for _ in $(seq 20); do
-        port=$((20000 + RANDOM % 40000))
-        port_in_use "$port" && continue
-        cat >"$work/nginx.conf" <<EOF
-load_module $RTMP_MODULE;
-daemon off;
-master_process off;
-error_log $work/error.log info;
-pid $work/nginx.pid;
-events { worker_connections 64; }
-rtmp {
-    access_log off;
-    server {
-        listen 127.0.0.1:$port;
-        chunk_size 4096;
-        application live {
-            live on;
-            record all;
-            record_path $work/rec;
-        }
-    }
-}
-EOF
-        "$NGINX" -p "$work" -c "$work/nginx.conf" -e "$work/error.log" </dev/null &
-        nginx_pid=$!
-        for _ in $(seq 100); do
-            port_in_use "$port" && break
-            kill -0 "$nginx_pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill -0 "$nginx_pid" 2>/dev/null && port_in_use "$port" && break
-        kill "$nginx_pid" 2>/dev/null || true
-        nginx_pid=
-    done
-    [ -n "$nginx_pid" ] || die "nginx-rtmp did not start: $(cat "$work/error.log" 2>/dev/null)"
+    nginx_up "$work" --record "$work/rec" || die "nginx-rtmp did not start: $(nginx_log_tail 20)"
+    port=$NGINX_PORT
     echo "nginx-rtmp on 127.0.0.1:$port"
 
     expected_frames=$(timeout 60 ffprobe -v error -count_frames -select_streams v:0 \
         -show_entries stream=nb_read_frames -of csv=p=0 -f h264 "$CLIP" | tr -d ',\n')
-    disconnects() { grep -c ' disconnect' "$work/error.log" || true; }
 
     for t in "${targets[@]}"; do
         read -r -a qemu <<<"$(qemu_for "$t")"
@@ -297,7 +260,7 @@ EOF
         echo "$version"
         timeout 30 "${qemu[@]}" "$bin" check-config examples/campush.toml </dev/null >/dev/null ||
             die "$t: check-config examples/campush.toml failed under ${qemu[*]}"
-        before=$(disconnects)
+        before=$(nginx_disconnects)
         push_start=$SECONDS
         set +e
         timeout 120 "${qemu[@]}" "$bin" run --url "rtmp://127.0.0.1:$port/live/$key" \
@@ -306,15 +269,10 @@ EOF
         set -e
         sed 's/^/    /' "$work/$key.log"
         [ "$code" -eq 0 ] || die "$t: campush exited with $code under ${qemu[*]}"
-        # nginx closes the recording when the publisher's connection is torn down.
-        for _ in $(seq 100); do
-            [ "$(disconnects)" -gt "$before" ] && break
-            sleep 0.1
-        done
-        sleep 0.2
+        nginx_wait_disconnect "$before" # nginx closes the recording when the publisher leaves
         rec=$work/rec/$key.flv
         [ -s "$rec" ] || die "$t: no recording $rec; nginx said:
-$(tail -n 20 "$work/error.log")"
+$(nginx_log_tail 20)"
         probe=$(timeout 60 ffprobe -v error -count_frames -select_streams v:0 \
             -show_entries stream=codec_name,width,height,nb_read_frames -of csv=p=0 "$rec" |
             tr -d '\n')

@@ -4,7 +4,8 @@
 //! tests/gpio_guest/init.sh: by name and by chip + offset, active-low, the double blink on a
 //! configuration error, the slow blink while connecting, the line released and dark after stop.
 //!
-//! Needs qemu-system-x86_64 and the packages `run.sh --fetch` caches (.ci/run fetches them). It
+//! Needs qemu-system-x86_64 and the packages `run.sh --fetch` caches (in `$CAMPUSH_GUEST_CACHE`,
+//! default ~/.cache/campush-guest, shared with the V4L2 guest test; .ci/run fetches them). It
 //! skips, loudly, when they are missing, unless `CAMPUSH_REQUIRE_TOOLS=1` (CI), where it fails.
 
 use std::path::{Path, PathBuf};

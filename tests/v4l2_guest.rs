@@ -14,8 +14,8 @@
 //!   is survived.
 //!
 //! Needs qemu-system-x86, ffprobe, gcc/make (modules build out of tree) and apt (Debian packages,
-//! cached in ~/.cache/campush-guest). Without them it prints SKIP and passes, unless
-//! `CAMPUSH_REQUIRE_TOOLS=1`.
+//! cached in `$CAMPUSH_GUEST_CACHE`, default ~/.cache/campush-guest, which the GPIO guest test
+//! shares). Without them it prints SKIP and passes, unless `CAMPUSH_REQUIRE_TOOLS=1`.
 //!
 //! A second test boots an arm64 Debian kernel (`qemu-system-aarch64 -M virt -cpu cortex-a57`)
 //! with the aarch64 musl build from the cross route of `scripts/cross-build.sh` (the ABI check

@@ -13,13 +13,17 @@
 # linux-kbuild packages of the same kernel. irq_sim.c calls irq_to_desc(), which 6.1 does not
 # export; generic_handle_irq() does the same for it (and no interrupt is used here anyway).
 #
-# Debian packages and the built module are cached in $CAMPUSH_GUEST_CACHE (default: the build
-# directory's guest-cache/), fetched with apt-get by --fetch (.ci/run does it with the other
-# installs). Every wait is bounded; the guest has no network device.
+# Debian packages and the built module are cached in $CAMPUSH_GUEST_CACHE (default
+# ~/.cache/campush-guest, shared with tests/guest/run.sh), fetched with apt-get by --fetch
+# (.ci/run does it with the other installs). Every wait is bounded; the guest has no network device.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-CACHE=${CAMPUSH_GUEST_CACHE:-$HERE/../../target/guest-cache}
+# One per-user cache for both qemu guests (tests/guest/run.sh uses the same default), next to
+# the cross tools' ~/.cache/campush-cross: the kernel packages are the same for both guests,
+# depend on neither the checkout nor the build, and are hundreds of MB, so every clone and
+# worktree shares one download and `cargo clean` does not throw it away.
+CACHE=${CAMPUSH_GUEST_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/campush-guest}
 DEBS=$CACHE/debs
 FETCH=no
 if [ "${1:-}" = --fetch ]; then
@@ -58,7 +62,13 @@ if [ -z "$ABI" ]; then
 fi
 PKGS=("linux-image-$ABI-amd64" "linux-headers-$ABI-amd64" "linux-headers-$ABI-common"
     linux-kbuild-6.1 linux-source-6.1 busybox-static)
-have() { compgen -G "$DEBS/${1}_*.deb" >/dev/null; }
+# The cache is shared with tests/guest/run.sh, which keeps arm64 packages there too (busybox-static
+# of both architectures): only amd64 and architecture-independent packages count here.
+debs_of() {
+    compgen -G "$DEBS/${1}_*_amd64.deb" || true
+    compgen -G "$DEBS/${1}_*_all.deb" || true
+}
+have() { [ -n "$(debs_of "$1")" ]; }
 missing=()
 for p in "${PKGS[@]}"; do have "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ] && [ $FETCH = no ]; then
@@ -69,11 +79,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     note "downloading ${missing[*]}"
     (cd "$DEBS" && timeout 600 apt-get download "${missing[@]}" </dev/null >&2)
 fi
-deb() { compgen -G "$DEBS/${1}_*.deb" | sort -V | tail -n1; }
+deb() { debs_of "$1" | sort -V | tail -n1; }
 
 # --- kernel, busybox, gpio-sim.ko -----------------------------------------------------------
 
-X=$CACHE/x-$ABI
+X=$CACHE/gpio-$ABI # next to tests/guest/run.sh's ARCH-KERNEL directories
 if [ ! -f "$X/gpio-sim.ko" ]; then
     rm -rf "$X"
     mkdir -p "$X/root" "$X/mod"

@@ -10,8 +10,9 @@
 # powers off and the result comes back on the share).
 # CAMPUSH / TESTBED: static binaries for ARCH. OUTDIR: results (share/ is the guest's 9p share).
 #
-# Downloads (Debian packages) are cached in $CAMPUSH_GUEST_CACHE (default ~/.cache/campush-guest);
-# a fresh machine fetches them with apt-get. Every wait is bounded; the guest has no network
+# Downloads (Debian packages) and what is built from them are cached in $CAMPUSH_GUEST_CACHE
+# (default ~/.cache/campush-guest, shared with tests/gpio_guest/run.sh); a fresh machine fetches
+# them with apt-get. Every wait is bounded; the guest has no network
 # device at all (its RTMP server runs on its own loopback).
 set -euo pipefail
 
@@ -21,7 +22,8 @@ TESTBED=$(realpath "$3")
 OUT=$(realpath -m "$4")
 HERE=$(cd "$(dirname "$0")" && pwd)
 CLIP=${CAMPUSH_GUEST_CLIP:-$HERE/../fixtures/clip-320x240-30fps.h264}
-CACHE=${CAMPUSH_GUEST_CACHE:-$HOME/.cache/campush-guest}
+# The same default as tests/gpio_guest/run.sh (see there why a per-user cache).
+CACHE=${CAMPUSH_GUEST_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/campush-guest}
 DEBS=$CACHE/debs
 mkdir -p "$DEBS" "$OUT"
 t0=$SECONDS
