@@ -66,25 +66,37 @@ pub fn write_video_header(out: &mut Vec<u8>, keyframe: bool, packet: AvcPacketTy
     write_video_header_at(out, keyframe, packet, 0);
 }
 
-/// Appends the 5-byte VIDEODATA + AVCVIDEOPACKET header; `composition_ms` is PTS − DTS in
-/// milliseconds (SI24, clamped to its range).
+/// Appends the 5-byte VIDEODATA + AVCVIDEOPACKET header; see [`video_header`].
 fn write_video_header_at(
     out: &mut Vec<u8>,
     keyframe: bool,
     packet: AvcPacketType,
     composition_ms: i32,
 ) {
+    out.extend_from_slice(&video_header(keyframe, packet, composition_ms));
+}
+
+/// Length of [`video_header`].
+pub const VIDEO_HEADER_LEN: usize = 5;
+
+/// The 5-byte VIDEODATA + AVCVIDEOPACKET header; `composition_ms` is PTS − DTS in milliseconds
+/// (SI24, clamped to its range).
+pub fn video_header(
+    keyframe: bool,
+    packet: AvcPacketType,
+    composition_ms: i32,
+) -> [u8; VIDEO_HEADER_LEN] {
     let frame_type = if keyframe { FRAME_KEY } else { FRAME_INTER };
     let cts = composition_ms
         .clamp(-(1 << 23), (1 << 23) - 1)
         .to_be_bytes();
-    out.extend_from_slice(&[
+    [
         (frame_type << 4) | CODEC_AVC,
         packet as u8,
         cts[1],
         cts[2],
         cts[3],
-    ]);
+    ]
 }
 
 /// Appends an AVC sequence header tag body wrapping `decoder_config`

@@ -6,12 +6,15 @@
 //!
 //! Per access unit, with no allocation in the steady state:
 //! 1. take a pool slot, let the source fill it with Annex B bytes;
-//! 2. `observe` it: cache changed SPS/PPS, and when they change rebuild the [`Headers`]
-//!    (AVC sequence header + `onMetaData`) under one short lock;
+//! 2. walk its NAL units once: each one is observed (changed SPS/PPS are cached, the first
+//!    slice's picture order is read) and copied, length-prefixed, into the scratch buffer behind
+//!    room for the FLV tag header; when SPS/PPS changed, rebuild the [`Headers`] (AVC sequence
+//!    header + `onMetaData`) under one short lock;
 //! 3. a unit without a picture (the legacy Pi camera sends SPS/PPS alone) or before any SPS/PPS
 //!    is counted and skipped;
-//! 4. write the FLV tag body into the scratch buffer and swap it with the slot's buffer, so the
-//!    slot now holds the tag body and the scratch keeps the old capacity for the next frame;
+//! 4. fill in the tag header (keyframe, composition time) and swap the scratch buffer with the
+//!    slot's, so the slot now holds the FLV tag body and the scratch keeps the old capacity for
+//!    the next frame;
 //! 5. freeze the slot and push a reference to every destination queue.
 //!
 //! The source never waits for the network: queues drop whole GOPs instead (see `queue`). When the
@@ -22,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::flv;
-use crate::h264::{AuInfo, H264Error, ParamSets, Reorder, SpsInfo};
+use crate::h264::{self, AuInfo, H264Error, ParamSets, Reorder, SpsInfo};
 use crate::pool::{FrameMeta, FrameMut, Pool};
 use crate::queue::{Outputs, Pushed};
 use crate::source::{Source, SourceError};
@@ -165,7 +168,7 @@ impl Ingest {
         }
         Counters::add(&self.status.counters.frames_in, 1);
 
-        let observed = self.params.observe(&slot.bytes());
+        let observed = self.observe_and_convert(&mut slot);
         let info = match observed {
             Ok(info) => info,
             Err(e) => {
@@ -229,9 +232,10 @@ impl Ingest {
         Ok(true)
     }
 
-    /// Rewrites the slot's Annex B bytes as an FLV AVC NALU tag body, without allocating.
-    fn rewrite_as_flv(&mut self, slot: &mut FrameMut, keyframe: bool, composition_ms: i32) {
-        let mut bytes = slot.bytes();
+    /// Observes the slot's NAL units and writes them, length-prefixed, into the scratch buffer
+    /// after room for the FLV tag header: one pass over the bytes, no allocation.
+    fn observe_and_convert(&mut self, slot: &mut FrameMut) -> Result<AuInfo, H264Error> {
+        let bytes = slot.bytes();
         let bound = flv::access_unit_bound(bytes.len());
         self.scratch.clear();
         if self.scratch.capacity() < bound {
@@ -242,8 +246,20 @@ impl Ingest {
             );
             self.scratch.reserve_exact(bound);
         }
-        flv::write_access_unit(&mut self.scratch, keyframe, composition_ms, &bytes);
-        std::mem::swap(&mut *bytes, &mut self.scratch);
+        self.scratch.resize(flv::VIDEO_HEADER_LEN, 0);
+        let mut info = AuInfo::default();
+        for nal in h264::nal_units(&bytes) {
+            self.params.observe_unit(nal, &mut info)?;
+            h264::avcc::push_unit(nal, &mut self.scratch);
+        }
+        Ok(info)
+    }
+
+    /// Completes the FLV AVC NALU tag body in the scratch buffer and swaps it into the slot.
+    fn rewrite_as_flv(&mut self, slot: &mut FrameMut, keyframe: bool, composition_ms: i32) {
+        let header = flv::video_header(keyframe, flv::AvcPacketType::Nalu, composition_ms);
+        self.scratch[..flv::VIDEO_HEADER_LEN].copy_from_slice(&header);
+        std::mem::swap(&mut *slot.bytes(), &mut self.scratch);
     }
 
     /// How long after its decode time the picture is shown (0 without B-frames), in ms of the

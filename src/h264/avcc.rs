@@ -19,20 +19,26 @@ use super::nal::{nal_type, nal_units};
 pub fn annexb_to_avcc(annexb: &[u8], out: &mut Vec<u8>) -> usize {
     let start = out.len();
     for nal in nal_units(annexb) {
-        if matches!(
-            nal_type(nal),
-            super::nal_type::AUD | super::nal_type::FILLER
-        ) {
-            continue;
-        }
-        // A unit of 4 GiB or more cannot be described; drop it.
-        let Ok(len) = u32::try_from(nal.len()) else {
-            continue;
-        };
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(nal);
+        push_unit(nal, out);
     }
     out.len() - start
+}
+
+/// Appends one NAL unit (no start code) to `out` with its 4-byte length, unless it is an AUD
+/// or filler data, or 4 GiB or larger (it cannot be described). Allocation-free when `out` has
+/// capacity.
+pub fn push_unit(nal: &[u8], out: &mut Vec<u8>) {
+    if matches!(
+        nal_type(nal),
+        super::nal_type::AUD | super::nal_type::FILLER
+    ) {
+        return;
+    }
+    let Ok(len) = u32::try_from(nal.len()) else {
+        return;
+    };
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(nal);
 }
 
 #[cfg(test)]

@@ -101,20 +101,28 @@ impl ParamSets {
     pub fn observe(&mut self, au: &[u8]) -> Result<AuInfo, H264Error> {
         let mut info = AuInfo::default();
         for nal in nal_units(au) {
-            let t = nal_type(nal);
-            let changed = match t {
-                super::nal_type::SPS => self.store_sps(nal)?,
-                super::nal_type::PPS => self.store_pps(nal)?,
-                _ => false,
-            };
-            info.params_changed |= changed;
-            if is_vcl(t) && !info.has_picture {
-                info.slice = self.slice_facts(nal);
-            }
-            info.has_picture |= is_vcl(t);
-            info.keyframe |= t == super::nal_type::IDR;
+            self.observe_unit(nal, &mut info)?;
         }
         Ok(info)
+    }
+
+    /// [`ParamSets::observe`] one NAL unit at a time, for a caller that walks the access unit
+    /// itself (the ingest stage converts it in the same pass): `info` starts as
+    /// `AuInfo::default()` and collects the units of one access unit.
+    pub fn observe_unit(&mut self, nal: &[u8], info: &mut AuInfo) -> Result<(), H264Error> {
+        let t = nal_type(nal);
+        let changed = match t {
+            super::nal_type::SPS => self.store_sps(nal)?,
+            super::nal_type::PPS => self.store_pps(nal)?,
+            _ => false,
+        };
+        info.params_changed |= changed;
+        if is_vcl(t) && !info.has_picture {
+            info.slice = self.slice_facts(nal);
+        }
+        info.has_picture |= is_vcl(t);
+        info.keyframe |= t == super::nal_type::IDR;
+        Ok(())
     }
 
     /// An SPS and at least one PPS are cached.
