@@ -2,7 +2,8 @@
 //! one deadline.
 //!
 //! Owns: name resolution, connecting to each resolved address in turn (IPv6 and IPv4), the TLS
-//! client (rustls with the ring provider, TLS 1.2 and 1.3) and its trust anchors, and the socket
+//! client (`transport/tls.rs`: TLS 1.2 and 1.3, rustls with the ring provider for the handshake)
+//! and its trust anchors, and the socket
 //! options a long-lived push wants: `TCP_NODELAY` (each media message goes out in one write
 //! already; Nagle would only add latency) and TCP keepalive (a silently dead peer is found even
 //! when we have nothing to send), and `TCP_NOTSENT_LOWAT`: the kernel accepts only a little
@@ -20,7 +21,12 @@
 //! - the TCP connect and the TLS handshake share the connect deadline;
 //! - a certificate that is untrusted, expired, not yet valid or for another host is refused with
 //!   a [`TransportError::Certificate`] that says which, never silently accepted. `tls_insecure`
-//!   turns verification off for lab use and says so loudly at every connect.
+//!   turns verification off for lab use and says so loudly at every connect;
+//! - sessions resume across reconnects (the client configuration, with its session cache, lives
+//!   as long as the [`Connector`]);
+//! - after the handshake, records are sealed and opened in place in two buffers allocated with
+//!   the connection, not by rustls's buffered API (which allocates per record): streaming over
+//!   TLS allocates nothing per frame, like plain TCP. `transport/tls.rs` says how and why.
 //!
 //! [`Connection`] is one type for both, so the publisher above has a single code path.
 
@@ -117,7 +123,7 @@ pub const TLS_AVAILABLE: bool = cfg!(feature = "tls");
 pub enum Connection {
     Plain(TcpStream),
     #[cfg(feature = "tls")]
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Tls(Box<tls::TlsStream>),
 }
 
 impl Connection {
@@ -126,7 +132,7 @@ impl Connection {
         match self {
             Connection::Plain(s) => s,
             #[cfg(feature = "tls")]
-            Connection::Tls(s) => s.get_ref().0,
+            Connection::Tls(s) => s.tcp(),
         }
     }
 
@@ -241,7 +247,6 @@ impl Connector {
         host: &str,
         tcp: TcpStream,
     ) -> Result<Connection, TransportError> {
-        use rustls_pki_types::ServerName;
         if self.tls.insecure {
             log::warn!(
                 "TLS certificate verification is OFF for {host} (tls_insecure = true): anyone on \
@@ -253,19 +258,7 @@ impl Connector {
             Some(c) => c.clone(),
             None => self.client.insert(tls::client_config(&self.tls)?).clone(),
         };
-        let name = ServerName::try_from(host.to_owned()).map_err(|_| {
-            TransportError::TlsSetup(format!("{host:?} is not a valid TLS server name"))
-        })?;
-        let stream = tokio_rustls::TlsConnector::from(client)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| tls::classify(host, e))?;
-        let (_, session) = stream.get_ref();
-        log::info!(
-            "{host}: {:?}, {:?}",
-            session.protocol_version(),
-            session.negotiated_cipher_suite().map(|s| s.suite())
-        );
+        let stream = tls::connect(client, host, tcp).await?;
         Ok(Connection::Tls(Box::new(stream)))
     }
 }

@@ -1,16 +1,224 @@
-//! TLS client configuration: trust anchors, cipher suite order, and the wording of certificate
-//! refusals.
+//! The TLS client of `rtmps://`: rustls (ring provider) for the handshake and the key schedule,
+//! our own record layer for the application data, and a thin tokio shell around both.
+//!
+//! Why not rustls's buffered `ClientConnection` (which tokio-rustls wraps): it seals every TLS
+//! record into a `Vec` of its own, so each frame would cost about one heap allocation per 16 KiB
+//! record, where plain RTMP costs none. rustls 0.23's unbuffered API lets the caller own the
+//! buffers, but its `encrypt` still seals each record into a temporary `Vec` before copying it
+//! out, and it hands over received records the same way. So rustls's unbuffered client runs the
+//! handshake in our buffers ([`handshake`]), then hands the traffic keys and its key schedule
+//! over (`dangerous_into_kernel_connection`, the interface meant for kernel TLS), and
+//! [`records`] seals and opens records in place in two buffers allocated once per connection:
+//! streaming over TLS allocates nothing, like plain RTMP. rustls still verifies the certificate,
+//! resumes sessions (it stores the tickets the server sends after the handshake) and derives the
+//! keys of TLS 1.3 KeyUpdates; `records` documents what is left to it.
+//!
+//! Both halves are sans IO (bytes in, bytes out); [`TlsStream`] moves the bytes between them and
+//! the TCP socket. All its state lives in the stream, not in the futures that poll it, so a read
+//! dropped half-way (a `select!` branch that lost) loses nothing: bytes taken from the socket
+//! stay in the input buffer. Reads and writes must not overlap (one task drives both in turn).
+//!
+//! Also here: the client configuration (trust anchors, cipher suite order) and the wording of
+//! certificate refusals.
 
+mod handshake;
+mod records;
+#[cfg(test)]
+mod wire_tests;
+
+use std::io;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
 
+use self::handshake::{Handshake, HandshakeError, Want};
+use self::records::{Read, TlsError, Traffic};
 use super::{CertificateProblem, TlsOptions, TransportError};
+
+/// A TLS connection over TCP, after its handshake.
+pub struct TlsStream {
+    tcp: TcpStream,
+    traffic: Traffic,
+}
+
+/// Runs the TLS handshake with `host` over `tcp`. The caller bounds it in time.
+pub async fn connect(
+    config: Arc<ClientConfig>,
+    host: &str,
+    mut tcp: TcpStream,
+) -> Result<TlsStream, TransportError> {
+    let name = ServerName::try_from(host.to_owned()).map_err(|_| {
+        TransportError::TlsSetup(format!("{host:?} is not a valid TLS server name"))
+    })?;
+    let mut hs =
+        Handshake::new(config, name).map_err(|e| TransportError::TlsSetup(e.to_string()))?;
+    if let Err(e) = run_handshake(&mut hs, &mut tcp).await {
+        // Best effort, without waiting: the alert that tells the server why.
+        let _ = tcp.try_write(hs.outgoing());
+        return Err(classify(host, e));
+    }
+    let resumed = hs.resumed();
+    let traffic = hs.into_traffic().map_err(|e| classify(host, e))?;
+    log::info!(
+        "{host}: {:?}, {:?}{}",
+        traffic.protocol_version(),
+        traffic.cipher_suite(),
+        if resumed { ", session resumed" } else { "" }
+    );
+    Ok(TlsStream { tcp, traffic })
+}
+
+/// The handshake's I/O. Every turn sends or receives, or ends; the caller's deadline bounds it.
+async fn run_handshake(hs: &mut Handshake, tcp: &mut TcpStream) -> Result<(), HandshakeError> {
+    loop {
+        match hs.advance()? {
+            Want::Write => {
+                tcp.write_all(hs.outgoing()).await?;
+                let n = hs.outgoing().len();
+                hs.sent(n);
+            }
+            Want::Read => {
+                let n = tcp.read(hs.input_space()?).await?;
+                if n == 0 {
+                    return Err(HandshakeError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection during the TLS handshake",
+                    )));
+                }
+                hs.received(n);
+            }
+            Want::Done => return Ok(()),
+        }
+    }
+}
+
+/// Socket reads one `poll_read` makes before it yields, when records carry no application data.
+const READS_PER_POLL: usize = 16;
+
+fn io_error(e: TlsError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+impl TlsStream {
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    /// Sends sealed records until none is left (or the socket is full: `Pending`).
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Each turn sends at least one byte or returns.
+        while !self.traffic.outgoing().is_empty() {
+            let n = ready!(Pin::new(&mut self.tcp).poll_write(cx, self.traffic.outgoing()))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.traffic.sent(n);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// After a TLS error: the alert for the server, if it fits in the socket now.
+    fn send_alert(&mut self) {
+        if let Ok(n) = self.tcp.try_write(self.traffic.outgoing()) {
+            self.traffic.sent(n);
+        }
+    }
+}
+
+impl AsyncRead for TlsStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        for _ in 0..READS_PER_POLL {
+            match this.traffic.read(buf.initialize_unfilled()) {
+                Ok(Read::Data(n)) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Read::Closed) => return Poll::Ready(Ok(())),
+                Ok(Read::NeedMore) => {}
+                Err(e) => {
+                    this.send_alert();
+                    return Poll::Ready(Err(io_error(e)));
+                }
+            }
+            let space = this.traffic.input_space();
+            if space.is_empty() {
+                // Cannot happen: a partial record always fits. Never read 0 bytes and call it EOF.
+                return Poll::Ready(Err(io_error(TlsError::Oversized)));
+            }
+            let mut space = ReadBuf::new(space);
+            ready!(Pin::new(&mut this.tcp).poll_read(cx, &mut space))?;
+            let n = space.filled().len();
+            if n == 0 {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection without a TLS close_notify",
+                )));
+            }
+            this.traffic.received(n);
+        }
+        // Many records without application data: let other tasks run, then carry on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl AsyncWrite for TlsStream {
+    /// Seals up to 64 KiB of `buf` into the output buffer and starts sending it; waits only when
+    /// the output buffer is full of records the socket has not taken yet.
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let mut n = this.traffic.encrypt(buf).map_err(io_error)?;
+        if n == 0 {
+            ready!(this.poll_send(cx))?;
+            // The output buffer is empty now: it takes at least one record.
+            n = this.traffic.encrypt(buf).map_err(io_error)?;
+            if n == 0 {
+                return Poll::Ready(Err(io_error(TlsError::OutputFull)));
+            }
+        }
+        // Send what the socket takes now; the rest goes at the next write or flush.
+        if let Poll::Ready(Err(e)) = this.poll_send(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.tcp).poll_flush(cx)
+    }
+
+    /// Sends what is queued, then close_notify, then half-closes the TCP connection.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_send(cx))?;
+        this.traffic.close().map_err(io_error)?;
+        ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.tcp).poll_shutdown(cx)
+    }
+}
 
 pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let shown = path.display();
@@ -49,7 +257,7 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TransportEr
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TransportError::TlsSetup(e.to_string()))?;
-    let config = if opts.insecure {
+    let mut config = if opts.insecure {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
@@ -66,6 +274,8 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TransportEr
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };
+    // The record layer takes the traffic keys over from rustls after the handshake.
+    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
 }
 
@@ -99,22 +309,20 @@ pub fn aes_in_hardware() -> bool {
 }
 
 /// Turns a failed handshake into a certificate refusal when that is what it was.
-pub fn classify(host: &str, e: std::io::Error) -> TransportError {
-    let rustls_error = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-    let problem = match rustls_error {
-        Some(rustls::Error::InvalidCertificate(c)) => certificate_problem(c),
-        _ => {
-            return TransportError::Tls {
+fn classify(host: &str, e: HandshakeError) -> TransportError {
+    let source = match e {
+        HandshakeError::Tls(rustls::Error::InvalidCertificate(c)) => {
+            return TransportError::Certificate {
                 host: host.to_owned(),
-                source: e,
+                problem: certificate_problem(&c),
             }
         }
+        HandshakeError::Io(e) => e,
+        e => io::Error::new(io::ErrorKind::InvalidData, e),
     };
-    TransportError::Certificate {
+    TransportError::Tls {
         host: host.to_owned(),
-        problem,
+        source,
     }
 }
 
