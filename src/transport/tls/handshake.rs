@@ -31,6 +31,8 @@ pub enum HandshakeError {
     Closed,
     #[error("a TLS handshake message from the server is larger than {MAX_INPUT} bytes")]
     TooLarge,
+    #[error("the server sent more than {MAX_EARLY} bytes of data during the TLS handshake")]
+    TooMuchEarlyData,
     #[error("the TLS handshake did not progress")]
     Stuck,
     /// From the shell that moves the bytes.
@@ -115,7 +117,7 @@ impl Handshake {
                                 discard += record.discard;
                                 self.early.extend_from_slice(record.payload);
                             }
-                            Ok(_) => result = Err(HandshakeError::TooLarge),
+                            Ok(_) => result = Err(HandshakeError::TooMuchEarlyData),
                             Err(e) => result = Err(HandshakeError::Tls(e)),
                         }
                         if result.is_err() {
