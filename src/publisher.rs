@@ -304,7 +304,8 @@ impl Publisher {
         let mut stop = self.stop.clone();
         // Reads and writes never overlap: a write completes (or times out) before the next read
         // is polled, so one stream serves both, TLS included. Both futures in the select are
-        // cancel-safe: bytes a TLS read already took from the socket stay in the TLS session.
+        // cancel-safe: bytes a TLS read already took from the socket stay in the connection's
+        // input buffer.
         let outcome = loop {
             self.out.clear();
             tokio::select! {

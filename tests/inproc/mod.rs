@@ -128,22 +128,28 @@ impl ScuffleServer {
     }
 }
 
-/// TLS in front of a server on `target_port`: accepts TLS 1.2/1.3 connections for `localhost`
-/// with a throwaway self-signed certificate and forwards the plain bytes, on its own thread and
-/// runtime. Returns the port and the certificate (PEM) to trust.
-pub fn tls_front(target_port: u16) -> (u16, String) {
+/// TLS in front of a server on `target_port`: accepts connections for `localhost` with a
+/// throwaway self-signed certificate and forwards the plain bytes, on its own thread and runtime.
+/// It offers only `suite` (and so only that suite's TLS version). Returns the port and the
+/// certificate (PEM) to trust.
+pub fn tls_front(target_port: u16, suite: rustls::CipherSuite) -> (u16, String) {
     use std::sync::Arc;
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let pem = cert.cert.pem();
     let key = rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert.cert.der().clone()], key)
-    .unwrap();
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.retain(|s| s.suite() == suite);
+    let version = provider
+        .cipher_suites
+        .first()
+        .expect("a ring suite")
+        .version();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
