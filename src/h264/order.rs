@@ -16,7 +16,10 @@
 //! as encoders write it for frame pictures; 1 when an odd POC shows the encoder counts by one),
 //! and the reorder depth is the SPS's `max_num_reorder_frames` (VUI bitstream restriction) or,
 //! when the SPS does not say, the largest lag seen so far. The first picture of a B-frame stream
-//! is thus shown one reorder depth after it is decoded, as every muxer does.
+//! is thus shown one reorder depth after it is decoded, as every muxer does. When the SPS gives
+//! no depth, the offset stays 0 until a picture actually arrives after one it is shown before:
+//! an encoder without B-frames whose POC skips values (dropped frames, a step of 4) must not
+//! drift its pictures' display times away from their decode times (and from the audio).
 //!
 //! POC type 0 is computed (8.2.1.1, with the MSB wrap of the LSB); type 2 means display order is
 //! decode order (offset 0). Type 1, rare and used without B-frames in practice, and field
@@ -70,6 +73,11 @@ pub struct Reorder {
     step_one: bool,
     /// Reorder depth inferred from the stream when the SPS does not give it.
     inferred_depth: i64,
+    /// Largest POC since the last IDR, and whether a picture ever came after one it is shown
+    /// before (a B-frame): without that evidence, and without a depth in the SPS, display order is
+    /// decode order whatever steps the POC takes.
+    max_poc: i64,
+    reordered: bool,
     clamped: u64,
 }
 
@@ -125,7 +133,10 @@ impl Reorder {
         }
         if s.idr {
             self.idr_poc = poc_value;
+            self.max_poc = poc_value;
         }
+        self.reordered |= poc_value < self.max_poc;
+        self.max_poc = self.max_poc.max(poc_value);
         let relative = poc_value - self.idr_poc;
         if relative % 2 != 0 {
             self.step_one = true;
@@ -137,7 +148,9 @@ impl Reorder {
         };
         let lag = self.index - display;
         let depth = match poc.max_num_reorder_frames {
+            Some(0) => return 0,
             Some(n) => i64::from(n),
+            None if !self.reordered => return 0,
             None => {
                 if lag > self.inferred_depth && lag <= MAX_OFFSET_FRAMES {
                     self.inferred_depth = lag;
@@ -269,6 +282,18 @@ mod tests {
         let exact = display_times(&offsets(&sps(0, Some(2)), &pics));
         let expected: Vec<i64> = display.iter().map(|d| d + 2).collect();
         assert_eq!(exact, expected);
+    }
+
+    #[test]
+    fn a_poc_that_skips_values_without_b_frames_keeps_offset_zero() {
+        // IPPP whose POC steps by 4, then jumps (frames dropped in the encoder), no VUI depth.
+        let pics: Vec<_> = [0u32, 4, 8, 12, 24, 28, 40]
+            .iter()
+            .enumerate()
+            .map(|(i, &lsb)| (i == 0, true, lsb))
+            .collect();
+        assert_eq!(offsets(&sps(0, None), &pics), vec![0; 7]);
+        assert_eq!(offsets(&sps(0, Some(0)), &pics), vec![0; 7]);
     }
 
     #[test]
