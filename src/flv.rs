@@ -16,7 +16,6 @@
 //! encoder); for streams with B-frames it comes from the picture order (`h264::order`).
 
 use crate::amf0;
-use crate::h264;
 
 /// FLV codec id for AVC (H.264).
 pub const CODEC_AVC: u8 = 7;
@@ -63,17 +62,7 @@ pub enum AvcPacketType {
 
 /// Appends the 5-byte VIDEODATA + AVCVIDEOPACKET header with a composition time of 0.
 pub fn write_video_header(out: &mut Vec<u8>, keyframe: bool, packet: AvcPacketType) {
-    write_video_header_at(out, keyframe, packet, 0);
-}
-
-/// Appends the 5-byte VIDEODATA + AVCVIDEOPACKET header; see [`video_header`].
-fn write_video_header_at(
-    out: &mut Vec<u8>,
-    keyframe: bool,
-    packet: AvcPacketType,
-    composition_ms: i32,
-) {
-    out.extend_from_slice(&video_header(keyframe, packet, composition_ms));
+    out.extend_from_slice(&video_header(keyframe, packet, 0));
 }
 
 /// Length of [`video_header`].
@@ -104,20 +93,6 @@ pub fn video_header(
 pub fn write_sequence_header(out: &mut Vec<u8>, decoder_config: &[u8]) {
     write_video_header(out, true, AvcPacketType::SequenceHeader);
     out.extend_from_slice(decoder_config);
-}
-
-/// Appends an AVC NALU tag body for one access unit given in Annex B form, shown
-/// `composition_ms` after it is decoded. Returns the number of bytes appended.
-pub fn write_access_unit(
-    out: &mut Vec<u8>,
-    keyframe: bool,
-    composition_ms: i32,
-    annexb: &[u8],
-) -> usize {
-    let start = out.len();
-    write_video_header_at(out, keyframe, AvcPacketType::Nalu, composition_ms);
-    h264::annexb_to_avcc(annexb, out);
-    out.len() - start
 }
 
 /// Upper bound of the tag body size for an Annex B access unit of `annexb_len` bytes: the header,
@@ -200,6 +175,7 @@ pub fn write_metadata(out: &mut Vec<u8>, meta: &Metadata) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::h264;
 
     #[test]
     fn keyframe_nalu_header_is_0x17_01_with_zero_composition_time() {
@@ -217,11 +193,7 @@ mod tests {
 
     #[test]
     fn composition_time_is_a_big_endian_signed_24_bit_field() {
-        let at = |ms: i32| {
-            let mut out = Vec::new();
-            write_access_unit(&mut out, false, ms, &[]);
-            out
-        };
+        let at = |ms: i32| video_header(false, AvcPacketType::Nalu, ms);
         assert_eq!(at(67), [0x27, 0x01, 0, 0, 67]);
         assert_eq!(at(0x01_02_03), [0x27, 0x01, 1, 2, 3]);
         assert_eq!(at(-1), [0x27, 0x01, 0xff, 0xff, 0xff]);
@@ -243,8 +215,9 @@ mod tests {
             0, 0, 1, 0x65, 0x88, 0x84, // IDR slice
             0, 0, 0, 1, 0x65, 0x11, // IDR slice 2
         ];
-        let mut out = Vec::new();
-        let n = write_access_unit(&mut out, true, 0, &annexb);
+        // The body the ingest stage builds: the header, then the units length-prefixed.
+        let mut out = video_header(true, AvcPacketType::Nalu, 0).to_vec();
+        let n = VIDEO_HEADER_LEN + h264::annexb_to_avcc(&annexb, &mut out);
         assert_eq!(
             out,
             [0x17, 1, 0, 0, 0, 0, 0, 0, 3, 0x65, 0x88, 0x84, 0, 0, 0, 2, 0x65, 0x11]
