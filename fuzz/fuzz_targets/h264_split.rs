@@ -14,72 +14,26 @@
 
 use std::io::{self, Read};
 
-use campush::h264::{annexb_to_avcc, nal_type, nal_units, AccessUnitSplitter, ParamSets, Split};
+use campush::h264::{annexb_to_avcc, nal_type, nal_units, split_whole, ParamSets};
 use campush::source::bytestream::ByteStream;
 use libfuzzer_sys::fuzz_target;
 
-/// Chunk sizes from a seed: xorshift, each in `1..=max`.
-struct Chunks {
-    state: u64,
-    max: usize,
-}
+#[path = "pieces.rs"]
+mod pieces;
+use pieces::Pieces;
 
-impl Chunks {
-    fn new(control: u8) -> Self {
-        Chunks {
-            state: 0x9e37_79b9_7f4a_7c15 ^ u64::from(control),
-            max: usize::from(control) + 1,
-        }
-    }
-
-    fn next(&mut self) -> usize {
-        let mut x = self.state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.state = x;
-        1 + (x % self.max as u64) as usize
-    }
-}
+/// This target's seed for [`Pieces`].
+const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Runs the splitter the way a reader does; returns the units and the skipped byte count.
-fn split(input: &[u8], mut chunk: impl FnMut() -> usize) -> (Vec<Vec<u8>>, usize) {
-    let mut splitter = AccessUnitSplitter::new();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut fed = 0;
-    let mut units = Vec::new();
-    let mut skipped = 0;
-    // Each step consumes input or output, or asks for more: bounded by the input length.
-    for _ in 0..4 * input.len() + 8 {
-        let eof = fed == input.len();
-        match splitter.next(&buf, eof) {
-            Split::AccessUnit(n) => {
-                assert!(n > 0 && n <= buf.len(), "AccessUnit({n}) of {}", buf.len());
-                units.push(buf.drain(..n).collect());
-            }
-            Split::Skip(n) => {
-                assert!(n > 0 && n <= buf.len(), "Skip({n}) of {}", buf.len());
-                skipped += n;
-                buf.drain(..n);
-            }
-            Split::NeedMore if eof => {
-                assert!(buf.is_empty(), "{} bytes left at end of input", buf.len());
-                return (units, skipped);
-            }
-            Split::NeedMore => {
-                let k = chunk().clamp(1, input.len() - fed);
-                buf.extend_from_slice(&input[fed..fed + k]);
-                fed += k;
-            }
-        }
-    }
-    panic!("the splitter made no progress");
+fn split(input: &[u8], chunk: impl FnMut() -> usize) -> (Vec<Vec<u8>>, usize) {
+    split_whole(input, chunk).unwrap_or_else(|e| panic!("splitter: {e}"))
 }
 
-/// A reader handing out the input in the chunk sizes of `Chunks`.
+/// A reader handing out the input in the chunk sizes of `Pieces`.
 struct Trickle<'a> {
     data: &'a [u8],
-    chunks: Chunks,
+    chunks: Pieces,
 }
 
 impl Read for Trickle<'_> {
@@ -97,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let whole = split(input, || usize::MAX);
-    let mut chunks = Chunks::new(control);
+    let mut chunks = Pieces::new(SEED, control);
     let chunked = split(input, || chunks.next());
     assert_eq!(
         whole, chunked,
@@ -147,7 +101,7 @@ fuzz_target!(|data: &[u8]| {
     // ByteStream: a looping source reads the input twice through one reset.
     let reader = Trickle {
         data: input,
-        chunks: Chunks::new(control.rotate_left(3)),
+        chunks: Pieces::new(SEED, control.rotate_left(3)),
     };
     let mut stream = ByteStream::new(reader, "fuzz input".into(), 0);
     for pass in 0..2 {
@@ -167,7 +121,7 @@ fuzz_target!(|data: &[u8]| {
         }
         stream.reset(Trickle {
             data: input,
-            chunks: Chunks::new(control.rotate_left(5)),
+            chunks: Pieces::new(SEED, control.rotate_left(5)),
         });
     }
 });

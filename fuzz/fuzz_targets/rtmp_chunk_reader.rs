@@ -18,28 +18,12 @@
 use campush::rtmp::{msg_type, ChunkReader};
 use libfuzzer_sys::fuzz_target;
 
-struct Pieces {
-    state: u64,
-    max: usize,
-}
+#[path = "pieces.rs"]
+mod pieces;
+use pieces::Pieces;
 
-impl Pieces {
-    fn new(control: u8) -> Self {
-        Pieces {
-            state: 0x2545_f491_4f6c_dd1d ^ u64::from(control),
-            max: usize::from(control) + 1,
-        }
-    }
-
-    fn next(&mut self) -> usize {
-        let mut x = self.state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.state = x;
-        1 + (x % self.max as u64) as usize
-    }
-}
+/// This target's seed for [`Pieces`].
+const SEED: u64 = 0x2545_f491_4f6c_dd1d;
 
 fn be_u32(p: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(p.get(..4)?.try_into().ok()?))
@@ -56,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
             .set_chunk_size(1 << ((limits >> 4) - 1).min(14))
             .expect("a valid chunk size");
     }
-    let mut pieces = Pieces::new(*pieces);
+    let mut pieces = Pieces::new(SEED, *pieces);
     let mut consumed_total = 0u64;
     let mut at = 0;
     while at < stream.len() {

@@ -39,7 +39,7 @@ pub use avcc::annexb_to_avcc;
 pub use nal::{nal_type, nal_units, NalUnits};
 pub use order::Reorder;
 pub use params::{AuInfo, ParamSets, SpsInfo};
-pub use split::{AccessUnitSplitter, Split};
+pub use split::{split_whole, AccessUnitSplitter, Split};
 
 /// Everything that can go wrong while interpreting an H.264 stream.
 #[derive(Debug, thiserror::Error)]
@@ -167,39 +167,9 @@ pub(crate) mod test_support {
         out
     }
 
-    /// Drives a splitter the way a reader does: feeds `input` in chunks of
-    /// the sizes `chunk` returns, drops what the splitter reports. Returns
-    /// the access units and the number of skipped bytes.
-    pub fn run_splitter(input: &[u8], mut chunk: impl FnMut() -> usize) -> (Vec<Vec<u8>>, usize) {
-        use super::{AccessUnitSplitter, Split};
-        let mut splitter = AccessUnitSplitter::new();
-        let mut buf = Vec::new();
-        let mut fed = 0;
-        let mut units = Vec::new();
-        let mut skipped = 0;
-        loop {
-            let eof = fed == input.len();
-            match splitter.next(&buf, eof) {
-                Split::AccessUnit(n) => {
-                    assert!(n > 0 && n <= buf.len(), "AccessUnit({n}) of {}", buf.len());
-                    units.push(buf.drain(..n).collect());
-                }
-                Split::Skip(n) => {
-                    assert!(n > 0 && n <= buf.len(), "Skip({n}) of {}", buf.len());
-                    skipped += n;
-                    buf.drain(..n);
-                }
-                Split::NeedMore if eof => {
-                    assert!(buf.is_empty(), "{} bytes left at end of input", buf.len());
-                    return (units, skipped);
-                }
-                Split::NeedMore => {
-                    let k = chunk().clamp(1, input.len() - fed);
-                    buf.extend_from_slice(&input[fed..fed + k]);
-                    fed += k;
-                }
-            }
-        }
+    /// [`super::split::split_whole`], failing the test on a broken contract.
+    pub fn run_splitter(input: &[u8], chunk: impl FnMut() -> usize) -> (Vec<Vec<u8>>, usize) {
+        super::split::split_whole(input, chunk).unwrap_or_else(|e| panic!("splitter: {e}"))
     }
 
     pub fn tool_available(name: &str) -> bool {

@@ -285,6 +285,47 @@ fn rbsp_prefix(payload: &[u8]) -> (heapless::Vec<u8, SLICE_START_BYTES>, bool) {
     (out, false)
 }
 
+/// Drives a splitter over a whole input the way a reader does: feeds it in pieces of the sizes
+/// `chunk` returns and drops what it reports. Returns the access units and the number of bytes
+/// skipped, or how the splitter broke its contract (a length outside the buffer, bytes left at
+/// the end, no progress). For tests, fuzzing and tools: it allocates per unit.
+pub fn split_whole(
+    input: &[u8],
+    mut chunk: impl FnMut() -> usize,
+) -> Result<(Vec<Vec<u8>>, usize), String> {
+    let mut splitter = AccessUnitSplitter::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut fed = 0;
+    let mut units = Vec::new();
+    let mut skipped = 0;
+    // Each step consumes input or output, or asks for more: bounded by the input length.
+    for _ in 0..4 * input.len() + 8 {
+        let eof = fed == input.len();
+        match splitter.next(&buf, eof) {
+            Split::AccessUnit(n) | Split::Skip(n) if n == 0 || n > buf.len() => {
+                return Err(format!("reported {n} bytes of {}", buf.len()));
+            }
+            Split::AccessUnit(n) => units.push(buf.drain(..n).collect()),
+            Split::Skip(n) => {
+                skipped += n;
+                buf.drain(..n);
+            }
+            Split::NeedMore if eof => {
+                return match buf.len() {
+                    0 => Ok((units, skipped)),
+                    left => Err(format!("{left} bytes left at end of input")),
+                };
+            }
+            Split::NeedMore => {
+                let k = chunk().clamp(1, input.len() - fed);
+                buf.extend_from_slice(input.get(fed..fed + k).unwrap_or_default());
+                fed += k;
+            }
+        }
+    }
+    Err("the splitter made no progress".to_string())
+}
+
 /// Reads bits most significant first; `None` past the end.
 struct BitCursor<'a> {
     bytes: &'a [u8],
