@@ -71,27 +71,15 @@ impl ScuffleServer {
     /// Starts the server on 127.0.0.1 with a free port, on its own thread and runtime.
     pub fn start() -> ScuffleServer {
         let received = Arc::new(Mutex::new(Received::default()));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
         let rec = Arc::clone(&received);
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                while let Ok((stream, _)) = listener.accept().await {
-                    let rec = Arc::clone(&rec);
-                    tokio::spawn(async move {
-                        let _ = ServerSession::new(stream, Recorder(Arc::clone(&rec)))
-                            .run()
-                            .await;
-                        rec.lock().unwrap().sessions_ended += 1;
-                    });
-                }
-            });
+        let port = serve(move |stream| {
+            let rec = Arc::clone(&rec);
+            async move {
+                let _ = ServerSession::new(stream, Recorder(Arc::clone(&rec)))
+                    .run()
+                    .await;
+                rec.lock().unwrap().sessions_ended += 1;
+            }
         });
         ScuffleServer { port, received }
     }
@@ -151,6 +139,29 @@ pub fn tls_front(target_port: u16, suite: rustls::CipherSuite) -> (u16, String) 
         .with_single_cert(vec![cert.cert.der().clone()], key)
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let port = serve(move |stream| {
+        let acceptor = acceptor.clone();
+        async move {
+            let Ok(mut tls) = acceptor.accept(stream).await else {
+                return;
+            };
+            let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await
+            else {
+                return;
+            };
+            let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+        }
+    });
+    (port, pem)
+}
+
+/// Listens on a free port of 127.0.0.1 and runs `handle` for every connection as a task, on a
+/// thread and runtime of its own (so the code under test keeps its own). Returns the port.
+fn serve<F, Fut>(handle: F) -> u16
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -162,20 +173,9 @@ pub fn tls_front(target_port: u16, suite: rustls::CipherSuite) -> (u16, String) 
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             while let Ok((stream, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let Ok(mut plain) =
-                        tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await
-                    else {
-                        return;
-                    };
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-                });
+                tokio::spawn(handle(stream));
             }
         });
     });
-    (port, pem)
+    port
 }

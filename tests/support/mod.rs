@@ -229,18 +229,7 @@ impl Nginx {
             )
             .unwrap();
             let _ = fs::remove_file(&log);
-            let mut cmd = Command::new(bin);
-            cmd.arg("-p")
-                .arg(dir.path())
-                .arg("-c")
-                .arg(&conf)
-                .arg("-e")
-                .arg(&log);
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            kill_with_parent(&mut cmd);
-            let mut child = cmd.spawn().expect("spawn nginx");
+            let mut child = spawn_nginx(bin, dir.path(), &conf, &log);
             let ports = [Some(port), front.as_ref().map(|f| f.port)];
             let listening = ports
                 .into_iter()
@@ -407,18 +396,7 @@ impl Nginx {
         // The port was ours a moment ago; the kernel may need a moment to release it.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let mut cmd = Command::new(bin);
-            cmd.arg("-p")
-                .arg(self.dir.path())
-                .arg("-c")
-                .arg(&conf)
-                .arg("-e")
-                .arg(&log);
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            kill_with_parent(&mut cmd);
-            let mut child = cmd.spawn().expect("spawn nginx");
+            let mut child = spawn_nginx(bin, self.dir.path(), &conf, &log);
             match wait_listening(&mut child, self.port, Duration::from_secs(10)) {
                 Ok(()) => {
                     self.child = Some(child);
@@ -631,6 +609,23 @@ fn make_certificates(dir: &Path) {
             &ext,
         ]);
     }
+}
+
+/// Starts nginx in the foreground with `prefix`, `conf` and its error log at `log`; it dies
+/// with the test process.
+fn spawn_nginx(bin: &Path, prefix: &Path, conf: &Path, log: &Path) -> Child {
+    let mut cmd = Command::new(bin);
+    cmd.arg("-p")
+        .arg(prefix)
+        .arg("-c")
+        .arg(conf)
+        .arg("-e")
+        .arg(log);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    kill_with_parent(&mut cmd);
+    cmd.spawn().expect("spawn nginx")
 }
 
 /// If the test process dies, so does the child (no stray servers after a killed test run).
