@@ -571,14 +571,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_server_that_accepts_and_never_answers_hits_the_publish_deadline() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let hold = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((sock, _)) = listener.accept().await {
-                held.push(sock);
-            }
-        });
+        let (port, hold) = crate::transport::silent_server().await;
         let s = PublisherSettings {
             max_attempts: Some(1),
             publish_timeout: Duration::from_secs(10),

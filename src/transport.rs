@@ -359,6 +359,21 @@ fn set_int(stream: &TcpStream, level: i32, name: i32, value: i32) -> io::Result<
     }
 }
 
+/// A loopback server that accepts connections and never says a word: the peer that deadlines
+/// are for. Returns its port and the task holding the connections (abort it when done).
+#[cfg(test)]
+pub(crate) async fn silent_server() -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    (port, hold)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,14 +401,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_tls_handshake_that_never_completes_hits_the_connect_deadline() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let hold = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((sock, _)) = listener.accept().await {
-                held.push(sock);
-            }
-        });
+        let (port, hold) = silent_server().await;
         let url = RtmpUrl::parse(&format!("rtmps://127.0.0.1:{port}/live/key")).unwrap();
         let mut connector = Connector::new(TlsOptions::default());
         let err = match connector.connect(&url, Duration::from_secs(3)).await {
