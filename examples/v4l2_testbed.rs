@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use campush::clock::monotonic_us;
 use campush::source::bytestream::ByteStream;
-use campush::source::monotonic_us;
 use campush::source::v4l2::{Target, V4l2Source};
 use campush::status::{Status, StatusBoard};
 use campush::v4l2::device::{BufType, Device, Format};

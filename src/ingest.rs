@@ -268,7 +268,7 @@ impl Ingest {
         let Some(sps) = self.params.info() else {
             return 0;
         };
-        let frames = self.order.next(info.slice.as_ref(), sps);
+        let frames = self.order.next(info.slice.as_ref(), &sps.poc);
         if frames == 0 {
             return 0;
         }

@@ -24,6 +24,7 @@ pub mod amf0;
 pub mod audio;
 pub mod board;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod exit;
 pub mod flv;

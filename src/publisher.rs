@@ -29,14 +29,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::audio::{AudioSource, AudioSpec};
+use crate::clock::monotonic_us;
 use crate::flv;
 use crate::ingest::SharedHeaders;
 use crate::pool::Frame;
 use crate::queue::FrameQueue;
-use crate::rtmp::{ClientSession, RtmpError, RtmpUrl, SessionConfig};
-use crate::source::monotonic_us;
+use crate::rtmp::{ClientSession, RtmpError, RtmpUrl, Scheme, SessionConfig};
 use crate::status::{Counters, DestinationStatus, ErrorKind, Status};
-use crate::transport::{Connection, Connector, TlsOptions, TransportError};
+use crate::transport::{Connection, Connector, Endpoint, TlsOptions, TransportError};
 
 /// Deadlines and sizes of one destination.
 #[derive(Debug, Clone)]
@@ -237,9 +237,14 @@ impl Publisher {
         self.status.set(Status::Connecting);
         self.streamed_for = None;
         Counters::add(&self.status.board().counters.connects, 1);
+        let endpoint = Endpoint {
+            host: &self.url.host,
+            port: self.url.port,
+            tls: self.url.scheme == Scheme::Rtmps,
+        };
         let mut conn = self
             .connector
-            .connect(&self.url, self.settings.connect_timeout)
+            .connect(endpoint, self.settings.connect_timeout)
             .await?;
         let mut session = ClientSession::new(SessionConfig {
             app: self.url.app.clone(),

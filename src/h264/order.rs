@@ -28,8 +28,6 @@
 //! and counted, so a stream this model does not fit gets wrong-but-bounded offsets, never a
 //! runaway clock. Allocation-free.
 
-use super::params::SpsInfo;
-
 /// Largest composition offset accepted beyond the reorder depth, in frames.
 pub const MAX_OFFSET_FRAMES: i64 = 16;
 
@@ -86,10 +84,10 @@ impl Reorder {
         Self::default()
     }
 
-    /// The composition offset of the next picture in decode order, in frame durations (≥ 0).
-    /// `slice` is `None` when its header could not be read (offset 0).
-    pub fn next(&mut self, slice: Option<&SliceFacts>, sps: &SpsInfo) -> u32 {
-        let poc = &sps.poc;
+    /// The composition offset of the next picture in decode order, in frame durations (≥ 0),
+    /// under the POC facts of the active SPS. `slice` is `None` when its header could not be
+    /// read (offset 0).
+    pub fn next(&mut self, slice: Option<&SliceFacts>, poc: &PocInfo) -> u32 {
         let Some(s) = slice else {
             self.index += 1;
             return 0;
@@ -177,30 +175,19 @@ impl Reorder {
 mod tests {
     use super::*;
 
-    fn sps(poc_type: u8, reorder: Option<u32>) -> SpsInfo {
-        SpsInfo {
-            profile_idc: 100,
-            constraint_flags: 0,
-            level_idc: 40,
-            chroma_format_idc: 1,
-            bit_depth_luma: 8,
-            bit_depth_chroma: 8,
-            width: 64,
-            height: 64,
-            fps: Some(30.0),
-            poc: PocInfo {
-                poc_type,
-                log2_max_frame_num: 4,
-                log2_max_poc_lsb: 6,
-                frame_mbs_only: true,
-                max_num_reorder_frames: reorder,
-                ..PocInfo::default()
-            },
+    fn poc(poc_type: u8, reorder: Option<u32>) -> PocInfo {
+        PocInfo {
+            poc_type,
+            log2_max_frame_num: 4,
+            log2_max_poc_lsb: 6,
+            frame_mbs_only: true,
+            max_num_reorder_frames: reorder,
+            ..PocInfo::default()
         }
     }
 
     /// Offsets for pictures given as (idr, reference, POC LSB) in decode order.
-    fn offsets(sps: &SpsInfo, pics: &[(bool, bool, u32)]) -> Vec<u32> {
+    fn offsets(poc: &PocInfo, pics: &[(bool, bool, u32)]) -> Vec<u32> {
         let mut r = Reorder::new();
         pics.iter()
             .map(|&(idr, reference, lsb)| {
@@ -210,7 +197,7 @@ mod tests {
                     pic_order_cnt_lsb: lsb,
                     ..SliceFacts::default()
                 };
-                r.next(Some(&s), sps)
+                r.next(Some(&s), poc)
             })
             .collect()
     }
@@ -228,9 +215,9 @@ mod tests {
     fn without_b_frames_every_offset_is_zero() {
         // IPPP with POC 0, 2, 4, ... and a reorder depth of 0 or unknown.
         let pics: Vec<_> = (0..40).map(|i| (i % 20 == 0, true, (i % 20) * 2)).collect();
-        assert_eq!(offsets(&sps(0, Some(0)), &pics), vec![0; 40]);
-        assert_eq!(offsets(&sps(0, None), &pics), vec![0; 40]);
-        assert_eq!(offsets(&sps(2, None), &pics), vec![0; 40]);
+        assert_eq!(offsets(&poc(0, Some(0)), &pics), vec![0; 40]);
+        assert_eq!(offsets(&poc(0, None), &pics), vec![0; 40]);
+        assert_eq!(offsets(&poc(2, None), &pics), vec![0; 40]);
     }
 
     #[test]
@@ -246,7 +233,7 @@ mod tests {
             (false, false, 10),
         ];
         let pics: Vec<_> = gop.iter().chain(gop.iter()).copied().collect();
-        let got = offsets(&sps(0, Some(1)), &pics);
+        let got = offsets(&poc(0, Some(1)), &pics);
         assert_eq!(got, [1, 3, 0, 0, 3, 0, 0, 1, 3, 0, 0, 3, 0, 0]);
         let mut shown = display_times(&got);
         shown.sort_unstable();
@@ -270,7 +257,7 @@ mod tests {
         let display: Vec<i64> = pics.iter().map(|p| i64::from(p.2) / 2).collect();
         // Depth 2 is learnt at b2 (decode 3, display 1); from then on every picture is shown
         // at its display index + 2, and no two pictures are ever shown at the same time.
-        let shown = display_times(&offsets(&sps(0, None), &pics));
+        let shown = display_times(&offsets(&poc(0, None), &pics));
         for i in 3..pics.len() {
             assert_eq!(shown[i], display[i] + 2, "{shown:?}");
         }
@@ -279,7 +266,7 @@ mod tests {
         distinct.dedup();
         assert_eq!(distinct.len(), shown.len(), "{shown:?}");
         // With the depth in the SPS it is exact from the first picture.
-        let exact = display_times(&offsets(&sps(0, Some(2)), &pics));
+        let exact = display_times(&offsets(&poc(0, Some(2)), &pics));
         let expected: Vec<i64> = display.iter().map(|d| d + 2).collect();
         assert_eq!(exact, expected);
     }
@@ -292,15 +279,15 @@ mod tests {
             .enumerate()
             .map(|(i, &lsb)| (i == 0, true, lsb))
             .collect();
-        assert_eq!(offsets(&sps(0, None), &pics), vec![0; 7]);
-        assert_eq!(offsets(&sps(0, Some(0)), &pics), vec![0; 7]);
+        assert_eq!(offsets(&poc(0, None), &pics), vec![0; 7]);
+        assert_eq!(offsets(&poc(0, Some(0)), &pics), vec![0; 7]);
     }
 
     #[test]
     fn the_lsb_wraps_into_the_msb() {
         // log2_max_poc_lsb = 6: the LSB wraps at 64. A long IPPP GOP stays at offset 0.
         let pics: Vec<_> = (0..100u32).map(|i| (i == 0, true, (i * 2) % 64)).collect();
-        assert_eq!(offsets(&sps(0, Some(0)), &pics), vec![0; 100]);
+        assert_eq!(offsets(&poc(0, Some(0)), &pics), vec![0; 100]);
     }
 
     #[test]
@@ -312,7 +299,7 @@ mod tests {
             (false, false, 1),
             (false, false, 2),
         ];
-        let got = offsets(&sps(0, Some(1)), &pics);
+        let got = offsets(&poc(0, Some(1)), &pics);
         // P3 comes before the first odd POC shows the step; B1 and B2 are then exact.
         assert_eq!(&got[2..], [0, 0]);
     }
@@ -320,24 +307,26 @@ mod tests {
     #[test]
     fn nonsense_is_clamped_and_counted() {
         let mut r = Reorder::new();
-        let mut sps = sps(0, Some(1));
-        sps.poc.log2_max_poc_lsb = 8;
+        let poc = PocInfo {
+            log2_max_poc_lsb: 8,
+            ..poc(0, Some(1))
+        };
         let idr = SliceFacts {
             idr: true,
             reference: true,
             ..SliceFacts::default()
         };
-        r.next(Some(&idr), &sps);
+        r.next(Some(&idr), &poc);
         let far = SliceFacts {
             reference: true,
             pic_order_cnt_lsb: 100, // display 50, decode 1
             ..SliceFacts::default()
         };
-        assert_eq!(r.next(Some(&far), &sps), 1 + MAX_OFFSET_FRAMES as u32);
+        assert_eq!(r.next(Some(&far), &poc), 1 + MAX_OFFSET_FRAMES as u32);
         assert_eq!(r.clamped(), 1);
         // Pictures before any IDR, unreadable headers: offset 0.
         let mut fresh = Reorder::new();
-        assert_eq!(fresh.next(Some(&far), &sps), 0);
-        assert_eq!(fresh.next(None, &sps), 0);
+        assert_eq!(fresh.next(Some(&far), &poc), 0);
+        assert_eq!(fresh.next(None, &poc), 0);
     }
 }

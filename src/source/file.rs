@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::bytestream::ByteStream;
-use super::{fps_from_sps, monotonic_us, Capture, Source, SourceError};
+use super::{fps_from_sps, Capture, Source, SourceError};
+use crate::clock::monotonic_us;
 use crate::pool::FrameMut;
 
 /// Frame rate used when neither the configuration nor the SPS gives one.

@@ -1,8 +1,7 @@
 //! Sources of H.264 access units: one interface for a file, stdin, and V4L2 devices.
 //!
-//! Owns: the [`Source`] trait, the [`SourceSpec`] syntax users type (`file:PATH`, `stdin`,
-//! `v4l2:DEVICE`, `v4l2-m2m:CAPTURE[,ENCODER]`), and the monotonic clock all capture timestamps
-//! are on.
+//! Owns: the [`Source`] trait and the [`SourceSpec`] syntax users type (`file:PATH`, `stdin`,
+//! `v4l2:DEVICE`, `v4l2-m2m:CAPTURE[,ENCODER]`). Capture timestamps are on [`crate::clock`].
 //!
 //! Contract of a source: each call to [`Source::next_access_unit`] writes exactly one access unit
 //! (Annex B bytes, start codes included) into the pool slot it is given and returns its capture
@@ -145,19 +144,6 @@ pub fn fps_from_sps(unit: &[u8]) -> Option<f64> {
         .filter(|f| f.is_finite() && *f > 0.0 && *f <= 1000.0)
 }
 
-/// Now on `CLOCK_MONOTONIC`, in microseconds: the clock V4L2 stamps buffers with, so file, stdin
-/// and camera timestamps are all comparable.
-pub fn monotonic_us() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own; CLOCK_MONOTONIC always exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    debug_assert_eq!(rc, 0);
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,12 +185,5 @@ mod tests {
         assert!(SourceSpec::parse("http://x")
             .unwrap_err()
             .contains("file:PATH, stdin"));
-    }
-
-    #[test]
-    fn monotonic_clock_does_not_go_backwards() {
-        let a = monotonic_us();
-        let b = monotonic_us();
-        assert!(b >= a);
     }
 }

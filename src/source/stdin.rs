@@ -16,7 +16,8 @@ use std::io::Stdin;
 use std::time::Duration;
 
 use super::bytestream::ByteStream;
-use super::{fps_from_sps, monotonic_us, Capture, Source, SourceError};
+use super::{fps_from_sps, Capture, Source, SourceError};
+use crate::clock::monotonic_us;
 use crate::pool::FrameMut;
 
 /// How far the nominal clock may drift from arrival time before it is corrected.

@@ -22,7 +22,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{monotonic_us, Capture, Source, SourceError};
+use super::{Capture, Source, SourceError};
+use crate::clock::monotonic_us;
 use crate::pool::FrameMut;
 use crate::status::{Status, StatusBoard};
 use crate::v4l2::capture::H264Capture;

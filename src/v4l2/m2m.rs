@@ -43,6 +43,7 @@ use super::device::{BufType, Device, Format, FourCc};
 use super::queue::{Dequeued, Queue};
 use super::sys::*;
 use super::{BitrateMode, V4l2Error, V4l2Settings};
+use crate::clock::monotonic_us;
 
 /// Card name of the Raspberry Pi's H.264 encoder.
 pub const PI_ENCODER_CARD: &str = "bcm2835-codec-encode";
@@ -817,7 +818,7 @@ impl M2mPipeline {
 
     /// The camera's monotonic timestamp, else now; strictly increasing either way.
     fn raw_timestamp(&mut self, c: &Dequeued) -> u64 {
-        let now = crate::source::monotonic_us();
+        let now = monotonic_us();
         let ts = if c.timestamp_usable() && c.timestamp_us <= now + 1_000_000 {
             c.timestamp_us
         } else {

@@ -2,7 +2,7 @@
 //! one deadline.
 //!
 //! Owns: name resolution, connecting to each resolved address in turn (IPv6 and IPv4), the TLS
-//! client (`transport/tls.rs`: TLS 1.2 and 1.3, rustls with the ring provider for the handshake)
+//! client (`transport/tls/`: TLS 1.2 and 1.3, rustls with the ring provider for the handshake)
 //! and its trust anchors, and the socket
 //! options a long-lived push wants: `TCP_NODELAY` (each media message goes out in one write
 //! already; Nagle would only add latency) and TCP keepalive (a silently dead peer is found even
@@ -26,9 +26,12 @@
 //!   as long as the [`Connector`]);
 //! - after the handshake, records are sealed and opened in place in two buffers allocated with
 //!   the connection, not by rustls's buffered API (which allocates per record): streaming over
-//!   TLS allocates nothing per frame, like plain TCP. `transport/tls.rs` says how and why.
+//!   TLS allocates nothing per frame, like plain TCP. `transport/tls/` says how and why.
 //!
 //! [`Connection`] is one type for both, so the publisher above has a single code path.
+
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::io;
 use std::net::SocketAddr;
@@ -40,8 +43,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-
-use crate::rtmp::{RtmpUrl, Scheme};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -185,6 +186,15 @@ impl AsyncWrite for Connection {
     }
 }
 
+/// Where to connect: a host (name or address literal) and port, and whether TLS runs over the
+/// connection (`rtmps://`). The host is also the TLS server name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub tls: bool,
+}
+
 /// Opens connections for one destination. Keeps the TLS client configuration (trust anchors,
 /// session tickets for quicker reconnects) across connections.
 pub struct Connector {
@@ -203,30 +213,28 @@ impl Connector {
         }
     }
 
-    /// Connects to `url`'s host and port, and for `rtmps://` completes the TLS handshake, all
-    /// within `deadline`.
+    /// Connects to the endpoint's host and port, and with `tls` completes the TLS handshake,
+    /// all within `deadline`.
     pub async fn connect(
         &mut self,
-        url: &RtmpUrl,
+        endpoint: Endpoint<'_>,
         deadline: Duration,
     ) -> Result<Connection, TransportError> {
-        let (host, port) = (url.host.as_str(), url.port);
+        let Endpoint { host, port, tls } = endpoint;
         let timed_out = || TransportError::ConnectTimeout {
             host: host.to_owned(),
             port,
             secs: deadline.as_secs(),
         };
-        match url.scheme {
-            Scheme::Rtmp => connect(host, port, deadline).await.map(Connection::Plain),
-            Scheme::Rtmps => {
-                let started = tokio::time::Instant::now();
-                let tcp = connect(host, port, deadline).await?;
-                let left = deadline.saturating_sub(started.elapsed());
-                tokio::time::timeout(left, self.handshake(host, tcp))
-                    .await
-                    .map_err(|_| timed_out())?
-            }
+        if !tls {
+            return connect(host, port, deadline).await.map(Connection::Plain);
         }
+        let started = tokio::time::Instant::now();
+        let tcp = connect(host, port, deadline).await?;
+        let left = deadline.saturating_sub(started.elapsed());
+        tokio::time::timeout(left, self.handshake(host, tcp))
+            .await
+            .map_err(|_| timed_out())?
     }
 
     #[cfg(not(feature = "tls"))]
@@ -276,9 +284,6 @@ pub fn check_ca_file(path: &Path) -> Result<usize, String> {
         Err("this campush was built without TLS (cargo feature `tls`)".into())
     }
 }
-
-#[cfg(feature = "tls")]
-mod tls;
 
 /// Resolves `host` and connects to the first address that answers, all within `deadline`.
 pub async fn connect(
@@ -402,9 +407,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_tls_handshake_that_never_completes_hits_the_connect_deadline() {
         let (port, hold) = silent_server().await;
-        let url = RtmpUrl::parse(&format!("rtmps://127.0.0.1:{port}/live/key")).unwrap();
+        let endpoint = Endpoint {
+            host: "127.0.0.1",
+            port,
+            tls: true,
+        };
         let mut connector = Connector::new(TlsOptions::default());
-        let err = match connector.connect(&url, Duration::from_secs(3)).await {
+        let err = match connector.connect(endpoint, Duration::from_secs(3)).await {
             Ok(_) => panic!("a silent peer completed a handshake"),
             Err(e) => e,
         };
