@@ -11,11 +11,18 @@
 //! timestamp travels in the RTMP message header. So a body is independent of the connection and
 //! is written once per frame, then shared by every destination.
 //!
-//! Invariants: every writer appends to a caller-provided `Vec` and allocates nothing when it has
-//! capacity. Composition time (PTS − DTS) is 0 for streams without B-frames (cameras and the Pi
-//! encoder); for streams with B-frames it comes from the picture order (`h264::order`).
+//! This module is the one writer of FLV bytes: [`VideoTag`] builds each frame's AVC NALU body on
+//! the source thread (header, then the access unit's NAL units length-prefixed by `h264::avcc`),
+//! [`AudioTag`] each AAC body in the publisher, and the free functions the sequence headers and
+//! the script data.
+//!
+//! Invariants: every writer appends to a caller-provided `Vec` (or the buffer its type owns) and
+//! allocates nothing when it has capacity. Composition time (PTS − DTS) is 0 for streams without
+//! B-frames (cameras and the Pi encoder); for streams with B-frames it comes from the picture
+//! order (`h264::order`).
 
 use crate::amf0;
+use crate::h264;
 
 /// FLV codec id for AVC (H.264).
 pub const CODEC_AVC: u8 = 7;
@@ -49,6 +56,44 @@ pub fn write_aac_sequence_header(out: &mut Vec<u8>, audio_specific_config: &[u8]
 pub fn write_aac_frame(out: &mut Vec<u8>, raw_data_block: &[u8]) {
     out.extend_from_slice(&[AAC_HEADER, AacPacketType::Raw as u8]);
     out.extend_from_slice(raw_data_block);
+}
+
+/// Largest AAC tag body: AAC allows 6144 bits per channel per frame, so 1536 bytes for stereo,
+/// plus the 2-byte tag header; rounded up.
+pub const MAX_AAC_TAG_LEN: usize = 2048;
+
+/// One AAC tag body at a time, in a buffer allocated once ([`MAX_AAC_TAG_LEN`]).
+#[derive(Debug)]
+pub struct AudioTag {
+    body: Vec<u8>,
+}
+
+impl Default for AudioTag {
+    fn default() -> Self {
+        AudioTag {
+            body: Vec::with_capacity(MAX_AAC_TAG_LEN),
+        }
+    }
+}
+
+impl AudioTag {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The AAC sequence header tag body carrying `audio_specific_config`.
+    pub fn sequence_header(&mut self, audio_specific_config: &[u8]) -> &[u8] {
+        self.body.clear();
+        write_aac_sequence_header(&mut self.body, audio_specific_config);
+        &self.body
+    }
+
+    /// The raw AAC tag body carrying one `raw_data_block`.
+    pub fn frame(&mut self, raw_data_block: &[u8]) -> &[u8] {
+        self.body.clear();
+        write_aac_frame(&mut self.body, raw_data_block);
+        &self.body
+    }
 }
 
 /// AVCPacketType values (E.4.3.1).
@@ -99,6 +144,67 @@ pub fn write_sequence_header(out: &mut Vec<u8>, decoder_config: &[u8]) {
 /// plus one extra byte per 3-byte start code (a 4-byte length replaces it).
 pub fn access_unit_bound(annexb_len: usize) -> usize {
     5 + annexb_len + annexb_len / 3 + 4
+}
+
+/// The AVC NALU tag body of one access unit, in a buffer it owns and reuses.
+///
+/// [`begin`](Self::begin) leaves room for the 5-byte header, [`push_nal_unit`](Self::push_nal_unit)
+/// appends each NAL unit length-prefixed (ISO/IEC 14496-15 sample format, `h264::avcc`: AUD and
+/// filler data dropped), [`finish`](Self::finish) writes the header once the frame type and
+/// composition time are known. [`swap`](Self::swap) then exchanges the body with the frame's
+/// pool slot buffer, which becomes the next body's buffer: no copy, and no allocation once the
+/// buffers have grown to the stream's largest frame. Growth happens in `begin` only, and is logged.
+#[derive(Debug)]
+pub struct VideoTag {
+    body: Vec<u8>,
+}
+
+impl VideoTag {
+    /// A body with room for an access unit of `annexb_len` Annex B bytes.
+    pub fn with_capacity(annexb_len: usize) -> Self {
+        VideoTag {
+            body: Vec::with_capacity(access_unit_bound(annexb_len)),
+        }
+    }
+
+    /// Starts the body of an access unit of `annexb_len` Annex B bytes, growing the buffer first
+    /// if it could not hold it.
+    pub fn begin(&mut self, annexb_len: usize) {
+        let bound = access_unit_bound(annexb_len);
+        self.body.clear();
+        if self.body.capacity() < bound {
+            log::info!(
+                "conversion buffer grew from {} to {} bytes",
+                self.body.capacity(),
+                bound
+            );
+            self.body.reserve_exact(bound);
+        }
+        self.body.resize(VIDEO_HEADER_LEN, 0);
+    }
+
+    /// Appends one NAL unit of the access unit (no start code), length-prefixed.
+    pub fn push_nal_unit(&mut self, nal: &[u8]) {
+        h264::avcc::push_unit(nal, &mut self.body);
+    }
+
+    /// Writes the header: key or inter frame, and PTS − DTS in milliseconds.
+    pub fn finish(&mut self, keyframe: bool, composition_ms: i32) {
+        let header = video_header(keyframe, AvcPacketType::Nalu, composition_ms);
+        if let Some(room) = self.body.get_mut(..VIDEO_HEADER_LEN) {
+            room.copy_from_slice(&header);
+        }
+    }
+
+    /// The body as written so far.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Exchanges the finished body with `buffer`, which this tag reuses for the next one.
+    pub fn swap(&mut self, buffer: &mut Vec<u8>) {
+        std::mem::swap(&mut self.body, buffer);
+    }
 }
 
 /// Appends an AVC end-of-sequence tag body (sent before a clean unpublish).
@@ -175,7 +281,6 @@ pub fn write_metadata(out: &mut Vec<u8>, meta: &Metadata) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::h264;
 
     #[test]
     fn keyframe_nalu_header_is_0x17_01_with_zero_composition_time() {
@@ -207,23 +312,69 @@ mod tests {
         assert_eq!(out, [0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x28, 0xff]);
     }
 
+    /// AUD, SPS-less IDR slice with a 3-byte start code, second slice with 4-byte start code.
+    const IDR_ACCESS_UNIT: [u8; 18] = [
+        0, 0, 0, 1, 0x09, 0xf0, // AUD
+        0, 0, 1, 0x65, 0x88, 0x84, // IDR slice
+        0, 0, 0, 1, 0x65, 0x11, // IDR slice 2
+    ];
+
+    fn video_tag_of(annexb: &[u8], keyframe: bool, composition_ms: i32) -> VideoTag {
+        let mut tag = VideoTag::with_capacity(annexb.len());
+        tag.begin(annexb.len());
+        for nal in h264::nal_units(annexb) {
+            tag.push_nal_unit(nal);
+        }
+        tag.finish(keyframe, composition_ms);
+        tag
+    }
+
     #[test]
     fn access_unit_becomes_length_prefixed_nal_units_without_aud() {
-        // AUD, SPS-less IDR slice with a 3-byte start code, second slice with 4-byte start code.
-        let annexb = [
-            0, 0, 0, 1, 0x09, 0xf0, // AUD
-            0, 0, 1, 0x65, 0x88, 0x84, // IDR slice
-            0, 0, 0, 1, 0x65, 0x11, // IDR slice 2
-        ];
-        // The body the ingest stage builds: the header, then the units length-prefixed.
-        let mut out = video_header(true, AvcPacketType::Nalu, 0).to_vec();
-        let n = VIDEO_HEADER_LEN + h264::annexb_to_avcc(&annexb, &mut out);
+        let tag = video_tag_of(&IDR_ACCESS_UNIT, true, 0);
         assert_eq!(
-            out,
+            tag.body(),
             [0x17, 1, 0, 0, 0, 0, 0, 0, 3, 0x65, 0x88, 0x84, 0, 0, 0, 2, 0x65, 0x11]
         );
-        assert_eq!(n, out.len());
-        assert!(n <= access_unit_bound(annexb.len()));
+        assert!(tag.body().len() <= access_unit_bound(IDR_ACCESS_UNIT.len()));
+    }
+
+    #[test]
+    fn a_video_tag_header_carries_the_frame_type_and_composition_time() {
+        let tag = video_tag_of(&IDR_ACCESS_UNIT[6..12], false, 67);
+        assert_eq!(
+            tag.body(),
+            [0x27, 1, 0, 0, 67, 0, 0, 0, 3, 0x65, 0x88, 0x84]
+        );
+    }
+
+    #[test]
+    fn a_video_tag_swaps_its_body_out_and_reuses_the_buffer_it_gets_without_allocating() {
+        let mut tag = video_tag_of(&IDR_ACCESS_UNIT, true, 0);
+        let expected = tag.body().to_vec();
+        let mut slot = Vec::with_capacity(access_unit_bound(IDR_ACCESS_UNIT.len()));
+        let reused = slot.as_ptr();
+        tag.swap(&mut slot);
+        assert_eq!(slot, expected, "the slot holds the finished body");
+        tag.begin(IDR_ACCESS_UNIT.len());
+        for nal in h264::nal_units(&IDR_ACCESS_UNIT) {
+            tag.push_nal_unit(nal);
+        }
+        tag.finish(true, 0);
+        assert_eq!(
+            tag.body().as_ptr(),
+            reused,
+            "the next body is written in the slot's buffer"
+        );
+        assert_eq!(tag.body(), &expected[..]);
+    }
+
+    #[test]
+    fn an_audio_tag_reuses_one_buffer_for_every_body() {
+        let mut tag = AudioTag::new();
+        let first = tag.sequence_header(&[0x11, 0x90]).as_ptr();
+        assert_eq!(tag.frame(&[0x21; 1536])[..3], [0xaf, 0x01, 0x21]);
+        assert_eq!(tag.frame(&[0x21; 1536]).as_ptr(), first);
     }
 
     #[test]

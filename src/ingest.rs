@@ -1,20 +1,20 @@
 //! The ingest stage: the loop on the source thread that turns access units into shared FLV
 //! frames and hands them to every destination's queue.
 //!
-//! Owns: the source, the SPS/PPS cache (`h264::ParamSets`), the stream headers every publisher
-//! sends after (re)connecting, and the conversion scratch buffer.
+//! Owns: the source, the SPS/PPS cache (`h264::ParamSets`), the writing of the stream headers
+//! every publisher sends after (re)connecting ([`SharedHeaders`], kept in `queue`), and the FLV
+//! video tag under construction ([`flv::VideoTag`]).
 //!
 //! Per access unit, with no allocation in the steady state:
 //! 1. take a pool slot, let the source fill it with Annex B bytes;
 //! 2. walk its NAL units once: each one is observed (changed SPS/PPS are cached, the first
-//!    slice's picture order is read) and copied, length-prefixed, into the scratch buffer behind
-//!    room for the FLV tag header; when SPS/PPS changed, rebuild the [`Headers`] (AVC sequence
-//!    header + `onMetaData`) under one short lock;
+//!    slice's picture order is read) and appended to the FLV video tag being written; when
+//!    SPS/PPS changed, rebuild the [`Headers`](crate::queue::Headers) (AVC sequence header + `onMetaData`) under one
+//!    short lock;
 //! 3. a unit without a picture (the legacy Pi camera sends SPS/PPS alone) or before any SPS/PPS
 //!    is counted and skipped;
-//! 4. fill in the tag header (keyframe, composition time) and swap the scratch buffer with the
-//!    slot's, so the slot now holds the FLV tag body and the scratch keeps the old capacity for
-//!    the next frame;
+//! 4. finish the tag (keyframe, composition time) and swap its buffer with the slot's, so the
+//!    slot now holds the FLV tag body and the tag keeps the old capacity for the next frame;
 //! 5. freeze the slot and push a reference to every destination queue.
 //!
 //! The source never waits for the network: queues drop whole GOPs instead (see `queue`). When the
@@ -22,39 +22,16 @@
 //! dropped, and nothing is pushed until the next keyframe.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::flv;
 use crate::h264::{self, AuInfo, H264Error, ParamSets, Reorder, SpsInfo};
 use crate::pool::{FrameMeta, FrameMut, Pool};
-use crate::queue::{Outputs, Pushed};
+use crate::queue::{Outputs, Pushed, SharedHeaders};
 use crate::source::{Source, SourceError};
 use crate::status::{Counters, Status, StatusBoard};
 
 /// Pictures without SPS/PPS after which the input is declared unusable.
 pub const MAX_PICTURES_WITHOUT_PARAMETERS: u64 = 300;
-
-/// What every publisher sends first on every connection, rebuilt when SPS/PPS change.
-#[derive(Debug, Default)]
-pub struct Headers {
-    /// Generation of the parameter sets these headers were built from (0 = none yet).
-    pub generation: u32,
-    /// FLV video tag body: AVC sequence header (AVCDecoderConfigurationRecord).
-    pub sequence_header: Vec<u8>,
-    /// FLV script data body: `@setDataFrame` `onMetaData` {...}.
-    pub metadata: Vec<u8>,
-    pub info: Option<SpsInfo>,
-}
-
-/// Headers shared between the ingest thread and the publishers.
-#[derive(Clone, Default)]
-pub struct SharedHeaders(Arc<Mutex<Headers>>);
-
-impl SharedHeaders {
-    pub fn lock(&self) -> MutexGuard<'_, Headers> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -83,7 +60,9 @@ pub struct Ingest {
     headers: SharedHeaders,
     params: ParamSets,
     order: Reorder,
-    scratch: Vec<u8>,
+    tag: flv::VideoTag,
+    /// The SPS facts last logged, so a change is logged once.
+    logged_info: Option<SpsInfo>,
     settings: IngestSettings,
     status: StatusBoard,
     need_key: bool,
@@ -100,7 +79,7 @@ impl Ingest {
         settings: IngestSettings,
         status: StatusBoard,
     ) -> Self {
-        let scratch = Vec::with_capacity(flv::access_unit_bound(source.frame_capacity_hint()));
+        let tag = flv::VideoTag::with_capacity(source.frame_capacity_hint());
         let spare = pool.acquire();
         status.set_source(Status::WaitingForSource);
         Ingest {
@@ -111,7 +90,8 @@ impl Ingest {
             headers,
             params: ParamSets::new(),
             order: Reorder::new(),
-            scratch,
+            tag,
+            logged_info: None,
             settings,
             status,
             need_key: false,
@@ -232,34 +212,23 @@ impl Ingest {
         Ok(true)
     }
 
-    /// Observes the slot's NAL units and writes them, length-prefixed, into the scratch buffer
-    /// after room for the FLV tag header: one pass over the bytes, no allocation.
+    /// Observes the slot's NAL units and appends them to the video tag: one pass over the bytes,
+    /// no allocation.
     fn observe_and_convert(&mut self, slot: &mut FrameMut) -> Result<AuInfo, H264Error> {
         let bytes = slot.bytes();
-        let bound = flv::access_unit_bound(bytes.len());
-        self.scratch.clear();
-        if self.scratch.capacity() < bound {
-            log::info!(
-                "conversion buffer grew from {} to {} bytes",
-                self.scratch.capacity(),
-                bound
-            );
-            self.scratch.reserve_exact(bound);
-        }
-        self.scratch.resize(flv::VIDEO_HEADER_LEN, 0);
+        self.tag.begin(bytes.len());
         let mut info = AuInfo::default();
         for nal in h264::nal_units(&bytes) {
             self.params.observe_unit(nal, &mut info)?;
-            h264::avcc::push_unit(nal, &mut self.scratch);
+            self.tag.push_nal_unit(nal);
         }
         Ok(info)
     }
 
-    /// Completes the FLV AVC NALU tag body in the scratch buffer and swaps it into the slot.
+    /// Completes the FLV AVC NALU tag body and swaps it into the slot.
     fn rewrite_as_flv(&mut self, slot: &mut FrameMut, keyframe: bool, composition_ms: i32) {
-        let header = flv::video_header(keyframe, flv::AvcPacketType::Nalu, composition_ms);
-        self.scratch[..flv::VIDEO_HEADER_LEN].copy_from_slice(&header);
-        std::mem::swap(&mut *slot.bytes(), &mut self.scratch);
+        self.tag.finish(keyframe, composition_ms);
+        self.tag.swap(&mut slot.bytes());
     }
 
     /// How long after its decode time the picture is shown (0 without B-frames), in ms of the
@@ -323,7 +292,7 @@ impl Ingest {
                     audio: self.settings.audio,
                 },
             );
-            if h.info.as_ref() != Some(i) {
+            if self.logged_info.as_ref() != Some(i) {
                 log::info!(
                     "H.264 {}x{} profile {} level {}.{}{}",
                     i.width,
@@ -335,7 +304,7 @@ impl Ingest {
                 );
             }
         }
-        h.info = info;
+        self.logged_info = info;
         h.generation = self.params.generation();
     }
 }

@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use campush::cli::{self, Command, RunArgs};
 use campush::config::{Config, ConfigError, RawConfig};
-use campush::ingest::{Ingest, IngestError, SharedHeaders};
+use campush::ingest::{Ingest, IngestError};
 use campush::pool::Pool;
 use campush::publisher::{PublishError, Publisher, PublisherSettings};
+use campush::queue::SharedHeaders;
 use campush::queue::{FrameQueue, Outputs, Policy};
 use campush::source::v4l2::{self, V4l2Source};
 use campush::source::{file::FileSource, stdin::StdinSource, Source, SourceError, SourceSpec};

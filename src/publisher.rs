@@ -31,9 +31,8 @@ use tokio::sync::watch;
 use crate::audio::{AudioSource, AudioSpec};
 use crate::clock::monotonic_us;
 use crate::flv;
-use crate::ingest::SharedHeaders;
 use crate::pool::Frame;
-use crate::queue::FrameQueue;
+use crate::queue::{FrameQueue, SharedHeaders};
 use crate::rtmp::{ClientSession, RtmpError, RtmpUrl, Scheme, SessionConfig};
 use crate::status::{Counters, DestinationStatus, ErrorKind, Status};
 use crate::transport::{Connection, Connector, Endpoint, TlsOptions, TransportError};
@@ -128,7 +127,7 @@ pub struct Publisher {
     /// The audio track, pulled by timestamp before each video frame.
     audio: Option<Box<dyn AudioSource>>,
     /// One audio tag body at a time (allocated once).
-    audio_tag: Vec<u8>,
+    audio_tag: flv::AudioTag,
     out: Vec<u8>,
     inbuf: Box<[u8]>,
     published_once: bool,
@@ -143,10 +142,6 @@ struct Stream {
     sent_gen: u32,
     audio_header_sent: bool,
 }
-
-/// Largest audio tag body: AAC allows 6144 bits per channel per frame, so 1536 bytes for stereo,
-/// plus the 2-byte tag header; rounded up.
-const MAX_AUDIO_TAG: usize = 2048;
 
 impl Publisher {
     pub fn new(
@@ -168,7 +163,7 @@ impl Publisher {
             stop,
             connector,
             audio,
-            audio_tag: Vec::with_capacity(MAX_AUDIO_TAG),
+            audio_tag: flv::AudioTag::new(),
             out: Vec::with_capacity(512 * 1024),
             inbuf: vec![0; 16 * 1024].into_boxed_slice(),
             published_once: false,
@@ -367,18 +362,16 @@ impl Publisher {
         if let Some(audio) = &mut self.audio {
             if !st.audio_header_sent {
                 st.audio_header_sent = true;
-                self.audio_tag.clear();
                 let asc = audio.format().audio_specific_config();
-                flv::write_aac_sequence_header(&mut self.audio_tag, &asc);
-                session.write_audio(&mut self.out, 0, &self.audio_tag);
+                let tag = self.audio_tag.sequence_header(&asc);
+                session.write_audio(&mut self.out, 0, tag);
             }
             // Interleave by timestamp: the audio captured up to this frame goes first, so the
             // server's muxer never waits on one track for the other.
             while let Some(a) = audio.next_until(meta.timestamp_us) {
                 let ats = (a.timestamp_us.saturating_sub(base) / 1000) as u32;
-                self.audio_tag.clear();
-                flv::write_aac_frame(&mut self.audio_tag, a.data);
-                session.write_audio(&mut self.out, ats.min(ts), &self.audio_tag);
+                let tag = self.audio_tag.frame(a.data);
+                session.write_audio(&mut self.out, ats.min(ts), tag);
             }
         }
         session.write_video(&mut self.out, ts, &frame.bytes());

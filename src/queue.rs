@@ -1,6 +1,8 @@
 //! The bounded queue between the source thread and one destination's publisher.
 //!
-//! Owns: the frames waiting for one destination, its bounds, and its drop policy.
+//! Owns: the frames waiting for one destination, its bounds, and its drop policy; and what the
+//! source thread hands every destination besides frames: the current set of queues
+//! ([`Outputs`]) and the stream headers sent first on every connection ([`SharedHeaders`]).
 //!
 //! Bounds: media time (newest minus oldest timestamp), bytes, and frames (the pool's size makes
 //! this a hard cap). Two policies:
@@ -346,6 +348,28 @@ impl Outputs {
 /// The queue is closed and empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Closed;
+
+/// What every publisher sends first on every connection, rebuilt by the ingest stage when
+/// SPS/PPS change.
+#[derive(Debug, Default)]
+pub struct Headers {
+    /// Generation of the parameter sets these headers were built from (0 = none yet).
+    pub generation: u32,
+    /// FLV video tag body: AVC sequence header (AVCDecoderConfigurationRecord).
+    pub sequence_header: Vec<u8>,
+    /// FLV script data body: `@setDataFrame` `onMetaData` {...}.
+    pub metadata: Vec<u8>,
+}
+
+/// Headers shared between the ingest thread and the publishers.
+#[derive(Clone, Default)]
+pub struct SharedHeaders(Arc<Mutex<Headers>>);
+
+impl SharedHeaders {
+    pub fn lock(&self) -> MutexGuard<'_, Headers> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use campush::ingest::{Ingest, IngestSettings, SharedHeaders};
+use campush::ingest::{Ingest, IngestSettings};
 use campush::pool::{self, Pool};
-use campush::queue::{FrameQueue, Limits, Outputs, Policy};
+use campush::queue::{FrameQueue, Limits, Outputs, Policy, SharedHeaders};
 use campush::source::file::FileSource;
 use campush::status::{Counters, StatusBoard};
 use support::*;

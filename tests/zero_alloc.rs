@@ -22,10 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use campush::audio::{AudioFormat, AudioSpec};
-use campush::ingest::{Ingest, IngestSettings, SharedHeaders};
+use campush::ingest::{Ingest, IngestSettings};
 use campush::pool::Pool;
 use campush::publisher::{Outcome, Publisher, PublisherSettings};
-use campush::queue::{FrameQueue, Limits, Outputs, Policy};
+use campush::queue::{FrameQueue, Limits, Outputs, Policy, SharedHeaders};
 use campush::rtmp::RtmpUrl;
 use campush::source::file::FileSource;
 use campush::status::{Counters, StatusBoard};
