@@ -17,15 +17,6 @@
 //! (C2 may therefore leave in several pieces; TCP does not care), S2 bytes are only counted,
 //! so the handshake holds no peer data at all. Input beyond S2 is not consumed: it belongs to
 //! the chunk stream. A first byte other than 3 is [`HandshakeError::NotRtmp`].
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
 
 /// Size of C1, C2, S1 and S2.
 pub const HANDSHAKE_SIZE: usize = 1536;

@@ -20,6 +20,20 @@
 //!
 //! Chunk stream ids we use: 2 protocol control, 3 commands, 4 audio, 5 data (metadata),
 //! 6 video. Media and `publish` go on the message stream id `createStream` returned.
+//!
+//! No panic on peer input: the lints below deny indexing, `unwrap`, `expect` and `panic!` in
+//! this module and every submodule (outside tests), so a byte from the server can only ever
+//! become a typed error.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
 
 pub mod chunk;
 pub mod handshake;

@@ -26,15 +26,6 @@
 //! fatal — the session becomes [`SessionState::Closed`] and refuses further input; writing
 //! media and answering pings and acknowledgements do not allocate once the chunk reader has
 //! warmed up and `out` has capacity (AMF0 command decoding does allocate; commands are rare).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
 
 use std::fmt;
 

@@ -17,15 +17,6 @@
 //!   keeping it would leak them into `tcUrl`.
 //! * `tc_url` is `scheme://host[:port]/app`, with the port only when the input spelt one out
 //!   (as OBS and librtmp send it).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
 
 use std::fmt;
 
