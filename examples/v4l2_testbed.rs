@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use campush::clock::monotonic_us;
 use campush::source::bytestream::ByteStream;
 use campush::source::v4l2::{Target, V4l2Source};
-use campush::status::{Status, StatusBoard};
+use campush::status::{SharedStatus, Status};
 use campush::v4l2::device::{BufType, Device, Format};
 use campush::v4l2::{FourCc, V4l2Settings};
 
@@ -288,8 +288,8 @@ fn sysfs_write(path: &str, value: &str) -> bool {
 
 fn m2m(camera: &str, encoder: &str, frames: u64, gop: u32, unplug_after: Option<u64>) -> i32 {
     // As in campush itself: one destination that streams, and the source's own part of the
-    // board, which the V4L2 source drives while the device comes and goes.
-    let status = StatusBoard::new();
+    // shared status, which the V4L2 source drives while the device comes and goes.
+    let status = SharedStatus::new();
     let destinations = status.set_destinations(1);
     destinations[0].set(Status::Streaming);
     status.set_source(Status::Streaming);

@@ -28,7 +28,7 @@ use crate::h264::{self, AuInfo, H264Error, ParamSets, Reorder, SpsInfo};
 use crate::pool::{FrameMeta, FrameMut, Pool};
 use crate::queue::{Outputs, Pushed, SharedHeaders};
 use crate::source::{Source, SourceError};
-use crate::status::{Counters, Status, StatusBoard};
+use crate::status::{Counters, SharedStatus, Status};
 
 /// Pictures without SPS/PPS after which the input is declared unusable.
 pub const MAX_PICTURES_WITHOUT_PARAMETERS: u64 = 300;
@@ -64,7 +64,7 @@ pub struct Ingest {
     /// The SPS facts last logged, so a change is logged once.
     logged_info: Option<SpsInfo>,
     settings: IngestSettings,
-    status: StatusBoard,
+    status: SharedStatus,
     need_key: bool,
     pictures_without_params: u64,
     bad_units: u64,
@@ -77,7 +77,7 @@ impl Ingest {
         outputs: Outputs,
         headers: SharedHeaders,
         settings: IngestSettings,
-        status: StatusBoard,
+        status: SharedStatus,
     ) -> Self {
         let tag = flv::VideoTag::with_capacity(source.frame_capacity_hint());
         let spare = pool.acquire();

@@ -1,7 +1,7 @@
 //! The status LED: one light that tells a person without a screen what campush is doing.
 //!
 //! Owns: the mapping from [`Status`] to a blink [`Pattern`], the pattern timing, and the LED
-//! backends. The LED is an *observer* of the [`crate::status::StatusBoard`]: [`run_led`] is the
+//! backends. The LED is an *observer* of the [`crate::status::SharedStatus`]: [`run_led`] is the
 //! only code that ever writes to it, driven by nothing but the status value; no stage touches
 //! GPIO or sysfs (DESIGN.md §4).
 //!
@@ -441,7 +441,7 @@ impl Driver {
     }
 }
 
-/// Drives `led` from the status until the status board is gone, then turns it off and drops it
+/// Drives `led` from the status until the shared status is gone, then turns it off and drops it
 /// (which restores a sysfs LED's trigger). Changes of status that keep the pattern (connecting →
 /// network error) do not restart its rhythm.
 pub async fn run_led(led: Box<dyn Led>, mut rx: watch::Receiver<Status>) {
@@ -491,7 +491,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::StatusBoard;
+    use crate::status::SharedStatus;
     use std::sync::{Arc, Mutex};
 
     /// Records every write with the (paused) time it happened at.
@@ -513,13 +513,13 @@ mod tests {
         }
     }
 
-    fn spawn_fake(board: &StatusBoard) -> (Recorder, tokio::task::JoinHandle<()>) {
+    fn spawn_fake(status: &SharedStatus) -> (Recorder, tokio::task::JoinHandle<()>) {
         let log = Recorder::default();
         let led = FakeLed {
             start: Instant::now(),
             log: log.clone(),
         };
-        let task = tokio::spawn(run_led(Box::new(led), board.subscribe()));
+        let task = tokio::spawn(run_led(Box::new(led), status.subscribe()));
         (log, task)
     }
 
@@ -552,9 +552,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn slow_blink_toggles_every_half_second_while_connecting() {
-        let board = StatusBoard::new();
-        board.set(Status::Connecting);
-        let (log, _task) = spawn_fake(&board);
+        let status = SharedStatus::new();
+        status.set(Status::Connecting);
+        let (log, _task) = spawn_fake(&status);
         tokio::time::sleep(ms(2100)).await;
         assert_eq!(
             writes(&log),
@@ -570,9 +570,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn double_blink_repeats_every_one_and_a_half_seconds() {
-        let board = StatusBoard::new();
-        board.set(Status::Error(ErrorKind::Refused));
-        let (log, _task) = spawn_fake(&board);
+        let status = SharedStatus::new();
+        status.set(Status::Error(ErrorKind::Refused));
+        let (log, _task) = spawn_fake(&status);
         tokio::time::sleep(ms(3100)).await;
         assert_eq!(
             writes(&log),
@@ -592,9 +592,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn fast_blink_means_no_camera() {
-        let board = StatusBoard::new();
-        board.set(Status::WaitingForSource);
-        let (log, _task) = spawn_fake(&board);
+        let status = SharedStatus::new();
+        status.set(Status::WaitingForSource);
+        let (log, _task) = spawn_fake(&status);
         tokio::time::sleep(ms(450)).await;
         assert_eq!(
             writes(&log),
@@ -610,35 +610,35 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn streaming_is_solid_and_written_once() {
-        let board = StatusBoard::new();
-        board.set(Status::Connecting);
-        let (log, _task) = spawn_fake(&board);
+        let status = SharedStatus::new();
+        status.set(Status::Connecting);
+        let (log, _task) = spawn_fake(&status);
         tokio::time::sleep(ms(700)).await; // lit at 0, dark at 500
-        board.set(Status::Streaming);
+        status.set(Status::Streaming);
         tokio::time::sleep(ms(60_000)).await;
         assert_eq!(writes(&log), [(0, true), (500, false), (700, true)]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_status_change_with_the_same_pattern_keeps_the_rhythm() {
-        let board = StatusBoard::new();
-        board.set(Status::Connecting);
-        let (log, _task) = spawn_fake(&board);
+        let status = SharedStatus::new();
+        status.set(Status::Connecting);
+        let (log, _task) = spawn_fake(&status);
         tokio::time::sleep(ms(300)).await;
-        board.set(Status::Error(ErrorKind::Network));
+        status.set(Status::Error(ErrorKind::Network));
         tokio::time::sleep(ms(800)).await;
         assert_eq!(writes(&log), [(0, true), (500, false), (1000, true)]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn stopped_turns_the_led_off_and_a_closed_board_ends_the_task() {
-        let board = StatusBoard::new();
-        board.set(Status::Streaming);
-        let (log, task) = spawn_fake(&board);
+        let status = SharedStatus::new();
+        status.set(Status::Streaming);
+        let (log, task) = spawn_fake(&status);
         tokio::time::sleep(ms(100)).await;
-        board.set(Status::Stopped);
+        status.set(Status::Stopped);
         tokio::time::sleep(ms(100)).await;
-        drop(board);
+        drop(status);
         tokio::time::timeout(ms(1000), task).await.unwrap().unwrap();
         assert_eq!(writes(&log), [(0, true), (100, false)]);
     }
@@ -713,13 +713,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn run_led_drives_a_sysfs_led_and_gives_it_back() {
         let root = sysfs_tree("ACT", "none [mmc0]\n");
-        let board = StatusBoard::new();
-        board.set(Status::Streaming);
+        let status = SharedStatus::new();
+        status.set(Status::Streaming);
         let led = open(&LedConfig::default(), root.path()).unwrap();
-        let task = tokio::spawn(run_led(led, board.subscribe()));
+        let task = tokio::spawn(run_led(led, status.subscribe()));
         tokio::time::sleep(ms(10)).await;
         assert_eq!(read(root.path(), "ACT", "brightness"), "255");
-        drop(board);
+        drop(status);
         tokio::time::timeout(ms(1000), task).await.unwrap().unwrap();
         assert_eq!(read(root.path(), "ACT", "brightness"), "0");
         assert_eq!(read(root.path(), "ACT", "trigger"), "mmc0");

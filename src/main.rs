@@ -20,7 +20,7 @@ use campush::queue::SharedHeaders;
 use campush::queue::{FrameQueue, Outputs, Policy};
 use campush::source::v4l2::{self, V4l2Source};
 use campush::source::{file::FileSource, stdin::StdinSource, Source, SourceError, SourceSpec};
-use campush::status::{Counters, ErrorKind, StatusBoard};
+use campush::status::{Counters, ErrorKind, SharedStatus};
 use campush::{exit, logging, observers, status};
 
 #[global_allocator]
@@ -97,7 +97,7 @@ fn run(args: RunArgs) -> u8 {
             return exit::SOFTWARE;
         }
     };
-    let status = StatusBoard::new();
+    let status = SharedStatus::new();
     // Signals are watched for the whole life of the process, across pipeline restarts.
     let mut signals = match runtime.block_on(async { Signals::new() }) {
         Ok(s) => s,
@@ -136,7 +136,7 @@ fn run_pipeline(
     runtime: &tokio::runtime::Runtime,
     args: &RunArgs,
     config: Config,
-    status: &StatusBoard,
+    status: &SharedStatus,
     signals: &mut Signals,
 ) -> Next {
     log::info!(
@@ -243,7 +243,7 @@ async fn supervise(
     first_queues: Vec<Arc<FrameQueue>>,
     outputs: &Outputs,
     headers: &SharedHeaders,
-    status: &StatusBoard,
+    status: &SharedStatus,
     signals: &mut Signals,
 ) -> Supervised {
     let alloc_stats = std::env::var_os("CAMPUSH_ALLOC_STATS")
@@ -380,8 +380,8 @@ fn load_config(args: &RunArgs) -> Result<Config, ConfigError> {
 /// With `CAMPUSH_ALLOC_STATS` set, prints at exit how many heap allocations the steady state
 /// made per frame: the publishers record the allocation counter at their 30th frame (warm-up)
 /// and after every frame since, so the figure covers exactly the frames in between.
-async fn campush_alloc_stats(status: StatusBoard) {
-    struct Report(StatusBoard);
+async fn campush_alloc_stats(status: SharedStatus) {
+    struct Report(SharedStatus);
     impl Drop for Report {
         fn drop(&mut self) {
             let c = &self.0.counters;
@@ -405,7 +405,7 @@ async fn campush_alloc_stats(status: StatusBoard) {
     std::future::pending::<()>().await;
 }
 
-fn open_source(config: &Config, status: &StatusBoard) -> Result<Box<dyn Source>, SourceError> {
+fn open_source(config: &Config, status: &SharedStatus) -> Result<Box<dyn Source>, SourceError> {
     Ok(match &config.source {
         SourceSpec::File(path) => Box::new(FileSource::open(
             path,

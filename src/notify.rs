@@ -1,4 +1,4 @@
-//! systemd service notifications (`sd_notify`), as an observer of the status board.
+//! systemd service notifications (`sd_notify`), as an observer of the shared status.
 //!
 //! Owns: the `NOTIFY_SOCKET` datagram protocol (sd_notify(3)) and the watchdog policy. Pure std:
 //! an `AF_UNIX` datagram socket, either a path or an abstract-namespace name (`@...`, which is what
@@ -18,7 +18,7 @@ use std::io;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::Duration;
 
-use crate::status::{Counters, ErrorKind, Status, StatusBoard};
+use crate::status::{Counters, ErrorKind, SharedStatus, Status};
 
 /// A connection to the service manager's notification socket.
 pub struct Notifier {
@@ -91,20 +91,20 @@ pub fn watchdog_due(status: Status, frames_in_moved: bool, frames_sent_moved: bo
     }
 }
 
-/// Observes `board` and notifies systemd, if campush runs under it. Returns when the board is gone.
-pub async fn run_notifier(board: StatusBoard) {
+/// Observes `status` and notifies systemd, if campush runs under it. Returns when the shared status is gone.
+pub async fn run_notifier(status: SharedStatus) {
     match Notifier::from_env() {
         None => {}
-        Some(Ok(notifier)) => run(notifier, board, watchdog_from_env()).await,
+        Some(Ok(notifier)) => run(notifier, status, watchdog_from_env()).await,
         Some(Err(e)) => log::warn!("systemd notify socket: {e}"),
     }
 }
 
 /// The notifier loop, with the socket and watchdog interval given (tests).
-pub async fn run(notifier: Notifier, board: StatusBoard, watchdog: Option<Duration>) {
-    let mut rx = board.subscribe();
-    let counters = std::sync::Arc::clone(&board.counters);
-    drop(board); // observe only: the loop ends when everyone else has let go of the board
+pub async fn run(notifier: Notifier, status: SharedStatus, watchdog: Option<Duration>) {
+    let mut rx = status.subscribe();
+    let counters = std::sync::Arc::clone(&status.counters);
+    drop(status); // observe only: the loop ends when everyone else has let go of the shared status
     let send = |message: &str| {
         if let Err(e) = notifier.notify(message) {
             log::debug!("systemd notify: {e}");
@@ -210,16 +210,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn ready_comes_once_the_pipeline_runs_and_status_follows_every_change() {
         let manager = Manager::new();
-        let board = StatusBoard::new();
+        let status = SharedStatus::new();
         let notifier = Notifier::connect(&manager.path).unwrap();
-        let task = tokio::spawn(run(notifier, board.clone(), None));
+        let task = tokio::spawn(run(notifier, status.clone(), None));
         settle().await;
         assert_eq!(manager.received(), ["STATUS=starting"]);
-        board.set(Status::Connecting);
+        status.set(Status::Connecting);
         settle().await;
-        board.set(Status::Streaming);
+        status.set(Status::Streaming);
         settle().await;
-        board.set(Status::Stopped);
+        status.set(Status::Stopped);
         settle().await;
         assert_eq!(
             manager.received(),
@@ -229,7 +229,7 @@ mod tests {
                 "STOPPING=1\nSTATUS=stopped"
             ]
         );
-        drop(board);
+        drop(status);
         tokio::time::timeout(Duration::from_secs(1), task)
             .await
             .unwrap()
@@ -239,10 +239,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_watchdog_is_fed_only_while_frames_flow() {
         let manager = Manager::new();
-        let board = StatusBoard::new();
-        board.set(Status::Streaming);
+        let status = SharedStatus::new();
+        status.set(Status::Streaming);
         let notifier = Notifier::connect(&manager.path).unwrap();
-        let _task = tokio::spawn(run(notifier, board.clone(), Some(Duration::from_secs(10))));
+        let _task = tokio::spawn(run(notifier, status.clone(), Some(Duration::from_secs(10))));
         settle().await;
         assert_eq!(manager.received(), ["READY=1\nSTATUS=streaming"]);
         let pings = |m: &Manager| m.received().iter().filter(|s| *s == "WATCHDOG=1").count();
@@ -250,7 +250,7 @@ mod tests {
         // tick of each phase still judges the end of the previous one: it is not counted.
         tokio::time::sleep(Duration::from_millis(2500)).await;
         let phase = |frames_in: u64, frames_sent: u64| {
-            let counters = std::sync::Arc::clone(&board.counters);
+            let counters = std::sync::Arc::clone(&status.counters);
             async move {
                 for _ in 0..300 {
                     Counters::add(&counters.frames_in, frames_in);
@@ -273,7 +273,7 @@ mod tests {
         assert_eq!(pings(&manager), 0, "pings while the stream is wedged");
 
         // The network is down, the camera still delivers: reconnecting is alive, keep feeding.
-        board.set(Status::Error(ErrorKind::Network));
+        status.set(Status::Error(ErrorKind::Network));
         phase(3, 0).await;
         assert!(pings(&manager) >= 5);
 

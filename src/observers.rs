@@ -2,7 +2,7 @@
 //! ([`crate::notify`]), started and stopped together, and how a configuration error is shown.
 //! (The log summary and the JSON status file are `status::run_reporter`.)
 //!
-//! Owns: their lifetime. They observe the [`StatusBoard`] and nothing else; [`start`] spawns them
+//! Owns: their lifetime. They observe the [`SharedStatus`] and nothing else; [`start`] spawns them
 //! on the runtime, [`Observers::finish`] reports `Stopped`, lets them show it (LED off, `STOPPING=1`)
 //! and stops them, which gives the LED back (a sysfs LED gets its original trigger again).
 //!
@@ -22,23 +22,23 @@ use crate::config::{system_root, ConfigError};
 use crate::exit;
 use crate::led::{self, LedConfig};
 use crate::notify::{self, Notifier};
-use crate::status::{ErrorKind, Status, StatusBoard};
+use crate::status::{ErrorKind, SharedStatus, Status};
 
 /// The running observers.
 pub struct Observers {
-    board: StatusBoard,
+    status: SharedStatus,
     tasks: Vec<JoinHandle<()>>,
 }
 
 /// Opens the LED (a missing or unusable LED is logged, never fatal) and starts the observers.
-pub fn start(runtime: &Runtime, led_config: &LedConfig, board: &StatusBoard) -> Observers {
+pub fn start(runtime: &Runtime, led_config: &LedConfig, status: &SharedStatus) -> Observers {
     let mut tasks = Vec::new();
     if let Some(led) = open_led(led_config) {
-        tasks.push(runtime.spawn(led::run_led(led, board.subscribe())));
+        tasks.push(runtime.spawn(led::run_led(led, status.subscribe())));
     }
-    tasks.push(runtime.spawn(notify::run_notifier(board.clone())));
+    tasks.push(runtime.spawn(notify::run_notifier(status.clone())));
     Observers {
-        board: board.clone(),
+        status: status.clone(),
         tasks,
     }
 }
@@ -64,7 +64,7 @@ fn open_led(config: &LedConfig) -> Option<Box<dyn led::Led>> {
 impl Observers {
     /// Reports `Stopped`, gives the observers a moment to show it, then stops them.
     pub fn finish(self, runtime: &Runtime) {
-        self.board.set(Status::Stopped);
+        self.status.set(Status::Stopped);
         runtime.block_on(async {
             tokio::time::sleep(Duration::from_millis(20)).await;
             for task in &self.tasks {
@@ -98,10 +98,10 @@ pub fn config_error(error: &ConfigError, led_config: &LedConfig) -> u8 {
         "showing the configuration error on the status LED (double blink) until stopped; \
          fix the file, then restart campush"
     );
-    let board = StatusBoard::new();
-    board.set(Status::Error(ErrorKind::Config));
+    let status = SharedStatus::new();
+    status.set(Status::Error(ErrorKind::Config));
     let led_task =
-        open_led(led_config).map(|led| runtime.spawn(led::run_led(led, board.subscribe())));
+        open_led(led_config).map(|led| runtime.spawn(led::run_led(led, status.subscribe())));
     // One line for `systemctl status` (a newline would end the STATUS= field), no excerpt.
     let reason = text
         .lines()
@@ -110,7 +110,7 @@ pub fn config_error(error: &ConfigError, led_config: &LedConfig) -> u8 {
         .collect::<Vec<_>>()
         .join(" ");
     runtime.block_on(hold_until_stopped(&reason));
-    drop(board); // the LED task sees the board go, turns the LED off and gives it back
+    drop(status); // the LED task sees the shared status go, turns the LED off and gives it back
     if let Some(task) = led_task {
         runtime.block_on(async {
             let _ = tokio::time::timeout(Duration::from_secs(1), task).await;

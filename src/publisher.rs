@@ -190,7 +190,7 @@ impl Publisher {
             failures = if healthy { 1 } else { failures + 1 };
             self.status.set(Status::Error(e.kind()));
             self.status
-                .board()
+                .shared()
                 .set_last_error(&format_args!("{}: {e}", self.url));
             log::warn!("{}: {e}", self.url);
             if self
@@ -223,7 +223,7 @@ impl Publisher {
                     return Ok(Outcome::Stopped);
                 }
             }
-            Counters::add(&self.status.board().counters.reconnects, 1);
+            Counters::add(&self.status.shared().counters.reconnects, 1);
         }
     }
 
@@ -231,7 +231,7 @@ impl Publisher {
     pub async fn run_once(&mut self) -> Result<Outcome, PublishError> {
         self.status.set(Status::Connecting);
         self.streamed_for = None;
-        Counters::add(&self.status.board().counters.connects, 1);
+        Counters::add(&self.status.shared().counters.connects, 1);
         let endpoint = Endpoint {
             host: &self.url.host,
             port: self.url.port,
@@ -259,7 +259,10 @@ impl Publisher {
         self.status.set(Status::Streaming);
         let streaming_since = tokio::time::Instant::now();
         let dropped = self.queue.resync(!self.published_once);
-        Counters::add(&self.status.board().counters.frames_dropped, dropped as u64);
+        Counters::add(
+            &self.status.shared().counters.frames_dropped,
+            dropped as u64,
+        );
         self.published_once = true;
         let result = self.stream(&mut conn, &mut session).await;
         self.streamed_for = Some(streaming_since.elapsed());
@@ -375,7 +378,7 @@ impl Publisher {
             }
         }
         session.write_video(&mut self.out, ts, &frame.bytes());
-        self.status.board().counters.frame_sent();
+        self.status.shared().counters.frame_sent();
     }
 
     /// Writes `out` in full. The deadline is on progress, not on the whole buffer: a large
@@ -403,7 +406,7 @@ impl Publisher {
                 .await
                 .map_err(|_| stalled())??;
         }
-        Counters::add(&self.status.board().counters.bytes_sent, written as u64);
+        Counters::add(&self.status.shared().counters.bytes_sent, written as u64);
         Ok(())
     }
 
@@ -515,14 +518,14 @@ mod tests {
         }
     }
 
-    /// A publisher to `port`, the board it reports to, and its stop switch (kept by the caller:
+    /// A publisher to `port`, the status it reports to, and its stop switch (kept by the caller:
     /// dropping it would read as "stop").
     fn publisher(
         port: u16,
         settings: PublisherSettings,
-    ) -> (Publisher, crate::status::StatusBoard, watch::Sender<bool>) {
-        let board = crate::status::StatusBoard::new();
-        let dest = board.set_destinations(1).remove(0);
+    ) -> (Publisher, crate::status::SharedStatus, watch::Sender<bool>) {
+        let status = crate::status::SharedStatus::new();
+        let dest = status.set_destinations(1).remove(0);
         let (stop, rx) = watch::channel(false);
         let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/key")).unwrap();
         let queue = Arc::new(FrameQueue::new(
@@ -530,7 +533,7 @@ mod tests {
             crate::queue::Policy::DropGops,
         ));
         let p = Publisher::new(url, settings, queue, SharedHeaders::default(), dest, rx);
-        (p, board, stop)
+        (p, status, stop)
     }
 
     #[tokio::test(start_paused = true)]
@@ -542,7 +545,7 @@ mod tests {
             max_attempts: Some(6),
             ..settings(500, 4000)
         };
-        let (mut p, board, _stop) = publisher(port, s);
+        let (mut p, status, _stop) = publisher(port, s);
         let start = tokio::time::Instant::now();
         let err = p.run().await.unwrap_err();
         let waited = start.elapsed();
@@ -550,10 +553,10 @@ mod tests {
         // Five waits between six attempts, each at most its ceiling: 0.5+1+2+4+4 s.
         assert!(waited <= Duration::from_millis(11_500), "{waited:?}");
         assert!(waited >= Duration::from_millis(5 * 125), "{waited:?}");
-        assert_eq!(Counters::get(&board.counters.connects), 6);
-        assert_eq!(Counters::get(&board.counters.reconnects), 5);
-        assert_eq!(board.get(), Status::Error(ErrorKind::Network));
-        assert!(board.last_error().unwrap().contains("<redacted>"));
+        assert_eq!(Counters::get(&status.counters.connects), 6);
+        assert_eq!(Counters::get(&status.counters.reconnects), 5);
+        assert_eq!(status.get(), Status::Error(ErrorKind::Network));
+        assert!(status.last_error().unwrap().contains("<redacted>"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -561,7 +564,7 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = closed.local_addr().unwrap().port();
         drop(closed);
-        let (mut p, _board, _stop) = publisher(port, settings(500, 4000)); // never gives up by count
+        let (mut p, _status, _stop) = publisher(port, settings(500, 4000)); // never gives up by count
         p.queue.close();
         let err = p.run().await.unwrap_err();
         assert!(matches!(err, PublishError::Transport(_)), "{err}");
@@ -575,7 +578,7 @@ mod tests {
             publish_timeout: Duration::from_secs(10),
             ..settings(500, 4000)
         };
-        let (mut p, _board, _stop) = publisher(port, s);
+        let (mut p, _status, _stop) = publisher(port, s);
         let start = tokio::time::Instant::now();
         let err = p.run().await.unwrap_err();
         assert!(

@@ -2,8 +2,8 @@
 //! periodic summary line in the log and the JSON status file.
 //!
 //! Owns: [`Status`] (what campush is doing right now) and [`Counters`] (what it has done). The
-//! stages *report* into a [`StatusBoard`] — the source its own state, each destination its own —
-//! and the board folds them into one value: the source's trouble first (no camera means nothing
+//! stages *report* into the [`SharedStatus`] — the source its own state, each destination its own
+//! — and it folds them into one value: the source's trouble first (no camera means nothing
 //! streams), then the least healthy destination (solid "streaming" only when every destination
 //! streams). The LED, systemd notifications, the log and the status file only *observe* that
 //! value; nobody drives an LED or writes a status file from inside a stage.
@@ -43,7 +43,7 @@ pub enum Status {
 }
 
 impl Status {
-    /// How far from "streaming" this is; the board shows the least healthy part.
+    /// How far from "streaming" this is; the shared status shows the least healthy part.
     fn severity(self) -> u8 {
         match self {
             Status::Streaming => 0,
@@ -139,23 +139,23 @@ struct Parts {
 
 /// Where stages report and observers look. Cheap to clone.
 #[derive(Clone)]
-pub struct StatusBoard {
+pub struct SharedStatus {
     tx: Arc<watch::Sender<Status>>,
     parts: Arc<Mutex<Parts>>,
     pub counters: Arc<Counters>,
 }
 
-/// A destination's handle on the board.
+/// A destination's handle on the shared status.
 #[derive(Clone)]
 pub struct DestinationStatus {
-    board: StatusBoard,
+    shared: SharedStatus,
     index: usize,
 }
 
-impl StatusBoard {
+impl SharedStatus {
     pub fn new() -> Self {
         let (tx, _rx) = watch::channel(Status::Starting);
-        StatusBoard {
+        SharedStatus {
             tx: Arc::new(tx),
             parts: Arc::new(Mutex::new(Parts {
                 // "No complaint from the source" until it reports; the value itself starts at
@@ -178,7 +178,7 @@ impl StatusBoard {
         self.publish();
         (0..n)
             .map(|index| DestinationStatus {
-                board: self.clone(),
+                shared: self.clone(),
                 index,
             })
             .collect()
@@ -289,7 +289,7 @@ impl StatusBoard {
     }
 }
 
-impl Default for StatusBoard {
+impl Default for SharedStatus {
     fn default() -> Self {
         Self::new()
     }
@@ -297,14 +297,14 @@ impl Default for StatusBoard {
 
 impl DestinationStatus {
     pub fn set(&self, status: Status) {
-        if let Some(d) = self.board.parts().destinations.get_mut(self.index) {
+        if let Some(d) = self.shared.parts().destinations.get_mut(self.index) {
             *d = status;
         }
-        self.board.publish();
+        self.shared.publish();
     }
 
     pub fn get(&self) -> Status {
-        self.board
+        self.shared
             .parts()
             .destinations
             .get(self.index)
@@ -312,8 +312,8 @@ impl DestinationStatus {
             .unwrap_or(Status::Stopped)
     }
 
-    pub fn board(&self) -> &StatusBoard {
-        &self.board
+    pub fn shared(&self) -> &SharedStatus {
+        &self.shared
     }
 }
 
@@ -378,14 +378,14 @@ pub fn default_status_file(runtime_directory: Option<&str>) -> PathBuf {
 /// Logs the summary line and keeps the status file current until the task is dropped. A status
 /// file that cannot be written is reported once and then left alone: it is a convenience, never a
 /// reason to stop streaming.
-pub async fn run_reporter(board: StatusBoard, settings: ReportSettings) {
+pub async fn run_reporter(status: SharedStatus, settings: ReportSettings) {
     let start = Instant::now();
     let tick = settings
         .summary_every
         .map_or(settings.file_every, |s| s.min(settings.file_every));
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut rx = board.subscribe();
+    let mut rx = status.subscribe();
     let mut last_summary = Instant::now();
     let mut last_bytes = (Instant::now(), 0u64);
     let mut kbps = 0.0;
@@ -396,7 +396,7 @@ pub async fn run_reporter(board: StatusBoard, settings: ReportSettings) {
             changed = rx.changed() => if changed.is_err() { return },
         }
         let now = Instant::now();
-        let bytes = Counters::get(&board.counters.bytes_sent);
+        let bytes = Counters::get(&status.counters.bytes_sent);
         let dt = now.duration_since(last_bytes.0).as_secs_f64();
         if dt >= 1.0 {
             kbps = (bytes - last_bytes.1) as f64 * 8.0 / 1000.0 / dt;
@@ -405,11 +405,11 @@ pub async fn run_reporter(board: StatusBoard, settings: ReportSettings) {
         if let Some(every) = settings.summary_every {
             if now.duration_since(last_summary) >= every {
                 last_summary = now;
-                log::info!("{}", board.summary(kbps));
+                log::info!("{}", status.summary(kbps));
             }
         }
         if let Some(path) = &file {
-            if let Err(e) = write_atomically(path, &board.to_json(kbps, start.elapsed())) {
+            if let Err(e) = write_atomically(path, &status.to_json(kbps, start.elapsed())) {
                 // The default place (/run/campush) exists under systemd; elsewhere its absence
                 // is normal, not a problem worth a warning.
                 if settings.file_configured {
@@ -432,9 +432,9 @@ mod tests {
 
     #[test]
     fn observers_see_changes_but_not_repeats() {
-        let board = StatusBoard::new();
-        let dests = board.set_destinations(1);
-        let mut rx = board.subscribe();
+        let status = SharedStatus::new();
+        let dests = status.set_destinations(1);
+        let mut rx = status.subscribe();
         assert_eq!(*rx.borrow_and_update(), Status::Starting);
         dests[0].set(Status::Connecting);
         assert!(rx.has_changed().unwrap());
@@ -442,41 +442,41 @@ mod tests {
         dests[0].set(Status::Connecting);
         assert!(!rx.has_changed().unwrap());
         dests[0].set(Status::Error(ErrorKind::Refused));
-        assert_eq!(board.get(), Status::Error(ErrorKind::Refused));
+        assert_eq!(status.get(), Status::Error(ErrorKind::Refused));
     }
 
     #[test]
     fn the_board_shows_streaming_only_when_every_destination_streams() {
-        let board = StatusBoard::new();
-        let d = board.set_destinations(2);
+        let status = SharedStatus::new();
+        let d = status.set_destinations(2);
         d[0].set(Status::Streaming);
-        assert_eq!(board.get(), Status::Starting);
+        assert_eq!(status.get(), Status::Starting);
         d[1].set(Status::Connecting);
-        assert_eq!(board.get(), Status::Connecting);
+        assert_eq!(status.get(), Status::Connecting);
         d[1].set(Status::Streaming);
-        assert_eq!(board.get(), Status::Streaming);
+        assert_eq!(status.get(), Status::Streaming);
         d[0].set(Status::Error(ErrorKind::Network));
-        assert_eq!(board.get(), Status::Error(ErrorKind::Network));
+        assert_eq!(status.get(), Status::Error(ErrorKind::Network));
     }
 
     #[test]
     fn a_missing_source_outranks_the_destinations() {
-        let board = StatusBoard::new();
-        let d = board.set_destinations(1);
+        let status = SharedStatus::new();
+        let d = status.set_destinations(1);
         d[0].set(Status::Streaming);
-        board.set_source(Status::WaitingForSource);
-        assert_eq!(board.get(), Status::WaitingForSource);
-        board.set_source(Status::Streaming);
-        assert_eq!(board.get(), Status::Streaming);
+        status.set_source(Status::WaitingForSource);
+        assert_eq!(status.get(), Status::WaitingForSource);
+        status.set_source(Status::Streaming);
+        assert_eq!(status.get(), Status::Streaming);
     }
 
     #[test]
     fn the_status_file_is_json_with_the_counters_and_escaped_error() {
-        let board = StatusBoard::new();
-        board.set_destinations(1)[0].set(Status::Streaming);
-        Counters::add(&board.counters.frames_sent, 42);
-        board.set_last_error(&"server said \"no\"\n");
-        let json = board.to_json(1234.5, Duration::from_secs(7));
+        let status = SharedStatus::new();
+        status.set_destinations(1)[0].set(Status::Streaming);
+        Counters::add(&status.counters.frames_sent, 42);
+        status.set_last_error(&"server said \"no\"\n");
+        let json = status.to_json(1234.5, Duration::from_secs(7));
         assert!(json.contains("\"status\":\"streaming\""), "{json}");
         assert!(json.contains("\"frames_sent\":42"));
         assert!(json.contains("\"bitrate_kbps\":1234.5"));
@@ -516,10 +516,10 @@ mod tests {
     async fn the_reporter_writes_the_status_file_on_change_and_on_time() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("status.json");
-        let board = StatusBoard::new();
-        let d = board.set_destinations(1);
+        let status = SharedStatus::new();
+        let d = status.set_destinations(1);
         let task = tokio::spawn(run_reporter(
-            board.clone(),
+            status.clone(),
             ReportSettings {
                 summary_every: None,
                 file: Some(path.clone()),

@@ -23,7 +23,7 @@ use campush::ingest::{Ingest, IngestSettings};
 use campush::pool::{self, Pool};
 use campush::queue::{FrameQueue, Limits, Outputs, Policy, SharedHeaders};
 use campush::source::file::FileSource;
-use campush::status::{Counters, StatusBoard};
+use campush::status::{Counters, SharedStatus};
 use support::*;
 
 const FIXTURE: &str = "tests/fixtures/clip-320x240-30fps.h264";
@@ -39,7 +39,7 @@ fn a_frozen_destination_with_a_full_queue_never_starves_another() {
     let pool = Pool::new(pool::slots_for(limits.max_frames, 2), 64 * 1024);
     let frozen = Arc::new(FrameQueue::new(limits, Policy::DropGops));
     let healthy = Arc::new(FrameQueue::new(limits, Policy::DropGops));
-    let status = StatusBoard::new();
+    let status = SharedStatus::new();
     let source = FileSource::open(Path::new(FIXTURE), None, false, true).unwrap();
     let mut ingest = Ingest::new(
         Box::new(source),

@@ -28,7 +28,7 @@ use campush::publisher::{Outcome, Publisher, PublisherSettings};
 use campush::queue::{FrameQueue, Limits, Outputs, Policy, SharedHeaders};
 use campush::rtmp::RtmpUrl;
 use campush::source::file::FileSource;
-use campush::status::{Counters, StatusBoard};
+use campush::status::{Counters, SharedStatus};
 use campush::transport::TlsOptions;
 
 struct CountingOnMarkedThreads;
@@ -100,7 +100,7 @@ fn stream_and_count(server: &inproc::ScuffleServer, url: &str, tls: TlsOptions) 
         Policy::Block,
     ));
     let headers = SharedHeaders::default();
-    let status = StatusBoard::new();
+    let status = SharedStatus::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     let ingest_done = Arc::new(AtomicBool::new(false));

@@ -25,7 +25,7 @@ use std::time::Duration;
 use super::{Capture, Source, SourceError};
 use crate::clock::monotonic_us;
 use crate::pool::FrameMut;
-use crate::status::{Status, StatusBoard};
+use crate::status::{SharedStatus, Status};
 use crate::v4l2::capture::H264Capture;
 use crate::v4l2::m2m::{find_encoder, M2mPipeline, M2mRequest};
 use crate::v4l2::queue::Dequeued;
@@ -104,7 +104,7 @@ pub struct FrameInfo {
 pub struct V4l2Source {
     target: Target,
     settings: V4l2Settings,
-    status: StatusBoard,
+    status: SharedStatus,
     active: Option<Active>,
     allow_dmabuf: bool,
     capacity: usize,
@@ -124,7 +124,7 @@ impl V4l2Source {
     pub fn new(
         target: Target,
         settings: V4l2Settings,
-        status: StatusBoard,
+        status: SharedStatus,
     ) -> Result<V4l2Source, SourceError> {
         let mut s = V4l2Source {
             target,
@@ -195,7 +195,7 @@ impl V4l2Source {
         }
         if !self.waiting {
             self.waiting = true;
-            // The source's own part of the board: the destinations keep theirs.
+            // The source's own part of the shared status: the destinations keep theirs.
             self.status.set_source(Status::WaitingForSource);
         }
         self.unavailable_logged += 1;
@@ -363,7 +363,7 @@ mod tests {
 
     #[test]
     fn an_absent_device_is_waited_for_not_fatal() {
-        let status = StatusBoard::new();
+        let status = SharedStatus::new();
         let s = V4l2Source::new(
             capture_target(Path::new("/nonexistent/video99")),
             V4l2Settings::default(),
@@ -380,7 +380,7 @@ mod tests {
         let mut s = V4l2Source::new(
             capture_target(Path::new("/nonexistent/video99")),
             V4l2Settings::default(),
-            StatusBoard::new(),
+            SharedStatus::new(),
         )
         .unwrap();
         let now = monotonic_us();
@@ -399,7 +399,7 @@ mod tests {
 
     #[test]
     fn waiting_reports_the_status_and_recovery_restores_it() {
-        let status = StatusBoard::new();
+        let status = SharedStatus::new();
         status.set_destinations(1)[0].set(Status::Streaming);
         status.set_source(Status::Streaming);
         let mut s = V4l2Source::new(
@@ -421,7 +421,7 @@ mod tests {
         let mut s = V4l2Source::new(
             capture_target(Path::new("/nonexistent/video99")),
             V4l2Settings::default(),
-            StatusBoard::new(),
+            SharedStatus::new(),
         )
         .unwrap();
         s.force_keyframe();
