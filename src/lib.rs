@@ -40,5 +40,6 @@ pub mod queue;
 pub mod rtmp;
 pub mod source;
 pub mod status;
+pub mod supervisor;
 pub mod transport;
 pub mod v4l2;

@@ -1,6 +1,7 @@
-//! The status observers around a run: the LED ([`crate::led`]) and systemd notifications
-//! ([`crate::notify`]), started and stopped together, and how a configuration error is shown.
-//! (The log summary and the JSON status file are `status::run_reporter`.)
+//! The status observers around a run: the LED ([`crate::led`]), systemd notifications
+//! ([`crate::notify`]) and the reporter (log summary and JSON status file,
+//! [`run_reporter`]), started and stopped together; and how a configuration error is
+//! shown.
 //!
 //! Owns: their lifetime. They observe the [`SharedStatus`] and nothing else; [`start`] spawns them
 //! on the runtime, [`Observers::finish`] reports `Stopped`, lets them show it (LED off, `STOPPING=1`)
@@ -22,7 +23,7 @@ use crate::config::{system_root, ConfigError};
 use crate::exit;
 use crate::led::{self, LedConfig};
 use crate::notify::{self, Notifier};
-use crate::status::{ErrorKind, SharedStatus, Status};
+use crate::status::{run_reporter, ErrorKind, ReportSettings, SharedStatus, Status};
 
 /// The running observers.
 pub struct Observers {
@@ -31,8 +32,13 @@ pub struct Observers {
 }
 
 /// Opens the LED (a missing or unusable LED is logged, never fatal) and starts the observers.
-pub fn start(runtime: &Runtime, led_config: &LedConfig, status: &SharedStatus) -> Observers {
-    let mut tasks = Vec::new();
+pub fn start(
+    runtime: &Runtime,
+    led_config: &LedConfig,
+    report: &ReportSettings,
+    status: &SharedStatus,
+) -> Observers {
+    let mut tasks = vec![runtime.spawn(run_reporter(status.clone(), report.clone()))];
     if let Some(led) = open_led(led_config) {
         tasks.push(runtime.spawn(led::run_led(led, status.subscribe())));
     }
