@@ -1,7 +1,7 @@
 //! campush: hardware-encoded H.264 from V4L2 (or a file, or stdin) pushed to RTMP ingest
 //! servers, repackaged into FLV in buffers allocated once, reconnecting on its own.
 //!
-//! The data path, one module per stage (see `main.rs` for the wiring):
+//! The data path, one module per stage (wired by `supervisor`):
 //!
 //! ```text
 //! source (file | stdin | v4l2) -> access units: Annex B bytes in a pool slot, timestamp, key flag
@@ -14,10 +14,36 @@
 //!   -> transport               -> TCP or TLS (rustls) with deadlines
 //! ```
 //!
-//! `pool` owns every frame buffer; `config` turns raw TOML or command-line flags into a checked
-//! `Config` (with `board` profiles); `status` is the one observable value, which `led` (the
-//! status LED), `notify` (systemd) and the reporter in `status` (log summary, /run/campush/status.json) observe, started
-//! together by `observers`.
+//! `ingest` runs the first half (source to queues) on the source thread, `publisher` the second
+//! (queue to server) once per destination. `status` is the one observable value, which `led`
+//! (the status LED), `notify` (systemd) and the reporter in `status` (log summary,
+//! /run/campush/status.json) observe, started together by `observers`.
+//!
+//! ## Layout
+//!
+//! Top to bottom, one line per layer. A module uses only modules of the lines below its own
+//! (and its own submodules): imports point down, never up or sideways, so there are no cycles.
+//! `tests/layout.rs` checks the code against this table; a new module gets a line here.
+//!
+//! ```text
+//! supervisor/            the run: one pipeline per life of the source (pool, queues, ingest
+//!                        thread, publishers), stop and reload requests (signals), exit codes
+//! observers              LED, systemd and reporter around a run; a configuration error shown
+//! cli                    the command line; main.rs is parse, load, hand over, exit
+//! config (board)         raw TOML or flags -> the checked Config; board profiles (boards/*.toml)
+//! led, notify, logging   observers of the status: the LED, systemd; log lines
+//! ingest, publisher      the two halves of the data path: the source thread (source -> h264 ->
+//!                        flv -> queues) and one per destination (queue -> rtmp -> transport)
+//! source/, queue         the Source trait and sources; per-destination queues, stream headers
+//! flv, rtmp/, audio,     FLV tag bodies; the sans-IO RTMP client; the audio track; V4L2
+//!   v4l2/, transport/    devices (capture, m2m encoder, probe); TCP or TLS with deadlines
+//! h264/, amf0            the H.264 bitstream (NAL units, SPS/PPS, AVCC, display order); AMF0
+//! pool, status           frame buffers allocated once; the one observable status, counters
+//! clock, alloc, exit     CLOCK_MONOTONIC in µs; the allocation counter; exit codes
+//! ```
+//!
+//! Stages take their settings as typed values of their own (`PublisherSettings`,
+//! `V4l2Settings`, ...): `config` builds them, no stage reads `config`.
 
 pub mod alloc;
 pub mod amf0;
