@@ -5,11 +5,9 @@
 //! mapping from what ended the run to the process's exit code (sysexits, [`crate::exit`]).
 //!
 //! ```text
-//!          ┌─────────────── reload, another source: restart the pipeline ───────────────┐
-//!          ▼                                                                            │
-//!  config ─► open source ─► ingest thread ─► publishers (generation 1, 2, ...) ─► end ──┴─► exit code
-//!                                              ▲  reload, same source:  │
-//!                                              └── new destinations ────┘
+//!  config ─► open source ─► ingest thread ─► publishers, generation 1, 2, ... ─► exit code
+//!                ▲                                 │ reload, same source: next generation
+//!                └─────────────────────────────────┘ reload, another source: a new pipeline
 //! ```
 //!
 //! Requests arrive through a [`Control`]. [`run`], the process shell, feeds it from the signals
@@ -24,7 +22,8 @@
 //!
 //! The observers of the status (LED, systemd, log summary and status file) live as long as the
 //! process, across pipeline restarts; [`run`] starts them around the [`Supervisor`], which itself
-//! touches no LED, socket of systemd's or signal, so a test can run it in-process.
+//! drives no LED, talks to no systemd and installs no signal handler, so a test can run it
+//! in-process.
 
 mod pipeline;
 mod signals;
