@@ -34,8 +34,8 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(match command {
-        Command::Help => {
-            print!("{}", cli::HELP);
+        Command::Help(topic) => {
+            print!("{}", cli::help(topic));
             exit::OK
         }
         Command::Version => {
