@@ -55,9 +55,19 @@ dry "pi@campi.local dpkg --print-architecture" \
 dry "+ scp -q -P 2222 " "campush-$version-arm-unknown-linux-musleabihf pi@10.0.0.9:campush-install/campush" \
     "sudo sh campush-install/remote-install.sh --no-start;" -- \
     --arch armhf --no-start -p 2222 pi@10.0.0.9
-dry "some/campush_${version}-1_armhf.deb pi@campi:campush-install/campush_${version}-1_armhf.deb" \
-    "remote-install.sh --deb campush_${version}-1_armhf.deb;" -- \
+dry "some/campush_${version}-1_armhf.deb pi@campi:campush-install/campush.deb" \
+    "remote-install.sh --deb campush.deb;" -- \
     --deb "some/campush_${version}-1_armhf.deb" pi@campi
+# A hostile file name never reaches the board's shell: the .deb travels under a fixed name.
+dry "pi@campi:campush-install/campush.deb" "remote-install.sh --deb campush.deb;" -- \
+    --deb 'some dir/campush $(id) `id`;id.deb' pi@campi
+for host in '-oProxyCommand=id' 'pi@campi;id' 'pi@campi $(id)' 'pi@`id`'; do
+    if out=$(env PATH="$work/stubs:$PATH" deploy/install.sh --dry-run --arch arm64 "$host" 2>&1); then
+        fail "install.sh accepted the host '$host': $out"
+    fi
+    [ ! -e "$work/called" ] || fail "install.sh with host '$host' ran: $(cat "$work/called")"
+done
+ok "install.sh refuses host names that are options or carry shell syntax"
 if out=$(env PATH="$work/stubs:$PATH" deploy/install.sh --dry-run --arch i386 pi@campi 2>&1); then
     fail "install.sh accepted --arch i386: $out"
 fi
@@ -170,4 +180,21 @@ fi
 grep -q '^sudo sh campush-install/remote-install.sh$' "$work/fake.log" ||
     fail "the remote install did not run: $(cat "$work/fake.log")"
 ok "install.sh against a fake board: binary for armhf, user, template, enabled, staging removed"
+
+# The same fake board, a .deb with a hostile name: the board's shell (the fake ssh runs the
+# remote command with sh -c, as sshd does) must see no part of the name. sudo only records here
+# (remote-install.sh --deb needs dpkg on a real system).
+hostile="$work/campush \$(touch pwned) \`touch pwned2\`;touch pwned3.deb"
+cp "$stage/campush" "$hostile"
+printf '#!/bin/sh\necho "sudo $*" >>"%s/fake.log"\n' "$work" >"$work/fake/sudo"
+: >"$work/fake.log"
+env PATH="$work/fake:$PATH" deploy/install.sh --deb "$hostile" pi@fakeboard \
+    >"$work/run4.log" 2>&1 </dev/null ||
+    fail "install.sh --deb (hostile name) against the fake board failed: $(cat "$work/run4.log")"
+for f in pwned pwned2 pwned3.deb; do
+    [ ! -e "$board/home/$f" ] || fail "the .deb's name ran on the board: $f exists"
+done
+grep -q '^sudo sh campush-install/remote-install.sh --deb campush.deb$' "$work/fake.log" ||
+    fail "the remote install did not get the .deb: $(cat "$work/fake.log")"
+ok "install.sh --deb with a hostile file name: nothing of the name runs on the board"
 echo "deploy-test: $passed passed, 0 failed"

@@ -56,6 +56,11 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ -n "$host" ] || { usage >&2; exit 2; }
+# The host reaches ssh and scp as an argument: it must not read as an option (-oProxyCommand=...)
+# or carry anything but a [USER@]HOST (names, IPv4, IPv6 in brackets with a zone).
+case $host in
+-* | *[!A-Za-z0-9@._:%+\[\]-]*) echo "not a [USER@]HOST: '$host'" >&2; exit 2 ;;
+esac
 case $arch in "" | arm64 | armhf) ;; *) echo "--arch must be arm64 or armhf" >&2; exit 2 ;; esac
 [ -z "$binary" ] || [ -z "$deb" ] || { echo "--binary and --deb exclude each other" >&2; exit 2; }
 
@@ -100,7 +105,8 @@ remote_args=()
 if [ -n "$deb" ]; then
     [ -f "$deb" ] || [ "$dry" = yes ] || { echo "no such .deb: $deb" >&2; exit 1; }
     files+=("$deb")
-    remote_args+=(--deb "$(basename "$deb")")
+    # Copied under a fixed name: the user's file name never reaches the board's shell.
+    remote_args+=(--deb campush.deb)
 else
     if [ -z "$binary" ]; then
         if [ -z "$arch" ]; then
@@ -135,9 +141,17 @@ run ssh "${ssh_opts[@]}" "$host" "rm -rf $staging && mkdir -p $staging"
 for f in "${files[@]}"; do
     name=$(basename "$f")
     [ "$f" = "$binary" ] && name=campush
+    [ -n "$deb" ] && [ "$f" = "$deb" ] && name=campush.deb
     run scp -q "${scp_opts[@]}" "$f" "$host:$staging/$name"
 done
-remote="sudo sh $staging/remote-install.sh${remote_args[*]:+ ${remote_args[*]}}; rc=\$?; rm -rf $staging; exit \$rc"
+# Every word of the command the board's shell runs is quoted (the words are ours today; the
+# quoting keeps it so when one comes from the user).
+quote() {
+    if [[ $1 =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then printf '%s' "$1"; else printf "'%s'" "${1//\'/\'\\\'\'}"; fi
+}
+remote="sudo sh $staging/remote-install.sh"
+for word in "${remote_args[@]}"; do remote+=" $(quote "$word")"; done
+remote+="; rc=\$?; rm -rf $staging; exit \$rc"
 run ssh -t "${ssh_opts[@]}" "$host" "$remote"
 if [ "$dry" = yes ]; then
     echo "dry run: done, nothing was run"

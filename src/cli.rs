@@ -52,13 +52,90 @@ EXIT CODES:
     78 configuration error
 ";
 
+/// The usage of `run`: what `campush run --help` prints.
+pub const RUN_HELP: &str = "\
+campush run: stream to one or more RTMP/RTMPS destinations until stopped
+
+USAGE:
+    campush run [--config FILE]
+    campush run --url URL --source SPEC [--fps N] [--loop] [--no-pace] [--url URL2 ...]
+                [--max-attempts N] [--tls-ca FILE] [--audio silent|none] [-v]
+
+    Without --config, --url and --source, the configuration file is searched for in
+    /boot/firmware/campush.toml, /boot/campush.toml, /etc/campush/campush.toml.
+
+OPTIONS:
+    --config FILE      configuration file (flags below override it)
+    --url URL          a destination; repeat for several
+    --source SPEC      what to stream (campush --help lists the SPEC forms)
+    --fps N            frame rate of a file source (default: from the SPS, else 30)
+    --loop             loop a file source forever, timestamps continuous
+    --no-pace          do not pace a file source in real time (benchmarks)
+    --max-attempts N   give up after N consecutive failed connection attempts (0 = never)
+    --tls-ca FILE      PEM file of extra trusted CA certificates for rtmps:// destinations
+    --audio MODE       silent (default: a silent AAC track, which platforms require) | none
+    -v, --verbose      debug logging
+    -h, --help         this text
+
+SIGNALS: SIGHUP reloads the configuration file; SIGTERM and SIGINT stop cleanly.
+";
+
+/// The usage of `check-config`.
+pub const CHECK_CONFIG_HELP: &str = "\
+campush check-config: check a configuration file and print the configuration run would use
+
+USAGE:
+    campush check-config [FILE]
+
+    Without FILE, checks the file run would use: the first of /boot/firmware/campush.toml,
+    /boot/campush.toml, /etc/campush/campush.toml. Stream keys are never printed.
+
+EXIT CODES: 0 valid (the effective configuration is printed), 78 invalid (the error, with
+    the file, line and key, is printed on standard error).
+";
+
+/// The usage of `probe`.
+pub const PROBE_HELP: &str = "\
+campush probe: list the V4L2 devices, their formats and the encoder controls
+
+USAGE:
+    campush probe
+
+    Says which devices can feed a v4l2: or v4l2-m2m: source. Needs read access to /dev/video*.
+";
+
+/// Which usage text to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HelpTopic {
+    /// `campush --help`: every command.
+    Overview,
+    Run,
+    CheckConfig,
+    Probe,
+}
+
+/// The usage text of `topic`.
+pub fn help(topic: HelpTopic) -> &'static str {
+    match topic {
+        HelpTopic::Overview => HELP,
+        HelpTopic::Run => RUN_HELP,
+        HelpTopic::CheckConfig => CHECK_CONFIG_HELP,
+        HelpTopic::Probe => PROBE_HELP,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Run(RunArgs),
     CheckConfig(Option<PathBuf>),
     Probe,
     Version,
-    Help,
+    /// Print a usage text and exit 0.
+    Help(HelpTopic),
+}
+
+fn is_help(arg: &str) -> bool {
+    matches!(arg, "-h" | "--help")
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -86,25 +163,43 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             .map_err(|a| UsageError(format!("argument {a:?} is not valid UTF-8")))
     });
     let Some(cmd) = args.next().transpose()? else {
-        return Ok(Command::Help);
+        return Ok(Command::Help(HelpTopic::Overview));
     };
     match cmd.as_str() {
-        "-h" | "--help" | "help" => Ok(Command::Help),
+        "-h" | "--help" => Ok(Command::Help(HelpTopic::Overview)),
+        // `campush help [COMMAND]`, as git and cargo take it.
+        "help" => Ok(Command::Help(match args.next().transpose()?.as_deref() {
+            Some("run") => HelpTopic::Run,
+            Some("check-config") => HelpTopic::CheckConfig,
+            Some("probe") => HelpTopic::Probe,
+            _ => HelpTopic::Overview,
+        })),
         "-V" | "--version" | "version" => Ok(Command::Version),
         "probe" => match args.next().transpose()? {
             None => Ok(Command::Probe),
+            Some(h) if is_help(&h) => Ok(Command::Help(HelpTopic::Probe)),
             Some(extra) => Err(UsageError(format!("probe takes no argument ({extra:?})"))),
         },
         "check-config" => {
-            let file = args.next().transpose()?.map(PathBuf::from);
-            if let Some(extra) = args.next().transpose()? {
-                return Err(UsageError(format!("unexpected argument {extra:?}")));
+            let mut file = None;
+            for arg in args.by_ref() {
+                let arg = arg?;
+                if is_help(&arg) {
+                    return Ok(Command::Help(HelpTopic::CheckConfig));
+                }
+                if file.is_some() {
+                    return Err(UsageError(format!("unexpected argument {arg:?}")));
+                }
+                file = Some(PathBuf::from(arg));
             }
             Ok(Command::CheckConfig(file))
         }
         "run" => {
             let mut run = RunArgs::default();
             while let Some(arg) = args.next().transpose()? {
+                if is_help(&arg) {
+                    return Ok(Command::Help(HelpTopic::Run));
+                }
                 let (flag, inline) = match arg.split_once('=') {
                     Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
                     _ => (arg.clone(), None),
@@ -236,8 +331,11 @@ mod tests {
 
     #[test]
     fn parses_the_other_commands() {
-        assert_eq!(parse(args("")).unwrap(), Command::Help);
-        assert_eq!(parse(args("--help")).unwrap(), Command::Help);
+        assert_eq!(parse(args("")).unwrap(), Command::Help(HelpTopic::Overview));
+        assert_eq!(
+            parse(args("--help")).unwrap(),
+            Command::Help(HelpTopic::Overview)
+        );
         assert_eq!(parse(args("--version")).unwrap(), Command::Version);
         assert_eq!(parse(args("probe")).unwrap(), Command::Probe);
         assert_eq!(
@@ -248,6 +346,31 @@ mod tests {
             parse(args("check-config a.toml")).unwrap(),
             Command::CheckConfig(Some("a.toml".into()))
         );
+    }
+
+    #[test]
+    fn every_command_answers_help_with_its_own_usage() {
+        for (line, topic) in [
+            ("run --help", HelpTopic::Run),
+            ("run -h", HelpTopic::Run),
+            ("run --url rtmp://h/a/k --help", HelpTopic::Run),
+            ("check-config --help", HelpTopic::CheckConfig),
+            ("check-config a.toml -h", HelpTopic::CheckConfig),
+            ("probe --help", HelpTopic::Probe),
+            ("help run", HelpTopic::Run),
+            ("help check-config", HelpTopic::CheckConfig),
+            ("help probe", HelpTopic::Probe),
+            ("help", HelpTopic::Overview),
+        ] {
+            assert_eq!(parse(args(line)).unwrap(), Command::Help(topic), "{line}");
+        }
+        for (topic, usage) in [
+            (HelpTopic::Run, "campush run [--config FILE]"),
+            (HelpTopic::CheckConfig, "campush check-config [FILE]"),
+            (HelpTopic::Probe, "campush probe"),
+        ] {
+            assert!(help(topic).contains(usage), "{topic:?}");
+        }
     }
 
     #[test]

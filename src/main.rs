@@ -20,8 +20,8 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(match command {
-        Command::Help => {
-            print!("{}", cli::HELP);
+        Command::Help(topic) => {
+            print!("{}", cli::help(topic));
             exit::OK
         }
         Command::Version => {

@@ -333,12 +333,56 @@ fn json_string(s: &str) -> String {
 }
 
 /// Writes `contents` to `path` atomically: a temporary file in the same directory, then rename.
+///
+/// The temporary file is created exclusively (`O_CREAT | O_EXCL | O_NOFOLLOW`) under a name
+/// nobody can foresee, so a symlink or file planted in the directory is never written through
+/// or truncated: a planted name only makes campush pick another one (a bounded number of
+/// times).
 pub fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, contents)?;
-    std::fs::rename(&tmp, path)
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut last = None;
+    for _ in 0..8 {
+        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(
+            ".{name}.{}.{n}.{nanos:08x}.tmp",
+            std::process::id()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp);
+        let mut file = match file {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                last = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let written = file
+            .write_all(contents.as_bytes())
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        return written;
+    }
+    Err(last.unwrap_or_else(|| std::io::ErrorKind::AlreadyExists.into()))
 }
 
 /// Where and how often the observers report.
@@ -428,6 +472,34 @@ pub async fn run_reporter(status: SharedStatus, settings: ReportSettings) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_status_file_is_never_written_through_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let status = dir.path().join("status.json");
+        // The names a fixed-name writer would use, planted as links to the victim.
+        std::os::unix::fs::symlink(&victim, dir.path().join("status.json.tmp")).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(".status.json.tmp")).unwrap();
+        for round in 0..3 {
+            super::write_atomically(&status, &format!("{{\"round\": {round}}}")).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(std::fs::read_to_string(&status).unwrap(), "{\"round\": 2}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| {
+                n.ends_with(".tmp") && n.starts_with(".status.json.") && n != ".status.json.tmp"
+            })
+            .collect();
+        assert_eq!(
+            left,
+            Vec::<String>::new(),
+            "no temporary file is left behind"
+        );
+    }
+
     use super::*;
 
     #[test]

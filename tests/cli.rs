@@ -1,0 +1,69 @@
+//! The command line as a user types it: every command answers `--help` with its own usage on
+//! standard output and exit code 0, without reading a configuration or touching a device.
+
+use std::process::Command;
+
+fn campush(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_campush"))
+        .args(args)
+        // No configuration may be found or read: --help must not depend on one.
+        .env("CAMPUSH_ROOT", "/nonexistent")
+        .output()
+        .expect("campush runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_command_answers_help_with_its_usage_and_exit_0() {
+    for (args, usage) in [
+        (&["--help"][..], "campush run [--config FILE]"),
+        (&["-h"][..], "campush check-config [FILE]"),
+        (&["help"][..], "campush probe"),
+        (
+            &["run", "--help"][..],
+            "campush run --url URL --source SPEC",
+        ),
+        (&["run", "-h"][..], "--max-attempts N"),
+        (
+            &["run", "--url", "rtmp://h/app/k", "--help"][..],
+            "--tls-ca FILE",
+        ),
+        (&["help", "run"][..], "SIGHUP reloads"),
+        (
+            &["check-config", "--help"][..],
+            "campush check-config [FILE]",
+        ),
+        (&["check-config", "-h"][..], "78 invalid"),
+        (&["help", "check-config"][..], "campush check-config [FILE]"),
+        (&["probe", "--help"][..], "campush probe"),
+        (&["help", "probe"][..], "V4L2 devices"),
+    ] {
+        let (code, stdout, stderr) = campush(args);
+        assert_eq!(code, 0, "campush {args:?}: stderr {stderr}");
+        assert!(
+            stdout.contains(usage),
+            "campush {args:?} printed:\n{stdout}"
+        );
+        assert!(
+            stderr.is_empty(),
+            "campush {args:?} wrote to stderr: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn version_and_unknown_commands() {
+    let (code, stdout, _) = campush(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("campush "), "{stdout}");
+    let (code, _, stderr) = campush(&["frobnicate"]);
+    assert_eq!(code, 78, "a usage error is a configuration error");
+    assert!(stderr.contains("unknown command"), "{stderr}");
+    let (code, _, stderr) = campush(&["run", "--bogus"]);
+    assert_eq!(code, 78);
+    assert!(stderr.contains("--bogus"), "{stderr}");
+}
