@@ -33,6 +33,7 @@ pub mod led;
 pub mod logging;
 pub mod notify;
 pub mod observers;
+pub mod peer_text;
 pub mod pool;
 pub mod publisher;
 pub mod queue;
