@@ -607,13 +607,14 @@ fn records_of_another_type_inside_a_split_handshake_message_are_refused() {
     let tls12 = CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256;
     // The first half of a NewSessionTicket or KeyUpdate (TLS 1.3), of a HelloRequest (TLS 1.2),
     // then application data or an alert that would otherwise be let through.
-    let cases: [(
+    type Case = (
         &'static SupportedProtocolVersion,
         CipherSuite,
-        &[u8],
+        &'static [u8],
         u8,
-        &[u8],
-    ); 4] = [
+        &'static [u8],
+    );
+    let cases: [Case; 4] = [
         (TLS13, tls13, &[4, 0], DATA, b"x"),
         (TLS13, tls13, &[24, 0], ALERT, &[1, 90]),
         (TLS12, tls12, &[0, 0], DATA, b"x"),
