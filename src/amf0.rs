@@ -9,8 +9,11 @@
 //!   (commands are rare), but every allocation is bounded by the bytes actually present in the
 //!   input slice: a length prefix is checked against the remaining input before anything is
 //!   reserved, a strict array's announced count only sizes the vector up to what the remaining
-//!   input could possibly hold, and containers nest at most [`MAX_DEPTH`] deep. Peer input can
-//!   make it return an [`Amf0Error`], never panic.
+//!   input could possibly hold, containers nest at most [`MAX_DEPTH`] deep, and one decode
+//!   produces at most [`MAX_VALUES`] values, nested ones included. The count matters as much as
+//!   the input's length: a null is one byte on the wire and 32 in memory, so without it a
+//!   64 KiB command could cost 2 MiB. Peer input can make it return an [`Amf0Error`], never
+//!   panic.
 //!
 //! Supported markers (AMF0 specification, Adobe, 2006, §2.2–§2.14): number (0x00), boolean
 //! (0x01), string (0x02), object (0x03), null (0x05), undefined (0x06), ECMA array (0x08),
@@ -30,6 +33,9 @@
 
 /// Deepest nesting of objects, ECMA arrays and strict arrays [`decode`] accepts.
 pub const MAX_DEPTH: usize = 16;
+/// Most values one [`decode`] or [`decode_all`] produces, nested ones included. A command a
+/// publisher receives holds a few dozen; this many cost at most about 100 KiB.
+pub const MAX_VALUES: usize = 1024;
 
 const MARKER_NUMBER: u8 = 0x00;
 const MARKER_BOOLEAN: u8 = 0x01;
@@ -104,20 +110,38 @@ pub enum Amf0Error {
     InvalidUtf8,
     #[error("AMF0 values nest deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    #[error("AMF0 input holds more than {MAX_VALUES} values")]
+    TooManyValues,
+}
+
+impl Amf0Error {
+    /// The input is well-formed as far as it was read but larger than the decoder accepts.
+    pub fn is_limit(&self) -> bool {
+        matches!(self, Amf0Error::TooDeep | Amf0Error::TooManyValues)
+    }
 }
 
 /// Decodes one value from the front of `input` and advances `input` past it.
 /// On error `input` is left at an unspecified position inside the value.
 pub fn decode(input: &mut &[u8]) -> Result<Value, Amf0Error> {
-    decode_value(input, 0)
+    let mut left = MAX_VALUES;
+    decode_counted(input, &mut left)
+}
+
+/// [`decode`], counting every value it produces (nested ones included) against `left`, which
+/// several calls can share: past it, [`Amf0Error::TooManyValues`].
+pub fn decode_counted(input: &mut &[u8], left: &mut usize) -> Result<Value, Amf0Error> {
+    decode_value(input, 0, left)
 }
 
 /// Decodes values until `input` is exhausted, at most `limit` of them (the rest is left in
-/// `input`). Convenient for command messages, which are a flat sequence of values.
+/// `input`) and at most [`MAX_VALUES`] values in all. Convenient for command messages, which
+/// are a flat sequence of values.
 pub fn decode_all(input: &mut &[u8], limit: usize) -> Result<Vec<Value>, Amf0Error> {
     let mut values = Vec::new();
+    let mut left = MAX_VALUES;
     while !input.is_empty() && values.len() < limit {
-        values.push(decode(input)?);
+        values.push(decode_counted(input, &mut left)?);
     }
     Ok(values)
 }
@@ -161,7 +185,11 @@ fn take_str(input: &mut &[u8], len: usize) -> Result<String, Amf0Error> {
 }
 
 /// Reads `name value` pairs up to and including the `00 00 09` terminator.
-fn decode_properties(input: &mut &[u8], depth: usize) -> Result<Vec<(String, Value)>, Amf0Error> {
+fn decode_properties(
+    input: &mut &[u8],
+    depth: usize,
+    left: &mut usize,
+) -> Result<Vec<(String, Value)>, Amf0Error> {
     let mut props = Vec::new();
     loop {
         let key_len = usize::from(take_u16(input)?);
@@ -170,12 +198,13 @@ fn decode_properties(input: &mut &[u8], depth: usize) -> Result<Vec<(String, Val
             return Ok(props);
         }
         let key = take_str(input, key_len)?;
-        let value = decode_value(input, depth)?;
+        let value = decode_value(input, depth, left)?;
         props.push((key, value));
     }
 }
 
-fn decode_value(input: &mut &[u8], depth: usize) -> Result<Value, Amf0Error> {
+fn decode_value(input: &mut &[u8], depth: usize, left: &mut usize) -> Result<Value, Amf0Error> {
+    *left = left.checked_sub(1).ok_or(Amf0Error::TooManyValues)?;
     let marker = take_u8(input)?;
     match marker {
         MARKER_NUMBER => Ok(Value::Number(take_f64(input)?)),
@@ -201,19 +230,20 @@ fn decode_value(input: &mut &[u8], depth: usize) -> Result<Value, Amf0Error> {
                 return Err(Amf0Error::TooDeep);
             }
             match marker {
-                MARKER_OBJECT => Ok(Value::Object(decode_properties(input, depth)?)),
+                MARKER_OBJECT => Ok(Value::Object(decode_properties(input, depth, left)?)),
                 MARKER_ECMA_ARRAY => {
                     // The count is only a hint (encoders get it wrong); the terminator decides.
                     let _count = take_u32(input)?;
-                    Ok(Value::EcmaArray(decode_properties(input, depth)?))
+                    Ok(Value::EcmaArray(decode_properties(input, depth, left)?))
                 }
                 _ => {
                     let count = take_u32(input)?;
                     let count = usize::try_from(count).unwrap_or(usize::MAX);
-                    // Every element takes at least one byte: never reserve more than could fit.
-                    let mut items = Vec::with_capacity(count.min(input.len()));
+                    // Every element takes at least one byte and one value of the count: never
+                    // reserve more than could fit in either.
+                    let mut items = Vec::with_capacity(count.min(input.len()).min(*left));
                     for _ in 0..count {
-                        items.push(decode_value(input, depth)?);
+                        items.push(decode_value(input, depth, left)?);
                     }
                     Ok(Value::StrictArray(items))
                 }
@@ -574,6 +604,49 @@ mod tests {
         );
         // Deep enough to overflow the stack if depth were not checked.
         assert_eq!(decode(&mut &nested(100_000)[..]), Err(Amf0Error::TooDeep));
+    }
+
+    #[test]
+    fn the_values_one_decode_produces_are_counted() {
+        // A strict array of MAX_VALUES - 1 nulls is MAX_VALUES values with the array itself.
+        let array = |count: usize| {
+            let mut v = vec![0x0A];
+            v.extend_from_slice(&(count as u32).to_be_bytes());
+            v.resize(5 + count, 0x05);
+            v
+        };
+        assert!(decode(&mut &array(MAX_VALUES - 1)[..]).is_ok());
+        assert_eq!(
+            decode(&mut &array(MAX_VALUES)[..]),
+            Err(Amf0Error::TooManyValues)
+        );
+        // 60 000 nulls in 60 KB (tests/hostile_server.rs measures what that costs now).
+        let bytes = array(60_000);
+        let mut input = &bytes[..];
+        assert_eq!(decode(&mut input), Err(Amf0Error::TooManyValues));
+        // Object properties count too, and so does every value of a decode_all.
+        let mut object = vec![0x03];
+        for _ in 0..MAX_VALUES {
+            object.extend_from_slice(&[0, 1, b'k', 0x05]);
+        }
+        object.extend_from_slice(&[0, 0, 9]);
+        assert_eq!(decode(&mut &object[..]), Err(Amf0Error::TooManyValues));
+        let nulls = vec![0x05; MAX_VALUES + 1];
+        assert_eq!(
+            decode_all(&mut &nulls[..], usize::MAX),
+            Err(Amf0Error::TooManyValues)
+        );
+        // A shared count runs out across calls.
+        let mut left = 2;
+        let mut input = &[0x05, 0x05, 0x05][..];
+        assert!(decode_counted(&mut input, &mut left).is_ok());
+        assert!(decode_counted(&mut input, &mut left).is_ok());
+        assert_eq!(
+            decode_counted(&mut input, &mut left),
+            Err(Amf0Error::TooManyValues)
+        );
+        assert!(Amf0Error::TooManyValues.is_limit() && Amf0Error::TooDeep.is_limit());
+        assert!(!Amf0Error::UnexpectedEof.is_limit());
     }
 
     #[test]

@@ -39,7 +39,8 @@
 //!   v4l2/, transport/    devices (capture, m2m encoder, probe); TCP or TLS with deadlines
 //! h264/, amf0            the H.264 bitstream (NAL units, SPS/PPS, AVCC, display order); AMF0
 //! pool, status           frame buffers allocated once; the one observable status, counters
-//! clock, alloc, exit     CLOCK_MONOTONIC in µs; the allocation counter; exit codes
+//! clock, alloc, exit,    CLOCK_MONOTONIC in µs; the allocation counter; exit codes; text a
+//!   peer_text            peer sent, made safe to log (short, one line, no control characters)
 //! ```
 //!
 //! Stages take their settings as typed values of their own (`PublisherSettings`,
@@ -60,6 +61,7 @@ pub mod led;
 pub mod logging;
 pub mod notify;
 pub mod observers;
+pub mod peer_text;
 pub mod pool;
 pub mod publisher;
 pub mod queue;

@@ -25,17 +25,40 @@
 //! servers do not apply the previous delta to a fmt-3 message start).
 //!
 //! Reader invariants: it consumes all the input it is given, buffering at most one partial
-//! chunk header (18 bytes) itself; a message longer than the configured maximum is refused as
-//! soon as its header is read, before any payload is stored; payload buffers grow only as
-//! payload actually arrives, so a peer announcing a huge chunk size or a long message costs
-//! nothing until it sends the bytes; at most [`MAX_CHUNK_STREAMS`] chunk streams are tracked.
-//! Buffers are kept between messages, so once warmed up, small messages (acknowledgements,
-//! pings) are reassembled without allocating; in the worst case a reader holds
-//! `MAX_CHUNK_STREAMS * max_message_size` bytes (16 MiB with the 1 MiB default), and only if
-//! the peer really sends that much. Timestamps are u32 and wrap. Errors are fatal: after one,
-//! the connection must be dropped.
+//! chunk header (18 bytes) itself; a message longer than its type's bound ([`ReaderLimits`]:
+//! commands and data apart from the rest) is refused as soon as its header is read, before any
+//! payload is stored, and so is a message that would take the announced lengths of all
+//! unfinished messages together past the connection's byte budget; payload buffers grow only
+//! as payload actually arrives and never past the message's length, so a peer announcing a
+//! huge chunk size or a long message costs nothing until it sends the bytes; at most
+//! [`MAX_CHUNK_STREAMS`] chunk streams are tracked. A chunk stream's buffer is kept between
+//! messages up to [`RETAINED_CAPACITY`] bytes (released when the next read starts), so once
+//! warmed up, small messages (acknowledgements, pings) are reassembled without allocating. So a
+//! reader holds at most `budget + MAX_CHUNK_STREAMS * RETAINED_CAPACITY` bytes of payload,
+//! whatever the peer sends. Timestamps are u32 and wrap. Errors are fatal: after one, the
+//! connection must be dropped.
+//!
+//! What the reader accepts beyond the letter of §5.3, after reading what ffmpeg
+//! (libavformat/rtmppkt.c) and nginx-rtmp (ngx_rtmp_handler.c) accept from their peer. The rule:
+//! accept where both read the bytes the same way and the meaning is clear; refuse where they
+//! disagree or where accepting would cost unbounded memory.
+//!
+//! | Peer sends | ffmpeg, nginx-rtmp | Here |
+//! |---|---|---|
+//! | first chunk of a chunk stream with a fmt 1 header (no message stream id) | previous fields are zero: stream id 0 | accepted: stream id 0, timestamp = the delta (one real server does this) |
+//! | first chunk with a fmt 2 or fmt 3 header (no length, no type) | previous fields are zero: an empty message of type 0 | accepted: an empty message of type 0, which the session ignores |
+//! | a fmt 0/1/2 header in the middle of a message, repeating its length and type (and, fmt 0, stream id) | continues the message; the new timestamp is ignored | accepted as a continuation chunk; the message keeps its first timestamp |
+//! | a fmt 0/1 header in the middle of a message with another length | ffmpeg refuses (size mismatch); nginx continues with the new length | refused: [`ChunkError::HeaderChangedMidMessage`] |
+//! | the same with another type or stream id | ffmpeg keeps the old type, nginx takes the new one | refused: [`ChunkError::HeaderChangedMidMessage`] |
+//! | fmt 3 chunks after an extended-timestamp header | both read the 4-byte extended field again | read it too (whether the chunk continues a message or starts one) |
+//! | a message longer than the bound | ffmpeg takes up to 16 MiB per chunk stream; nginx refuses over 1 MiB | refused at its header, per type (commands 64 KiB in a session) and against the byte budget |
+//! | more chunk streams than servers use | ffmpeg takes any; nginx refuses chunk stream ids of 32 and up | ids 2 to 65599 accepted, at most [`MAX_CHUNK_STREAMS`] of them in use |
+//! | Set Chunk Size 0 or with bit 31 set | ffmpeg refuses (it reads a signed int) | refused: [`ChunkError::InvalidChunkSize`] |
+//! | Abort for a chunk stream with nothing in progress | ignored | ignored |
 
 use std::fmt;
+
+use super::msg_type;
 
 /// Chunk size both sides start with (§5.4.1).
 pub const DEFAULT_CHUNK_SIZE: u32 = 128;
@@ -43,11 +66,15 @@ pub const DEFAULT_CHUNK_SIZE: u32 = 128;
 pub const MAX_CHUNK_SIZE: u32 = 0x7FFF_FFFF;
 /// Largest message the 3-byte length field can describe.
 pub const MAX_MESSAGE_LEN: usize = 0xFF_FFFF;
-/// Default bound on a reassembled incoming message.
+/// Default bound on a reassembled incoming message, and on all unfinished ones together.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
-/// Most chunk streams a peer may use at once (servers use 2 to 8). With the message bound,
-/// this caps what a reader can hold: `MAX_CHUNK_STREAMS * max_message_size` bytes at worst.
+/// Bound on a command or data message (types 15, 17, 18, 20) in a session: servers send a few
+/// hundred bytes (ffmpeg reads the fields it needs into 256-byte buffers).
+pub const MAX_COMMAND_MESSAGE: usize = 64 * 1024;
+/// Most chunk streams a peer may use at once (servers use 2 to 8).
 pub const MAX_CHUNK_STREAMS: usize = 16;
+/// Payload capacity a chunk stream keeps between messages (more is released).
+pub const RETAINED_CAPACITY: usize = 4096;
 /// Chunk streams whose previous header the writer remembers (we use 5).
 pub const WRITER_SLOTS: usize = 8;
 /// Lowest and highest chunk stream id (0 and 1 are reserved for the longer basic headers).
@@ -67,8 +94,59 @@ pub enum ChunkError {
     MessageTooLarge { size: usize, limit: usize },
     #[error("peer uses more than {limit} chunk streams")]
     TooManyChunkStreams { limit: usize },
-    #[error("chunk on stream {0} refers to a previous header that was never sent")]
-    MissingPreviousHeader(u32),
+    #[error(
+        "unfinished messages would hold {held} + {wanted} bytes, over the budget of {budget} bytes"
+    )]
+    BudgetExceeded {
+        held: usize,
+        wanted: usize,
+        budget: usize,
+    },
+    #[error("chunk stream {0}: a header with another length, type or stream id arrived in the middle of a message")]
+    HeaderChangedMidMessage(u32),
+}
+
+/// What a [`ChunkReader`] accepts from its peer and may hold for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReaderLimits {
+    /// Longest command or data message (AMF0 or AMF3: types 15, 17, 18, 20).
+    pub max_command: usize,
+    /// Longest message of any other type.
+    pub max_other: usize,
+    /// Most bytes the unfinished messages may announce together: the connection's budget.
+    pub budget: usize,
+}
+
+impl ReaderLimits {
+    /// Every message up to `max` bytes, and all unfinished messages together up to `max`.
+    pub fn uniform(max: usize) -> Self {
+        ReaderLimits {
+            max_command: max,
+            max_other: max,
+            budget: max,
+        }
+    }
+
+    /// A publishing client's: commands and data up to [`MAX_COMMAND_MESSAGE`], other messages
+    /// (which it ignores, apart from protocol control) and all unfinished ones together up to
+    /// `max`.
+    pub fn publisher(max: usize) -> Self {
+        ReaderLimits {
+            max_command: MAX_COMMAND_MESSAGE.min(max),
+            max_other: max,
+            budget: max,
+        }
+    }
+
+    fn max_for(&self, type_id: u8) -> usize {
+        match type_id {
+            msg_type::COMMAND_AMF0
+            | msg_type::COMMAND_AMF3
+            | msg_type::DATA_AMF0
+            | msg_type::DATA_AMF3 => self.max_command,
+            _ => self.max_other,
+        }
+    }
 }
 
 /// One reassembled message. `payload` borrows the reader until the next `read`.
@@ -275,12 +353,34 @@ enum ReadState {
 /// Reassembles incoming chunks into messages.
 pub struct ChunkReader {
     chunk_size: u32,
-    max_message_size: usize,
+    limits: ReaderLimits,
     streams: Vec<InStream>,
+    /// The stream whose message the last `read` returned: its buffer is trimmed at the next.
+    returned: Option<usize>,
     state: ReadState,
     hdr: [u8; MAX_HEADER_LEN],
     hdr_len: usize,
     bytes_received: u64,
+}
+
+/// Empties `buf`, giving back all but [`RETAINED_CAPACITY`] bytes of its capacity.
+fn release(buf: &mut Vec<u8>) {
+    buf.clear();
+    if buf.capacity() > RETAINED_CAPACITY {
+        buf.shrink_to(RETAINED_CAPACITY);
+    }
+}
+
+/// Makes room for `n` more bytes in `buf`, which will hold at most `length` bytes: doubling (so
+/// a message costs a logarithmic number of allocations) but never past `length`, so a buffer is
+/// never more than its message.
+fn grow_within(buf: &mut Vec<u8>, n: usize, length: usize) {
+    let need = buf.len().saturating_add(n);
+    if need <= buf.capacity() {
+        return;
+    }
+    let target = buf.capacity().saturating_mul(2).min(length).max(need);
+    buf.reserve_exact(target - buf.len());
 }
 
 fn be24(b: &[u8], at: usize) -> u32 {
@@ -327,7 +427,7 @@ impl fmt::Debug for ChunkReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChunkReader")
             .field("chunk_size", &self.chunk_size)
-            .field("max_message_size", &self.max_message_size)
+            .field("limits", &self.limits)
             .field("chunk_streams", &self.streams.len())
             .field("state", &self.state)
             .field("bytes_received", &self.bytes_received)
@@ -336,12 +436,19 @@ impl fmt::Debug for ChunkReader {
 }
 
 impl ChunkReader {
-    /// A reader refusing messages longer than `max_message_size` bytes.
+    /// A reader refusing messages longer than `max_message_size` bytes, and unfinished
+    /// messages announcing more than that together.
     pub fn new(max_message_size: usize) -> Self {
+        Self::with_limits(ReaderLimits::uniform(max_message_size))
+    }
+
+    /// A reader bounded by `limits`.
+    pub fn with_limits(limits: ReaderLimits) -> Self {
         ChunkReader {
             chunk_size: DEFAULT_CHUNK_SIZE,
-            max_message_size,
+            limits,
             streams: Vec::with_capacity(MAX_CHUNK_STREAMS),
+            returned: None,
             state: ReadState::Header,
             hdr: [0; MAX_HEADER_LEN],
             hdr_len: 0,
@@ -363,9 +470,9 @@ impl ChunkReader {
         self.chunk_size
     }
 
-    /// The configured message-size bound.
-    pub fn max_message_size(&self) -> usize {
-        self.max_message_size
+    /// The configured bounds.
+    pub fn limits(&self) -> ReaderLimits {
+        self.limits
     }
 
     /// Bytes consumed by [`Self::read`] so far.
@@ -377,7 +484,7 @@ impl ChunkReader {
     pub fn abort(&mut self, csid: u32) {
         if let Some(s) = self.streams.iter_mut().find(|s| s.csid == csid) {
             s.in_progress = false;
-            s.buf.clear();
+            release(&mut s.buf);
         }
     }
 
@@ -464,12 +571,13 @@ impl ChunkReader {
         let h = self.parse_header();
         let slot = match self.streams.iter().position(|s| s.csid == h.csid) {
             Some(i) => i,
-            None if h.fmt == 0 => {
+            None => {
                 if self.streams.len() >= MAX_CHUNK_STREAMS {
                     return Err(ChunkError::TooManyChunkStreams {
                         limit: MAX_CHUNK_STREAMS,
                     });
                 }
+                // A fmt 1/2/3 first chunk takes the missing fields as zero (see the module doc).
                 self.streams.push(InStream {
                     csid: h.csid,
                     timestamp: 0,
@@ -483,13 +591,35 @@ impl ChunkReader {
                 });
                 self.streams.len() - 1
             }
-            None => return Err(ChunkError::MissingPreviousHeader(h.csid)),
         };
         let chunk_size = self.chunk_size as usize;
-        let limit = self.max_message_size;
+        let limits = self.limits;
+        let held: usize = self
+            .streams
+            .iter()
+            .enumerate()
+            .filter(|&(i, s)| i != slot && s.in_progress)
+            .map(|(_, s)| s.length as usize)
+            .sum();
         let Some(st) = self.streams.get_mut(slot) else {
-            return Err(ChunkError::MissingPreviousHeader(h.csid));
+            return Err(ChunkError::TooManyChunkStreams {
+                limit: MAX_CHUNK_STREAMS,
+            });
         };
+        if st.in_progress {
+            // A chunk in the middle of a message continues it, whatever its header says about
+            // the timestamp; a header that changes the message is refused.
+            let same = match h.fmt {
+                0 => (h.length, h.type_id, h.stream_id) == (st.length, st.type_id, st.stream_id),
+                1 => (h.length, h.type_id) == (st.length, st.type_id),
+                _ => true,
+            };
+            if !same {
+                return Err(ChunkError::HeaderChangedMidMessage(h.csid));
+            }
+            let left = (st.length as usize).saturating_sub(st.buf.len());
+            return Ok((slot, left.min(chunk_size)));
+        }
         match h.fmt {
             0 => {
                 st.timestamp = h.field;
@@ -511,21 +641,22 @@ impl ChunkReader {
                 st.delta = h.field;
                 st.extended = h.extended;
             }
-            _ => {
-                if st.in_progress {
-                    let left = (st.length as usize).saturating_sub(st.buf.len());
-                    return Ok((slot, left.min(chunk_size)));
-                }
-                st.timestamp = st.timestamp.wrapping_add(st.delta);
-            }
+            _ => st.timestamp = st.timestamp.wrapping_add(st.delta),
         }
-        // A new message starts (a fmt 0/1/2 header in the middle of one replaces it).
+        // A new message starts.
         let length = st.length as usize;
+        let limit = limits.max_for(st.type_id);
         if length > limit {
-            st.in_progress = false;
             return Err(ChunkError::MessageTooLarge {
                 size: length,
                 limit,
+            });
+        }
+        if held.saturating_add(length) > limits.budget {
+            return Err(ChunkError::BudgetExceeded {
+                held,
+                wanted: length,
+                budget: limits.budget,
             });
         }
         st.buf.clear();
@@ -540,6 +671,13 @@ impl ChunkReader {
         &'a mut self,
         input: &[u8],
     ) -> Result<(usize, Option<Message<'a>>), ChunkError> {
+        if let Some(st) = self
+            .returned
+            .take()
+            .and_then(|slot| self.streams.get_mut(slot))
+        {
+            release(&mut st.buf);
+        }
         let mut pos = 0;
         let complete = loop {
             let rest = input.get(pos..).unwrap_or_default();
@@ -576,6 +714,7 @@ impl ChunkReader {
                         self.state = ReadState::Header;
                         continue;
                     };
+                    grow_within(&mut st.buf, n, st.length as usize);
                     st.buf.extend_from_slice(rest.get(..n).unwrap_or_default());
                     pos += n;
                     if remaining > n {
@@ -594,6 +733,7 @@ impl ChunkReader {
             }
         };
         self.bytes_received += pos as u64;
+        self.returned = complete;
         let message = complete
             .and_then(|slot| self.streams.get(slot))
             .map(|st| Message {
@@ -893,6 +1033,256 @@ mod tests {
         assert_eq!(got[0].payload, vec![2u8; 300]);
     }
 
+    /// Reads `input` whole and returns every message, or the first error.
+    fn try_read_all(reader: &mut ChunkReader, input: &[u8]) -> Result<Vec<Owned>, ChunkError> {
+        let mut got = Vec::new();
+        let mut pos = 0;
+        loop {
+            let (n, msg) = reader.read(&input[pos..])?;
+            pos += n;
+            match msg {
+                Some(m) => got.push(Owned::from(m)),
+                None => return Ok(got),
+            }
+        }
+    }
+
+    #[test]
+    fn a_fmt1_first_chunk_takes_message_stream_id_0() {
+        // One server in the wild opens chunk streams this way; ffmpeg takes the missing fields
+        // as zero.
+        #[rustfmt::skip]
+        let input = [
+            // fmt 1 on csid 3, never seen: delta 5, length 2, type 20
+            0x43, 0, 0, 5, 0, 0, 2, 20, 0xAA, 0xBB,
+            // fmt 3: the next message repeats the delta
+            0xC3, 0xCC, 0xDD,
+        ];
+        let got = read_all(&mut ChunkReader::new(64), &input, 1);
+        assert_eq!(
+            got,
+            vec![
+                Owned {
+                    csid: 3,
+                    timestamp: 5,
+                    type_id: 20,
+                    stream_id: 0,
+                    payload: vec![0xAA, 0xBB]
+                },
+                Owned {
+                    csid: 3,
+                    timestamp: 10,
+                    type_id: 20,
+                    stream_id: 0,
+                    payload: vec![0xCC, 0xDD]
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fmt2_or_fmt3_first_chunk_is_an_empty_message_of_type_0() {
+        // No length, no type: ffmpeg and nginx-rtmp both read an empty message there, and so
+        // does the next header.
+        #[rustfmt::skip]
+        let input = [
+            0x82, 0, 0, 7,                                      // fmt 2 on csid 2: delta 7
+            0xC5,                                               // fmt 3 on csid 5
+            0x05, 0, 0, 1, 0, 0, 1, 20, 0, 0, 0, 0, 0xEE,        // then a normal message on csid 5
+        ];
+        let got = read_all(&mut ChunkReader::new(64), &input, 1);
+        assert_eq!(
+            got,
+            vec![
+                Owned {
+                    csid: 2,
+                    timestamp: 7,
+                    type_id: 0,
+                    stream_id: 0,
+                    payload: vec![]
+                },
+                Owned {
+                    csid: 5,
+                    timestamp: 0,
+                    type_id: 0,
+                    stream_id: 0,
+                    payload: vec![]
+                },
+                Owned {
+                    csid: 5,
+                    timestamp: 1,
+                    type_id: 20,
+                    stream_id: 0,
+                    payload: vec![0xEE]
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_header_repeating_the_message_in_progress_continues_it() {
+        // Chunk size 4, two 10-byte messages on csid 6 whose continuation chunks carry full
+        // headers with the same length and type instead of fmt 3: the first continues with
+        // fmt 0 then fmt 1, the second with fmt 2. Their timestamps are ignored, as ffmpeg and
+        // nginx-rtmp ignore them.
+        #[rustfmt::skip]
+        let input = [
+            0x06, 0, 0, 10, 0, 0, 10, 9, 1, 0, 0, 0, 1, 2, 3, 4,
+            0x06, 0, 0, 99, 0, 0, 10, 9, 1, 0, 0, 0, 5, 6, 7, 8,
+            0x46, 0, 0, 50, 0, 0, 10, 9, 9, 10,
+            0x86, 0, 0, 3, 11, 12, 13, 14,
+            0x86, 0, 0, 77, 15, 16, 17, 18,
+            0xC6, 19, 20,
+        ];
+        let mut r = ChunkReader::new(64);
+        r.set_chunk_size(4).expect("valid");
+        let got = read_all(&mut r, &input, 3);
+        assert_eq!(
+            got,
+            vec![
+                Owned {
+                    csid: 6,
+                    timestamp: 10,
+                    type_id: 9,
+                    stream_id: 1,
+                    payload: (1..=10).collect()
+                },
+                Owned {
+                    csid: 6,
+                    timestamp: 13,
+                    type_id: 9,
+                    stream_id: 1,
+                    payload: (11..=20).collect()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_header_changing_the_message_in_progress_is_refused() {
+        let start = [0x06, 0, 0, 10, 0, 0, 10, 9, 1, 0, 0, 0, 1, 2, 3, 4];
+        #[rustfmt::skip]
+        let changes: [&[u8]; 4] = [
+            &[0x46, 0, 0, 0, 0, 0, 11, 9],             // fmt 1, another length
+            &[0x46, 0, 0, 0, 0, 0, 10, 8],             // fmt 1, another type
+            &[0x06, 0, 0, 0, 0, 0, 10, 9, 2, 0, 0, 0], // fmt 0, another stream id
+            &[0x06, 0, 0, 0, 0, 0, 9, 9, 1, 0, 0, 0],  // fmt 0, another length
+        ];
+        for change in changes {
+            let mut r = ChunkReader::new(64);
+            r.set_chunk_size(4).expect("valid");
+            let input = [&start[..], change].concat();
+            assert_eq!(
+                try_read_all(&mut r, &input),
+                Err(ChunkError::HeaderChangedMidMessage(6)),
+                "{change:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unfinished_messages_share_one_budget() {
+        let limits = ReaderLimits {
+            max_command: 1000,
+            max_other: 1000,
+            budget: 1000,
+        };
+        let mut w = ChunkWriter::new();
+        w.set_chunk_size(100);
+        let header_and_first_chunk = |w: &mut ChunkWriter, csid: u32, len: usize| {
+            let mut out = Vec::new();
+            w.write_message(&mut out, csid, 0, 9, 1, &vec![7u8; len]);
+            out.truncate(12 + len.min(100));
+            out
+        };
+        // 600 + 400 in flight: the whole budget.
+        let mut r = ChunkReader::with_limits(limits);
+        r.set_chunk_size(100).expect("valid");
+        let mut input = header_and_first_chunk(&mut w, 4, 600);
+        input.extend(header_and_first_chunk(&mut w, 5, 400));
+        assert_eq!(try_read_all(&mut r, &input), Ok(vec![]));
+        // One more byte on a third stream is over it.
+        let more = header_and_first_chunk(&mut w, 6, 1);
+        assert_eq!(
+            try_read_all(&mut r, &more),
+            Err(ChunkError::BudgetExceeded {
+                held: 1000,
+                wanted: 1,
+                budget: 1000
+            })
+        );
+
+        // A finished message gives its share back.
+        let mut w = ChunkWriter::new();
+        w.set_chunk_size(100);
+        let mut r = ChunkReader::with_limits(limits);
+        r.set_chunk_size(100).expect("valid");
+        let mut input = written(&mut w, 4, 0, 9, 1, &[1u8; 600]);
+        input.extend(header_and_first_chunk(&mut w, 5, 1000));
+        let got = try_read_all(&mut r, &input).expect("within budget");
+        assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn commands_and_data_have_their_own_bound() {
+        let limits = ReaderLimits::publisher(1 << 20);
+        assert_eq!(limits.max_command, MAX_COMMAND_MESSAGE);
+        let over = MAX_COMMAND_MESSAGE as u32 + 1;
+        let [_, a, b, c] = over.to_be_bytes();
+        for type_id in [15u8, 17, 18, 20] {
+            let mut r = ChunkReader::with_limits(limits);
+            let header = [0x03, 0, 0, 0, a, b, c, type_id, 0, 0, 0, 0];
+            assert_eq!(
+                try_read_all(&mut r, &header),
+                Err(ChunkError::MessageTooLarge {
+                    size: over as usize,
+                    limit: MAX_COMMAND_MESSAGE
+                }),
+                "type {type_id}"
+            );
+        }
+        // Any other type may be as long as the budget.
+        let mut r = ChunkReader::with_limits(limits);
+        let header = [0x04, 0, 0, 0, a, b, c, 9, 1, 0, 0, 0];
+        assert_eq!(try_read_all(&mut r, &header), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_buffer_never_exceeds_its_message_and_is_trimmed_after_it() {
+        let payload = vec![3u8; 100_000];
+        let mut w = ChunkWriter::new();
+        let mut input = written(&mut w, 6, 0, 9, 1, &payload);
+        input.extend(written(&mut w, 6, 1, 9, 1, b"small"));
+        let mut r = ChunkReader::new(1 << 20);
+        let mut pos = 0;
+        let mut capacities = Vec::new();
+        loop {
+            let (n, msg) = r.read(&input[pos..]).expect("valid");
+            pos += n;
+            let Some(m) = msg else { break };
+            let len = m.payload.len();
+            let st = r.streams.iter().find(|s| s.csid == 6).expect("slot");
+            capacities.push((len, st.buf.capacity()));
+        }
+        assert_eq!(capacities.len(), 2);
+        let (len, cap) = capacities[0];
+        assert_eq!(len, 100_000);
+        assert!(cap <= 100_000, "capacity {cap} for a 100000-byte message");
+        // Reading the next message released all but the retained capacity.
+        assert!(capacities[1].1 <= RETAINED_CAPACITY, "{:?}", capacities[1]);
+        // Aborting a long message releases it too.
+        let mut r = ChunkReader::new(1 << 20);
+        let partial = &written(&mut ChunkWriter::new(), 6, 0, 9, 1, &payload)[..50_000];
+        assert_eq!(try_read_all(&mut r, partial), Ok(vec![]));
+        r.abort(6);
+        let st = r.streams.iter().find(|s| s.csid == 6).expect("slot");
+        assert!(
+            st.buf.capacity() <= RETAINED_CAPACITY,
+            "{}",
+            st.buf.capacity()
+        );
+    }
+
     struct XorShift(u64);
     impl XorShift {
         fn next(&mut self) -> u64 {
@@ -1004,18 +1394,6 @@ mod tests {
                 size: 0xFF_FFFF,
                 limit: DEFAULT_MAX_MESSAGE_SIZE
             })
-        );
-
-        // fmt 1 on a csid never seen.
-        let mut r = ChunkReader::new(64);
-        assert_eq!(
-            r.read(&[0x47, 0, 0, 0, 0, 0, 1, 9]).map(|(n, _)| n),
-            Err(ChunkError::MissingPreviousHeader(7))
-        );
-        let mut r = ChunkReader::new(64);
-        assert_eq!(
-            r.read(&[0xC2]).map(|(n, _)| n),
-            Err(ChunkError::MissingPreviousHeader(2))
         );
 
         // Too many chunk streams.

@@ -16,7 +16,10 @@
 //! per video frame, and its chunk reader has no bound on message size, so a hostile or broken
 //! server can make it buffer without limit. What a publisher needs is small: this core writes
 //! media with zero heap allocation into a buffer the caller keeps, bounds every buffer it holds
-//! against the peer (message size, number of chunk streams), and never panics on peer input.
+//! against the peer (message size per type, one byte budget for all unfinished messages, number
+//! of chunk streams, AMF0 values per command: about 1 MiB per connection at most), and never
+//! panics on peer input. Text the server sends reaches logs only as a
+//! [`crate::peer_text::PeerText`].
 //!
 //! Chunk stream ids we use: 2 protocol control, 3 commands, 4 audio, 5 data (metadata),
 //! 6 video. Media and `publish` go on the message stream id `createStream` returned.

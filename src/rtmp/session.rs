@@ -18,8 +18,31 @@
 //!
 //! Refusals are typed: `_error` for connect / createStream / publish, or an `onStatus` (or
 //! `_result`) whose info object has level `"error"`, becomes [`RtmpError::Refused`] with the
-//! server's code and description. Servers echo the stream key in descriptions, so the
-//! description has the key replaced by `<redacted>` (and is cut to 512 bytes).
+//! server's code and description. Servers echo the stream key in descriptions, so both have the
+//! key replaced by `<redacted>`, and then become [`PeerText`]: one line, 200 characters at
+//! most, whatever the server sent.
+//!
+//! What the session accepts from a server, after reading what ffmpeg (libavformat/rtmpproto.c,
+//! also a publishing client) and nginx-rtmp (ngx_rtmp_receive.c) accept; the chunk-level cases
+//! are in [`super::chunk`]. Accepted where the meaning is clear, refused where it is not:
+//!
+//! | Server sends | ffmpeg, nginx-rtmp | Here |
+//! |---|---|---|
+//! | S0 other than 3 | ffmpeg does not look at it; nginx refuses C0 other than 3 | refused ([`RtmpError::NotRtmp`]): RTMPE, which we do not speak, or not RTMP at all (a TLS or HTTP port) |
+//! | S2 not echoing C1 | neither checks (outside the Flash Player 9 handshake) | accepted |
+//! | a control message (Set Chunk Size, Abort, Window Ack Size, Set Peer Bandwidth) shorter than 4 bytes | ffmpeg refuses; nginx ignores it | refused: ignoring a Set Chunk Size would misread everything after it |
+//! | a control message longer than needed | both read the first bytes | accepted |
+//! | Window Acknowledgement Size 0 | ffmpeg refuses; nginx sends no acknowledgements | accepted: no acknowledgements |
+//! | a user control message shorter than 2 bytes, or a ping request without its 4-byte timestamp | ffmpeg refuses; nginx ignores it | refused |
+//! | message types a publisher has no use for (audio, video, data, shared objects, aggregate, type 0) | ignored | ignored |
+//! | a command in AMF3 (type 17) | ffmpeg ignores it; nginx skips the format byte and reads AMF0 | read as nginx does |
+//! | commands on any message stream id | neither checks | accepted |
+//! | `_result` or `_error` for a transaction we did not send or no longer wait for | ffmpeg ignores results, fails on errors | ignored |
+//! | `_error` for releaseStream or FCPublish | ignored (historical Adobe commands) | ignored |
+//! | `onStatus` with level `"error"`, in any state | ffmpeg fails | refused |
+//! | createStream's `_result` without a usable stream id | ffmpeg warns and publishes on the stream id it had | refused: a guessed stream id publishes nowhere |
+//! | undecodable AMF0 after a command's name and transaction id | ffmpeg reads only the fields it looks for | the values before it are kept |
+//! | code or description of any length and content | ffmpeg keeps 255 bytes | kept as [`PeerText`] |
 //!
 //! Invariants: sans-IO (bytes in, bytes appended to `out`, typed result); the only state
 //! buffered from the peer is inside the [`ChunkReader`] and is bounded by it; any error is
@@ -29,12 +52,15 @@
 
 use std::fmt;
 
-use super::chunk::{ChunkError, ChunkReader, ChunkWriter, Message, DEFAULT_MAX_MESSAGE_SIZE};
+use super::chunk::{
+    ChunkError, ChunkReader, ChunkWriter, Message, ReaderLimits, DEFAULT_MAX_MESSAGE_SIZE,
+};
 use super::handshake::{ClientHandshake, HandshakeError};
 use super::url::RtmpUrl;
 use super::{msg_type, user_control};
 use super::{CSID_AUDIO, CSID_COMMAND, CSID_DATA, CSID_PROTOCOL_CONTROL, CSID_VIDEO};
 use crate::amf0::{self, Amf0Error, Value};
+use crate::peer_text::PeerText;
 
 const TX_CONNECT: f64 = 1.0;
 const TX_RELEASE_STREAM: f64 = 2.0;
@@ -46,8 +72,6 @@ const TX_DELETE_STREAM: f64 = 7.0;
 
 /// Most AMF0 values read from one command (name, transaction, command object, arguments).
 const MAX_COMMAND_VALUES: usize = 8;
-/// Longest server description kept in a [`RtmpError::Refused`].
-const MAX_DESCRIPTION: usize = 512;
 /// The `flashVer` we announce unless configured otherwise.
 pub const DEFAULT_FLASH_VER: &str = "FMLE/3.0 (compatible; campush)";
 /// Our outgoing chunk size unless configured otherwise.
@@ -66,7 +90,9 @@ pub struct SessionConfig {
     pub chunk_size: u32,
     /// Seed for the handshake's C1 filler.
     pub seed: u64,
-    /// Bound on any incoming message.
+    /// Bound on any incoming message, and on all unfinished ones together (the connection's
+    /// byte budget); commands and data messages are bound to 64 KiB at most
+    /// ([`ReaderLimits::publisher`]).
     pub max_message_size: usize,
 }
 
@@ -124,8 +150,8 @@ pub enum RtmpError {
     #[error("server refused {command}: {code}: {description}")]
     Refused {
         command: &'static str,
-        code: String,
-        description: String,
+        code: PeerText,
+        description: PeerText,
     },
     #[error("RTMP protocol error: {0}")]
     Protocol(String),
@@ -196,15 +222,17 @@ fn classify(msg: &Message<'_>) -> Result<Incoming, RtmpError> {
     })
 }
 
-/// Decodes up to [`MAX_COMMAND_VALUES`] values. A value that fails to decode after the name
-/// and transaction id ends the list instead of failing the session (servers append odd
-/// extras); failing earlier is an error.
+/// Decodes up to [`MAX_COMMAND_VALUES`] values, with [`amf0::MAX_VALUES`] values in all. A
+/// value that fails to decode after the name and transaction id ends the list instead of
+/// failing the session (servers append odd extras); failing earlier, or going past the
+/// decoder's limits anywhere, is an error.
 fn decode_command(mut payload: &[u8]) -> Result<Vec<Value>, RtmpError> {
     let mut values = Vec::with_capacity(4);
+    let mut left = amf0::MAX_VALUES;
     while !payload.is_empty() && values.len() < MAX_COMMAND_VALUES {
-        match amf0::decode(&mut payload) {
+        match amf0::decode_counted(&mut payload, &mut left) {
             Ok(v) => values.push(v),
-            Err(_) if values.len() >= 2 => break,
+            Err(e) if values.len() >= 2 && !e.is_limit() => break,
             Err(e) => return Err(e.into()),
         }
     }
@@ -231,17 +259,6 @@ fn info_str<'v>(info: Option<&'v Value>, key: &str) -> &'v str {
     info.and_then(|i| i.get(key))
         .and_then(Value::as_str)
         .unwrap_or("")
-}
-
-fn truncate_utf8(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push('…');
-    }
 }
 
 /// `text` with the stream key (and its name without the query) replaced by `<redacted>`.
@@ -291,7 +308,7 @@ impl fmt::Debug for ClientSession {
 
 impl ClientSession {
     pub fn new(cfg: SessionConfig) -> Self {
-        let reader = ChunkReader::new(cfg.max_message_size);
+        let reader = ChunkReader::with_limits(ReaderLimits::publisher(cfg.max_message_size));
         let handshake = ClientHandshake::new(cfg.seed);
         ClientSession {
             cfg,
@@ -476,14 +493,13 @@ impl ClientSession {
     }
 
     fn refused(&self, command: &'static str, info: Option<&Value>) -> RtmpError {
+        // Redacted first: cutting could leave the start of a key that redaction would miss.
         let key = &self.cfg.stream_key;
-        let code = redact(info_str(info, "code"), key);
-        let mut description = redact(info_str(info, "description"), key);
-        truncate_utf8(&mut description, MAX_DESCRIPTION);
+        let text = |field| PeerText::new(&redact(info_str(info, field), key));
         RtmpError::Refused {
             command,
-            code,
-            description,
+            code: text("code"),
+            description: text("description"),
         }
     }
 
@@ -1309,15 +1325,24 @@ mod tests {
     fn hostile_message_header_announcing_16_mib() {
         let (mut c, _, _) = published();
         let mut out = Vec::new();
-        // fmt 0, csid 3, length 0xFFFFFF, type 20
+        // fmt 0, csid 3, length 0xFFFFFF, type 20: over the command bound.
         let header = [0x03, 0, 0, 0, 0xFF, 0xFF, 0xFF, 20, 0, 0, 0, 0, b'x'];
+        match c.receive(&header, &mut out) {
+            Err(RtmpError::MessageTooLarge { size, limit }) => {
+                assert_eq!((size, limit), (0xFF_FFFF, 64 * 1024));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(c.state(), SessionState::Closed);
+        // The same as a video message: over the bound of everything else.
+        let (mut c, _, _) = published();
+        let header = [0x03, 0, 0, 0, 0xFF, 0xFF, 0xFF, 9, 1, 0, 0, 0, b'x'];
         match c.receive(&header, &mut out) {
             Err(RtmpError::MessageTooLarge { size, limit }) => {
                 assert_eq!((size, limit), (0xFF_FFFF, 1 << 20));
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!(c.state(), SessionState::Closed);
     }
 
     #[test]
@@ -1353,12 +1378,18 @@ mod tests {
         let mut out = Vec::new();
         c.start(&mut out);
         c.receive(&Server::s0s1s2(), &mut out).expect("ok");
-        // fmt 1 on a chunk stream never opened.
+        // fmt 1 on a chunk stream never opened, announcing 4 MB.
         let err = c
             .receive(b"\x47GARBAGE GARBAGE", &mut out)
             .expect_err("garbage");
         assert!(
-            matches!(err, RtmpError::Chunk(ChunkError::MissingPreviousHeader(7))),
+            matches!(
+                err,
+                RtmpError::MessageTooLarge {
+                    size: 0x42_4147,
+                    limit: 0x10_0000
+                }
+            ),
             "{err:?}"
         );
 
@@ -1497,8 +1528,200 @@ mod tests {
         assert_eq!(redact("a KEY b", "KEY"), "a <redacted> b");
         assert_eq!(redact("k?x=1 and k", "k?x=1"), "<redacted> and <redacted>");
         assert_eq!(redact("nothing", ""), "nothing");
-        let mut long = "é".repeat(400);
-        truncate_utf8(&mut long, MAX_DESCRIPTION);
-        assert!(long.len() <= MAX_DESCRIPTION + '…'.len_utf8());
+    }
+
+    /// Whether `text` could go into a log line as it is: one line, no control characters.
+    fn one_clean_line(text: &str) -> bool {
+        !text.chars().any(char::is_control)
+    }
+
+    #[test]
+    fn server_text_reaches_the_error_as_one_short_line() {
+        // 600 KB of description with a forged journal entry in it: refused by its size alone.
+        let (mut c, mut srv, _) = published();
+        let mut out = Vec::new();
+        let desc = format!("bad\n<3>forged{}", "x".repeat(600_000));
+        let err = c
+            .receive(
+                &srv.on_status(1, "error", "NetStream.Publish.Denied", &desc),
+                &mut out,
+            )
+            .expect_err("refused");
+        let text = err.to_string();
+        assert!(text.len() < 200 && one_clean_line(&text), "{text}");
+
+        // Within the command bound, code and description become short single lines.
+        let (mut c, mut srv, _) = published();
+        let code = format!(
+            "NetStream.Publish.Denied\r\n<3>forged{}",
+            "c".repeat(20_000)
+        );
+        let desc = format!("bad\n<3>forged entry\u{1b}[2J{}", "d".repeat(40_000));
+        let err = c
+            .receive(&srv.on_status(1, "error", &code, &desc), &mut out)
+            .expect_err("refused");
+        assert!(err.is_refusal());
+        let text = err.to_string();
+        assert!(text.chars().count() < 450, "{} chars", text.chars().count());
+        assert!(one_clean_line(&text), "{text:?}");
+        assert!(text.contains("bad\\n<3>forged entry\\u{1b}[2J"), "{text}");
+        assert!(
+            text.contains("NetStream.Publish.Denied\\r\\n<3>forged"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_key_is_redacted_before_the_text_is_cut() {
+        // Cut first, the 200-character limit would fall inside the key and leave its start.
+        let (mut c, mut srv, _) = published();
+        let mut out = Vec::new();
+        let desc = format!("{}{KEY} is in use", "x".repeat(185));
+        let err = c
+            .receive(
+                &srv.on_status(1, "error", "NetStream.Publish.BadName", &desc),
+                &mut out,
+            )
+            .expect_err("refused");
+        let text = err.to_string();
+        assert!(!text.contains("live_4242"), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+    }
+
+    /// `chunk` (one whole message in one chunk, fmt 0, csid below 64, no extended timestamp)
+    /// with a fmt 1 header instead: no message stream id.
+    fn as_fmt1(chunk: &[u8]) -> Vec<u8> {
+        assert_eq!(chunk[0] >> 6, 0, "fmt 0");
+        let mut v = vec![0x40 | chunk[0]];
+        v.extend_from_slice(&chunk[1..8]);
+        v.extend_from_slice(&chunk[12..]);
+        v
+    }
+
+    #[test]
+    fn a_server_opening_chunk_streams_with_fmt1_headers_is_followed() {
+        // One RTMP server in the wild starts each chunk stream with a type-1 header; ffmpeg
+        // publishes to it, reading message stream id 0.
+        let mut c = ClientSession::new(config());
+        let mut srv = Server::new();
+        let mut out = Vec::new();
+        c.start(&mut out);
+        let mut steps = script(&mut srv);
+        steps[1] = as_fmt1(&steps[1]); // first message on chunk stream 2
+        steps[4] = as_fmt1(&steps[4]); // first message on chunk stream 3
+        for step in steps {
+            c.receive(&step, &mut out).expect("accepted");
+        }
+        assert!(c.is_published());
+    }
+
+    #[test]
+    fn messages_a_publisher_has_no_use_for_are_ignored() {
+        let (mut c, mut srv, _) = published();
+        let mut out = Vec::new();
+        // Acknowledgement, audio, video, AMF3 and AMF0 data, shared objects, aggregate, and
+        // types nobody defined.
+        for type_id in [0u8, 3, 8, 9, 15, 16, 18, 19, 22, 99] {
+            let mut m = Vec::new();
+            srv.writer
+                .write_message(&mut m, 7, 0, type_id, 1, b"\x02\x00\x01?");
+            c.receive(&m, &mut out).expect("ignored");
+        }
+        // fmt 2 and fmt 3 first chunks: empty messages of type 0.
+        c.receive(&[0x88, 0, 0, 1], &mut out).expect("ignored");
+        c.receive(&[0xC9], &mut out).expect("ignored");
+        assert!(c.is_published());
+        assert!(out.is_empty(), "nothing to answer");
+    }
+
+    #[test]
+    fn an_amf3_command_is_read_after_its_format_byte() {
+        let mut c = ClientSession::new(config());
+        let mut srv = Server::new();
+        let mut out = Vec::new();
+        c.start(&mut out);
+        let mut steps = script(&mut srv);
+        steps.pop(); // the AMF0 onStatus
+        for step in steps {
+            c.receive(&step, &mut out).expect("accepted");
+        }
+        let mut body = vec![0u8];
+        for v in [
+            s("onStatus"),
+            Value::Number(0.0),
+            Value::Null,
+            obj(&[
+                ("level", s("status")),
+                ("code", s("NetStream.Publish.Start")),
+            ]),
+        ] {
+            amf0::write_value(&mut body, &v);
+        }
+        let mut m = Vec::new();
+        srv.writer.write_message(&mut m, 5, 0, 17, 1, &body);
+        c.receive(&m, &mut out).expect("accepted");
+        assert!(c.is_published());
+    }
+
+    #[test]
+    fn control_messages_longer_than_needed_and_a_zero_window_are_accepted() {
+        let (mut c, mut srv, _) = published();
+        let mut out = Vec::new();
+        // Set Chunk Size 4096 with two bytes too many: applied.
+        c.receive(&srv.control(1, &[0, 0, 0x10, 0, 0xAB, 0xCD]), &mut out)
+            .expect("accepted");
+        srv.writer.set_chunk_size(4096);
+        // Window Acknowledgement Size 0, with a byte too many: no acknowledgements.
+        c.receive(&srv.control(5, &[0, 0, 0, 0, 9]), &mut out)
+            .expect("accepted");
+        // A 20 KB status message (several 4096-byte chunks) parses, so the size took effect.
+        let status = srv.on_status(1, "status", "NetStream.Info", &"i".repeat(20_000));
+        c.receive(&status, &mut out).expect("accepted");
+        assert!(c.is_published());
+        assert!(srv.decode(&out).is_empty(), "no acknowledgement");
+    }
+
+    #[test]
+    fn short_user_control_messages_are_refused() {
+        // An event type cut short, and a ping request without its timestamp (as ffmpeg).
+        for payload in [&[0u8][..], &[0, 6, 0, 0]] {
+            let (mut c, mut srv, _) = published();
+            let mut out = Vec::new();
+            assert!(
+                matches!(
+                    c.receive(&srv.control(4, payload), &mut out),
+                    Err(RtmpError::Protocol(_))
+                ),
+                "{payload:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn results_and_errors_for_transactions_we_did_not_send_are_ignored() {
+        let (mut c, mut srv, _) = published();
+        let mut out = Vec::new();
+        let error = obj(&[("level", s("error")), ("code", s("Whatever.Failed"))]);
+        let e = srv.command(0, &[s("_error"), Value::Number(99.0), Value::Null, error]);
+        c.receive(&e, &mut out).expect("ignored");
+        let r = srv.result(99.0, vec![Value::Null, Value::Number(3.0)]);
+        c.receive(&r, &mut out).expect("ignored");
+        assert!(c.is_published());
+        assert_eq!(c.stream_id(), Some(1));
+    }
+
+    #[test]
+    fn a_command_over_the_value_count_is_an_error_even_after_name_and_transaction() {
+        // Decoding stops at a value it cannot read once name and transaction are known, but
+        // not at one too large to read: that is a hostile server, not an odd extra.
+        let mut body = Vec::new();
+        amf0::write_string(&mut body, "onStatus");
+        amf0::write_number(&mut body, 0.0);
+        amf0::write_strict_array_start(&mut body, 5000);
+        body.resize(body.len() + 5000, 0x05);
+        assert!(matches!(
+            decode_command(&body),
+            Err(RtmpError::Amf0(Amf0Error::TooManyValues))
+        ));
     }
 }

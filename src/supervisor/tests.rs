@@ -379,8 +379,8 @@ fn every_kind_of_error_has_its_documented_exit_code() {
     };
     let refused = crate::rtmp::RtmpError::Refused {
         command: "publish",
-        code: "NetStream.Publish.BadName".into(),
-        description: "x".into(),
+        code: crate::peer_text::PeerText::new("NetStream.Publish.BadName"),
+        description: crate::peer_text::PeerText::new("x"),
     };
     let publishes = [
         (PublishError::Transport(certificate), exit::CERTIFICATE),

@@ -43,6 +43,7 @@ use tokio::net::TcpStream;
 use self::handshake::{Handshake, HandshakeError, Want};
 use self::records::{Read, TlsError, Traffic};
 use super::{CertificateProblem, TlsOptions, TransportError};
+use crate::peer_text::PeerText;
 
 /// A TLS connection over TCP, after its handshake.
 pub struct TlsStream {
@@ -346,8 +347,9 @@ fn certificate_problem(e: &CertificateError) -> CertificateProblem {
             presented: if presented.is_empty() {
                 "no name".into()
             } else {
+                // The server's text: a certificate may list thousands of names.
                 let names: Vec<&str> = presented.iter().map(|n| bare_name(n)).collect();
-                names.join(", ")
+                PeerText::new(&names.join(", ")).to_string()
             },
         },
         CertificateError::Expired => CertificateProblem::Expired(String::new()),
@@ -474,6 +476,19 @@ mod tests {
         assert!(
             text.contains("not valid for host live.example (it is for: other.example, 192.0.2.1)"),
             "{text}"
+        );
+        // A certificate listing a thousand names (the server's text) makes one short line.
+        let many = certificate_problem(&CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("live.example").unwrap(),
+            presented: (0..1000)
+                .map(|i| format!("DnsName(\"host{i}.example\")"))
+                .collect(),
+        })
+        .to_string();
+        assert!(many.len() < 400, "{} bytes", many.len());
+        assert!(
+            many.contains("it is for: host0.example, host1.example"),
+            "{many}"
         );
         let unknown = certificate_problem(&CertificateError::UnknownIssuer).to_string();
         assert!(unknown.contains("unknown issuer") && unknown.contains("--tls-ca"));

@@ -16,7 +16,16 @@
 //!   HelloRequest (ignored: we never renegotiate), alerts and close_notify. Like rustls, we put
 //!   up with a few warnings and at most 32 KeyUpdates in a row;
 //! - anything else, or a record that fails authentication, ends the connection with an error and
-//!   a best-effort alert to the server. Nothing the server sends can make this code panic.
+//!   a best-effort alert to the server, after which nothing more is sent, close_notify included
+//!   (RFC 8446 §6.2; the same after a fatal alert from the server). Nothing the server sends can
+//!   make this code panic.
+//!
+//! As strict as rustls on what the server sends: a record's length is checked before it is
+//! opened (2^14 + 256 bytes of ciphertext for TLS 1.3, 2^14 + 2048 for TLS 1.2), a TLS 1.3
+//! inner plaintext (content, type byte and padding) longer than 2^14 + 1 bytes is refused
+//! (RFC 8446 §5.4) and so is any TLS 1.2 plaintext over 2^14, all with record_overflow; no
+//! record of another type may come between the records of a handshake message split across
+//! several (§5.1), and a KeyUpdate must end its record (§5.1: no message spans a key change).
 
 use ring::aead;
 use rustls::client::ClientConnectionData;
@@ -413,6 +422,11 @@ impl Traffic {
                     .key
                     .open_in_place(nonce, aead::Aad::from(header), body)
                     .map_err(|_| TlsError::Forged)?;
+                // TLSInnerPlaintext: content, type byte, padding; 2^14 + 1 bytes at most, padding
+                // included (RFC 8446 §5.4).
+                if inner.len() > MAX_PLAINTEXT + 1 {
+                    return Err(TlsError::Oversized);
+                }
                 // The content type is the last non-zero byte; zeros after it are padding.
                 let Some(at) = inner.iter().rposition(|&b| b != 0) else {
                     return Err(TlsError::Unexpected);
@@ -450,6 +464,10 @@ impl Traffic {
         self.rx.next()?;
         if plain.len() > MAX_PLAINTEXT {
             return Err(TlsError::Oversized);
+        }
+        // The rest of a handshake message split across records comes first (RFC 8446 §5.1).
+        if typ != HANDSHAKE && !self.partial.is_empty() {
+            return Err(TlsError::Unexpected);
         }
         match typ {
             APPLICATION_DATA => {
@@ -580,9 +598,10 @@ impl Traffic {
         Ok(taken)
     }
 
-    /// Queues close_notify (once).
+    /// Queues close_notify (once), unless the connection ended with a fatal alert, sent or
+    /// received: then nothing more is sent (RFC 8446 §6.2).
     pub fn close(&mut self) -> Result<(), TlsError> {
-        if self.close_sent {
+        if self.close_sent || self.failed.is_some() {
             return Ok(());
         }
         if !self.has_room(2) {
@@ -662,10 +681,22 @@ pub(super) fn seal_record(
     data: &[u8],
     out: &mut [u8],
 ) -> Result<usize, TlsError> {
-    let n = data.len();
-    if n > MAX_PLAINTEXT {
+    if data.len() > MAX_PLAINTEXT {
         return Err(TlsError::OutputFull); // callers split: a record holds at most 16 KiB
     }
+    seal_any_length(keys, format, typ, data, out)
+}
+
+/// [`seal_record`] without the bound on `data`'s length: the tests' hostile server uses it to
+/// make records no TLS implementation may send.
+pub(super) fn seal_any_length(
+    keys: &mut Keys,
+    format: Format,
+    typ: u8,
+    data: &[u8],
+    out: &mut [u8],
+) -> Result<usize, TlsError> {
+    let n = data.len();
     let (outer_type, body_len) = match format {
         Format::Tls13 => (APPLICATION_DATA, n + 1 + TAG),
         Format::Tls12ExplicitNonce => (typ, EXPLICIT_NONCE + n + TAG),

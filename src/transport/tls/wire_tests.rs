@@ -10,7 +10,7 @@ use rustls::{CipherSuite, ClientConfig, ServerConfig, ServerConnection, Supporte
 use rustls_pki_types::{PrivateKeyDer, ServerName};
 
 use super::handshake::{Handshake, HandshakeError, Want};
-use super::records::{seal_record, Format, Keys, Read, TlsError, Traffic};
+use super::records::{seal_any_length, seal_record, Format, Keys, Read, TlsError, Traffic};
 use super::TlsOptions;
 
 struct Certificate {
@@ -517,6 +517,14 @@ impl Forger {
         out.truncate(n);
         out
     }
+
+    /// A record around `data` of any length, even one no TLS implementation may send.
+    fn any_length_record(&mut self, typ: u8, data: &[u8]) -> Vec<u8> {
+        let mut out = vec![0; data.len() + 64];
+        let n = seal_any_length(&mut self.keys, self.format, typ, data, &mut out).unwrap();
+        out.truncate(n);
+        out
+    }
 }
 
 fn forged(version: &'static SupportedProtocolVersion, suite: CipherSuite) -> (Traffic, Forger) {
@@ -565,6 +573,89 @@ fn tls13_padding_is_stripped_and_an_all_padding_record_refused() {
     let bytes = server.record(0, &[0; 10]);
     let err = feed(&mut traffic, &bytes, 1 << 20).unwrap_err();
     assert!(matches!(err, TlsError::Unexpected), "{err}");
+}
+
+#[test]
+fn a_tls13_inner_plaintext_longer_than_2_14_plus_1_bytes_is_refused() {
+    // The largest record there is: 2^14 bytes of data and the type byte.
+    let (mut traffic, mut server) = forged(TLS13, CipherSuite::TLS13_AES_128_GCM_SHA256);
+    let full = vec![b'x'; 1 << 14];
+    let (got, _) = feed(&mut traffic, &server.record(DATA, &full), 1 << 20).unwrap();
+    assert_eq!(got, full);
+    // The same with one byte of padding (the forger adds a 0 "type" after the real one): the
+    // data is no longer than before, but the inner plaintext is, and the ciphertext is still
+    // within the 2^14 + 256 bytes a record may take.
+    let mut inner = full.clone();
+    inner.push(DATA);
+    let record = server.any_length_record(0, &inner);
+    assert!(record.len() - 5 <= (1 << 14) + 256);
+    let err = feed(&mut traffic, &record, 1 << 20).unwrap_err();
+    assert!(matches!(err, TlsError::Oversized), "{err}");
+    assert!(!traffic.outgoing().is_empty(), "no record_overflow alert");
+    // Padding alone cannot stretch it either.
+    let (mut traffic, mut server) = forged(TLS13, CipherSuite::TLS13_AES_256_GCM_SHA384);
+    let mut inner = b"small".to_vec();
+    inner.push(DATA);
+    inner.resize((1 << 14) + 1, 0);
+    let err = feed(&mut traffic, &server.any_length_record(0, &inner), 1 << 20).unwrap_err();
+    assert!(matches!(err, TlsError::Oversized), "{err}");
+}
+
+#[test]
+fn records_of_another_type_inside_a_split_handshake_message_are_refused() {
+    let tls13 = CipherSuite::TLS13_AES_128_GCM_SHA256;
+    let tls12 = CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256;
+    // The first half of a NewSessionTicket or KeyUpdate (TLS 1.3), of a HelloRequest (TLS 1.2),
+    // then application data or an alert that would otherwise be let through.
+    type Case = (
+        &'static SupportedProtocolVersion,
+        CipherSuite,
+        &'static [u8],
+        u8,
+        &'static [u8],
+    );
+    let cases: [Case; 4] = [
+        (TLS13, tls13, &[4, 0], DATA, b"x"),
+        (TLS13, tls13, &[24, 0], ALERT, &[1, 90]),
+        (TLS12, tls12, &[0, 0], DATA, b"x"),
+        (TLS12, tls12, &[0, 0], ALERT, &[1, 100]),
+    ];
+    for (version, suite, first_half, typ, data) in cases {
+        let (mut traffic, mut server) = forged(version, suite);
+        let mut bytes = server.record(HANDSHAKE, first_half);
+        bytes.extend(server.record(typ, data));
+        let err = feed(&mut traffic, &bytes, 1 << 20).unwrap_err();
+        assert!(
+            matches!(err, TlsError::Unexpected),
+            "{suite:?} {typ}: {err}"
+        );
+    }
+}
+
+#[test]
+fn no_close_notify_follows_a_fatal_alert_sent_or_received() {
+    for (version, suite) in every_suite() {
+        // Sent: a tampered record gets bad_record_mac, and then nothing.
+        let (mut traffic, mut server) = forged(version, suite);
+        let mut bytes = server.record(DATA, b"genuine");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        feed(&mut traffic, &bytes, 1 << 20).unwrap_err();
+        let alert = traffic.outgoing().to_vec();
+        assert!(!alert.is_empty(), "{suite:?}: no alert");
+        traffic.close().unwrap();
+        assert_eq!(traffic.outgoing(), alert, "{suite:?}: more after the alert");
+
+        // Received: the server's fatal alert ends it on both sides.
+        let (mut traffic, mut server) = forged(version, suite);
+        let bytes = server.record(ALERT, &[2, 40]);
+        feed(&mut traffic, &bytes, 1 << 20).unwrap_err();
+        traffic.close().unwrap();
+        assert!(
+            traffic.outgoing().is_empty(),
+            "{suite:?}: close_notify sent"
+        );
+    }
 }
 
 #[test]
