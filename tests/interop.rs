@@ -7,14 +7,37 @@
 //! ffmpeg plays the stream back from it (`-c copy`) while campush publishes, and the copy is
 //! checked (a player that joins before the publisher gets every frame, not a cached GOP).
 //!
-//! | server | version, language | source | reads the protocol | acknowledges (Window Ack Size) |
-//! |---|---|---|---|---|
-//! | nginx-rtmp | 1.2.2 (Debian `libnginx-mod-rtmp`), C | apt | nginx event loop, a hand-written chunk parser on nginx buffers; records with `record all` | yes, once the peer sent a Window Acknowledgement Size, each time that many bytes arrived; the count restarts at 0 past 0xF0000000 |
-//! | scuffle-rtmp | 0.2 (crates.io, in process), Rust | cargo | tokio, a `bytes` chunk reader; reads time out after 2.5 s | yes, also without one (2.5 MB default); reports the count *before* the read that crossed the window |
-//! | ffmpeg `-listen 1` | 5.1 (Debian `ffmpeg`), C | apt | libavformat's rtmppkt.c/rtmpproto.c, the client's own code run as a server, one publisher, then exits | yes, also without one (every 1 MiB), else every half window |
-//! | node-media-server | 2.7.4 (npm), JavaScript | npm | a state machine over Node buffers, modelled on nginx-rtmp's; relays to players, records nothing | yes, as nginx-rtmp (same counter reset); 4.x, a rewrite of the server around the same parser, sends none |
-//! | pyrtmp | 0.3.1 (PyPI), Python asyncio | pip | bit-level reads through `bitstring`; a message opened by a type-3 header keeps the previous timestamp (no delta added); compresses the headers it *writes* against the previous chunk of any chunk stream, so its first chunk on stream 3 has a type-1 header | no: it never sends Acknowledgement |
-//! | rtmplite3 | 0.4.0 (PyPI), Python (generator tasks) | pip | Flash-era rtmplite ported to Python 3: a generator per connection reading byte counts, first header on a chunk stream may be of any type | yes, once the peer sent a Window Acknowledgement Size, with the total byte count (fails past 4 GiB: the count is packed unwrapped into 32 bits) |
+//! The servers, how each reads the protocol, and whether it sends Acknowledgement messages to a
+//! publisher that announced a Window Acknowledgement Size (issue 10). "Measured": a scratch
+//! publisher sent Window Acknowledgement Size 100000 (or none), then 2 MB of video, and counted
+//! the Acknowledgements; the rest is read from each server's source.
+//!
+//! - **nginx-rtmp** 1.2.2 (Debian `libnginx-mod-rtmp`), C, records with `record all`. nginx's
+//!   event loop and a hand-written chunk parser working on nginx buffers. Acknowledges once the
+//!   publisher announced a window, every window (measured: none without, every ~100 kB with
+//!   100000); its byte count restarts at 0 past 0xF0000000.
+//! - **scuffle-rtmp** 0.2 (crates.io), Rust, in this test process (tests/inproc); its messages
+//!   are written into an FLV file here. tokio and a `bytes` chunk reader; a read that waits over
+//!   2.5 s ends the session. Acknowledges also without a window (2.5 MB default), with the byte
+//!   count from *before* the read that crossed the window.
+//! - **ffmpeg `-listen 1`** 5.1 (Debian `ffmpeg`), C, writes what it receives with `-c copy`.
+//!   libavformat's rtmppkt.c and rtmpproto.c, the client's code run as a server for one
+//!   publisher. Acknowledges also without a window (measured: every ~1 MiB), with one every half
+//!   window (measured: every ~60 kB with 100000).
+//! - **node-media-server** 2.7.4 (npm), JavaScript, run by tests/servers/node_media_server.js:
+//!   relays, records nothing, so ffmpeg plays the stream back. A parser state machine over Node
+//!   buffers modelled on nginx-rtmp's; acknowledges as nginx-rtmp does (measured), with the same
+//!   counter reset. Version 4.x, the current rewrite, keeps that parser but never sends an
+//!   Acknowledgement (its sendACK has no caller); 2.x is the one deployed widely.
+//! - **pyrtmp** 0.3.1 (PyPI), Python asyncio, recording through tests/servers/pyrtmp_record.py.
+//!   Bit-level reads through `bitstring`; a message opened by a type-3 header keeps the previous
+//!   timestamp (no delta added). It compresses the headers it *writes* against the previous
+//!   chunk of any chunk stream, so its first chunk on chunk stream 3 (the `_result` of
+//!   `connect`) has a type-1 header. Never acknowledges (measured).
+//! - **rtmplite3** 0.4.0 (PyPI), Python 3 port of the Flash-era rtmplite, records with `-k`. A
+//!   generator per connection reading exact byte counts; the first header on a chunk stream may
+//!   be of any type. Acknowledges once the publisher announced a window, every window
+//!   (measured), with the total byte count, which its 32-bit packing cannot hold past 4 GiB.
 //!
 //! The three registry servers are installed, pinned, by `tests/servers/install.sh` (CI runs it);
 //! tests find them in `$CAMPUSH_INTEROP_SERVERS`, else `target/interop-servers`. Without them, or

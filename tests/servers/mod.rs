@@ -222,6 +222,7 @@ pub fn pyrtmp() -> Server {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/pyrtmp_record.py");
     start("pyrtmp", |port, dir| {
         let mut cmd = Command::new(&python);
+        cmd.env("PYTHONUNBUFFERED", "1"); // its lines reach the log as they are printed
         cmd.arg(&script).arg(port.to_string()).arg(dir);
         cmd
     })
@@ -233,6 +234,7 @@ pub fn rtmplite3() -> Server {
     let python = installed_dir().join("venv/bin/python");
     start("rtmplite3", |port, dir| {
         let mut cmd = Command::new(&python);
+        cmd.env("PYTHONUNBUFFERED", "1"); // its lines reach the log as they are printed
         // The package's own entry point (`python -m rtmplite3`) drops -k and -d: it sets
         // variables of its own instead of the module's.
         cmd.args(["-m", "rtmplite3.rtmp", "-i", "127.0.0.1", "-k", "-d"]);
@@ -245,7 +247,7 @@ pub fn rtmplite3() -> Server {
 /// `ffmpeg -listen 1`: accepts one publisher for `live/KEY` and copies what it receives into
 /// `DIR/KEY.flv`, exiting when the publisher leaves.
 pub fn ffmpeg_listener(key: &str) -> Server {
-    start("ffmpeg -listen", |port, dir| {
+    start("ffmpeg-listen", |port, dir| {
         let mut cmd = Command::new("ffmpeg");
         cmd.args([
             "-nostdin",
