@@ -41,3 +41,6 @@ pub mod source;
 pub mod status;
 pub mod transport;
 pub mod v4l2;
+
+#[doc(hidden)]
+pub mod testing;

@@ -68,6 +68,8 @@ pub(crate) mod test_support {
     use std::path::PathBuf;
     use std::process::Command;
 
+    use crate::testing;
+
     /// A deterministic xorshift64 generator; enough randomness for fuzz-ish tests.
     pub struct XorShift(pub u64);
 
@@ -172,20 +174,13 @@ pub(crate) mod test_support {
         super::split::split_whole(input, chunk).unwrap_or_else(|e| panic!("splitter: {e}"))
     }
 
-    pub fn tool_available(name: &str) -> bool {
-        Command::new(name)
-            .arg("-version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }
-
     /// Encodes a test pattern with ffmpeg/libx264 into an Annex B file and
-    /// returns its path and bytes, or `None` (after saying so loudly) when
-    /// ffmpeg is not installed or cannot encode H.264.
+    /// returns its path and bytes, or `None` when ffmpeg with libx264 is not
+    /// installed (skipped loudly, or a failure under `CAMPUSH_REQUIRE_TOOLS=1`:
+    /// [`crate::testing::skip_or_fail`]).
     /// `args` are the input and encoder options, separated by spaces.
     pub fn encode_clip(name: &str, args: &str) -> Option<(PathBuf, Vec<u8>)> {
-        if !tool_available("ffmpeg") {
-            eprintln!("!!!!! ffmpeg not found: SKIPPING the real-clip test {name} !!!!!");
+        if !testing::require_ffmpeg_x264() {
             return None;
         }
         let path =
@@ -197,18 +192,15 @@ pub(crate) mod test_support {
             .arg(&path)
             .status()
             .expect("ffmpeg runs");
-        if !status.success() {
-            eprintln!("!!!!! ffmpeg cannot encode (no libx264?): SKIPPING the real-clip test {name} !!!!!");
-            return None;
-        }
+        assert!(status.success(), "ffmpeg could not encode the clip {name}");
         let bytes = std::fs::read(&path).expect("clip is readable");
         Some((path, bytes))
     }
 
-    /// Counts the frames of a clip with ffprobe, independently of our code.
+    /// Counts the frames of a clip with ffprobe, independently of our code;
+    /// `None` when ffprobe is not installed (the skip-or-fail rule, as above).
     pub fn ffprobe_frame_count(path: &std::path::Path) -> Option<usize> {
-        if !tool_available("ffprobe") {
-            eprintln!("!!!!! ffprobe not found: not cross-checking the frame count !!!!!");
+        if !testing::require_tool("ffprobe") {
             return None;
         }
         let out = Command::new("ffprobe")
@@ -222,10 +214,9 @@ pub(crate) mod test_support {
     }
 
     /// The (position, size) of every packet ffmpeg's own H.264 parser cuts
-    /// from a raw clip, or `None` when ffprobe is not installed.
+    /// from a raw clip; `None` when ffprobe is not installed (as above).
     pub fn ffprobe_packets(path: &std::path::Path) -> Option<Vec<(usize, usize)>> {
-        if !tool_available("ffprobe") {
-            eprintln!("!!!!! ffprobe not found: not cross-checking access unit boundaries !!!!!");
+        if !testing::require_tool("ffprobe") {
             return None;
         }
         let out = Command::new("ffprobe")
@@ -254,7 +245,8 @@ pub(crate) mod test_support {
 }
 
 /// End-to-end checks on clips encoded by libx264, cross-checked with
-/// ffprobe; skipped (loudly) when ffmpeg is not installed.
+/// ffprobe; skipped (loudly) when ffmpeg or ffprobe is not installed, unless
+/// `CAMPUSH_REQUIRE_TOOLS=1`.
 #[cfg(test)]
 mod end_to_end_tests {
     use super::test_support::{
