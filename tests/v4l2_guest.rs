@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use support::{ffprobe, require_tools, tools_required};
+use support::{ffprobe_video, require_tools, tools_required};
 
 const CLIP_FRAMES: u64 = 90;
 
@@ -84,19 +84,7 @@ fn read(dir: &Path, name: &str) -> String {
 /// Frames ffprobe decodes from an FLV recording (None: not decodable / empty).
 fn decoded_frames(flv: &Path) -> Option<u64> {
     let entries = "stream=nb_read_frames,codec_name,width,height";
-    let text = ffprobe(
-        flv,
-        &[
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            entries,
-            "-of",
-            "default=nw=1",
-        ],
-    )
-    .stdout;
+    let text = ffprobe_video(flv, entries, "default=nw=1", &[]).stdout;
     if !text.contains("codec_name=h264") || !text.contains("width=320") {
         return None;
     }

@@ -9,8 +9,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::recordings::ffprobe;
-use super::runs::run_bounded;
+use super::runs::{ffprobe_video, run_bounded};
 
 /// An H.264 Annex B elementary stream and what was put into it.
 #[derive(Clone, Debug)]
@@ -127,10 +126,7 @@ fn fnv1a(s: &str) -> u64 {
 }
 
 fn ffprobe_count_frames(path: &Path, input_opts: &[&str]) -> u64 {
-    let mut args = vec!["-count_frames", "-select_streams", "v:0"];
-    args.extend_from_slice(&["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"]);
-    args.extend_from_slice(input_opts);
-    let run = ffprobe(path, &args);
+    let run = ffprobe_video(path, "stream=nb_read_frames", "csv=p=0", input_opts);
     let count = run.stdout.trim().trim_end_matches(',');
     count
         .parse()

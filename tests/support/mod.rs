@@ -10,11 +10,13 @@
 //! - `clips`: H.264 clips made once with ffmpeg + libx264 and cached under the target dir
 //!   ([`Clip`], [`clip_720p_slices_aud`], ...), and NAL helpers ([`annexb_nals`], [`NalCounts`]).
 //! - `recordings`: what the server recorded as ffprobe and ffmpeg see it ([`probe_recording`],
-//!   [`Recording::assert_matches`] against the clip pushed, [`strictly_increasing`]) and
-//!   [`ffprobe`] for anything else.
+//!   [`Recording::assert_matches`] against the clip pushed, [`strictly_increasing`]).
 //! - `runs`: processes with bounded waits: [`run_campush`], [`run_bounded`] (output captured),
-//!   [`Campush`] (in the background from a config file), [`Background`], [`wait_child`],
-//!   [`poll_until`], [`wait_until`], [`signal`].
+//!   [`Campush`] (in the background from a config file), [`Background`], [`ffprobe`] and
+//!   [`ffprobe_video`], [`wait_child`], [`poll_until`], [`wait_until`], [`signal`].
+//!
+//! Imports run one way: `tools` and `runs` use nothing else here; `clips` uses `runs`;
+//! `recordings` uses `clips` and `runs`; `nginx` uses `tools` and `runs`.
 #![allow(dead_code)] // each test binary uses its own subset
 
 mod clips;

@@ -1,6 +1,5 @@
 //! What the server recorded, as ffprobe and ffmpeg see it ([`probe_recording`]), and how it
-//! compares with the clip that was pushed ([`Recording::assert_matches`]); [`ffprobe`] for any
-//! other question to ffprobe, with a bounded wait.
+//! compares with the clip that was pushed ([`Recording::assert_matches`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -8,14 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::clips::Clip;
-use super::runs::{run_bounded, Run};
-
-/// `ffprobe -v error ARGS... PATH`, killed after two minutes.
-pub fn ffprobe(path: &Path, args: &[&str]) -> Run {
-    let mut cmd = Command::new("ffprobe");
-    cmd.args(["-v", "error"]).args(args).arg(path);
-    run_bounded(cmd, None, Duration::from_secs(120))
-}
+use super::runs::{ffprobe_video, run_bounded};
 
 /// The video stream of a recorded FLV, as ffprobe and ffmpeg see it.
 #[derive(Clone, Debug)]
@@ -46,18 +38,7 @@ pub fn probe_recording(path: &Path) -> Recording {
     // One ffprobe pass lists the stream, then packets and decoded frames in file order.
     let entries =
         "stream=codec_name,width,height,nb_read_frames:packet=pts,dts,flags:frame=key_frame,pts";
-    let probe = ffprobe(
-        path,
-        &[
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            entries,
-            "-of",
-            "compact",
-        ],
-    );
+    let probe = ffprobe_video(path, entries, "compact", &[]);
     let size = fs::metadata(path).map_or(0, |m| m.len());
     assert!(
         probe.code == Some(0),

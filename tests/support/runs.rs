@@ -1,7 +1,8 @@
 //! Running processes with bounded waits: campush (or any command) to completion, capturing its
 //! output ([`run_bounded`], [`run_campush`]); campush in the background from a configuration
-//! file, its log in a file ([`Campush`]); any process until dropped ([`Background`]); and
-//! waiting for a condition ([`poll_until`], [`wait_until`]) or an exit ([`wait_child`]).
+//! file, its log in a file ([`Campush`]); any process until dropped ([`Background`]); ffprobe
+//! ([`ffprobe`], [`ffprobe_video`]); and waiting for a condition ([`poll_until`],
+//! [`wait_until`]) or an exit ([`wait_child`]).
 //!
 //! Every child dies with the test process ([`kill_with_parent`]) and every wait has a deadline.
 
@@ -103,6 +104,22 @@ pub fn run_bounded(mut cmd: Command, stdin_from: Option<&Path>, timeout: Duratio
         elapsed,
         timed_out,
     }
+}
+
+/// `ffprobe -v error ARGS... PATH`, killed after two minutes.
+pub fn ffprobe(path: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args(["-v", "error"]).args(args).arg(path);
+    run_bounded(cmd, None, Duration::from_secs(120))
+}
+
+/// [`ffprobe`] of the first video stream, decoding every frame (`-count_frames`, for
+/// `stream=nb_read_frames`): `-show_entries ENTRIES -of FORMAT`, after `input_opts`.
+pub fn ffprobe_video(path: &Path, entries: &str, format: &str, input_opts: &[&str]) -> Run {
+    let mut args = vec!["-count_frames", "-select_streams", "v:0"];
+    args.extend_from_slice(&["-show_entries", entries, "-of", format]);
+    args.extend_from_slice(input_opts);
+    ffprobe(path, &args)
 }
 
 /// Waits until `child` exits (its status) or `timeout` passes (None; the child runs on).
