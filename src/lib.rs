@@ -41,6 +41,7 @@
 //! pool, status           frame buffers allocated once; the one observable status, counters
 //! clock, alloc, exit,    CLOCK_MONOTONIC in µs; the allocation counter; exit codes; text a
 //!   peer_text            peer sent, made safe to log (short, one line, no control characters)
+//! testing                for tests only: the one skip-or-require rule for outside tools
 //! ```
 //!
 //! Stages take their settings as typed values of their own (`PublisherSettings`,
@@ -71,3 +72,6 @@ pub mod status;
 pub mod supervisor;
 pub mod transport;
 pub mod v4l2;
+
+#[doc(hidden)]
+pub mod testing;

@@ -7,19 +7,14 @@
 
 mod support;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use support::*;
 
 /// Pushes `clip` unpaced to `nginx` under `key` with `--audio AUDIO`, expects exit 0, and returns
 /// the server's recording.
-fn push_unpaced(
-    nginx: &Nginx,
-    key: &str,
-    clip: &Clip,
-    audio: &str,
-    timeout: Duration,
-) -> std::path::PathBuf {
+fn push_unpaced(nginx: &Nginx, key: &str, clip: &Clip, audio: &str, timeout: Duration) -> PathBuf {
     let (url, source) = (nginx.url(key), clip.source());
     let args = [
         "run",
@@ -45,16 +40,9 @@ struct Packet {
     duration: i64,
 }
 
-fn packets(path: &std::path::Path) -> Vec<Packet> {
-    let mut cmd = Command::new("ffprobe");
-    cmd.args([
-        "-v",
-        "error",
-        "-show_entries",
-        "packet=codec_type,pts,duration",
-    ]);
-    cmd.args(["-of", "csv=p=0"]).arg(path);
-    let run = run_bounded(cmd, None, Duration::from_secs(120));
+fn packets(path: &Path) -> Vec<Packet> {
+    let entries = "packet=codec_type,pts,duration";
+    let run = ffprobe(path, &["-show_entries", entries, "-of", "csv=p=0"]);
     assert_eq!(run.code, Some(0), "{run}");
     run.stdout
         .lines()
@@ -73,39 +61,36 @@ fn packets(path: &std::path::Path) -> Vec<Packet> {
 }
 
 /// `codec_name,profile,sample_rate,channels` of the audio stream, empty when there is none.
-fn audio_stream(path: &std::path::Path) -> String {
-    let mut cmd = Command::new("ffprobe");
-    cmd.args(["-v", "error", "-select_streams", "a"]);
-    cmd.args([
-        "-show_entries",
-        "stream=codec_name,profile,sample_rate,channels",
-    ]);
-    cmd.args(["-of", "csv=p=0"]).arg(path);
-    let run = run_bounded(cmd, None, Duration::from_secs(60));
+fn audio_stream(path: &Path) -> String {
+    let entries = "stream=codec_name,profile,sample_rate,channels";
+    let run = ffprobe(
+        path,
+        &[
+            "-select_streams",
+            "a",
+            "-show_entries",
+            entries,
+            "-of",
+            "csv=p=0",
+        ],
+    );
     assert_eq!(run.code, Some(0), "{run}");
     run.stdout.trim().to_string()
 }
 
 /// Decodes the audio track to 16-bit PCM: (samples, how many are not zero, decoder stderr).
-fn decode_audio(path: &std::path::Path) -> (usize, usize, String) {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-map", "0:a", "-f", "s16le", "-"])
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let samples = out.stdout.len() / 2;
-    let loud = out.stdout.chunks(2).filter(|s| s != &[0, 0]).count();
-    (
-        samples,
-        loud,
-        String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    )
+fn decode_audio(path: &Path) -> (usize, usize, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let pcm = dir.path().join("audio.s16le");
+    let mut ffmpeg = Command::new("ffmpeg");
+    ffmpeg.args(["-nostdin", "-v", "error", "-i"]).arg(path);
+    ffmpeg.args(["-map", "0:a", "-f", "s16le"]).arg(&pcm);
+    let run = run_bounded(ffmpeg, None, Duration::from_secs(120));
+    assert_eq!(run.code, Some(0), "{run}");
+    let pcm = std::fs::read(&pcm).unwrap();
+    let samples = pcm.len() / 2;
+    let loud = pcm.chunks(2).filter(|s| s != &[0, 0]).count();
+    (samples, loud, run.stderr.trim().to_string())
 }
 
 /// How far, at most, a packet's timestamp lies behind one already written: 0 when the file

@@ -8,21 +8,13 @@
 //! default ~/.cache/campush-guest, shared with the V4L2 guest test; .ci/run fetches them). It
 //! skips, loudly, when they are missing, unless `CAMPUSH_REQUIRE_TOOLS=1` (CI), where it fails.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn skip_or_fail(why: &str) {
-    if std::env::var("CAMPUSH_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("gpio guest test cannot run: {why}");
-    }
-    eprintln!("SKIPPED gpio guest test: {why}");
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
+use support::{kill_with_parent, require_tools, skip_or_fail, wait_child};
 
 /// A static campush for the guest (glibc with crt-static), in its own target directory.
 fn build_static_campush() -> PathBuf {
@@ -50,37 +42,29 @@ fn build_static_campush() -> PathBuf {
 #[test]
 fn the_gpio_led_backend_drives_a_real_kernel_gpio_chip() {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
-        return skip_or_fail("the guest is x86_64 Linux");
+        skip_or_fail("the guest is x86_64 Linux");
+        return;
     }
-    if !on_path("qemu-system-x86_64") {
-        return skip_or_fail("qemu-system-x86_64 is not installed (Debian: qemu-system-x86)");
+    if !require_tools(&["qemu-system-x86_64"], "Debian: qemu-system-x86") {
+        return;
     }
     let campush = build_static_campush();
     let out = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gpio_guest/run.sh");
-    let mut child = Command::new("bash")
-        .arg(&script)
-        .arg(&campush)
-        .arg(out.path())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the gpio guest did not finish within 10 minutes");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    // Its progress goes straight to the test's stderr.
+    let mut guest = Command::new("bash");
+    guest.arg(&script).arg(&campush).arg(out.path());
+    guest.stdin(Stdio::null());
+    kill_with_parent(&mut guest);
+    let mut child = guest.spawn().unwrap();
+    let Some(status) = wait_child(&mut child, Duration::from_secs(600)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the gpio guest did not finish within 10 minutes");
     };
     if status.code() == Some(77) {
-        return skip_or_fail(
-            "the guest's packages are not fetched: bash tests/gpio_guest/run.sh --fetch",
-        );
+        skip_or_fail("the guest's packages are not fetched: bash tests/gpio_guest/run.sh --fetch");
+        return;
     }
     let console = std::fs::read_to_string(out.path().join("console.log")).unwrap_or_default();
     assert!(

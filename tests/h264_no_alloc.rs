@@ -3,30 +3,11 @@
 //! rewriting them as length-prefixed NAL units into a buffer with capacity.
 //!
 //! A separate test binary, because counting allocations needs its own
-//! global allocator.
+//! global allocator (campush's). The count is this test thread's: the test
+//! harness's own threads may allocate at any moment (output capture, timers).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
+use campush::alloc::{watch_this_thread, watched_allocations as allocations, Counting};
 use campush::h264::{annexb_to_avcc, AccessUnitSplitter, ParamSets, Split};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -62,21 +43,19 @@ fn run(clip: &[u8], chunk: usize, params: &mut ParamSets, avcc: &mut Vec<u8>) ->
 
 #[test]
 fn the_per_frame_path_does_not_allocate() {
+    watch_this_thread();
     let clip = fixture_clip();
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     std::hint::black_box(Vec::<u8>::with_capacity(1));
-    assert!(
-        ALLOCATIONS.load(Ordering::Relaxed) > before,
-        "the counter counts"
-    );
+    assert!(allocations() > before, "the counter counts");
     let mut params = ParamSets::new();
     params.observe(&clip).expect("parameter sets");
     assert!(params.is_ready());
     let mut avcc = Vec::with_capacity(clip.len() * 2);
     for chunk in [1, 7, 4096, clip.len()] {
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = allocations();
         let units = run(&clip, chunk, &mut params, &mut avcc);
-        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let allocations = allocations() - before;
         assert_eq!(units, 90);
         assert_eq!(
             allocations, 0,

@@ -12,9 +12,7 @@
 
 mod support;
 
-use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -91,10 +89,8 @@ fn one_server_frozen_then_killed_leaves_the_others_recording_whole_and_gapless()
     let clip = clip_360p(20);
     let healthy = Nginx::start(NginxOpts { record: true });
     let mut victim = Nginx::start(NginxOpts { record: true });
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("campush.toml");
-    fs::write(
-        &config,
+    let started = Instant::now();
+    let mut campush = Campush::start(|_| {
         format!(
             "[source]\nspec = \"{}\"\n\n[[output]]\nurl = \"{}\"\n\n[[output]]\nurl = \"{}\"\n\n\
              [network]\nmax_attempts = 0\nwrite_timeout_s = 1\npublish_timeout_s = 1\n\
@@ -102,55 +98,26 @@ fn one_server_frozen_then_killed_leaves_the_others_recording_whole_and_gapless()
             clip.source(),
             healthy.url("whole"),
             victim.url("victim"),
-        ),
-    )
-    .unwrap();
-    let log = dir.path().join("campush.log");
-    let mut campush = Command::new(CAMPUSH)
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let read_log = || fs::read_to_string(&log).unwrap_or_default();
-    let started = Instant::now();
-    let wait = |what: &str, until: Duration, done: &dyn Fn() -> bool| {
-        while !done() {
-            assert!(started.elapsed() < until, "timed out waiting for {what}");
-            thread::sleep(Duration::from_millis(20));
-        }
-    };
-    wait("both publishes", Duration::from_secs(10), &|| {
-        healthy.error_log().contains("publish: name='whole'")
-            && victim.error_log().contains("publish: name='victim'")
+        )
+    });
+    wait_until("both publishes", Duration::from_secs(10), || {
+        healthy.publishes("whole") >= 1 && victim.publishes("victim") >= 1
     });
 
     // Frozen for 5 s: its socket fills, campush's write to it stalls and times out.
     thread::sleep(Duration::from_secs(3));
-    // SAFETY: kill(2) on the test's own nginx.
-    unsafe { libc::kill(victim.pid() as i32, libc::SIGSTOP) };
+    victim.freeze();
     thread::sleep(Duration::from_secs(5));
-    unsafe { libc::kill(victim.pid() as i32, libc::SIGCONT) };
+    victim.thaw();
     // Then killed outright for 3 s, and back, so the push can end cleanly.
     thread::sleep(Duration::from_secs(2));
     victim.stop();
     thread::sleep(Duration::from_secs(3));
     victim.restart();
 
-    let status = loop {
-        if let Some(status) = campush.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = campush.kill();
-            panic!("campush did not finish the 20 s clip:\n{}", read_log());
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    let log_text = read_log();
-    assert_eq!(status.code(), Some(0), "{log_text}");
+    let code = campush.wait_exit(Duration::from_secs(60).saturating_sub(started.elapsed()));
+    let log_text = campush.log();
+    assert_eq!(code, Some(0), "{log_text}");
     let victim_failures = log_text
         .lines()
         .filter(|l| l.contains("WARN") && l.contains("/live/<redacted>"))

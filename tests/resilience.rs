@@ -10,118 +10,41 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{free_port, probe_recording, require_all, Nginx, NginxOpts};
+use support::{free_port, probe_recording, require_all, wait_until, Campush, Nginx, NginxOpts};
 
 const FIXTURE: &str = "tests/fixtures/clip-320x240-30fps.h264";
 
-/// campush running in the background, its log going to a file.
-struct Campush {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-    status: PathBuf,
-}
-
-impl Campush {
-    /// Starts `campush run --config` with the given `[source]` spec and destination URL, plus
-    /// extra TOML (e.g. a `[network]` section).
-    fn start(source: &str, url: &str, extra: &str) -> Campush {
-        let dir = tempfile::tempdir().unwrap();
-        let status = dir.path().join("status.json");
-        let config = dir.path().join("campush.toml");
-        fs::write(
-            &config,
-            format!(
-                "[source]\n{source}\n\n[[output]]\nurl = \"{url}\"\n\n[status]\nfile = \"{}\"\nsummary_interval_s = 0\n\n{extra}\n",
-                status.display()
-            ),
+/// Starts `campush run --config` with the given `[source]` spec and destination URL, a status
+/// file next to the config (see [`counter`]), plus extra TOML (e.g. a `[network]` section).
+fn start_campush(source: &str, url: &str, extra: &str) -> Campush {
+    Campush::start(|dir| {
+        format!(
+            "[source]\n{source}\n\n[[output]]\nurl = \"{url}\"\n\n[status]\nfile = \"{}\"\nsummary_interval_s = 0\n\n{extra}\n",
+            dir.join("status.json").display()
         )
-        .unwrap();
-        let log = dir.path().join("campush.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_campush"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn campush");
-        Campush {
-            child,
-            log,
-            _dir: dir,
-            status,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// A counter from the JSON status file.
-    fn counter(&self, name: &str) -> u64 {
-        let json = fs::read_to_string(&self.status).unwrap_or_default();
-        let key = format!("\"{name}\":");
-        json.split(&key)
-            .nth(1)
-            .and_then(|rest| {
-                rest.split(|c: char| !c.is_ascii_digit())
-                    .find(|s| !s.is_empty())
-            })
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.pid(), sig) };
-    }
-
-    /// Sends SIGTERM and returns (exit code, time to exit).
-    fn terminate(&mut self) -> (Option<i32>, Duration) {
-        let start = Instant::now();
-        self.signal(libc::SIGTERM);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status.code(), start.elapsed());
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                let _ = self.child.kill();
-                panic!(
-                    "campush did not exit within 10 s of SIGTERM:\n{}",
-                    self.log()
-                );
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
+    })
 }
 
-impl Drop for Campush {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!("--- campush log ---\n{}", self.log());
-        }
-    }
+/// A counter from campush's JSON status file.
+fn counter(campush: &Campush, name: &str) -> u64 {
+    let json = fs::read_to_string(campush.dir().join("status.json")).unwrap_or_default();
+    let key = format!("\"{name}\":");
+    json.split(&key)
+        .nth(1)
+        .and_then(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .find(|s| !s.is_empty())
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
-fn rss_kib(pid: i32) -> u64 {
+fn rss_kib(pid: u32) -> u64 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
@@ -131,7 +54,7 @@ fn rss_kib(pid: i32) -> u64 {
         .unwrap_or(0)
 }
 
-fn open_fds(pid: i32) -> usize {
+fn open_fds(pid: u32) -> usize {
     fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0)
@@ -139,7 +62,7 @@ fn open_fds(pid: i32) -> usize {
 
 /// Descriptors between attempts: the fewest seen over a short window, since an attempt in
 /// progress legitimately holds one socket more.
-fn resting_fds(pid: i32) -> usize {
+fn resting_fds(pid: u32) -> usize {
     (0..40)
         .map(|_| {
             thread::sleep(Duration::from_millis(5));
@@ -159,21 +82,6 @@ fn fds_at_attempts_5_and_50(campush: &Campush) -> (usize, usize) {
         logged_delays(&campush.log()).len() >= 50
     });
     (early, resting_fds(campush.pid()))
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn publishes(nginx: &Nginx, key: &str) -> usize {
-    nginx
-        .error_log()
-        .matches(&format!("publish: name='{key}'"))
-        .count()
 }
 
 /// Delays logged by campush's reconnect loop ("reconnecting in 0.123 s").
@@ -196,13 +104,13 @@ fn survives_ten_server_restarts_and_every_segment_decodes_from_its_first_frame()
     }
     let mut nginx = Nginx::start(NginxOpts { record: true });
     let key = "restarts";
-    let mut campush = Campush::start(
+    let mut campush = start_campush(
         &looping_fixture(),
         &nginx.url(key),
         "[network]\nbackoff_min_s = 0.2\nbackoff_max_s = 1.0\n",
     );
     wait_until("the first publish", Duration::from_secs(15), || {
-        publishes(&nginx, key) == 1
+        nginx.publishes(key) == 1
     });
     let mut resume = Vec::new();
     for i in 0..10 {
@@ -212,7 +120,7 @@ fn survives_ten_server_restarts_and_every_segment_decodes_from_its_first_frame()
         nginx.restart();
         let back = Instant::now();
         wait_until("campush to publish again", Duration::from_secs(15), || {
-            publishes(&nginx, key) == i + 2
+            nginx.publishes(key) == i + 2
         });
         resume.push(back.elapsed().as_secs_f64());
         assert!(campush.alive(), "campush exited:\n{}", campush.log());
@@ -264,39 +172,38 @@ fn a_frozen_server_costs_no_memory_and_streaming_resumes_when_it_thaws() {
     let clip = support::clip_720p_slices_aud(4);
     let nginx = Nginx::start(NginxOpts { record: false });
     let key = "frozen";
-    let campush = Campush::start(
+    let campush = start_campush(
         &format!("spec = \"{}\"\nloop = true", clip.source()),
         &nginx.url(key),
         "[network]\nbackoff_min_s = 0.2\nbackoff_max_s = 1.0\npublish_timeout_s = 2\n",
     );
     wait_until("the first publish", Duration::from_secs(15), || {
-        publishes(&nginx, key) == 1
+        nginx.publishes(key) == 1
     });
     thread::sleep(Duration::from_secs(3));
     let before = rss_kib(campush.pid());
-    // SAFETY: kill(2) on the test's own nginx.
-    unsafe { libc::kill(nginx.pid() as i32, libc::SIGSTOP) };
+    nginx.freeze();
     let mut peak = before;
     let stall = Instant::now();
     while stall.elapsed() < Duration::from_secs(15) {
         peak = peak.max(rss_kib(campush.pid()));
         thread::sleep(Duration::from_millis(200));
     }
-    let sent_before_thaw = campush.counter("frames_sent");
-    unsafe { libc::kill(nginx.pid() as i32, libc::SIGCONT) };
+    let sent_before_thaw = counter(&campush, "frames_sent");
+    nginx.thaw();
     let thaw = Instant::now();
     wait_until("frames to flow again", Duration::from_secs(30), || {
-        campush.counter("frames_sent") > sent_before_thaw + 30
+        counter(&campush, "frames_sent") > sent_before_thaw + 30
     });
     eprintln!(
         "RSS before the stall {before} KiB, peak during 15 s stall {peak} KiB (+{} KiB); streaming again {:.1} s after the thaw; {} frames dropped",
         peak - before,
         thaw.elapsed().as_secs_f64(),
-        campush.counter("frames_dropped")
+        counter(&campush, "frames_dropped")
     );
     assert!(peak - before < 2048, "RSS grew by {} KiB", peak - before);
     assert!(
-        campush.counter("frames_dropped") > 0,
+        counter(&campush, "frames_dropped") > 0,
         "a 15 s stall must drop frames"
     );
 }
@@ -394,7 +301,7 @@ fn a_link_at_half_the_bitrate_drops_whole_gops_and_keeps_latency_bounded() {
         Arc::clone(&stop),
     );
     let key = "throttled";
-    let mut campush = Campush::start(
+    let mut campush = start_campush(
         &format!("spec = \"{}\"\nloop = true", clip.source()),
         &format!("rtmp://127.0.0.1:{proxy}/live/{key}"),
         "[network]\nwrite_timeout_s = 30\n",
@@ -402,7 +309,7 @@ fn a_link_at_half_the_bitrate_drops_whole_gops_and_keeps_latency_bounded() {
     let started = Instant::now();
     thread::sleep(Duration::from_secs(20));
     let run_for = started.elapsed().as_secs_f64();
-    let dropped = campush.counter("frames_dropped");
+    let dropped = counter(&campush, "frames_dropped");
     let (code, _) = campush.terminate();
     assert_eq!(code, Some(0), "{}", campush.log());
     stop.store(true, Ordering::Relaxed);
@@ -413,26 +320,11 @@ fn a_link_at_half_the_bitrate_drops_whole_gops_and_keeps_latency_bounded() {
     assert!(dropped > 0, "half the bitrate must force drops");
 
     // Every gap in the timeline is a dropped GOP: the frame after it is a keyframe.
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "packet=dts,flags",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&rec.path)
-        .output()
-        .unwrap();
-    let packets: Vec<(i64, bool)> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let (dts, flags) = l.split_once(',')?;
-            Some((dts.parse().ok()?, flags.starts_with('K')))
-        })
+    let packets: Vec<(i64, bool)> = rec
+        .dts
+        .iter()
+        .copied()
+        .zip(rec.keys.iter().copied())
         .collect();
     let mut gaps = 0;
     for w in packets.windows(2) {
@@ -464,7 +356,7 @@ fn a_link_at_half_the_bitrate_drops_whole_gops_and_keeps_latency_bounded() {
 #[test]
 fn with_nobody_listening_attempts_follow_the_backoff_and_leak_no_descriptors() {
     let port = free_port();
-    let campush = Campush::start(
+    let campush = start_campush(
         &looping_fixture(),
         &format!("rtmp://127.0.0.1:{port}/live/nobody"),
         "[network]\nbackoff_min_s = 0.02\nbackoff_max_s = 0.1\n",
@@ -505,7 +397,7 @@ fn a_listener_that_never_answers_times_out_each_attempt_without_leaking() {
             thread::sleep(Duration::from_millis(5));
         }
     });
-    let campush = Campush::start(
+    let campush = start_campush(
         &looping_fixture(),
         &format!("rtmp://127.0.0.1:{port}/live/silent"),
         "[network]\nbackoff_min_s = 0.02\nbackoff_max_s = 0.05\npublish_timeout_s = 0.1\n",
@@ -592,7 +484,7 @@ fn hostile_server(stop: Arc<AtomicBool>) -> u16 {
 fn hostile_peers_cause_clean_retries_not_panics_or_memory_growth() {
     let stop = Arc::new(AtomicBool::new(false));
     let port = hostile_server(Arc::clone(&stop));
-    let mut campush = Campush::start(
+    let mut campush = start_campush(
         &looping_fixture(),
         &format!("rtmp://127.0.0.1:{port}/live/hostile"),
         "[network]\nbackoff_min_s = 0.02\nbackoff_max_s = 0.05\npublish_timeout_s = 0.5\n",
@@ -623,9 +515,9 @@ fn sigterm_mid_stream_unpublishes_and_exits_zero_within_a_second() {
     }
     let nginx = Nginx::start(NginxOpts { record: false });
     let key = "sigterm";
-    let mut campush = Campush::start(&looping_fixture(), &nginx.url(key), "");
+    let mut campush = start_campush(&looping_fixture(), &nginx.url(key), "");
     wait_until("the publish", Duration::from_secs(15), || {
-        publishes(&nginx, key) == 1
+        nginx.publishes(key) == 1
     });
     thread::sleep(Duration::from_secs(2));
     let (code, took) = campush.terminate();
@@ -666,11 +558,11 @@ fn sighup_restarts_the_destinations_with_the_new_settings() {
         return;
     }
     let nginx = Nginx::start(NginxOpts { record: false });
-    let campush = Campush::start(&looping_fixture(), &nginx.url("before"), "");
+    let campush = start_campush(&looping_fixture(), &nginx.url("before"), "");
     wait_until("the first publish", Duration::from_secs(15), || {
-        publishes(&nginx, "before") == 1
+        nginx.publishes("before") == 1
     });
-    let config = campush._dir.path().join("campush.toml");
+    let config = campush.config_file();
     let text = fs::read_to_string(&config)
         .unwrap()
         .replace("/live/before", "/live/after");
@@ -679,7 +571,7 @@ fn sighup_restarts_the_destinations_with_the_new_settings() {
     wait_until(
         "the publish under the new key",
         Duration::from_secs(15),
-        || publishes(&nginx, "after") == 1,
+        || nginx.publishes("after") == 1,
     );
     // A broken file on the next reload is refused; the stream keeps going.
     fs::write(&config, "[source]\nspec = 42\n").unwrap();
@@ -687,9 +579,9 @@ fn sighup_restarts_the_destinations_with_the_new_settings() {
     wait_until("the refusal to be logged", Duration::from_secs(10), || {
         campush.log().contains("reload refused")
     });
-    let sent = campush.counter("frames_sent");
+    let sent = counter(&campush, "frames_sent");
     wait_until("frames to keep flowing", Duration::from_secs(10), || {
-        campush.counter("frames_sent") > sent + 15
+        counter(&campush, "frames_sent") > sent + 15
     });
     let log = campush.log();
     assert_eq!(

@@ -1,18 +1,16 @@
 //! `ClientSession` driven over real TCP by a thin tokio shell, against independent servers:
 //!
 //! 1. scuffle-rtmp's `ServerSession`, in-process on 127.0.0.1 (always runs);
-//! 2. nginx-rtmp, if the nginx binary and its RTMP module are installed (a loud SKIP
-//!    otherwise, or a failure when `CAMPUSH_REQUIRE_TOOLS=1`).
+//! 2. nginx-rtmp (the `support` fixture), if the nginx binary and its RTMP module are installed
+//!    (a loud SKIP otherwise, or a failure when `CAMPUSH_REQUIRE_TOOLS=1`).
 //!
 //! It also checks, with a counting allocator, that writing media and answering pings and
 //! acknowledgements do not allocate. Network traffic goes to 127.0.0.1 only, and every wait is
 //! bounded by a timeout.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod support;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use campush::amf0;
@@ -21,48 +19,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
-// ---------------------------------------------------------------------------------------------
-// Allocation counting (per thread, so parallel tests do not disturb each other).
-
-struct CountingAlloc;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count_one() {
-    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_one();
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+// Allocation counting: only the allocations of the test thread that asks for it, so parallel
+// tests do not disturb each other.
 
 #[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
+static GLOBAL: campush::alloc::Counting = campush::alloc::Counting;
 
 // ---------------------------------------------------------------------------------------------
 // The thin shell.
@@ -359,110 +320,6 @@ async fn publishes_to_scuffle_rtmp() {
 // ---------------------------------------------------------------------------------------------
 // 2. nginx-rtmp, if installed.
 
-/// Where Debian's `nginx` and `libnginx-mod-rtmp` packages install the server and its module.
-const NGINX: &str = "/usr/sbin/nginx";
-const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
-
-struct Nginx {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Nginx {
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-
-    fn record_dir(&self) -> PathBuf {
-        self.dir.path().join("rec")
-    }
-}
-
-fn nginx_available() -> bool {
-    let present = Path::new(NGINX).exists() && Path::new(RTMP_MODULE).exists();
-    if !present {
-        if std::env::var("CAMPUSH_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("CAMPUSH_REQUIRE_TOOLS=1 but {NGINX} or {RTMP_MODULE} is missing");
-        }
-        eprintln!();
-        eprintln!("=====================================================================");
-        eprintln!("SKIP: nginx-rtmp test: {NGINX} or {RTMP_MODULE} not installed");
-        eprintln!("=====================================================================");
-    }
-    present
-}
-
-async fn start_nginx() -> Nginx {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
-    let d = dir.path().display();
-    std::fs::create_dir_all(dir.path().join("rec")).expect("rec dir");
-    let conf = format!(
-        "load_module {RTMP_MODULE};\n\
-         daemon off;\n\
-         master_process off;\n\
-         error_log {d}/error.log info;\n\
-         pid {d}/nginx.pid;\n\
-         events {{}}\n\
-         rtmp {{\n\
-           server {{\n\
-             listen 127.0.0.1:{port};\n\
-             application live {{\n\
-               live on;\n\
-               record all;\n\
-               record_path {d}/rec;\n\
-             }}\n\
-           }}\n\
-         }}\n"
-    );
-    let conf_path = dir.path().join("nginx.conf");
-    std::fs::write(&conf_path, conf).expect("write conf");
-    let child = Command::new(NGINX)
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-e")
-        .arg(dir.path().join("error.log"))
-        .arg("-c")
-        .arg(&conf_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nginx");
-    let mut nginx = Nginx { child, dir, port };
-    let deadline = Instant::now() + STEP;
-    loop {
-        if let Ok(Some(status)) = nginx.child.try_wait() {
-            panic!("nginx exited with {status}: {}", nginx.error_log());
-        }
-        if std::net::TcpStream::connect_timeout(
-            &SocketAddr::from(([127, 0, 0, 1], port)),
-            Duration::from_millis(200),
-        )
-        .is_ok()
-        {
-            return nginx;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nginx did not listen in time: {}",
-            nginx.error_log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// (tag type, timestamp, body) of every tag in an FLV file.
 fn flv_tags(data: &[u8]) -> Vec<(u8, u32, Vec<u8>)> {
     assert!(data.len() >= 13 && &data[..3] == b"FLV", "not an FLV file");
@@ -484,14 +341,14 @@ fn flv_tags(data: &[u8]) -> Vec<(u8, u32, Vec<u8>)> {
 
 #[tokio::test]
 async fn publishes_to_nginx_rtmp_and_gets_refused_for_a_duplicate_name() {
-    if !nginx_available() {
+    if !support::require(support::Tool::NginxRtmp) {
         return;
     }
-    let nginx = start_nginx().await;
-    let addr = SocketAddr::from(([127, 0, 0, 1], nginx.port));
+    let nginx = support::Nginx::start(support::NginxOpts::default());
+    let addr = SocketAddr::from(([127, 0, 0, 1], nginx.port()));
     let key = "cam1?token=SeCrEt42";
     let url =
-        RtmpUrl::with_key(&format!("rtmp://127.0.0.1:{}/live", nginx.port), key).expect("url");
+        RtmpUrl::with_key(&format!("rtmp://127.0.0.1:{}/live", nginx.port()), key).expect("url");
 
     let mut first = Conn::open(addr, &url, 1).await.expect("tcp");
     first.publish().await.expect("first publisher is accepted");
@@ -537,21 +394,9 @@ async fn publishes_to_nginx_rtmp_and_gets_refused_for_a_duplicate_name() {
     eprintln!("nginx-rtmp closed the connection after deleteStream: {closed}");
     drop(first);
 
-    // nginx-rtmp recorded what it received; the video tags must be ours, exactly.
-    let rec = nginx.record_dir().join("cam1.flv");
-    let deadline = Instant::now() + STEP;
-    let tags = loop {
-        let data = std::fs::read(&rec).unwrap_or_default();
-        let tags = if data.len() >= 13 {
-            flv_tags(&data)
-        } else {
-            vec![]
-        };
-        if tags.iter().filter(|t| t.0 == 9).count() >= videos.len() || Instant::now() > deadline {
-            break tags;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    // nginx-rtmp recorded what it received (the file is complete once every connection is
+    // closed); the video tags must be ours, exactly.
+    let tags = flv_tags(&std::fs::read(nginx.recording_of("cam1")).expect("the recording"));
     let got: Vec<(u32, Vec<u8>)> = tags
         .iter()
         .filter(|t| t.0 == 9)
@@ -633,7 +478,14 @@ fn media_pings_and_acks_do_not_allocate() {
     w.write_message(&mut control, 2, 0, 4, 0, &[0, 6, 0, 0, 0, 0]);
     session.receive(&control, &mut out).expect("ping");
 
-    let before = allocations();
+    campush::alloc::watch_this_thread();
+    let before = campush::alloc::watched_allocations();
+    std::hint::black_box(Vec::<u8>::with_capacity(1));
+    assert!(
+        campush::alloc::watched_allocations() > before,
+        "the counter counts this thread"
+    );
+    let before = campush::alloc::watched_allocations();
     for i in 0..200u32 {
         out.clear();
         session.write_video(&mut out, i * 33, &frame);
@@ -647,7 +499,7 @@ fn media_pings_and_acks_do_not_allocate() {
         }
         session.receive(&control, &mut out).expect("control");
     }
-    let after = allocations();
+    let after = campush::alloc::watched_allocations();
     assert_eq!(after - before, 0, "allocations on the per-frame path");
     assert!(!out.is_empty());
 }

@@ -4,6 +4,7 @@
 //! Every wait is bounded; nothing is written outside the temporary directories.
 
 mod inproc;
+mod support;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use inproc::ScuffleServer;
+use support::{poll_until, signal, wait_child, CAMPUSH};
 
 const CLIP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -61,7 +63,7 @@ impl Board {
     fn start(&self, args: &[&str]) -> Child {
         let runtime_dir = self.root.path().join("run/campush");
         std::fs::create_dir_all(&runtime_dir).unwrap();
-        Command::new(env!("CARGO_BIN_EXE_campush"))
+        Command::new(CAMPUSH)
             .args(args)
             .env("CAMPUSH_ROOT", self.root.path())
             .env("NOTIFY_SOCKET", self.root.path().join("notify"))
@@ -112,38 +114,26 @@ impl Board {
 }
 
 fn terminate(child: &Child) {
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    signal(child.id(), libc::SIGTERM);
 }
 
 /// Waits (bounded) for the exit; returns the code and stderr. Kills the child on timeout.
 fn wait_exit(mut child: Child, timeout: Duration) -> (Option<i32>, String) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            return (
-                status.code(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            );
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "campush did not exit within {timeout:?}; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let exited = wait_child(&mut child, timeout);
+    if exited.is_none() {
+        let _ = child.kill();
+    }
+    let stderr = String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned();
+    match exited {
+        Some(status) => (status.code(), stderr),
+        None => panic!("campush did not exit within {timeout:?}; stderr:\n{stderr}"),
     }
 }
 
 #[test]
 fn a_fresh_card_without_a_config_says_where_campush_looked() {
     let board = Board::new();
-    let out = Command::new(env!("CARGO_BIN_EXE_campush"))
+    let out = Command::new(CAMPUSH)
         .arg("check-config")
         .env("CAMPUSH_ROOT", board.root.path())
         .output()
@@ -168,7 +158,7 @@ fn check_config_finds_the_file_on_the_boot_partition_and_hides_the_key() {
     board.write_config(
         "\u{feff}board = \"rpi-4\"\r\n[[output]]\r\nurl = \"rtmp://h/live2\"\r\nkey = \"s3cret\"\r\n",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_campush"))
+    let out = Command::new(CAMPUSH)
         .arg("check-config")
         .env("CAMPUSH_ROOT", board.root.path())
         .output()
@@ -188,7 +178,7 @@ fn on_a_terminal_a_config_error_exits_78_at_once() {
     let board = Board::new();
     let config = board.write_config("[source]\nspec = \"stdin\"\nfsp = 30\n");
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_campush"))
+    let out = Command::new(CAMPUSH)
         .args(["run", "--config"])
         .arg(&config)
         .env("CAMPUSH_ROOT", board.root.path())
@@ -276,11 +266,10 @@ fn a_service_run_is_ready_streams_solid_feeds_the_watchdog_and_stops_cleanly() {
     // The status file in the runtime directory.
     let path = board.root.path().join("run/campush/status.json");
     let mut status = String::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !status.contains("\"status\":\"streaming\"") && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+    poll_until(Duration::from_secs(10), || {
         status = std::fs::read_to_string(&path).unwrap_or_default();
-    }
+        status.contains("\"status\":\"streaming\"")
+    });
     assert!(
         status.contains("\"status\":\"streaming\"") && status.contains("\"frames_sent\":"),
         "{status}"

@@ -24,45 +24,28 @@
 //! needs qemu-system-arm, gcc-aarch64-linux-gnu (v4l2loopback is cross-built) and the cross
 //! tools (`scripts/cross-build.sh --setup` makes them).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use support::{ffprobe_video, require_tools, tools_required};
+
 const CLIP_FRAMES: u64 = 90;
 
-fn have(program: &str, arg: &str) -> bool {
-    Command::new(program)
-        .arg(arg)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 fn required_tools_present() -> bool {
-    let missing: Vec<&str> = [
-        ("qemu-system-x86_64", "--version"),
-        ("ffprobe", "-version"),
-        ("make", "--version"),
-        ("gcc", "--version"),
-        ("apt-get", "--version"),
-        ("dpkg-deb", "--version"),
-    ]
-    .into_iter()
-    .filter(|(p, a)| !have(p, a))
-    .map(|(p, _)| p)
-    .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!(
-        "missing {}; install qemu-system-x86 ffmpeg gcc make (Debian)",
-        missing.join(", ")
-    );
-    if std::env::var("CAMPUSH_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("CAMPUSH_REQUIRE_TOOLS=1 but {msg}");
-    }
-    eprintln!("\n*** SKIP: {msg}; V4L2 guest test not run ***\n");
-    false
+    require_tools(
+        &[
+            "qemu-system-x86_64",
+            "ffprobe",
+            "make",
+            "gcc",
+            "apt-get",
+            "dpkg-deb",
+        ],
+        "install qemu-system-x86 ffmpeg gcc make (Debian)",
+    )
 }
 
 /// Builds the static campush and test helper for the guest, in their own target dir.
@@ -100,22 +83,8 @@ fn read(dir: &Path, name: &str) -> String {
 
 /// Frames ffprobe decodes from an FLV recording (None: not decodable / empty).
 fn decoded_frames(flv: &Path) -> Option<u64> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=nb_read_frames,codec_name,width,height",
-            "-of",
-            "default=nw=1",
-        ])
-        .arg(flv)
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let entries = "stream=nb_read_frames,codec_name,width,height";
+    let text = ffprobe_video(flv, entries, "default=nw=1", &[]).stdout;
     if !text.contains("codec_name=h264") || !text.contains("width=320") {
         return None;
     }
@@ -124,7 +93,6 @@ fn decoded_frames(flv: &Path) -> Option<u64> {
         .and_then(|n| n.trim().parse().ok())
 }
 
-/// Decoded frames of each recorded session that carried video, in order.
 /// campush's `alloc-stats:` line (printed at exit with `CAMPUSH_ALLOC_STATS=1`).
 fn alloc_stats(campush_log: &str) -> String {
     campush_log
@@ -134,6 +102,7 @@ fn alloc_stats(campush_log: &str) -> String {
         .to_owned()
 }
 
+/// Decoded frames of each recorded session that carried video, in order.
 fn sessions(share: &Path) -> Vec<u64> {
     (1..=16)
         .map(|n| share.join(format!("capture-{n}.flv")))
@@ -286,9 +255,8 @@ fn cross_cache() -> PathBuf {
 }
 
 fn aarch64_tools_present(root: &Path) -> bool {
-    let require = std::env::var("CAMPUSH_REQUIRE_TOOLS").as_deref() == Ok("1");
     let zigbuild = cross_cache().join("venv/bin/cargo-zigbuild");
-    if !zigbuild.exists() && require {
+    if !zigbuild.exists() && tools_required() {
         // A fresh machine: let the cross script install its Debian packages and make the venv.
         let status = Command::new("bash")
             .arg(root.join("scripts/cross-build.sh"))
@@ -298,37 +266,20 @@ fn aarch64_tools_present(root: &Path) -> bool {
             .expect("run scripts/cross-build.sh");
         assert!(status.success(), "scripts/cross-build.sh --setup failed");
     }
-    let mut missing: Vec<String> = [
-        ("qemu-system-aarch64", "--version"),
-        ("aarch64-linux-gnu-gcc", "--version"),
-        ("ffprobe", "-version"),
-        ("make", "--version"),
-        ("apt-get", "--version"),
-        ("dpkg-deb", "--version"),
-        ("/usr/bin/cargo", "--version"),
-    ]
-    .into_iter()
-    .filter(|(p, a)| !have(p, a))
-    .map(|(p, _)| p.to_string())
-    .collect();
-    if !zigbuild.exists() {
-        missing.push(format!(
-            "{} (scripts/cross-build.sh --setup)",
-            zigbuild.display()
-        ));
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!(
-        "missing {}; install qemu-system-arm gcc-aarch64-linux-gnu ffmpeg make (Debian)",
-        missing.join(", ")
-    );
-    if require {
-        panic!("CAMPUSH_REQUIRE_TOOLS=1 but {msg}");
-    }
-    eprintln!("\n*** SKIP: {msg}; aarch64 V4L2 guest test not run ***\n");
-    false
+    require_tools(
+        &[
+            "qemu-system-aarch64",
+            "aarch64-linux-gnu-gcc",
+            "ffprobe",
+            "make",
+            "apt-get",
+            "dpkg-deb",
+            "/usr/bin/cargo",
+            zigbuild.to_str().expect("a UTF-8 cache path"),
+        ],
+        "install qemu-system-arm gcc-aarch64-linux-gnu ffmpeg make (Debian); \
+         scripts/cross-build.sh --setup makes cargo-zigbuild",
+    )
 }
 
 /// Builds the static aarch64 campush and test helper through the cross route of

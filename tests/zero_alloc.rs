@@ -4,8 +4,9 @@
 //! TLS version and each kind of AEAD, since campush seals and opens TLS records in place in
 //! buffers allocated once per connection.
 //!
-//! A counting global allocator counts only on threads marked as campush's (the ingest thread and
-//! the publisher's runtime thread), so the server's own allocations are not counted. The count is
+//! The counting global allocator (`campush::alloc::Counting`) counts only on threads watched as
+//! campush's (the ingest thread and the publisher's runtime thread), so the server's own
+//! allocations are not counted. The count is
 //! sampled after a warm-up of `WARMUP` frames and again once every frame has been sent, before the
 //! stream is closed. The ingest thread holds still after the warm-up until the sample is taken, so
 //! the measured span is exactly `FRAMES - WARMUP` frames however the machine schedules threads.
@@ -14,10 +15,8 @@
 
 mod inproc;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,44 +30,10 @@ use campush::source::file::FileSource;
 use campush::status::{Counters, SharedStatus};
 use campush::transport::TlsOptions;
 
-struct CountingOnMarkedThreads;
-
-static COUNTED: AtomicU64 = AtomicU64::new(0);
-thread_local! {
-    static MARKED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    if MARKED.with(|m| m.get()) {
-        COUNTED.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards to System unchanged.
-unsafe impl GlobalAlloc for CountingOnMarkedThreads {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+/// Counts, besides every allocation, those of the threads that call
+/// [`campush::alloc::watch_this_thread`]: here campush's ingest and publisher threads.
 #[global_allocator]
-static ALLOCATOR: CountingOnMarkedThreads = CountingOnMarkedThreads;
-
-fn mark_this_thread() {
-    MARKED.with(|m| m.set(true));
-}
+static ALLOCATOR: campush::alloc::Counting = campush::alloc::Counting;
 
 const FIXTURE: &str = "tests/fixtures/clip-320x240-30fps.h264";
 const FRAMES: u64 = 900; // the 90-frame fixture, looped ten times
@@ -119,7 +84,7 @@ fn stream_and_count(server: &inproc::ScuffleServer, url: &str, tls: TlsOptions) 
         let done = Arc::clone(&ingest_done);
         let (warm, go) = (Arc::clone(&warm), Arc::clone(&go));
         std::thread::spawn(move || {
-            mark_this_thread();
+            campush::alloc::watch_this_thread();
             for i in 0..FRAMES {
                 if i == WARMUP {
                     warm.store(true, Ordering::SeqCst);
@@ -149,7 +114,7 @@ fn stream_and_count(server: &inproc::ScuffleServer, url: &str, tls: TlsOptions) 
             stop_rx,
         );
         std::thread::spawn(move || {
-            mark_this_thread();
+            campush::alloc::watch_this_thread();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -178,13 +143,14 @@ fn stream_and_count(server: &inproc::ScuffleServer, url: &str, tls: TlsOptions) 
         std::thread::sleep(Duration::from_millis(1));
     }
     let (frames_start, allocs_start, bytes_start) =
-        (sent(), COUNTED.load(Ordering::SeqCst), bytes());
+        (sent(), campush::alloc::watched_allocations(), bytes());
     go.store(true, Ordering::SeqCst);
     while !(ingest_done.load(Ordering::SeqCst) && sent() == FRAMES) {
         assert!(Instant::now() < deadline, "stuck at {} frames sent", sent());
         std::thread::sleep(Duration::from_millis(1));
     }
-    let (frames_end, allocs_end, bytes_end) = (sent(), COUNTED.load(Ordering::SeqCst), bytes());
+    let (frames_end, allocs_end, bytes_end) =
+        (sent(), campush::alloc::watched_allocations(), bytes());
 
     queue.close();
     let outcome = publisher_thread.join().unwrap().expect("publish succeeds");

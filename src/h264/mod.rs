@@ -68,6 +68,8 @@ pub(crate) mod test_support {
     use std::path::PathBuf;
     use std::process::Command;
 
+    use crate::testing;
+
     /// A deterministic xorshift64 generator; enough randomness for fuzz-ish tests.
     pub struct XorShift(pub u64);
 
@@ -172,20 +174,14 @@ pub(crate) mod test_support {
         super::split::split_whole(input, chunk).unwrap_or_else(|e| panic!("splitter: {e}"))
     }
 
-    pub fn tool_available(name: &str) -> bool {
-        Command::new(name)
-            .arg("-version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }
-
     /// Encodes a test pattern with ffmpeg/libx264 into an Annex B file and
-    /// returns its path and bytes, or `None` (after saying so loudly) when
-    /// ffmpeg is not installed or cannot encode H.264.
+    /// returns its path and bytes, or `None` when ffmpeg with libx264 or
+    /// ffprobe (for the cross-checks below) is not installed: the test is
+    /// skipped loudly, or fails under `CAMPUSH_REQUIRE_TOOLS=1`
+    /// ([`crate::testing::skip_or_fail`]).
     /// `args` are the input and encoder options, separated by spaces.
     pub fn encode_clip(name: &str, args: &str) -> Option<(PathBuf, Vec<u8>)> {
-        if !tool_available("ffmpeg") {
-            eprintln!("!!!!! ffmpeg not found: SKIPPING the real-clip test {name} !!!!!");
+        if !(testing::require_ffmpeg_x264() && testing::require_tool("ffprobe")) {
             return None;
         }
         let path =
@@ -197,20 +193,13 @@ pub(crate) mod test_support {
             .arg(&path)
             .status()
             .expect("ffmpeg runs");
-        if !status.success() {
-            eprintln!("!!!!! ffmpeg cannot encode (no libx264?): SKIPPING the real-clip test {name} !!!!!");
-            return None;
-        }
+        assert!(status.success(), "ffmpeg could not encode the clip {name}");
         let bytes = std::fs::read(&path).expect("clip is readable");
         Some((path, bytes))
     }
 
     /// Counts the frames of a clip with ffprobe, independently of our code.
-    pub fn ffprobe_frame_count(path: &std::path::Path) -> Option<usize> {
-        if !tool_available("ffprobe") {
-            eprintln!("!!!!! ffprobe not found: not cross-checking the frame count !!!!!");
-            return None;
-        }
+    pub fn ffprobe_frame_count(path: &std::path::Path) -> usize {
         let out = Command::new("ffprobe")
             .args(["-v", "error", "-count_frames", "-show_entries"])
             .args(["stream=nb_read_frames", "-of", "csv=p=0"])
@@ -218,16 +207,12 @@ pub(crate) mod test_support {
             .output()
             .expect("ffprobe runs");
         let text = String::from_utf8(out.stdout).expect("utf-8");
-        Some(text.trim().parse().expect("a frame count"))
+        text.trim().parse().expect("a frame count")
     }
 
     /// The (position, size) of every packet ffmpeg's own H.264 parser cuts
-    /// from a raw clip, or `None` when ffprobe is not installed.
-    pub fn ffprobe_packets(path: &std::path::Path) -> Option<Vec<(usize, usize)>> {
-        if !tool_available("ffprobe") {
-            eprintln!("!!!!! ffprobe not found: not cross-checking access unit boundaries !!!!!");
-            return None;
-        }
+    /// from a raw clip.
+    pub fn ffprobe_packets(path: &std::path::Path) -> Vec<(usize, usize)> {
         let out = Command::new("ffprobe")
             .args(["-v", "error", "-show_entries", "packet=pos,size"])
             .args(["-of", "csv=p=0"])
@@ -235,14 +220,12 @@ pub(crate) mod test_support {
             .output()
             .expect("ffprobe runs");
         let text = String::from_utf8(out.stdout).expect("utf-8");
-        let packets = text
-            .lines()
+        text.lines()
             .map(|line| {
                 let (size, pos) = line.split_once(',').expect("size,pos");
                 (pos.parse().expect("pos"), size.parse().expect("size"))
             })
-            .collect();
-        Some(packets)
+            .collect()
     }
 
     pub fn from_hex(s: &str) -> Vec<u8> {
@@ -254,7 +237,8 @@ pub(crate) mod test_support {
 }
 
 /// End-to-end checks on clips encoded by libx264, cross-checked with
-/// ffprobe; skipped (loudly) when ffmpeg is not installed.
+/// ffprobe; skipped (loudly) when ffmpeg or ffprobe is not installed, unless
+/// `CAMPUSH_REQUIRE_TOOLS=1`.
 #[cfg(test)]
 mod end_to_end_tests {
     use super::test_support::{
@@ -332,12 +316,8 @@ mod end_to_end_tests {
         };
         let s = summarize(&clip);
         assert_eq!(s.units.len(), 60);
-        if let Some(count) = ffprobe_frame_count(&path) {
-            assert_eq!(s.units.len(), count);
-        }
-        if let Some(packets) = ffprobe_packets(&path) {
-            assert_eq!(boundaries(&s.units), packets);
-        }
+        assert_eq!(s.units.len(), ffprobe_frame_count(&path));
+        assert_eq!(boundaries(&s.units), ffprobe_packets(&path));
         assert_eq!((s.keyframes, s.changes), (2, 1));
         for unit in &s.units {
             assert_eq!(nal_type(nal_units(unit).next().unwrap()), nal_type::AUD);
@@ -365,12 +345,8 @@ mod end_to_end_tests {
         };
         let s = summarize(&clip);
         assert_eq!(s.units.len(), 60);
-        if let Some(count) = ffprobe_frame_count(&path) {
-            assert_eq!(s.units.len(), count);
-        }
-        if let Some(packets) = ffprobe_packets(&path) {
-            assert_eq!(boundaries(&s.units), packets);
-        }
+        assert_eq!(s.units.len(), ffprobe_frame_count(&path));
+        assert_eq!(boundaries(&s.units), ffprobe_packets(&path));
         assert_eq!((s.keyframes, s.changes), (2, 1));
         let info = s.params.info().unwrap();
         // 1088 coded lines, 8 cropped.
@@ -404,12 +380,8 @@ mod end_to_end_tests {
         };
         let s = summarize(&clip);
         assert_eq!(s.units.len(), 50);
-        if let Some(count) = ffprobe_frame_count(&path) {
-            assert_eq!(s.units.len(), count);
-        }
-        if let Some(packets) = ffprobe_packets(&path) {
-            assert_eq!(boundaries(&s.units), packets);
-        }
+        assert_eq!(s.units.len(), ffprobe_frame_count(&path));
+        assert_eq!(boundaries(&s.units), ffprobe_packets(&path));
         assert_eq!(s.keyframes, 5);
         let info = s.params.info().unwrap();
         assert_eq!(

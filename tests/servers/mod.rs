@@ -83,22 +83,10 @@ pub fn require(server: Installed) -> bool {
     };
     match problem {
         None => true,
-        Some(problem) => skip_or_fail(&format!(
+        Some(problem) => campush::testing::skip_or_fail(&format!(
             "{problem}; install the servers with: tests/servers/install.sh (needs node, npm, python3-venv)"
         )),
     }
-}
-
-/// The one rule for a missing tool, as `support::require` applies it: a loud SKIP line and
-/// false, or a panic under `CAMPUSH_REQUIRE_TOOLS=1` (CI).
-fn skip_or_fail(problem: &str) -> bool {
-    if std::env::var("CAMPUSH_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("CAMPUSH_REQUIRE_TOOLS=1 but {problem}");
-    }
-    // Straight to stderr: the test harness would capture (and hide) eprintln! output.
-    let skip = format!("\n*** SKIP: {problem}; test not run ***\n");
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), skip.as_bytes());
-    false
 }
 
 /// One server process on `127.0.0.1:port`, running out of `dir`.
