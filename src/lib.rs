@@ -22,7 +22,6 @@
 pub mod alloc;
 pub mod amf0;
 pub mod audio;
-pub mod board;
 pub mod cli;
 pub mod config;
 pub mod exit;
@@ -37,6 +36,7 @@ pub mod pool;
 pub mod publisher;
 pub mod queue;
 pub mod rtmp;
+pub mod setting;
 pub mod source;
 pub mod status;
 pub mod transport;

@@ -42,6 +42,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::rtmp::{RtmpUrl, Scheme};
+use crate::setting::Invalid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -118,6 +119,51 @@ pub struct TlsOptions {
 
 /// Whether this build can speak `rtmps://`.
 pub const TLS_AVAILABLE: bool = cfg!(feature = "tls");
+
+impl TlsOptions {
+    /// Checks the TLS keys of an `[[output]]` (`tls_ca`, `tls_insecure`) against its URL's
+    /// scheme: they apply to `rtmps://` only, which needs a build with TLS; the CA file must
+    /// hold a usable certificate.
+    pub fn check(
+        scheme: Scheme,
+        ca_file: Option<&Path>,
+        insecure: Option<bool>,
+    ) -> Result<TlsOptions, Invalid> {
+        let tls = TlsOptions {
+            ca_file: ca_file.map(Path::to_path_buf),
+            insecure: insecure.unwrap_or(false),
+        };
+        let key = if ca_file.is_some() {
+            "tls_ca"
+        } else {
+            "tls_insecure"
+        };
+        match scheme {
+            Scheme::Rtmp if tls.ca_file.is_some() || tls.insecure => {
+                return Err(Invalid::new(
+                    key,
+                    "tls_ca and tls_insecure only apply to rtmps:// URLs (this one is rtmp://)",
+                ))
+            }
+            Scheme::Rtmp => {}
+            Scheme::Rtmps if !TLS_AVAILABLE => return Err(Invalid::new(
+                "url",
+                "rtmps:// needs TLS, and this campush was built without it (cargo feature `tls`)",
+            )),
+            Scheme::Rtmps => {}
+        }
+        if tls.insecure && tls.ca_file.is_some() {
+            return Err(Invalid::new(
+                "tls_insecure",
+                "set tls_ca or tls_insecure, not both",
+            ));
+        }
+        if let Some(path) = &tls.ca_file {
+            check_ca_file(path).map_err(|e| Invalid::new("tls_ca", e))?;
+        }
+        Ok(tls)
+    }
+}
 
 /// An open connection: plain TCP or TLS over TCP.
 pub enum Connection {

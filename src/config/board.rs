@@ -4,23 +4,31 @@
 //! binary carries them and `board = "rpi-4"` works on a card with nothing else on it. A profile
 //! names the board's Rust target triple, its H.264 encoder device (none on a Pi 5), its status
 //! LED, and defaults for the source: spec, resolution, frame rate, bitrate and GOP (2 s). In the
-//! configuration, every key the user sets wins over the profile's default
-//! ([`crate::config::RawConfig::check`] applies them).
+//! configuration, every key the user sets wins over the profile's default: [`Board::source_under`]
+//! and [`Board::led_under`] put the profile under the file's `[source]` and `[led]`.
+//!
+//! Which source defaults apply today: the spec, and for a V4L2 source the frame rate and bit
+//! rate. The profiles' `width`, `height` and `gop` are declared but not applied: a size the
+//! camera does not offer turns a working setup into an error, and `gop` does not apply to a
+//! `v4l2:` source at all. Applying them is issue 9's (with a source that finds the camera);
+//! [`Board::source_under`] is the one place to do it.
 
 use serde::Deserialize;
 
-use crate::config::RawLed;
+use super::suggest::nearest;
+use crate::led::RawLed;
+use crate::source::settings::RawSource;
 
 /// Every profile, by name, as shipped in `boards/`.
 pub const PROFILES: &[(&str, &str)] = &[
-    ("rpi-zero-w", include_str!("../boards/rpi-zero-w.toml")),
-    ("rpi-zero-2w", include_str!("../boards/rpi-zero-2w.toml")),
-    ("rpi-3", include_str!("../boards/rpi-3.toml")),
-    ("rpi-4", include_str!("../boards/rpi-4.toml")),
-    ("rpi-5", include_str!("../boards/rpi-5.toml")),
+    ("rpi-zero-w", include_str!("../../boards/rpi-zero-w.toml")),
+    ("rpi-zero-2w", include_str!("../../boards/rpi-zero-2w.toml")),
+    ("rpi-3", include_str!("../../boards/rpi-3.toml")),
+    ("rpi-4", include_str!("../../boards/rpi-4.toml")),
+    ("rpi-5", include_str!("../../boards/rpi-5.toml")),
     (
         "generic-arm64",
-        include_str!("../boards/generic-arm64.toml"),
+        include_str!("../../boards/generic-arm64.toml"),
     ),
 ];
 
@@ -64,7 +72,7 @@ impl Board {
             Some((_, text)) => Board::parse(text),
             None => {
                 let names: Vec<&str> = names().collect();
-                let hint = crate::config::nearest(name, names.iter().copied())
+                let hint = nearest(name, names.iter().copied())
                     .map(|n| format!("did you mean {n:?}? "))
                     .unwrap_or_default();
                 Err(format!(
@@ -82,6 +90,31 @@ impl Board {
     /// The encoder device, if the board has one.
     pub fn encoder(&self) -> Option<&str> {
         Some(self.board.encoder.as_str()).filter(|e| !e.is_empty())
+    }
+
+    /// The user's `[source]` with this profile's defaults under it: every key the user set wins.
+    /// Frame rate and bit rate are camera settings: they apply to V4L2 sources only (a file or
+    /// pipe has its own).
+    pub fn source_under(&self, user: &RawSource) -> RawSource {
+        let mut s = user.clone();
+        let d = &self.source;
+        let spec = s.spec.get_or_insert_with(|| d.spec.clone());
+        if spec.starts_with("v4l2") {
+            s.fps.get_or_insert(d.fps);
+            s.bitrate_kbps.get_or_insert(d.bitrate_kbps);
+            // width, height, gop: see the module doc.
+        }
+        s
+    }
+
+    /// The user's `[led]` if the file has any LED key, else this profile's (replaced whole: a
+    /// GPIO line of the user's never mixes with a sysfs name of the board's).
+    pub fn led_under<'a>(&'a self, user: &'a RawLed) -> &'a RawLed {
+        if *user == RawLed::default() {
+            &self.led
+        } else {
+            user
+        }
     }
 }
 
