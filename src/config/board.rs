@@ -4,20 +4,22 @@
 //! binary carries them and `board = "rpi-4"` works on a card with nothing else on it. A profile
 //! names the board's Rust target triple, its H.264 encoder device (none on a Pi 5), its status
 //! LED, and defaults for the source: spec, resolution, frame rate, bitrate and GOP (2 s). In the
-//! configuration, every key the user sets wins over the profile's default: [`Board::source_under`]
-//! and [`Board::led_under`] put the profile under the file's `[source]` and `[led]`.
+//! configuration, every key the user sets wins over the profile's default.
 //!
-//! Which source defaults apply today: the spec, and for a V4L2 source the frame rate and bit
-//! rate. The profiles' `width`, `height` and `gop` are declared but not applied: a size the
-//! camera does not offer turns a working setup into an error, and `gop` does not apply to a
-//! `v4l2:` source at all. Applying them is issue 9's (with a source that finds the camera);
-//! [`Board::source_under`] is the one place to do it.
+//! What a profile's source defaults do today: the spec applies ([`Board::source_under`]); for a
+//! V4L2 source the frame rate and bit rate are *announced* (onMetaData, `check-config`) when the
+//! file sets none ([`Board::announced`]), but the device is not asked for them, and `width`,
+//! `height` and `gop` are declared only. Asking the camera for a profile's size or rate turns a
+//! camera that does not offer it from working into an error; issue 9 (a source that finds the
+//! camera) is where that changes, and [`Board::source_under`] is the one place to do it: fill the
+//! camera keys there, and `announced` goes.
 
 use serde::Deserialize;
 
 use super::suggest::nearest;
 use crate::led::RawLed;
 use crate::source::settings::RawSource;
+use crate::source::SourceSpec;
 
 /// Every profile, by name, as shipped in `boards/`.
 pub const PROFILES: &[(&str, &str)] = &[
@@ -92,19 +94,23 @@ impl Board {
         Some(self.board.encoder.as_str()).filter(|e| !e.is_empty())
     }
 
-    /// The user's `[source]` with this profile's defaults under it: every key the user set wins.
-    /// Frame rate and bit rate are camera settings: they apply to V4L2 sources only (a file or
-    /// pipe has its own).
+    /// The user's `[source]` with this profile's spec when the file names none. Only the spec:
+    /// see the module doc.
     pub fn source_under(&self, user: &RawSource) -> RawSource {
         let mut s = user.clone();
-        let d = &self.source;
-        let spec = s.spec.get_or_insert_with(|| d.spec.clone());
-        if spec.starts_with("v4l2") {
-            s.fps.get_or_insert(d.fps);
-            s.bitrate_kbps.get_or_insert(d.bitrate_kbps);
-            // width, height, gop: see the module doc.
-        }
+        s.spec.get_or_insert_with(|| self.source.spec.clone());
         s
+    }
+
+    /// The frame rate and bit rate to announce for `spec` when the file sets none: the
+    /// profile's, for a V4L2 source (a file or pipe has its own).
+    pub fn announced(&self, spec: &SourceSpec) -> (Option<f64>, Option<u32>) {
+        match spec {
+            SourceSpec::V4l2(_) | SourceSpec::V4l2M2m { .. } => {
+                (Some(self.source.fps), Some(self.source.bitrate_kbps))
+            }
+            SourceSpec::File(_) | SourceSpec::Stdin => (None, None),
+        }
     }
 
     /// The user's `[led]` if the file has any LED key, else this profile's (replaced whole: a
@@ -148,7 +154,7 @@ mod tests {
             assert!((25..=25_000).contains(&s.bitrate_kbps), "{name}");
             assert!(s.fps > 0.0 && s.fps <= 60.0, "{name}");
             assert_eq!(f64::from(s.gop) / s.fps, 2.0, "{name}: GOP must be 2 s");
-            crate::source::SourceSpec::parse(&s.spec).unwrap_or_else(|e| panic!("{name}: {e}"));
+            SourceSpec::parse(&s.spec).unwrap_or_else(|e| panic!("{name}: {e}"));
             if let Some(enc) = b.encoder() {
                 assert!(enc.starts_with("/dev/video"), "{name}");
             }

@@ -68,6 +68,10 @@ impl RawConfig {
         };
         let source =
             SourceSettings::check(&raw_source).map_err(|e| ConfigError::setting("source", e))?;
+        let (fps, video_kbps) = match board.as_ref().map(|b| b.announced(&source.spec)) {
+            Some((fps, kbps)) => (source.fps.or(fps), source.bitrate_kbps.or(kbps)),
+            None => (source.fps, source.bitrate_kbps),
+        };
         if self.outputs.is_empty() {
             return Err(ConfigError::value(
                 "output",
@@ -95,8 +99,8 @@ impl RawConfig {
         let audio = AudioSpec::check(&self.audio).map_err(|e| ConfigError::setting("audio", e))?;
         Ok(Config {
             ingest: IngestSettings {
-                fps: source.fps,
-                video_kbps: source.bitrate_kbps.map(f64::from),
+                fps,
+                video_kbps: video_kbps.map(f64::from),
                 audio: audio.format().map(|f| AudioMetadata {
                     rate: f.rate,
                     channels: f.channels,
@@ -104,7 +108,7 @@ impl RawConfig {
                 }),
             },
             source: source.spec,
-            fps: source.fps,
+            fps,
             looping: source.looping,
             pace: source.pace,
             outputs,

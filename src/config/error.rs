@@ -1,7 +1,7 @@
 //! Configuration errors, placed in the file for the person who fixes it.
 //!
 //! Owns: [`ConfigError`], and how an error is placed in the file: line and column (from 1, in
-//! characters), the offending line with a caret under the spot, and the key ("output[2].url")
+//! characters), the offending line with a caret under the spot, and the key (`output[2].url`)
 //! found in the file by its name. Every error about a setting carries its key; when it came
 //! from a file it carries the file, and the line when the file has the key.
 //!
@@ -39,9 +39,9 @@ pub enum ConfigError {
     },
     /// A value of the right type that a check refused: out of range, missing, or contradicting
     /// another key.
-    #[error("{}", value(key, message, place.as_deref()))]
+    #[error("{}", display_value(key, message, place.as_deref()))]
     Value {
-        /// Qualified: "network.write_timeout_s", "output[2].url", "board".
+        /// Qualified: "network.write_timeout_s", `output[2].url`, "board".
         key: String,
         message: String,
         /// Where, when the setting came from a file.
@@ -70,7 +70,7 @@ impl fmt::Display for Place {
     }
 }
 
-fn value(key: &str, message: &str, place: Option<&Place>) -> String {
+fn display_value(key: &str, message: &str, place: Option<&Place>) -> String {
     match place {
         Some(p) => format!("{p}: {key}: {message}{}", p.excerpt),
         None => format!("{key}: {message}"),
@@ -89,7 +89,7 @@ fn not_found(searched: &[PathBuf]) -> String {
 
 impl ConfigError {
     /// A value refused by a check, not yet placed (see [`FileText::locate`], [`without_file`]).
-    pub fn value(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn value(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         ConfigError::Value {
             key: key.into(),
             message: message.into(),
@@ -97,8 +97,8 @@ impl ConfigError {
         }
     }
 
-    /// A stage's refusal of a key in `section` ("source", "output[2]").
-    pub fn setting(section: &str, invalid: Invalid) -> ConfigError {
+    /// A stage's refusal of a key in `section` ("source", `output[2]`).
+    pub(crate) fn setting(section: &str, invalid: Invalid) -> ConfigError {
         ConfigError::value(format!("{section}.{}", invalid.key), invalid.message)
     }
 
@@ -255,7 +255,7 @@ fn excerpt(text: &str, offset: usize, redactor: &Redactor) -> String {
     format!("\n    | {line}\n    | {pad}^")
 }
 
-/// Where `key` ("network.write_timeout_s", "output[2].url") is in the file (a byte offset): its
+/// Where `key` ("network.write_timeout_s", `output[2].url`) is in the file (a byte offset): its
 /// value if it is there, else the nearest enclosing table that is.
 fn find_key(text: &str, key: &str) -> Option<usize> {
     let doc = toml::de::DeTable::parse(text).ok()?;

@@ -5,7 +5,7 @@
 //! the spec syntax, the frame rate range, `loop` for files only, and which device keys apply to
 //! which source (`width`/`height`/`fps`/`bitrate_kbps` to V4L2 sources, the encoder keys to
 //! `v4l2-m2m:` only). The device values themselves are checked by [`V4l2Settings::check`].
-//! Board defaults are put under the user's keys by `config` before this check runs.
+//! A board profile's spec is put under the user's keys by `config` before this check runs.
 
 use serde::Deserialize;
 
