@@ -24,6 +24,8 @@
 //!
 //! Invariants: no allocation per frame (frames are static, or owned by the source and lent out);
 //! timestamps are strictly increasing within a connection and never precede its start.
+//!
+//! Settings: `[audio]` ([`RawAudio`] → [`AudioSpec::check`]).
 
 use std::fmt;
 

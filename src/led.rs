@@ -30,6 +30,9 @@
 //! which survives chip renumbering (GPIO17 moved from gpiochip0 to gpiochip4 and back across Pi 5
 //! kernels). gpiocdev is pure Rust (libc ioctls only, no libgpiod), so the static build stays
 //! static.
+//!
+//! Settings: `[led]` ([`RawLed`] → [`LedConfig::check`]); a board profile's `[led]` stands in
+//! for a file without one (`config`).
 
 use std::fmt;
 use std::io;

@@ -21,6 +21,10 @@
 //! Timestamps: FLV timestamps on a connection start at 0 on its first (key)frame and follow the
 //! capture clock from there, so they are monotonic within a connection and every recording a
 //! server makes per connection starts at zero and decodes from its first frame.
+//!
+//! Settings: one `[[output]]` ([`RawOutput`] → [`Output::check`]: the URL with its key, the TLS
+//! options) and `[network]` ([`RawNetwork`] → [`PublisherSettings::check`]) are checked here;
+//! `config` assembles them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

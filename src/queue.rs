@@ -17,6 +17,8 @@
 //!
 //! After a (re)connect the publisher calls [`FrameQueue::resync`] so that the first frame it sends
 //! is a keyframe. Allocation-free after construction: the deque has capacity for the frame cap.
+//!
+//! Settings: `[queue]` ([`RawQueue`] → [`Limits::check`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -11,6 +11,8 @@
 //! The value travels on a `tokio::sync::watch` channel (observers wake on change); the counters
 //! are relaxed atomics, so the per-frame path bumps them without locks or allocation. The status
 //! file is written to a temporary name and renamed, so readers never see half a file.
+//!
+//! Settings: `[status]` ([`RawStatus`] → [`ReportSettings::check`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
