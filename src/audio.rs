@@ -24,8 +24,14 @@
 //!
 //! Invariants: no allocation per frame (frames are static, or owned by the source and lent out);
 //! timestamps are strictly increasing within a connection and never precede its start.
+//!
+//! Settings: `[audio]` ([`RawAudio`] → [`AudioSpec::check`]).
 
 use std::fmt;
+
+use serde::Deserialize;
+
+use crate::setting::Invalid;
 
 /// Samples per AAC-LC frame (per channel).
 pub const SAMPLES_PER_FRAME: u64 = 1024;
@@ -137,6 +143,39 @@ impl AudioSpec {
         match self {
             AudioSpec::None => None,
             AudioSpec::Silent(f) => Some(SilentAac::new(f).kbps()),
+        }
+    }
+}
+
+/// `[audio]` of the configuration file, as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudio {
+    /// `silent` (default) or `none`.
+    pub source: Option<String>,
+    /// 44100 or 48000 (default).
+    pub rate: Option<u32>,
+    /// 1 or 2 (default).
+    pub channels: Option<u8>,
+}
+
+impl AudioSpec {
+    /// The track `[audio]` asks for: silent 48 kHz stereo unless told otherwise.
+    pub fn check(raw: &RawAudio) -> Result<AudioSpec, Invalid> {
+        let default = AudioFormat::default();
+        let rate = raw.rate.unwrap_or(default.rate);
+        AudioFormat::new(rate, default.channels).map_err(|m| Invalid::new("rate", m))?;
+        let format = AudioFormat::new(rate, raw.channels.unwrap_or(default.channels))
+            .map_err(|m| Invalid::new("channels", m))?;
+        match raw.source.as_deref().map(str::trim) {
+            None | Some("silent") => Ok(AudioSpec::Silent(format)),
+            Some("none") => Ok(AudioSpec::None),
+            Some(other) => Err(Invalid::new(
+                "source",
+                format!(
+                    "{other:?}: expected \"silent\" (a silent AAC track, which YouTube and Facebook need) or \"none\""
+                ),
+            )),
         }
     }
 }

@@ -30,15 +30,20 @@
 //! which survives chip renumbering (GPIO17 moved from gpiochip0 to gpiochip4 and back across Pi 5
 //! kernels). gpiocdev is pure Rust (libc ioctls only, no libgpiod), so the static build stays
 //! static.
+//!
+//! Settings: `[led]` ([`RawLed`] → [`LedConfig::check`]); a board profile's `[led]` stands in
+//! for a file without one (`config`).
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::setting::Invalid;
 use crate::status::{ErrorKind, Status};
 
 /// Which LED to drive (checked configuration).
@@ -112,6 +117,124 @@ impl fmt::Display for GpioLine {
             GpioLine::Offset(o) => write!(f, "line {o}"),
             GpioLine::Name(n) => write!(f, "{n}"),
         }
+    }
+}
+
+/// `[led]` of the configuration file (or of a board profile), as written.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLed {
+    /// Default: `gpio` when `line` is set, else `sysfs`.
+    pub backend: Option<LedBackend>,
+    /// sysfs: the LED under /sys/class/leds (default `ACT`, else `led0`).
+    pub name: Option<String>,
+    /// gpio: the chip (`gpiochip0`, a path, a number or a label).
+    pub chip: Option<String>,
+    /// gpio: a line name (`"GPIO17"`) or an offset on `chip`.
+    pub line: Option<RawLine>,
+    pub active_low: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedBackend {
+    Gpio,
+    Sysfs,
+    None,
+}
+
+/// A GPIO line as written: a name in quotes or an offset number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawLine(pub GpioLine);
+
+impl<'de> Deserialize<'de> for RawLine {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawLine;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a line name like \"GPIO17\" or a line offset number")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawLine, E> {
+                u32::try_from(v)
+                    .map(|o| RawLine(GpioLine::Offset(o)))
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawLine, E> {
+                u32::try_from(v)
+                    .map(|o| RawLine(GpioLine::Offset(o)))
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawLine, E> {
+                if v.trim().is_empty() {
+                    return Err(E::invalid_value(serde::de::Unexpected::Str(v), &self));
+                }
+                Ok(RawLine(GpioLine::Name(v.trim().to_owned())))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl LedConfig {
+    /// Checks `[led]`: the backend (from `line`/`chip` when not given) and the keys that apply
+    /// to it.
+    pub fn check(led: &RawLed) -> Result<LedConfig, Invalid> {
+        let gpio_key = if led.line.is_some() {
+            Some("line")
+        } else if led.chip.is_some() {
+            Some("chip")
+        } else {
+            None
+        };
+        let backend = led.backend.unwrap_or(if gpio_key.is_some() {
+            LedBackend::Gpio
+        } else {
+            LedBackend::Sysfs
+        });
+        let active_low = led.active_low.unwrap_or(false);
+        Ok(match backend {
+            LedBackend::None => LedConfig::None,
+            LedBackend::Sysfs => {
+                if let Some(key) = gpio_key {
+                    return Err(Invalid::new(
+                        key,
+                        "applies to backend = \"gpio\", not \"sysfs\"",
+                    ));
+                }
+                if let Some(name) = &led.name {
+                    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+                        return Err(Invalid::new(
+                            "name",
+                            format!("{name:?}: expected the name of an LED in /sys/class/leds, like \"ACT\""),
+                        ));
+                    }
+                }
+                LedConfig::Sysfs {
+                    name: led.name.clone(),
+                    active_low,
+                }
+            }
+            LedBackend::Gpio => {
+                if led.name.is_some() {
+                    return Err(Invalid::new(
+                        "name",
+                        "applies to backend = \"sysfs\"; a GPIO LED is chosen by line (and chip)",
+                    ));
+                }
+                let Some(RawLine(line)) = &led.line else {
+                    return Err(Invalid::new(
+                        "line",
+                        "missing: backend = \"gpio\" needs line = \"GPIO17\" (a line name) or an offset number",
+                    ));
+                };
+                LedConfig::Gpio {
+                    chip: led.chip.clone(),
+                    line: line.clone(),
+                    active_low,
+                }
+            }
+        })
     }
 }
 

@@ -30,7 +30,9 @@
 //!                        thread, publishers), stop and reload requests (signals), exit codes
 //! observers              LED, systemd and reporter around a run; a configuration error shown
 //! cli                    the command line; main.rs is parse, load, hand over, exit
-//! config (board)         raw TOML or flags -> the checked Config; board profiles (boards/*.toml)
+//! config/                raw TOML or flags -> the checked Config: the file format, assembly
+//!                        of each stage's checked section, error places and redaction of
+//!                        secrets, board profiles (boards/*.toml)
 //! led, notify, logging   observers of the status: the LED, systemd; log lines
 //! ingest, publisher      the two halves of the data path: the source thread (source -> h264 ->
 //!                        flv -> queues) and one per destination (queue -> rtmp -> transport)
@@ -42,6 +44,8 @@
 //! clock, alloc, exit,    CLOCK_MONOTONIC in µs; the allocation counter; exit codes; text a
 //!   peer_text            peer sent, made safe to log (short, one line, no control characters)
 //! testing                for tests only: the one skip-or-require rule for outside tools
+//! setting                `Invalid { key, message }`: what a stage's check of its own section
+//!                        returns; `config` places it in the file
 //! ```
 //!
 //! Stages take their settings as typed values of their own (`PublisherSettings`,
@@ -50,7 +54,6 @@
 pub mod alloc;
 pub mod amf0;
 pub mod audio;
-pub mod board;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -67,6 +70,7 @@ pub mod pool;
 pub mod publisher;
 pub mod queue;
 pub mod rtmp;
+pub mod setting;
 pub mod source;
 pub mod status;
 pub mod supervisor;

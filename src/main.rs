@@ -63,11 +63,11 @@ fn run(args: RunArgs) -> u8 {
     // a valid one, else the onboard LED.
     let raw = match args.to_raw_config() {
         Ok(raw) => raw,
-        Err(e) => return observers::config_error(&e, &campush::config::led_for_error(&e)),
+        Err(e) => return observers::config_error(&e, &campush::config::led_from_broken_file(&e)),
     };
     let config = match raw.check() {
         Ok(c) => c,
-        Err(e) => return observers::config_error(&e, &raw.led_for_errors()),
+        Err(e) => return observers::config_error(&e, &raw.led_or_default()),
     };
     if args.tls_ca.is_some() && config.outputs.iter().all(|o| o.tls.ca_file.is_none()) {
         log::warn!("--tls-ca: no rtmps:// destination uses it");

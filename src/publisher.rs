@@ -21,10 +21,16 @@
 //! Timestamps: FLV timestamps on a connection start at 0 on its first (key)frame and follow the
 //! capture clock from there, so they are monotonic within a connection and every recording a
 //! server makes per connection starts at zero and decodes from its first frame.
+//!
+//! Settings: one `[[output]]` ([`RawOutput`] → [`Output::check`]: the URL with its key, the TLS
+//! options) and `[network]` ([`RawNetwork`] → [`PublisherSettings::check`]) are checked here;
+//! `config` assembles them.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
@@ -34,6 +40,7 @@ use crate::flv;
 use crate::pool::Frame;
 use crate::queue::{FrameQueue, SharedHeaders};
 use crate::rtmp::{ClientSession, RtmpError, RtmpUrl, Scheme, SessionConfig};
+use crate::setting::Invalid;
 use crate::status::{Counters, DestinationStatus, ErrorKind, Status};
 use crate::transport::{Connection, Connector, Endpoint, TlsOptions, TransportError};
 
@@ -73,6 +80,146 @@ impl Default for PublisherSettings {
             tls: TlsOptions::default(),
             audio: AudioSpec::None,
         }
+    }
+}
+
+/// `[network]` of the configuration file, as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    pub connect_timeout_s: Option<f64>,
+    pub publish_timeout_s: Option<f64>,
+    pub write_timeout_s: Option<f64>,
+    pub backoff_min_s: Option<f64>,
+    pub backoff_max_s: Option<f64>,
+    /// Consecutive failed attempts before giving up; 0 = never.
+    pub max_attempts: Option<u32>,
+    pub chunk_size: Option<u32>,
+}
+
+impl PublisherSettings {
+    /// The deadlines, backoff and chunk size `[network]` asks for. `one_shot`: the source is a
+    /// file pushed once, a job that should fail fast (one attempt unless `max_attempts` says
+    /// otherwise); live sources and looping files never give up unless told to.
+    pub fn check(raw: &RawNetwork, one_shot: bool) -> Result<PublisherSettings, Invalid> {
+        let secs = |v: Option<f64>, key: &'static str, default: f64, max: f64| {
+            let v = v.unwrap_or(default);
+            if v.is_finite() && v > 0.0 && v <= max {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(Invalid::new(
+                    key,
+                    format!("{v} is out of range: expected seconds above 0, at most {max}"),
+                ))
+            }
+        };
+        let mut settings = PublisherSettings {
+            connect_timeout: secs(raw.connect_timeout_s, "connect_timeout_s", 10.0, 300.0)?,
+            publish_timeout: secs(raw.publish_timeout_s, "publish_timeout_s", 10.0, 300.0)?,
+            write_timeout: secs(raw.write_timeout_s, "write_timeout_s", 5.0, 300.0)?,
+            backoff_min: secs(raw.backoff_min_s, "backoff_min_s", 0.5, 3600.0)?,
+            backoff_max: secs(raw.backoff_max_s, "backoff_max_s", 10.0, 3600.0)?,
+            max_attempts: match raw.max_attempts {
+                Some(0) => None,
+                Some(m) => Some(m),
+                None if one_shot => Some(1),
+                None => None,
+            },
+            ..PublisherSettings::default()
+        };
+        if settings.backoff_min > settings.backoff_max {
+            return Err(Invalid::new(
+                "backoff_min_s",
+                "is larger than backoff_max_s",
+            ));
+        }
+        if let Some(size) = raw.chunk_size {
+            if !(128..=65536).contains(&size) {
+                return Err(Invalid::new(
+                    "chunk_size",
+                    format!("{size} is out of range: expected 128 to 65536"),
+                ));
+            }
+            settings.chunk_size = size;
+        }
+        Ok(settings)
+    }
+}
+
+/// One `[[output]]` of the configuration file, as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    pub url: Option<String>,
+    pub key: Option<String>,
+    pub key_file: Option<PathBuf>,
+    /// rtmps:// only: PEM file of extra trusted CA certificates.
+    pub tls_ca: Option<PathBuf>,
+    /// rtmps:// only: accept any certificate (lab use; warned about at every connect).
+    pub tls_insecure: Option<bool>,
+}
+
+/// One destination, checked: where to publish (the key inside the URL) and how to trust it.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub url: RtmpUrl,
+    pub tls: TlsOptions,
+}
+
+impl Output {
+    /// Checks an `[[output]]`. A relative `key_file` is read from `key_dir` (the configuration
+    /// file's directory: a key file beside campush.toml on the card). No error names the key,
+    /// the URL or the key file: the key may sit in any of them.
+    pub fn check(raw: &RawOutput, key_dir: Option<&Path>) -> Result<Output, Invalid> {
+        let Some(url) = &raw.url else {
+            return Err(Invalid::new(
+                "url",
+                "missing: every [[output]] needs url = \"rtmp://host/app\"",
+            ));
+        };
+        let (key, key_from) = match (&raw.key, &raw.key_file) {
+            (Some(_), Some(_)) => {
+                return Err(Invalid::new("key_file", "set key or key_file, not both"))
+            }
+            (Some(k), None) => (Some(k.trim().to_owned()), "key"),
+            (None, Some(path)) => {
+                let path = match key_dir {
+                    Some(dir) if path.is_relative() => dir.join(path),
+                    _ => path.clone(),
+                };
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    let dir = path.parent().unwrap_or(Path::new(""));
+                    Invalid::new(
+                        "key_file",
+                        format!("cannot read the key file (in {}): {e}", dir.display()),
+                    )
+                })?;
+                let key = text.trim_start_matches('\u{feff}').trim().to_owned();
+                (Some(key), "key_file")
+            }
+            (None, None) => (None, "url"),
+        };
+        let url = match key {
+            Some(key) if key.is_empty() => {
+                return Err(Invalid::new(key_from, "the stream key is empty"))
+            }
+            Some(key) => RtmpUrl::with_key(url, &key),
+            None => RtmpUrl::parse(url),
+        }
+        .map_err(|e| {
+            use crate::rtmp::UrlError::{EmptyKey, InvalidKey};
+            let key = match e {
+                EmptyKey | InvalidKey => key_from,
+                _ => "url",
+            };
+            Invalid::new(key, e.to_string())
+        })?;
+        let tls = TlsOptions::check(
+            url.scheme == Scheme::Rtmps,
+            raw.tls_ca.as_deref(),
+            raw.tls_insecure,
+        )?;
+        Ok(Output { url, tls })
     }
 }
 

@@ -19,15 +19,19 @@
 //!
 //! After a (re)connect the publisher calls [`FrameQueue::resync`] so that the first frame it sends
 //! is a keyframe. Allocation-free after construction: the deque has capacity for the frame cap.
+//!
+//! Settings: `[queue]` ([`RawQueue`] → [`Limits::check`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
+use serde::Deserialize;
 use tokio::sync::Notify;
 
 use crate::pool::Frame;
+use crate::setting::Invalid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
@@ -49,6 +53,40 @@ impl Default for Limits {
             max_bytes: 8 * 1024 * 1024,
             max_frames: 128,
         }
+    }
+}
+
+/// `[queue]` of the configuration file, as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    pub max_seconds: Option<f64>,
+    pub max_mib: Option<f64>,
+}
+
+impl Limits {
+    /// The bounds `[queue]` asks for (default 2 s and 8 MiB), with a frame cap that covers the
+    /// time bound at 60 fps (the pool is sized from it).
+    pub fn check(raw: &RawQueue) -> Result<Limits, Invalid> {
+        let max_seconds = raw.max_seconds.unwrap_or(2.0);
+        if !(max_seconds.is_finite() && (0.1..=60.0).contains(&max_seconds)) {
+            return Err(Invalid::new(
+                "max_seconds",
+                format!("{max_seconds} is out of range: expected 0.1 to 60"),
+            ));
+        }
+        let max_mib = raw.max_mib.unwrap_or(8.0);
+        if !(max_mib.is_finite() && (0.5..=1024.0).contains(&max_mib)) {
+            return Err(Invalid::new(
+                "max_mib",
+                format!("{max_mib} is out of range: expected 0.5 to 1024"),
+            ));
+        }
+        Ok(Limits {
+            max_duration_us: (max_seconds * 1e6) as u64,
+            max_bytes: (max_mib * 1024.0 * 1024.0) as usize,
+            max_frames: ((max_seconds * 60.0).ceil() as usize).max(16),
+        })
     }
 }
 

@@ -11,13 +11,18 @@
 //! The value travels on a `tokio::sync::watch` channel (observers wake on change); the counters
 //! are relaxed atomics, so the per-frame path bumps them without locks or allocation. The status
 //! file is written to a temporary name and renamed, so readers never see half a file.
+//!
+//! Settings: `[status]` ([`RawStatus`] → [`ReportSettings::check`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use tokio::sync::watch;
+
+use crate::setting::Invalid;
 
 /// Why campush is not streaming, coarse enough to pick an LED pattern and a retry policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,6 +412,44 @@ impl Default for ReportSettings {
             file_every: Duration::from_secs(5),
             file_configured: false,
         }
+    }
+}
+
+/// `[status]` of the configuration file, as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatus {
+    /// Seconds between summary lines in the log; 0 = none.
+    pub summary_interval_s: Option<f64>,
+    /// The JSON status file; "" = none. Keep it on a RAM file system, never the SD card.
+    pub file: Option<PathBuf>,
+}
+
+impl ReportSettings {
+    /// The defaults with what `[status]` sets on top.
+    pub fn check(raw: &RawStatus) -> Result<ReportSettings, Invalid> {
+        let mut report = ReportSettings::default();
+        if let Some(s) = raw.summary_interval_s {
+            if s == 0.0 {
+                report.summary_every = None;
+            } else if s.is_finite() && s > 0.0 && s <= 86_400.0 {
+                report.summary_every = Some(Duration::from_secs_f64(s));
+            } else {
+                return Err(Invalid::new(
+                    "summary_interval_s",
+                    format!("{s} is out of range: expected 0 (off) to 86400 seconds"),
+                ));
+            }
+        }
+        match &raw.file {
+            Some(p) if p.as_os_str().is_empty() => report.file = None,
+            Some(p) => {
+                report.file = Some(p.clone());
+                report.file_configured = true;
+            }
+            None => {}
+        }
+        Ok(report)
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod bytestream;
 pub mod file;
+pub mod settings;
 pub mod stdin;
 pub mod v4l2;
 

@@ -44,6 +44,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::setting::Invalid;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("cannot resolve {host}: {source}")]
@@ -119,6 +121,51 @@ pub struct TlsOptions {
 
 /// Whether this build can speak `rtmps://`.
 pub const TLS_AVAILABLE: bool = cfg!(feature = "tls");
+
+impl TlsOptions {
+    /// Checks the TLS keys of an `[[output]]` (`tls_ca`, `tls_insecure`) against its URL's
+    /// scheme (`rtmps`: whether it is `rtmps://`): they apply to `rtmps://` only, which needs a
+    /// build with TLS; the CA file must hold a usable certificate.
+    pub fn check(
+        rtmps: bool,
+        ca_file: Option<&Path>,
+        insecure: Option<bool>,
+    ) -> Result<TlsOptions, Invalid> {
+        let tls = TlsOptions {
+            ca_file: ca_file.map(Path::to_path_buf),
+            insecure: insecure.unwrap_or(false),
+        };
+        let key = if ca_file.is_some() {
+            "tls_ca"
+        } else {
+            "tls_insecure"
+        };
+        match rtmps {
+            false if tls.ca_file.is_some() || tls.insecure => {
+                return Err(Invalid::new(
+                    key,
+                    "tls_ca and tls_insecure only apply to rtmps:// URLs (this one is rtmp://)",
+                ))
+            }
+            false => {}
+            true if !TLS_AVAILABLE => return Err(Invalid::new(
+                "url",
+                "rtmps:// needs TLS, and this campush was built without it (cargo feature `tls`)",
+            )),
+            true => {}
+        }
+        if tls.insecure && tls.ca_file.is_some() {
+            return Err(Invalid::new(
+                "tls_insecure",
+                "set tls_ca or tls_insecure, not both",
+            ));
+        }
+        if let Some(path) = &tls.ca_file {
+            check_ca_file(path).map_err(|e| Invalid::new("tls_ca", e))?;
+        }
+        Ok(tls)
+    }
+}
 
 /// An open connection: plain TCP or TLS over TCP.
 pub enum Connection {

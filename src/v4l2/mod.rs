@@ -45,6 +45,8 @@ use std::path::Path;
 
 pub use device::FourCc;
 
+use crate::setting::Invalid;
+
 /// Why a V4L2 device cannot deliver frames.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum V4l2Error {
@@ -164,29 +166,38 @@ pub struct RawV4l2<'a> {
 }
 
 impl V4l2Settings {
-    /// Checks the raw values; the error names the key and what is accepted.
-    pub fn check(raw: &RawV4l2<'_>) -> Result<V4l2Settings, String> {
-        let dim = |v: Option<u32>, name: &str| match v {
-            Some(d) if !(16..=8192).contains(&d) => {
-                Err(format!("source.{name} = {d}: expected 16 to 8192 pixels"))
-            }
+    /// Checks the raw values; the error names the key (as written in `[source]`) and what is
+    /// accepted.
+    pub fn check(raw: &RawV4l2<'_>) -> Result<V4l2Settings, Invalid> {
+        let dim = |v: Option<u32>, key: &'static str| match v {
+            Some(d) if !(16..=8192).contains(&d) => Err(Invalid::new(
+                key,
+                format!("{d} is out of range: expected 16 to 8192 pixels"),
+            )),
             other => Ok(other),
         };
         let width = dim(raw.width, "width")?;
         let height = dim(raw.height, "height")?;
         if width.is_some() != height.is_some() {
-            return Err("source.width and source.height go together: set both or neither".into());
+            return Err(Invalid::new(
+                if width.is_some() { "width" } else { "height" },
+                "width and height go together: set both or neither",
+            ));
         }
         let pixel_format = match raw.pixel_format {
             None => None,
             Some(s) => Some(FourCc::parse(s).ok_or_else(|| {
-                format!("source.pixel_format = {s:?}: expected a four-character code such as \"NV12\", \"YU12\" or \"YUYV\"")
+                Invalid::new(
+                    "pixel_format",
+                    format!("{s:?}: expected a four-character code such as \"NV12\", \"YU12\" or \"YUYV\""),
+                )
             })?),
         };
         let bitrate_bps = match raw.bitrate_kbps {
             Some(k) if !(25..=25_000).contains(&k) => {
-                return Err(format!(
-                    "source.bitrate_kbps = {k}: expected 25 to 25000 (the Pi encoder's range)"
+                return Err(Invalid::new(
+                    "bitrate_kbps",
+                    format!("{k} is out of range: expected 25 to 25000 (the Pi encoder's range)"),
                 ))
             }
             other => other.map(|k| k * 1000),
@@ -196,18 +207,22 @@ impl V4l2Settings {
             Some("vbr") => Some(BitrateMode::Vbr),
             Some("cbr") => Some(BitrateMode::Cbr),
             Some(other) => {
-                return Err(format!(
-                    "source.bitrate_mode = {other:?}: expected \"cbr\" or \"vbr\""
+                return Err(Invalid::new(
+                    "bitrate_mode",
+                    format!("{other:?}: expected \"cbr\" or \"vbr\""),
                 ))
             }
         };
         let gop = match raw.gop {
             Some(g) if !(1..=1000).contains(&g) => {
-                return Err(format!("source.gop = {g}: expected 1 to 1000 frames"))
+                return Err(Invalid::new(
+                    "gop",
+                    format!("{g} is out of range: expected 1 to 1000 frames"),
+                ))
             }
             other => other,
         };
-        let menu = |v: Option<&str>, name: &str, table: &[(&str, i32)]| match v {
+        let menu = |v: Option<&str>, key: &'static str, table: &[(&str, i32)]| match v {
             None => Ok(None),
             Some(s) => table
                 .iter()
@@ -215,10 +230,7 @@ impl V4l2Settings {
                 .map(|(_, i)| Some(*i))
                 .ok_or_else(|| {
                     let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
-                    format!(
-                        "source.{name} = {s:?}: expected one of {}",
-                        names.join(", ")
-                    )
+                    Invalid::new(key, format!("{s:?}: expected one of {}", names.join(", ")))
                 }),
         };
         Ok(V4l2Settings {
@@ -299,12 +311,13 @@ mod tests {
             "size = 1280x720, pixel_format = NV12, bitrate = 2500 kbit/s, bitrate_mode = cbr, \
              gop = 60, profile = high, level = 4.0"
         );
-        for (raw, needle) in [
+        for (raw, key, needle) in [
             (
                 RawV4l2 {
                     width: Some(1280),
                     ..RawV4l2::default()
                 },
+                "width",
                 "go together",
             ),
             (
@@ -313,7 +326,8 @@ mod tests {
                     height: Some(8),
                     ..RawV4l2::default()
                 },
-                "source.width",
+                "width",
+                "out of range",
             ),
             (
                 RawV4l2 {
@@ -321,6 +335,7 @@ mod tests {
                     ..RawV4l2::default()
                 },
                 "pixel_format",
+                "four-character code",
             ),
             (
                 RawV4l2 {
@@ -328,12 +343,14 @@ mod tests {
                     ..RawV4l2::default()
                 },
                 "bitrate_kbps",
+                "25 to 25000",
             ),
             (
                 RawV4l2 {
                     bitrate_mode: Some("abr"),
                     ..RawV4l2::default()
                 },
+                "bitrate_mode",
                 "\"cbr\"",
             ),
             (
@@ -341,13 +358,15 @@ mod tests {
                     gop: Some(0),
                     ..RawV4l2::default()
                 },
-                "source.gop",
+                "gop",
+                "1 to 1000 frames",
             ),
             (
                 RawV4l2 {
                     profile: Some("high10"),
                     ..RawV4l2::default()
                 },
+                "profile",
                 "baseline",
             ),
             (
@@ -355,11 +374,13 @@ mod tests {
                     level: Some("6.2"),
                     ..RawV4l2::default()
                 },
+                "level",
                 "4.1",
             ),
         ] {
             let e = V4l2Settings::check(&raw).unwrap_err();
-            assert!(e.contains(needle), "{needle}: {e}");
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.message.contains(needle), "{needle}: {e}");
         }
     }
 

@@ -4,23 +4,33 @@
 //! binary carries them and `board = "rpi-4"` works on a card with nothing else on it. A profile
 //! names the board's Rust target triple, its H.264 encoder device (none on a Pi 5), its status
 //! LED, and defaults for the source: spec, resolution, frame rate, bitrate and GOP (2 s). In the
-//! configuration, every key the user sets wins over the profile's default
-//! ([`crate::config::RawConfig::check`] applies them).
+//! configuration, every key the user sets wins over the profile's default.
+//!
+//! What a profile's source defaults do today: the spec applies ([`Board::source_under`]); for a
+//! V4L2 source the frame rate and bit rate are *announced* (onMetaData, `check-config`) when the
+//! file sets none ([`Board::announced`]), but the device is not asked for them, and `width`,
+//! `height` and `gop` are declared only. Asking the camera for a profile's size or rate turns a
+//! camera that does not offer it from working into an error; issue 9 (a source that finds the
+//! camera) is where that changes, and [`Board::source_under`] is the one place to do it: fill the
+//! camera keys there, and `announced` goes.
 
 use serde::Deserialize;
 
-use crate::config::RawLed;
+use super::suggest::nearest;
+use crate::led::RawLed;
+use crate::source::settings::RawSource;
+use crate::source::SourceSpec;
 
 /// Every profile, by name, as shipped in `boards/`.
 pub const PROFILES: &[(&str, &str)] = &[
-    ("rpi-zero-w", include_str!("../boards/rpi-zero-w.toml")),
-    ("rpi-zero-2w", include_str!("../boards/rpi-zero-2w.toml")),
-    ("rpi-3", include_str!("../boards/rpi-3.toml")),
-    ("rpi-4", include_str!("../boards/rpi-4.toml")),
-    ("rpi-5", include_str!("../boards/rpi-5.toml")),
+    ("rpi-zero-w", include_str!("../../boards/rpi-zero-w.toml")),
+    ("rpi-zero-2w", include_str!("../../boards/rpi-zero-2w.toml")),
+    ("rpi-3", include_str!("../../boards/rpi-3.toml")),
+    ("rpi-4", include_str!("../../boards/rpi-4.toml")),
+    ("rpi-5", include_str!("../../boards/rpi-5.toml")),
     (
         "generic-arm64",
-        include_str!("../boards/generic-arm64.toml"),
+        include_str!("../../boards/generic-arm64.toml"),
     ),
 ];
 
@@ -64,7 +74,7 @@ impl Board {
             Some((_, text)) => Board::parse(text),
             None => {
                 let names: Vec<&str> = names().collect();
-                let hint = crate::config::nearest(name, names.iter().copied())
+                let hint = nearest(name, names.iter().copied())
                     .map(|n| format!("did you mean {n:?}? "))
                     .unwrap_or_default();
                 Err(format!(
@@ -82,6 +92,35 @@ impl Board {
     /// The encoder device, if the board has one.
     pub fn encoder(&self) -> Option<&str> {
         Some(self.board.encoder.as_str()).filter(|e| !e.is_empty())
+    }
+
+    /// The user's `[source]` with this profile's spec when the file names none. Only the spec:
+    /// see the module doc.
+    pub fn source_under(&self, user: &RawSource) -> RawSource {
+        let mut s = user.clone();
+        s.spec.get_or_insert_with(|| self.source.spec.clone());
+        s
+    }
+
+    /// The frame rate and bit rate to announce for `spec` when the file sets none: the
+    /// profile's, for a V4L2 source (a file or pipe has its own).
+    pub fn announced(&self, spec: &SourceSpec) -> (Option<f64>, Option<u32>) {
+        match spec {
+            SourceSpec::V4l2(_) | SourceSpec::V4l2M2m { .. } => {
+                (Some(self.source.fps), Some(self.source.bitrate_kbps))
+            }
+            SourceSpec::File(_) | SourceSpec::Stdin => (None, None),
+        }
+    }
+
+    /// The user's `[led]` if the file has any LED key, else this profile's (replaced whole: a
+    /// GPIO line of the user's never mixes with a sysfs name of the board's).
+    pub fn led_under<'a>(&'a self, user: &'a RawLed) -> &'a RawLed {
+        if *user == RawLed::default() {
+            &self.led
+        } else {
+            user
+        }
     }
 }
 
@@ -115,7 +154,7 @@ mod tests {
             assert!((25..=25_000).contains(&s.bitrate_kbps), "{name}");
             assert!(s.fps > 0.0 && s.fps <= 60.0, "{name}");
             assert_eq!(f64::from(s.gop) / s.fps, 2.0, "{name}: GOP must be 2 s");
-            crate::source::SourceSpec::parse(&s.spec).unwrap_or_else(|e| panic!("{name}: {e}"));
+            SourceSpec::parse(&s.spec).unwrap_or_else(|e| panic!("{name}: {e}"));
             if let Some(enc) = b.encoder() {
                 assert!(enc.starts_with("/dev/video"), "{name}");
             }

@@ -1,0 +1,257 @@
+//! Configuration: raw TOML (or command-line flags) → a checked [`Config`].
+//!
+//! Owns: the file format, where the file is looked for, the board profiles, how the stages'
+//! settings are put together, and the error messages a person fixing a file on an SD card reads.
+//! Two steps, as everywhere in campush: [`RawConfig`] mirrors the file exactly (serde, unknown
+//! keys rejected); [`RawConfig::check`] produces [`Config`], which the rest of the program uses
+//! and which cannot hold an invalid value. Command-line flags are applied to a `RawConfig`
+//! first, so both routes meet the same checks.
+//!
+//! Layout, and the direction of imports (each file uses only those below it; the stages never
+//! use `config`, which sits above them):
+//!
+//! ```text
+//! mod.rs     Config, and what check-config prints of it (describe)
+//! check.rs   assembly: each section to its stage's check, the board under the file, the LED
+//!            to show an error on
+//! raw.rs     RawConfig (the file as written), the search path, toml's errors in words
+//! board.rs   the board profiles (boards/*.toml, embedded)
+//! error.rs   ConfigError, placed in the file: line, column, key, excerpt
+//! redact.rs  what counts as a secret, and how an error hides it
+//! suggest.rs "did you mean ...?"
+//! ```
+//!
+//! Where: `--config FILE`, else the first of [`SEARCH_PATHS`] that exists (the boot partition is
+//! FAT and editable from any PC: `/boot/firmware` on Bookworm, `/boot` before it). The search is
+//! made below a root ([`system_root`], `/` unless `CAMPUSH_ROOT` is set) so tests never look at
+//! the real system.
+//!
+//! Checks: each stage checks its own section and returns its typed settings (`[source]`:
+//! `source::settings`, `[[output]]` and `[network]`: `publisher`, `[queue]`: `queue`, `[status]`:
+//! `status`, `[led]`: `led`, `[audio]`: `audio`), with a `setting::Invalid` that names the key.
+//! Boards: `board = "rpi-4"` puts a profile under the file: every key the user sets wins.
+//!
+//! Errors name the file, the line and column, the key, what was expected (type or range), and
+//! for a misspelt key or value the nearest valid one ("did you mean ...?"). The exit code for
+//! every configuration error is 78, which the systemd unit does not restart.
+//!
+//! Secrets: stream keys live inside [`RtmpUrl`](crate::rtmp::RtmpUrl), whose `Display`/`Debug`
+//! redact them; [`Config::describe`] prints the effective configuration without them; no error
+//! shows a key or credential written in the file, whatever the mistake on its line
+//! (`redact.rs`). A key may live in its own file (`key_file`, relative to the configuration
+//! file) so the configuration can be shared.
+
+pub mod board;
+mod check;
+mod error;
+mod raw;
+mod redact;
+mod suggest;
+
+use std::path::PathBuf;
+
+pub use check::led_from_broken_file;
+pub use error::{ConfigError, Place};
+pub use raw::{search_paths, system_root, Origin, RawConfig, SEARCH_PATHS};
+
+pub use crate::publisher::{Output, RawOutput};
+
+use crate::audio::AudioSpec;
+use crate::ingest::IngestSettings;
+use crate::led::LedConfig;
+use crate::publisher::PublisherSettings;
+use crate::queue::Limits;
+use crate::source::SourceSpec;
+use crate::status::ReportSettings;
+use crate::v4l2::V4l2Settings;
+use board::Board;
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: SourceSpec,
+    pub fps: Option<f64>,
+    pub looping: bool,
+    pub pace: bool,
+    pub outputs: Vec<Output>,
+    pub publisher: PublisherSettings,
+    pub queue: Limits,
+    pub ingest: IngestSettings,
+    pub report: ReportSettings,
+    /// Device settings of `v4l2:` and `v4l2-m2m:` sources.
+    pub v4l2: V4l2Settings,
+    /// The board profile, if `board` was set (its defaults are already applied above).
+    pub board: Option<Board>,
+    pub led: LedConfig,
+    /// The file this came from, if any.
+    pub file: Option<PathBuf>,
+    pub audio: AudioSpec,
+}
+
+impl Config {
+    /// Whether `other` configures the same source, so a reload can keep it running.
+    pub fn same_source(&self, other: &Config) -> bool {
+        self.source == other.source
+            && self.fps == other.fps
+            && self.looping == other.looping
+            && self.pace == other.pace
+            && self.ingest.video_kbps == other.ingest.video_kbps
+            && self.queue.max_frames == other.queue.max_frames
+            && self.audio == other.audio
+            && self.outputs.len() <= other.pool_destinations()
+    }
+
+    /// How many destinations the frame pool is sized for (see `pool::slots_for`): at least four,
+    /// so that a reload adding a destination or two keeps the source running. Unused slots cost
+    /// address space, not memory.
+    pub fn pool_destinations(&self) -> usize {
+        self.outputs.len().max(4)
+    }
+
+    /// The effective configuration, for `check-config` and the start-up log. No secrets.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        if let Some(file) = &self.file {
+            s += &format!("file = {}\n", file.display());
+        }
+        if let Some(b) = &self.board {
+            s += &format!("board = {} ({})\n", b.board.name, b.board.description);
+        }
+        s += &format!("source = {}\n", self.source);
+        if let Some(fps) = self.fps {
+            s += &format!("fps = {fps}\n");
+        }
+        if let Some(kbps) = self.ingest.video_kbps {
+            s += &format!("bitrate_kbps = {kbps}\n");
+        }
+        s += &format!("loop = {}\npace = {}\n", self.looping, self.pace);
+        let device = self.v4l2.describe();
+        if !device.is_empty() {
+            s += &format!("device: {device}\n");
+        }
+        s += &format!("audio = {}\n", self.audio);
+        for o in &self.outputs {
+            s += &format!("output = {}", o.url);
+            if let Some(ca) = &o.tls.ca_file {
+                s += &format!(" (tls_ca = {})", ca.display());
+            }
+            if o.tls.insecure {
+                s += " (TLS certificate verification OFF: tls_insecure = true)";
+            }
+            s += "\n";
+        }
+        let p = &self.publisher;
+        s += &format!(
+            "connect_timeout = {:?}, publish_timeout = {:?}, write_timeout = {:?}\n",
+            p.connect_timeout, p.publish_timeout, p.write_timeout
+        );
+        s += &format!(
+            "backoff = {:?}..{:?}, max_attempts = {}\n",
+            p.backoff_min,
+            p.backoff_max,
+            p.max_attempts
+                .map_or("never give up".to_string(), |m| m.to_string())
+        );
+        s += &format!(
+            "queue = {:.1} s / {:.1} MiB\n",
+            self.queue.max_duration_us as f64 / 1e6,
+            self.queue.max_bytes as f64 / 1048576.0
+        );
+        s += &format!("led = {}\n", self.led);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const TEMPLATE: &str = include_str!("../../examples/campush.toml");
+
+    /// The template with every `#key = default` line switched on.
+    fn template_with_defaults_set() -> String {
+        TEMPLATE
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.starts_with(|c: char| c.is_ascii_lowercase()) => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_template_is_a_valid_configuration() {
+        let c = RawConfig::parse(TEMPLATE, Path::new("campush.toml"))
+            .unwrap()
+            .check()
+            .unwrap();
+        assert!(!c.describe().contains("xxxx"), "{}", c.describe());
+    }
+
+    #[test]
+    fn the_defaults_written_in_the_template_are_the_real_defaults() {
+        let describe = |text: &str| {
+            RawConfig::parse(text, Path::new("campush.toml"))
+                .unwrap()
+                .check()
+                .unwrap()
+                .describe()
+        };
+        let with = template_with_defaults_set();
+        assert_ne!(
+            with, TEMPLATE,
+            "the template shows defaults as #key = value"
+        );
+        assert_eq!(describe(&with), describe(TEMPLATE));
+    }
+
+    #[test]
+    fn the_template_documents_every_key() {
+        let documented = |section: &str, key: &str| {
+            let mut current = "";
+            TEMPLATE.lines().any(|l| {
+                let t = l.trim_start_matches(['#', ' ']);
+                if let Some(h) = t.strip_prefix('[') {
+                    current = h.trim_matches(|c| c == '[' || c == ']');
+                    return false;
+                }
+                current == section
+                    && t.strip_prefix(key)
+                        .is_some_and(|r| r.trim_start().starts_with('='))
+            })
+        };
+        let top = raw::keys_of("");
+        assert!(top.contains(&"board".to_owned()), "{top:?}");
+        for section in &top {
+            let keys = raw::keys_of(section);
+            if keys.is_empty() {
+                assert!(documented("", section), "top-level key {section}");
+            }
+            for key in keys {
+                assert!(
+                    documented(section, &key),
+                    "[{section}] {key} is not in the template"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_reload_keeps_the_source_when_only_destinations_change() {
+        let config = |url: &str| {
+            let text = format!("[source]\nspec = \"stdin\"\n[[output]]\nurl = \"{url}\"\n");
+            RawConfig::parse(&text, Path::new("c.toml"))
+                .unwrap()
+                .check()
+                .unwrap()
+        };
+        let before = config("rtmp://h/live/a");
+        assert!(before.same_source(&config("rtmp://other/live/b")));
+        let mut paced_off = config("rtmp://h/live/a");
+        paced_off.pace = false;
+        assert!(!before.same_source(&paced_off));
+    }
+}

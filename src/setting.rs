@@ -1,0 +1,31 @@
+//! A setting that does not check: which key, and what is wrong with its value.
+//!
+//! Owns: [`Invalid`], the one error every stage's `check` returns for its section of the
+//! configuration file (`PublisherSettings::check` for `[network]`, `Limits::check` for
+//! `[queue]`, ...). A stage names its keys as they are written inside its section (`"width"`,
+//! not `"source.width"`): the stage does not know where its section sits in the file, nor which
+//! `[[output]]` it is. `config` qualifies the key (`output[2].url`), finds it in the file and
+//! shows the line, with any secret on it removed.
+//!
+//! This is the lowest layer: it imports nothing from the crate, so every stage can use it
+//! without importing `config`, which sits above the stages.
+
+/// A key whose value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct Invalid {
+    /// The key as written in its section.
+    pub key: &'static str,
+    /// What is wrong and what is expected. Never the value of a secret (a stream key, a URL
+    /// with one): `config` removes those again, but a stage does not hand them out.
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(key: &'static str, message: impl Into<String>) -> Invalid {
+        Invalid {
+            key,
+            message: message.into(),
+        }
+    }
+}
