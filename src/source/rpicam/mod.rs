@@ -354,3 +354,36 @@ impl Source for RpicamSource {
         self.stream.skipped_bytes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_is_rpicam_or_rpicam_with_a_camera_number() {
+        assert_eq!(parse_spec("rpicam"), Some(Ok(0)));
+        assert_eq!(parse_spec("rpicam:1"), Some(Ok(1)));
+        assert!(parse_spec("rpicam:x").unwrap().is_err());
+        assert!(parse_spec("rpicam:16").unwrap().is_err());
+        assert_eq!(parse_spec("rpicamera"), None);
+        assert_eq!(parse_spec("v4l2:/dev/video0"), None);
+    }
+
+    #[test]
+    fn only_pictures_without_an_idr_slice_wait_for_the_keyframe() {
+        let sps = [0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e];
+        let pps = [0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80];
+        let idr = [0, 0, 0, 1, 0x65, 0x88, 0x84];
+        let p = [0, 0, 0, 1, 0x41, 0x9a, 0x21];
+        let sei = [0, 0, 0, 1, 0x06, 0x05, 0x01, 0x80];
+        let unit = |parts: &[&[u8]]| parts.concat();
+        assert!(!is_non_idr_picture(&unit(&[&sps, &pps, &idr])));
+        assert!(!is_non_idr_picture(&unit(&[&idr])));
+        assert!(is_non_idr_picture(&unit(&[&p])));
+        assert!(is_non_idr_picture(&unit(&[&sei, &p])));
+        assert!(
+            !is_non_idr_picture(&unit(&[&sps, &pps])),
+            "parameter sets alone pass"
+        );
+    }
+}
