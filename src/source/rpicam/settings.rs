@@ -24,7 +24,10 @@
 //!   fails ("libav: cannot allocate output context, try setting with --libav-format"). So campush
 //!   always passes `--libav-format h264` to `rpicam-vid` (ignored by the hardware path). libx264
 //!   repeats SPS/PPS before each keyframe by itself, because the raw `h264` muxer does not ask
-//!   for global headers; `--inline` and `--flush` only act on the hardware path.
+//!   for global headers; `--inline` and `--flush` only act on the hardware path. Without
+//!   `--low-latency` (rpicam-apps 2024-11, 6287bff, so not passed by default) libx264 runs
+//!   rpicam-apps' "superfast" setup with one B-frame; campush's ingest gives such pictures their
+//!   composition offsets. `rpicam_args = ["--low-latency"]` on a Pi 5 trades them for latency.
 //! - `libcamera-vid` is the same program under its Bullseye name (renamed in 0ca9f41,
 //!   2023-11-13; v1.3.0 and earlier). It predates the Pi 5 and libav's default use, so campush
 //!   does not pass `--libav-format` to it; `--autofocus-mode`/`--lens-position` need a 2022-11
@@ -225,7 +228,7 @@ impl RpicamSettings {
     /// Checks the raw values; the error names the key and what is accepted.
     pub fn check(raw: &RawRpicam<'_>) -> Result<RpicamSettings, String> {
         let camera = match raw.camera {
-            Some(c) if c > 15 => return Err(format!("camera {c}: expected 0 to 15")),
+            Some(c) if c > 15 => return Err(format!("rpicam:{c}: camera numbers go from 0 to 15")),
             c => c.unwrap_or(0),
         };
         let dim = |v: Option<u32>, name: &str| match v {
@@ -581,7 +584,7 @@ mod tests {
                     camera: Some(16),
                     ..RawRpicam::default()
                 },
-                "camera 16",
+                "rpicam:16",
             ),
             (
                 RawRpicam {
