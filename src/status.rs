@@ -103,6 +103,8 @@ pub struct Counters {
     pub bytes_sent: AtomicU64,
     pub connects: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Times a source's producer (the camera app) was started again after a failure.
+    pub source_restarts: AtomicU64,
     pub skipped_units: AtomicU64,
     /// Allocation accounting for `CAMPUSH_ALLOC_STATS` (see `alloc`): the process's allocation
     /// count at the 30th frame sent and after the latest frame sent.
@@ -265,6 +267,11 @@ impl SharedStatus {
             kbps,
             Counters::get(&c.reconnects),
         );
+        // Only sources that run a producer (the camera app) restart; others never show it.
+        let restarts = Counters::get(&c.source_restarts);
+        if restarts > 0 {
+            s += &format!(", {restarts} source restart(s)");
+        }
         if let Some(e) = self.last_error() {
             s += &format!("; last error: {e}");
         }
@@ -279,7 +286,7 @@ impl SharedStatus {
             None => "null".into(),
         };
         format!(
-            "{{\"status\":\"{}\",\"uptime_s\":{},\"frames_in\":{},\"frames_sent\":{},\"frames_dropped\":{},\"bytes_sent\":{},\"bitrate_kbps\":{:.1},\"connects\":{},\"reconnects\":{},\"last_error\":{}}}\n",
+            "{{\"status\":\"{}\",\"uptime_s\":{},\"frames_in\":{},\"frames_sent\":{},\"frames_dropped\":{},\"bytes_sent\":{},\"bitrate_kbps\":{:.1},\"connects\":{},\"reconnects\":{},\"source_restarts\":{},\"last_error\":{}}}\n",
             self.get().name(),
             uptime.as_secs(),
             Counters::get(&c.frames_in),
@@ -289,6 +296,7 @@ impl SharedStatus {
             kbps,
             Counters::get(&c.connects),
             Counters::get(&c.reconnects),
+            Counters::get(&c.source_restarts),
             last_error,
         )
     }
@@ -594,11 +602,23 @@ mod tests {
         let json = status.to_json(1234.5, Duration::from_secs(7));
         assert!(json.contains("\"status\":\"streaming\""), "{json}");
         assert!(json.contains("\"frames_sent\":42"));
+        assert!(json.contains("\"source_restarts\":0"), "{json}");
         assert!(json.contains("\"bitrate_kbps\":1234.5"));
         assert!(
             json.contains(r#""last_error":"server said \"no\"\u000a""#),
             "{json}"
         );
+    }
+
+    #[test]
+    fn source_restarts_show_in_the_summary_once_there_are_any() {
+        let board = SharedStatus::new();
+        assert!(!board.summary(0.0).contains("restart"));
+        Counters::add(&board.counters.source_restarts, 2);
+        assert!(board.summary(0.0).contains(", 2 source restart(s)"));
+        assert!(board
+            .to_json(0.0, Duration::ZERO)
+            .contains("\"source_restarts\":2"));
     }
 
     #[test]

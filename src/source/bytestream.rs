@@ -48,10 +48,26 @@ impl<R: Read> ByteStream<R> {
     /// Starts over with a new reader (a looping file), keeping the buffer.
     pub fn reset(&mut self, reader: R) {
         self.reader = reader;
+        self.clear();
+    }
+
+    /// Starts over with the same reader (which now reads a new stream: a restarted producer),
+    /// dropping whatever was buffered of the old one.
+    pub fn clear(&mut self) {
         self.start = 0;
         self.end = 0;
         self.eof = false;
         self.splitter = AccessUnitSplitter::new();
+    }
+
+    /// The reader, for a caller that manages what it reads from.
+    pub fn reader(&self) -> &R {
+        &self.reader
+    }
+
+    /// The reader, for a caller that manages what it reads from.
+    pub fn reader_mut(&mut self) -> &mut R {
+        &mut self.reader
     }
 
     /// The next access unit, borrowed from the read buffer; `None` at end of input.

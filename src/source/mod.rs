@@ -9,8 +9,10 @@
 //! thread), never allocates per frame, and returns `Ok(None)` only at a clean end of input.
 //! A source that can produce a keyframe on demand does so when asked (`request_keyframe`).
 
+pub mod arrival;
 pub mod bytestream;
 pub mod file;
+pub mod rpicam;
 pub mod settings;
 pub mod stdin;
 pub mod v4l2;
