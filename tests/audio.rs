@@ -31,53 +31,6 @@ fn push_unpaced(nginx: &Nginx, key: &str, clip: &Clip, audio: &str, timeout: Dur
     nginx.recording_of(key)
 }
 
-/// One packet of a recording, in file order.
-#[derive(Debug, Clone, Copy)]
-struct Packet {
-    audio: bool,
-    /// Milliseconds.
-    pts: i64,
-    duration: i64,
-}
-
-fn packets(path: &Path) -> Vec<Packet> {
-    let entries = "packet=codec_type,pts,duration";
-    let run = ffprobe(path, &["-show_entries", entries, "-of", "csv=p=0"]);
-    assert_eq!(run.code, Some(0), "{run}");
-    run.stdout
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(',');
-            let kind = f.next()?;
-            let pts = f.next()?.parse().ok()?;
-            let duration = f.next().and_then(|d| d.parse().ok()).unwrap_or(0);
-            Some(Packet {
-                audio: kind == "audio",
-                pts,
-                duration,
-            })
-        })
-        .collect()
-}
-
-/// `codec_name,profile,sample_rate,channels` of the audio stream, empty when there is none.
-fn audio_stream(path: &Path) -> String {
-    let entries = "stream=codec_name,profile,sample_rate,channels";
-    let run = ffprobe(
-        path,
-        &[
-            "-select_streams",
-            "a",
-            "-show_entries",
-            entries,
-            "-of",
-            "csv=p=0",
-        ],
-    );
-    assert_eq!(run.code, Some(0), "{run}");
-    run.stdout.trim().to_string()
-}
-
 /// Decodes the audio track to 16-bit PCM: (samples, how many are not zero, decoder stderr).
 fn decode_audio(path: &Path) -> (usize, usize, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -105,13 +58,6 @@ fn max_lag_behind(packets: &[Packet]) -> i64 {
     lag
 }
 
-fn span(packets: &[Packet], audio: bool) -> (i64, i64) {
-    let mine: Vec<&Packet> = packets.iter().filter(|p| p.audio == audio).collect();
-    let first = mine.first().expect("no packets").pts;
-    let last = mine.last().unwrap();
-    (first, last.pts + last.duration)
-}
-
 #[test]
 fn a_60_s_push_carries_a_silent_aac_track_as_long_as_the_video_and_interleaved() {
     if !require_all() {
@@ -133,8 +79,8 @@ fn a_60_s_push_carries_a_silent_aac_track_as_long_as_the_video_and_interleaved()
     assert_eq!(loud, 0, "the silent track has {loud} non-zero samples");
 
     let pk = packets(&rec);
-    let (v0, v1) = span(&pk, false);
-    let (a0, a1) = span(&pk, true);
+    let (v0, v1) = span(&pk, false).expect("video packets");
+    let (a0, a1) = span(&pk, true).expect("audio packets");
     let (video_ms, audio_ms) = (v1 - v0, a1 - a0);
     let decoded_ms = samples as i64 / 2 * 1000 / 48_000;
     eprintln!(

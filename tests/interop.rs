@@ -48,7 +48,6 @@ mod servers;
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use servers::Installed;
@@ -74,64 +73,6 @@ fn publish(url: &str, clip: &Clip) {
         Some(0),
         "campush should publish the whole file and exit 0:\n{run}"
     );
-}
-
-/// One packet of a recording, in file order.
-#[derive(Clone, Copy, Debug)]
-struct Packet {
-    audio: bool,
-    /// Milliseconds.
-    pts: i64,
-    duration: i64,
-}
-
-fn packets(path: &Path) -> Vec<Packet> {
-    let mut cmd = Command::new("ffprobe");
-    cmd.args([
-        "-v",
-        "error",
-        "-show_entries",
-        "packet=codec_type,pts,duration",
-    ]);
-    cmd.args(["-of", "csv=p=0"]).arg(path);
-    let run = run_bounded(cmd, None, Duration::from_secs(60));
-    assert_eq!(run.code, Some(0), "{run}");
-    run.stdout
-        .lines()
-        .filter_map(|line| {
-            let mut f = line.split(',');
-            let kind = f.next()?;
-            let pts = f.next()?.parse().ok()?;
-            let duration = f.next().and_then(|d| d.parse().ok()).unwrap_or(0);
-            Some(Packet {
-                audio: kind == "audio",
-                pts,
-                duration,
-            })
-        })
-        .collect()
-}
-
-/// `codec_name,profile,sample_rate,channels` of the audio stream; empty when there is none.
-fn audio_stream(path: &Path) -> String {
-    let mut cmd = Command::new("ffprobe");
-    cmd.args(["-v", "error", "-select_streams", "a"]);
-    cmd.args([
-        "-show_entries",
-        "stream=codec_name,profile,sample_rate,channels",
-    ]);
-    cmd.args(["-of", "csv=p=0"]).arg(path);
-    let run = run_bounded(cmd, None, Duration::from_secs(60));
-    assert_eq!(run.code, Some(0), "{run}");
-    run.stdout.trim().to_string()
-}
-
-/// (first pts, end) in milliseconds of the audio or the video packets.
-fn span(packets: &[Packet], audio: bool) -> Option<(i64, i64)> {
-    let mut mine = packets.iter().filter(|p| p.audio == audio);
-    let first = mine.next()?;
-    let last = mine.next_back().unwrap_or(first);
-    Some((first.pts, last.pts + last.duration))
 }
 
 /// What `server` received, in `flv`, is the whole clip: every video frame (as

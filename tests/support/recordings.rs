@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::clips::Clip;
-use super::runs::{ffprobe_video, run_bounded};
+use super::runs::{ffprobe, ffprobe_video, run_bounded};
 
 /// The video stream of a recorded FLV, as ffprobe and ffmpeg see it.
 #[derive(Clone, Debug)]
@@ -218,4 +218,58 @@ impl Recording {
             problems.join("\n- ")
         );
     }
+}
+
+/// One packet of a recording, in file order.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet {
+    pub audio: bool,
+    /// Milliseconds.
+    pub pts: i64,
+    pub duration: i64,
+}
+
+/// Every packet of a recording, audio and video, in file order (ffprobe).
+pub fn packets(path: &Path) -> Vec<Packet> {
+    let entries = "packet=codec_type,pts,duration";
+    let run = ffprobe(path, &["-show_entries", entries, "-of", "csv=p=0"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    run.stdout
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            let kind = f.next()?;
+            let pts = f.next()?.parse().ok()?;
+            let duration = f.next().and_then(|d| d.parse().ok()).unwrap_or(0);
+            Some(Packet {
+                audio: kind == "audio",
+                pts,
+                duration,
+            })
+        })
+        .collect()
+}
+
+/// `codec_name,profile,sample_rate,channels` of the audio stream, empty when there is none.
+pub fn audio_stream(path: &Path) -> String {
+    let entries = "stream=codec_name,profile,sample_rate,channels";
+    let args = [
+        "-select_streams",
+        "a",
+        "-show_entries",
+        entries,
+        "-of",
+        "csv=p=0",
+    ];
+    let run = ffprobe(path, &args);
+    assert_eq!(run.code, Some(0), "{run}");
+    run.stdout.trim().to_string()
+}
+
+/// (first pts, end) in milliseconds of the audio or the video packets; None without any.
+pub fn span(packets: &[Packet], audio: bool) -> Option<(i64, i64)> {
+    let mut mine = packets.iter().filter(|p| p.audio == audio);
+    let first = mine.next()?;
+    let last = mine.next_back().unwrap_or(first);
+    Some((first.pts, last.pts + last.duration))
 }
