@@ -22,8 +22,11 @@ USAGE:
     campush --version | --help
 
 SOURCES (SPEC):
+    auto             whatever camera the board has: a libcamera camera (rpicam-vid lists it),
+                     else a V4L2 device that emits H.264, else a raw camera through the encoder
+    rpicam[:N]       camera N (default 0) through rpicam-vid (libcamera-vid), run by campush
     file:PATH        an H.264 Annex B file, paced at its frame rate (--no-pace: as fast as possible)
-    stdin            an H.264 Annex B stream on standard input (e.g. from rpicam-vid --inline -o -)
+    stdin            an H.264 Annex B stream on standard input, from any other program
     v4l2:DEVICE      a V4L2 device that emits H.264
     v4l2-m2m:CAPTURE[,ENCODER]   raw frames through a V4L2 memory-to-memory encoder
 
@@ -67,7 +70,8 @@ USAGE:
 OPTIONS:
     --config FILE      configuration file (flags below override it)
     --url URL          a destination; repeat for several
-    --source SPEC      what to stream (campush --help lists the SPEC forms)
+    --source SPEC      what to stream: auto | rpicam[:N] | file:PATH | stdin | v4l2:DEVICE |
+                       v4l2-m2m:CAPTURE[,ENCODER] (campush --help says what each is)
     --fps N            frame rate of a file source (default: from the SPS, else 30)
     --loop             loop a file source forever, timestamps continuous
     --no-pace          do not pace a file source in real time (benchmarks)
@@ -96,12 +100,14 @@ EXIT CODES: 0 valid (the effective configuration is printed), 78 invalid (the er
 
 /// The usage of `probe`.
 pub const PROBE_HELP: &str = "\
-campush probe: list the V4L2 devices, their formats and the encoder controls
+campush probe: list the cameras: V4L2 devices (formats, encoder controls) and libcamera cameras
 
 USAGE:
     campush probe
 
-    Says which devices can feed a v4l2: or v4l2-m2m: source. Needs read access to /dev/video*.
+    Says which devices can feed a v4l2: or v4l2-m2m: source, which cameras rpicam-vid
+    (libcamera-vid) lists for an rpicam source, and what source = \"auto\" would use. Needs read
+    access to /dev/video* (and the camera, for the libcamera list).
 ";
 
 /// Which usage text to print.
@@ -370,6 +376,24 @@ mod tests {
             (HelpTopic::Probe, "campush probe"),
         ] {
             assert!(help(topic).contains(usage), "{topic:?}");
+        }
+    }
+
+    #[test]
+    fn the_help_lists_every_source_form() {
+        for form in [
+            "auto",
+            "rpicam[:N]",
+            "file:PATH",
+            "stdin",
+            "v4l2:DEVICE",
+            "v4l2-m2m:",
+        ] {
+            assert!(
+                HELP.contains(&format!("\n    {form}")),
+                "--help lacks {form}"
+            );
+            assert!(RUN_HELP.contains(form), "run --help lacks {form}");
         }
     }
 
