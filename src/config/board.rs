@@ -187,6 +187,44 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_board_table_is_the_profiles() {
+        let readme = include_str!("../../README.md");
+        let rows: Vec<Vec<&str>> = readme
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+            .filter(|cells: &Vec<&str>| {
+                cells.len() == 5 && names().any(|n| cells[0] == format!("`{n}`"))
+            })
+            .collect();
+        assert_eq!(
+            rows.len(),
+            PROFILES.len(),
+            "one README row per board: {rows:?}"
+        );
+        for row in rows {
+            let b = Board::named(row[0].trim_matches('`')).unwrap();
+            let s = &b.source;
+            assert!(
+                row[1].starts_with(&format!("`{}`", b.board.target)),
+                "{row:?}"
+            );
+            let encoder = b.encoder().map_or("none".to_string(), |e| format!("`{e}`"));
+            assert_eq!(row[2], encoder, "{row:?}");
+            assert_eq!(row[3], format!("`{}`", s.spec), "{row:?}");
+            assert_eq!(
+                row[4],
+                format!(
+                    "{}x{}, {} fps, {} kb/s, GOP {}",
+                    s.width, s.height, s.fps, s.bitrate_kbps, s.gop
+                ),
+                "{row:?}"
+            );
+        }
+    }
+
+    #[test]
     fn the_zero_w_is_armv6_and_the_pi_5_has_no_encoder() {
         let zero = Board::named("rpi-zero-w").unwrap();
         assert_eq!(zero.board.target, "arm-unknown-linux-musleabihf");
