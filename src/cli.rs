@@ -423,4 +423,22 @@ mod tests {
         assert_eq!(raw.source.pace, Some(false));
         assert_eq!(raw.outputs.len(), 1);
     }
+
+    #[test]
+    fn a_camera_is_named_on_the_command_line_as_in_the_file() {
+        use crate::source::SourceSpec;
+        for (spec, expected) in [
+            ("auto", SourceSpec::Auto),
+            ("rpicam", SourceSpec::Rpicam(0)),
+            ("rpicam:1", SourceSpec::Rpicam(1)),
+        ] {
+            let Command::Run(r) =
+                parse(args(&format!("run --url rtmp://h/a/k --source {spec}"))).unwrap()
+            else {
+                panic!("not run")
+            };
+            let config = r.to_raw_config().unwrap().check().unwrap();
+            assert_eq!(config.source, expected, "{spec}");
+        }
+    }
 }
