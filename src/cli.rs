@@ -22,8 +22,11 @@ USAGE:
     campush --version | --help
 
 SOURCES (SPEC):
+    auto             whatever camera the board has: a libcamera camera (rpicam-vid lists it),
+                     else a V4L2 device that emits H.264, else a raw camera through the encoder
+    rpicam[:N]       camera N (default 0) through rpicam-vid (libcamera-vid), run by campush
     file:PATH        an H.264 Annex B file, paced at its frame rate (--no-pace: as fast as possible)
-    stdin            an H.264 Annex B stream on standard input (e.g. from rpicam-vid --inline -o -)
+    stdin            an H.264 Annex B stream on standard input, from any other program
     v4l2:DEVICE      a V4L2 device that emits H.264
     v4l2-m2m:CAPTURE[,ENCODER]   raw frames through a V4L2 memory-to-memory encoder
 
@@ -67,7 +70,8 @@ USAGE:
 OPTIONS:
     --config FILE      configuration file (flags below override it)
     --url URL          a destination; repeat for several
-    --source SPEC      what to stream (campush --help lists the SPEC forms)
+    --source SPEC      what to stream: auto | rpicam[:N] | file:PATH | stdin | v4l2:DEVICE |
+                       v4l2-m2m:CAPTURE[,ENCODER] (campush --help says what each is)
     --fps N            frame rate of a file source (default: from the SPS, else 30)
     --loop             loop a file source forever, timestamps continuous
     --no-pace          do not pace a file source in real time (benchmarks)
@@ -96,12 +100,14 @@ EXIT CODES: 0 valid (the effective configuration is printed), 78 invalid (the er
 
 /// The usage of `probe`.
 pub const PROBE_HELP: &str = "\
-campush probe: list the V4L2 devices, their formats and the encoder controls
+campush probe: list the cameras: V4L2 devices (formats, encoder controls) and libcamera cameras
 
 USAGE:
     campush probe
 
-    Says which devices can feed a v4l2: or v4l2-m2m: source. Needs read access to /dev/video*.
+    Says which devices can feed a v4l2: or v4l2-m2m: source, which cameras rpicam-vid
+    (libcamera-vid) lists for an rpicam source, and what source = \"auto\" would use. Needs read
+    access to /dev/video* (and the camera, for the libcamera list).
 ";
 
 /// Which usage text to print.
@@ -374,6 +380,24 @@ mod tests {
     }
 
     #[test]
+    fn the_help_lists_every_source_form() {
+        for form in [
+            "auto",
+            "rpicam[:N]",
+            "file:PATH",
+            "stdin",
+            "v4l2:DEVICE",
+            "v4l2-m2m:",
+        ] {
+            assert!(
+                HELP.contains(&format!("\n    {form}")),
+                "--help lacks {form}"
+            );
+            assert!(RUN_HELP.contains(form), "run --help lacks {form}");
+        }
+    }
+
+    #[test]
     fn usage_errors_say_what_is_wrong() {
         for (line, needle) in [
             ("run --bogus", "--bogus"),
@@ -398,5 +422,23 @@ mod tests {
         assert_eq!(raw.source.spec.as_deref(), Some("stdin"));
         assert_eq!(raw.source.pace, Some(false));
         assert_eq!(raw.outputs.len(), 1);
+    }
+
+    #[test]
+    fn a_camera_is_named_on_the_command_line_as_in_the_file() {
+        use crate::source::SourceSpec;
+        for (spec, expected) in [
+            ("auto", SourceSpec::Auto),
+            ("rpicam", SourceSpec::Rpicam(0)),
+            ("rpicam:1", SourceSpec::Rpicam(1)),
+        ] {
+            let Command::Run(r) =
+                parse(args(&format!("run --url rtmp://h/a/k --source {spec}"))).unwrap()
+            else {
+                panic!("not run")
+            };
+            let config = r.to_raw_config().unwrap().check().unwrap();
+            assert_eq!(config.source, expected, "{spec}");
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! The data path, one module per stage (wired by `supervisor`):
 //!
 //! ```text
-//! source (file | stdin | v4l2) -> access units: Annex B bytes in a pool slot, timestamp, key flag
+//! source (auto | rpicam | v4l2 | file | stdin)
+//!                            -> access units: Annex B bytes in a pool slot, timestamp, key flag
 //!   -> h264                    -> NAL units, SPS/PPS cache, AVCDecoderConfigurationRecord, SPS facts
 //!   -> flv                     -> FLV tag bodies written in place of the Annex B bytes
 //!   -> queue                   -> one bounded queue per destination, shared (refcounted) slots

@@ -30,10 +30,9 @@ fn main() -> ExitCode {
         }
         Command::CheckConfig(file) => check_config(file),
         Command::Probe => {
-            print!(
-                "{}",
-                campush::v4l2::probe::render(&campush::v4l2::probe::probe_all())
-            );
+            let nodes = campush::v4l2::probe::probe_all();
+            print!("{}", campush::v4l2::probe::render(&nodes));
+            print!("{}", campush::source::auto::probe_report(&nodes));
             exit::OK
         }
         Command::Run(args) => run(args),

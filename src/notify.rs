@@ -7,9 +7,13 @@
 //! - `READY=1` once the pipeline runs (the status has left `Starting`), with `Type=notify` this
 //!   is what makes `systemctl start` return;
 //! - `STATUS=...` on every status change (shown by `systemctl status campush`);
-//! - `WATCHDOG=1` every `WatchdogSec/2`, but only while frames flow (see [`watchdog_due`]): a
-//!   stalled encoder (raspberrypi/linux#4520) or a wedged process stops the pings and systemd
-//!   restarts campush;
+//! - `WATCHDOG=1` every `WatchdogSec/2` while campush is alive and trying (see
+//!   [`watchdog_due`]): frames flow, or the source loop is waiting for its camera and says so
+//!   ([`Counters::source_alive`]). A wedged process, a source thread stuck past every deadline
+//!   it has, or a stream that stops moving while connected stops the pings, and systemd
+//!   restarts campush. Waiting for a camera does not: the sources retry on their own (a camera
+//!   app that exits or freezes is restarted, a device that vanishes is reopened), and a restart
+//!   of campush every `WatchdogSec` would only cut those retries short;
 //! - `STOPPING=1` when the status becomes `Stopped`.
 //!
 //! Without `NOTIFY_SOCKET` (not under systemd, or `Type=simple`) nothing is sent.
@@ -71,21 +75,37 @@ pub fn watchdog_from_env() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec))
 }
 
+/// Which counters moved since the last watchdog tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// Access units came from the source.
+    pub frames_in: bool,
+    /// Frames reached a server.
+    pub frames_sent: bool,
+    /// The source loop took a step while waiting (a read slice, a backoff slice, a look for the
+    /// camera): it is alive, waiting for its camera.
+    pub source_alive: bool,
+}
+
 /// Whether to ping the watchdog, given the status and which counters moved since the last ping.
 ///
-/// "Frames flow" means: while streaming, frames reach the server; while (re)connecting, frames
-/// still arrive from the source. A network outage therefore does not get campush restarted (that
-/// would restart the camera, the very thing campush exists to avoid); a stalled camera or encoder,
-/// or a stream that stops moving while connected, does. A configuration error (campush holds the
-/// error pattern on the LED until stopped) and a stop in progress are deliberate idleness.
-pub fn watchdog_due(status: Status, frames_in_moved: bool, frames_sent_moved: bool) -> bool {
+/// The ping means "campush is alive and trying". While streaming, that is frames reaching the
+/// server: a stream that stops moving while connected is wedged. In every other running state
+/// it is any sign of the data path working: frames arriving from the source (the network is
+/// down and the publishers reconnect), or the source loop stepping while it waits for its
+/// camera (a camera app being restarted, a device being reopened, `auto` looking again). Neither
+/// a network outage nor a missing camera gets campush restarted (that would restart the camera,
+/// or cut the source's own retries short); a source thread stuck past every deadline it has
+/// does. A configuration error (campush holds the error pattern on the LED until stopped) and a
+/// stop in progress are deliberate idleness.
+pub fn watchdog_due(status: Status, moved: Moved) -> bool {
     match status {
-        Status::Streaming => frames_sent_moved,
+        Status::Streaming => moved.frames_sent,
         Status::Starting
         | Status::Connecting
         | Status::WaitingForSource
         | Status::Error(ErrorKind::Network | ErrorKind::Refused | ErrorKind::Source) => {
-            frames_in_moved || frames_sent_moved
+            moved.frames_in || moved.frames_sent || moved.source_alive
         }
         Status::Error(ErrorKind::Config) | Status::Stopped => true,
     }
@@ -130,10 +150,14 @@ pub async fn run(notifier: Notifier, status: SharedStatus, watchdog: Option<Dura
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
     });
-    let mut seen = (
-        Counters::get(&counters.frames_in),
-        Counters::get(&counters.frames_sent),
-    );
+    let read = || {
+        [
+            Counters::get(&counters.frames_in),
+            Counters::get(&counters.frames_sent),
+            Counters::get(&counters.source_alive),
+        ]
+    };
+    let mut seen = read();
     loop {
         tokio::select! {
             changed = rx.changed() => {
@@ -144,11 +168,13 @@ pub async fn run(notifier: Notifier, status: SharedStatus, watchdog: Option<Dura
                 announce(status);
             }
             _ = tick(&mut ticker) => {
-                let now = (
-                    Counters::get(&counters.frames_in),
-                    Counters::get(&counters.frames_sent),
-                );
-                if watchdog_due(*rx.borrow(), now.0 > seen.0, now.1 > seen.1) {
+                let now = read();
+                let moved = Moved {
+                    frames_in: now[0] > seen[0],
+                    frames_sent: now[1] > seen[1],
+                    source_alive: now[2] > seen[2],
+                };
+                if watchdog_due(*rx.borrow(), moved) {
                     send("WATCHDOG=1");
                 }
                 seen = now;
@@ -284,25 +310,66 @@ mod tests {
         assert_eq!(pings(&manager), 0, "pings with nothing flowing");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_is_fed_while_the_source_waits_for_its_camera_and_not_once_it_is_stuck() {
+        let manager = Manager::new();
+        let status = SharedStatus::new();
+        status.set_source(Status::WaitingForSource);
+        let notifier = Notifier::connect(&manager.path).unwrap();
+        let _task = tokio::spawn(run(notifier, status.clone(), Some(Duration::from_secs(10))));
+        settle().await;
+        manager.received();
+        let pings = |m: &Manager| m.received().iter().filter(|s| *s == "WATCHDOG=1").count();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        // Waiting for a camera (a camera app being restarted, a device being reopened): the
+        // source loop notes itself alive every second, no frame comes.
+        for _ in 0..30 {
+            status.source_alive();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let fed = pings(&manager);
+        assert!((5..=6).contains(&fed), "{fed} pings in 30 s of waiting");
+        // The source thread is stuck (no step, no frame): the pings stop, systemd restarts us.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        manager.received();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(pings(&manager), 0, "pings with a stuck source loop");
+    }
+
     #[test]
     fn the_watchdog_policy_reads_as_a_table() {
         use ErrorKind::*;
-        for (status, frames_in, frames_sent, due) in [
-            (Status::Streaming, true, true, true),
-            (Status::Streaming, true, false, false),
-            (Status::Connecting, true, false, true),
-            (Status::Connecting, false, false, false),
-            (Status::Error(Network), true, false, true),
-            (Status::Error(Refused), true, false, true),
-            (Status::WaitingForSource, false, false, false),
-            (Status::Error(Config), false, false, true),
-            (Status::Stopped, false, false, true),
+        let (none, frames_in, sent, alive) = (
+            Moved::default(),
+            Moved {
+                frames_in: true,
+                ..Moved::default()
+            },
+            Moved {
+                frames_in: true,
+                frames_sent: true,
+                ..Moved::default()
+            },
+            Moved {
+                source_alive: true,
+                ..Moved::default()
+            },
+        );
+        for (status, moved, due) in [
+            (Status::Streaming, sent, true),
+            (Status::Streaming, frames_in, false),
+            (Status::Streaming, alive, false),
+            (Status::Connecting, frames_in, true),
+            (Status::Connecting, none, false),
+            (Status::Error(Network), frames_in, true),
+            (Status::Error(Refused), frames_in, true),
+            (Status::WaitingForSource, alive, true),
+            (Status::WaitingForSource, none, false),
+            (Status::Starting, alive, true),
+            (Status::Error(Config), none, true),
+            (Status::Stopped, none, true),
         ] {
-            assert_eq!(
-                watchdog_due(status, frames_in, frames_sent),
-                due,
-                "{status} in={frames_in} sent={frames_sent}"
-            );
+            assert_eq!(watchdog_due(status, moved), due, "{status} {moved:?}");
         }
     }
 

@@ -94,6 +94,10 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// The longest a waiting source goes without noting itself alive ([`SharedStatus::sleep_alive`],
+/// and the read slices of the sources that wait for data).
+pub const ALIVE_SLICE: Duration = Duration::from_secs(1);
+
 /// Monotonic counters. All relaxed: they are statistics, not synchronisation.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -105,6 +109,10 @@ pub struct Counters {
     pub reconnects: AtomicU64,
     /// Times a source's producer (the camera app) was started again after a failure.
     pub source_restarts: AtomicU64,
+    /// Steps the source loop took while no frame came: a wait for data that timed out, a slice
+    /// of a backoff, a look for the camera. It moves while the source is alive and trying, and
+    /// stops only when the source thread is stuck (the systemd watchdog reads it).
+    pub source_alive: AtomicU64,
     pub skipped_units: AtomicU64,
     /// Allocation accounting for `CAMPUSH_ALLOC_STATS` (see `alloc`): the process's allocation
     /// count at the 30th frame sent and after the latest frame sent.
@@ -208,6 +216,26 @@ impl SharedStatus {
             }
         }
         self.publish();
+    }
+
+    /// Notes that the source loop is alive while no frame flows (see [`Counters::source_alive`]).
+    /// One relaxed atomic add.
+    pub fn source_alive(&self) {
+        Counters::add(&self.counters.source_alive, 1);
+    }
+
+    /// Sleeps `d` in slices of at most [`ALIVE_SLICE`], noting the source alive at each: for a
+    /// source waiting out a backoff on its own thread.
+    pub fn sleep_alive(&self, d: Duration) {
+        let until = Instant::now() + d;
+        loop {
+            self.source_alive();
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(ALIVE_SLICE));
+        }
     }
 
     /// Records the most recent error, already stripped of secrets by its `Display`.

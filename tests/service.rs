@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use inproc::ScuffleServer;
-use support::{poll_until, signal, wait_child, CAMPUSH};
+use support::{poll_until, python3_present, signal, wait_child, StandIn, CAMPUSH};
 
 const CLIP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -61,10 +61,16 @@ impl Board {
 
     /// `campush ARGS` as systemd would start it (with the journal and the watchdog).
     fn start(&self, args: &[&str]) -> Child {
+        self.start_with_env(args, &[])
+    }
+
+    /// [`Board::start`] with `env` on top (e.g. `PATH` with a stand-in camera app first).
+    fn start_with_env(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Child {
         let runtime_dir = self.root.path().join("run/campush");
         std::fs::create_dir_all(&runtime_dir).unwrap();
         Command::new(CAMPUSH)
             .args(args)
+            .envs(env.iter().copied())
             .env("CAMPUSH_ROOT", self.root.path())
             .env("NOTIFY_SOCKET", self.root.path().join("notify"))
             .env("WATCHDOG_USEC", "2000000")
@@ -96,6 +102,21 @@ impl Board {
                     .push(String::from_utf8_lossy(&buf[..n]).into_owned());
             }
         }
+    }
+
+    /// Every notification that arrives during `how_long`, with when it arrived.
+    fn collect(&mut self, how_long: Duration) -> Vec<(Instant, String)> {
+        let deadline = Instant::now() + how_long;
+        let mut got = Vec::new();
+        while Instant::now() < deadline {
+            let mut buf = [0u8; 4096];
+            if let Ok(n) = self.notify.recv(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                got.push((Instant::now(), m.clone()));
+                self.messages.push(m);
+            }
+        }
+        got
     }
 
     /// Samples the LED's brightness for `how_long`; returns the distinct values seen, in order.
@@ -167,8 +188,8 @@ fn check_config_finds_the_file_on_the_boot_partition_and_hides_the_key() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("board = rpi-4"), "{stdout}");
     assert!(
-        stdout.contains("v4l2-m2m:/dev/video0,/dev/video11"),
-        "{stdout}"
+        stdout.contains("source = auto\n") && stdout.contains("through /dev/video11"),
+        "the board's camera search and encoder: {stdout}"
     );
     assert!(!stdout.contains("s3cret"), "{stdout}");
 }
@@ -288,4 +309,60 @@ fn a_service_run_is_ready_streams_solid_feeds_the_watchdog_and_stops_cleanly() {
             .all(|l| l.starts_with('<') && !l.starts_with("<7>")),
         "journal lines carry a priority and no timestamp:\n{stderr}"
     );
+}
+
+#[test]
+fn a_service_waiting_for_its_camera_says_so_blinks_no_camera_and_keeps_the_watchdog_fed() {
+    if !python3_present() {
+        return;
+    }
+    // The camera app starts, finds no camera, exits: campush starts it again and again.
+    let camera = StandIn::new(&[("RPICAM_STANDIN_FAIL", "no-cameras")]);
+    let server = ScuffleServer::start();
+    let mut board = Board::new();
+    board.write_config(&format!(
+        "[source]\nspec = \"rpicam\"\n[[output]]\nurl = \"{}\"\n",
+        server.url("waiting")
+    ));
+    let path = camera.path_var();
+    let child = board.start_with_env(&["run"], &[("PATH", path.as_os_str())]);
+    board.wait_for_message("READY=1", Duration::from_secs(10));
+    board.wait_for_message("STATUS=waiting for source", Duration::from_secs(20));
+    // The no-camera pattern: a fast blink (5 per second).
+    let seen = board.watch_led(Duration::from_millis(1200));
+    assert!(seen.len() >= 5, "fast blink: {seen:?}");
+
+    // WATCHDOG_USEC is 2 s: a ping every second while campush is alive and trying, through
+    // restarts of the app and backoffs of 1, 2, 4 s, though not one frame arrives.
+    let window = Duration::from_secs(9);
+    let started = Instant::now();
+    let pings: Vec<Instant> = board
+        .collect(window)
+        .into_iter()
+        .filter(|(_, m)| m == "WATCHDOG=1")
+        .map(|(at, _)| at)
+        .collect();
+    assert!(pings.len() >= 6, "{} pings in {window:?}", pings.len());
+    let mut last = started;
+    for at in &pings {
+        assert!(
+            *at - last < Duration::from_millis(2000),
+            "a gap of {:?} between pings: systemd would have restarted campush",
+            *at - last
+        );
+        last = *at;
+    }
+    let status_path = board.root.path().join("run/campush/status.json");
+    let status = std::fs::read_to_string(&status_path).unwrap();
+    assert!(
+        status.contains("\"status\":\"waiting_for_source\"")
+            && status.contains("no cameras available")
+            && !status.contains("\"source_restarts\":0,"),
+        "{status}"
+    );
+    assert!(camera.runs().len() >= 3, "{:?}", camera.runs());
+
+    terminate(&child);
+    let (code, stderr) = wait_exit(child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{stderr}");
 }

@@ -8,6 +8,11 @@
 //!   Pi camera sends them) reaches an independent RTMP server: every frame arrives and decodes;
 //! - the capture device can go silent, vanish (module removed) and come back: campush releases
 //!   it, waits, and streams again without restarting;
+//! - the README's configuration (`board = "rpi-4"` and one `[[output]]`) with no camera app
+//!   installed (the guest has busybox only): the board's `auto` picks the v4l2loopback H.264
+//!   device over vivid (raw, and no H.264 encoder) and vicodec (not H.264), says so, asks it for
+//!   the board's 1920x1080 and takes the nearest size it offers, and streams: every frame
+//!   arrives and decodes; `campush probe` says what libcamera and `auto` have;
 //! - vicodec driven through the `v4l2-m2m` source's own code path (FWHT instead of H.264):
 //!   frames flow, capture timestamps come out of the encoder, the GOP control is honoured,
 //!   both DMABUF and copy transfers work, and unplugging the camera (unbinding vivid) mid-stream
@@ -165,6 +170,8 @@ fn campush_streams_from_real_v4l2_drivers_in_a_qemu_guest() {
         "FWHT (FWHT, compressed)",
         "video_gop_size (1..16, default 10)",
         "not an H.264 encoder",
+        "libcamera cameras: no rpicam-vid or libcamera-vid on PATH",
+        "auto would",
     ] {
         assert!(probe.contains(needle), "probe lacks {needle:?}:\n{probe}");
     }
@@ -238,6 +245,28 @@ fn campush_streams_from_real_v4l2_drivers_in_a_qemu_guest() {
             log()
         );
     }
+
+    // (e) a board and one output, no camera app: auto finds the H.264 device, every frame.
+    let auto_log = read(&share, "campush-auto.log");
+    assert!(
+        auto_log.contains(
+            "auto: using v4l2:/dev/video10: /dev/video10 (\"campush-loopback\") emits H.264"
+        ),
+        "campush-auto.log:\n{auto_log}\n{}",
+        log()
+    );
+    assert!(
+        auto_log.contains("1920x1080 (the board's default) is not offered for H264")
+            || auto_log.contains("when asked for 1920x1080 (the board's default): keeping it"),
+        "the board's size, not offered, became the device's own:\n{auto_log}"
+    );
+    assert!(auto_log.contains("campush exit code 0"), "{auto_log}");
+    assert_eq!(
+        decoded_frames(&share.join("auto-1.flv")),
+        Some(CLIP_FRAMES),
+        "every frame of the clip arrives through auto and decodes\n{auto_log}\nrecord-auto.log:\n{}",
+        read(&share, "record-auto.log")
+    );
     assert_eq!(read(&share, "result").trim(), "PASS", "{}", log());
 }
 

@@ -6,19 +6,21 @@
 //! LED, and defaults for the source: spec, resolution, frame rate, bitrate and GOP (2 s). In the
 //! configuration, every key the user sets wins over the profile's default.
 //!
-//! What a profile's source defaults do today: the spec applies ([`Board::source_under`]); for a
-//! V4L2 source the frame rate and bit rate are *announced* (onMetaData, `check-config`) when the
-//! file sets none ([`Board::announced`]), but the device is not asked for them, and `width`,
-//! `height` and `gop` are declared only. Asking the camera for a profile's size or rate turns a
-//! camera that does not offer it from working into an error; issue 9 (a source that finds the
-//! camera) is where that changes, and [`Board::source_under`] is the one place to do it: fill the
-//! camera keys there, and `announced` goes.
+//! What a profile's source defaults do: every one (spec, width, height, fps, bitrate, gop) fills
+//! the `[source]` key the file leaves out, where the key applies to the source
+//! ([`Board::source_defaults`], applied by `source::settings`, which owns those rules): the
+//! camera app and the encoder are asked for them; a V4L2 camera gets the nearest size and rate
+//! it offers (a board's 1080p30 must not turn a 720p webcam into an error); a file or pipe keeps
+//! its own timing. Every Raspberry Pi profile's spec is `auto`: whatever camera the board has.
 
 use serde::Deserialize;
 
 use super::suggest::nearest;
+use std::path::PathBuf;
+
 use crate::led::RawLed;
-use crate::source::settings::RawSource;
+use crate::source::settings::SourceDefaults;
+#[cfg(test)]
 use crate::source::SourceSpec;
 
 /// Every profile, by name, as shipped in `boards/`.
@@ -94,22 +96,17 @@ impl Board {
         Some(self.board.encoder.as_str()).filter(|e| !e.is_empty())
     }
 
-    /// The user's `[source]` with this profile's spec when the file names none. Only the spec:
-    /// see the module doc.
-    pub fn source_under(&self, user: &RawSource) -> RawSource {
-        let mut s = user.clone();
-        s.spec.get_or_insert_with(|| self.source.spec.clone());
-        s
-    }
-
-    /// The frame rate and bit rate to announce for `spec` when the file sets none: the
-    /// profile's, for a V4L2 source (a file or pipe has its own).
-    pub fn announced(&self, spec: &SourceSpec) -> (Option<f64>, Option<u32>) {
-        match spec {
-            SourceSpec::V4l2(_) | SourceSpec::V4l2M2m { .. } => {
-                (Some(self.source.fps), Some(self.source.bitrate_kbps))
-            }
-            SourceSpec::File(_) | SourceSpec::Stdin => (None, None),
+    /// The profile's source defaults, for `source::settings` to put under the file's keys.
+    pub fn source_defaults(&self) -> SourceDefaults {
+        let s = &self.source;
+        SourceDefaults {
+            spec: Some(s.spec.clone()),
+            width: Some(s.width),
+            height: Some(s.height),
+            fps: Some(s.fps),
+            bitrate_kbps: Some(s.bitrate_kbps),
+            gop: Some(s.gop),
+            encoder: self.encoder().map(PathBuf::from),
         }
     }
 
@@ -130,6 +127,8 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     const TARGETS: &[&str] = &[
@@ -173,6 +172,56 @@ mod tests {
         let mut embedded: Vec<&str> = names().collect();
         embedded.sort();
         assert_eq!(on_disk, embedded);
+    }
+
+    #[test]
+    fn every_raspberry_pi_profile_finds_its_camera_with_auto() {
+        for name in names().filter(|n| n.starts_with("rpi-")) {
+            let b = Board::named(name).unwrap();
+            assert_eq!(b.source.spec, "auto", "{name}");
+            assert_eq!(
+                b.source_defaults().encoder.as_deref(),
+                b.encoder().map(Path::new)
+            );
+        }
+    }
+
+    #[test]
+    fn the_readme_board_table_is_the_profiles() {
+        let readme = include_str!("../../README.md");
+        let rows: Vec<Vec<&str>> = readme
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+            .filter(|cells: &Vec<&str>| {
+                cells.len() == 5 && names().any(|n| cells[0] == format!("`{n}`"))
+            })
+            .collect();
+        assert_eq!(
+            rows.len(),
+            PROFILES.len(),
+            "one README row per board: {rows:?}"
+        );
+        for row in rows {
+            let b = Board::named(row[0].trim_matches('`')).unwrap();
+            let s = &b.source;
+            assert!(
+                row[1].starts_with(&format!("`{}`", b.board.target)),
+                "{row:?}"
+            );
+            let encoder = b.encoder().map_or("none".to_string(), |e| format!("`{e}`"));
+            assert_eq!(row[2], encoder, "{row:?}");
+            assert_eq!(row[3], format!("`{}`", s.spec), "{row:?}");
+            assert_eq!(
+                row[4],
+                format!(
+                    "{}x{}, {} fps, {} kb/s, GOP {}",
+                    s.width, s.height, s.fps, s.bitrate_kbps, s.gop
+                ),
+                "{row:?}"
+            );
+        }
     }
 
     #[test]

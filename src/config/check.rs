@@ -62,16 +62,13 @@ impl RawConfig {
             Some(name) => Some(Board::named(name).map_err(|m| ConfigError::value("board", m))?),
             None => None,
         };
-        let raw_source = match &board {
-            Some(b) => b.source_under(&self.source),
-            None => self.source.clone(),
-        };
-        let source =
-            SourceSettings::check(&raw_source).map_err(|e| ConfigError::setting("source", e))?;
-        let (fps, video_kbps) = match board.as_ref().map(|b| b.announced(&source.spec)) {
-            Some((fps, kbps)) => (source.fps.or(fps), source.bitrate_kbps.or(kbps)),
-            None => (source.fps, source.bitrate_kbps),
-        };
+        let defaults = board
+            .as_ref()
+            .map(Board::source_defaults)
+            .unwrap_or_default();
+        let source = SourceSettings::check_under(&self.source, &defaults)
+            .map_err(|e| ConfigError::setting("source", e))?;
+        let (fps, video_kbps) = (source.fps, source.bitrate_kbps);
         if self.outputs.is_empty() {
             return Err(ConfigError::value(
                 "output",
@@ -116,6 +113,8 @@ impl RawConfig {
             queue,
             report,
             v4l2: source.v4l2,
+            rpicam: source.rpicam,
+            encoder: source.encoder,
             board,
             led,
             file: self.origin.as_ref().map(|o| o.path.clone()),
@@ -331,7 +330,11 @@ url = "rtmp://127.0.0.1/live/secretkey"
             ("[[output]]\nurl=\"rtmp://h/a/k\"", "no source"),
             ("[source]\nspec=\"stdin\"\nfps=\"thirty\"\n[[output]]\nurl=\"rtmp://h/a/k\"", "fps"),
             ("[source]\nspec=\"stdin\"\ngop=30\n[[output]]\nurl=\"rtmp://h/a/k\"", "source.gop: does not apply"),
-            ("[source]\nspec=\"v4l2:/dev/video0\"\nprofile=\"high\"\n[[output]]\nurl=\"rtmp://h/a/k\"", "v4l2-m2m: sources"),
+            ("[source]\nspec=\"v4l2:/dev/video0\"\nprofile=\"high\"\n[[output]]\nurl=\"rtmp://h/a/k\"", "applies to v4l2-m2m:, rpicam and auto sources"),
+            ("[source]\nspec=\"v4l2:/dev/video0\"\nawb=\"cloudy\"\n[[output]]\nurl=\"rtmp://h/a/k\"", "source.awb: does not apply to source v4l2:/dev/video0"),
+            ("[source]\nspec=\"rpicam\"\nrotation=90\n[[output]]\nurl=\"rtmp://h/a/k\"", "source.rotation: 90: rpicam-vid accepts 0 or 180"),
+            ("[source]\nspec=\"rpicam\"\nrpicam_args=[\"--timeout\", \"5\"]\n[[output]]\nurl=\"rtmp://h/a/k\"", "source.rpicam_args: --timeout is not allowed here"),
+            ("[source]\nspec=\"rpicam:99\"\n[[output]]\nurl=\"rtmp://h/a/k\"", "source.spec"),
             ("[source]\nspec=\"v4l2-m2m:/dev/video0\"\nlevel=\"9\"\n[[output]]\nurl=\"rtmp://h/a/k\"", "source.level"),
             ("[source]\nspec=\"stdin\"\n[[output]]\nurl=\"rtmp://h/a/k\"\n[status]\nsummary_interval_s=-5", "status.summary_interval_s"),
         ] {
@@ -396,18 +399,53 @@ url = "rtmp://127.0.0.1/live/secretkey"
     #[test]
     fn a_board_fills_in_what_the_file_leaves_out() {
         let c = parse("board = \"rpi-4\"\n[[output]]\nurl = \"rtmp://h/a/k\"\n").unwrap();
-        assert_eq!(
-            c.source,
-            SourceSpec::V4l2M2m {
-                capture: "/dev/video0".into(),
-                encoder: Some("/dev/video11".into())
-            }
-        );
+        assert_eq!(c.source, SourceSpec::Auto);
         assert_eq!(c.fps, Some(30.0));
         assert_eq!(c.ingest.video_kbps, Some(4500.0));
-        assert_eq!(c.board.as_ref().unwrap().source.gop, 60);
+        assert_eq!(
+            (c.rpicam.width, c.rpicam.height, c.rpicam.gop),
+            (Some(1920), Some(1080), Some(60))
+        );
+        assert_eq!(c.rpicam.bitrate_bps, Some(4_500_000));
+        assert_eq!((c.v4l2.width, c.v4l2.gop), (Some(1920), Some(60)));
+        assert_eq!(c.encoder, Some("/dev/video11".into()));
         assert_eq!(c.led, LedConfig::default());
         assert!(c.describe().contains("board = rpi-4"), "{}", c.describe());
+    }
+
+    #[test]
+    fn a_camera_module_takes_its_keys_from_source_and_check_config_shows_them() {
+        let c = parse(
+            "[source]\nspec = \"rpicam\"\nwidth = 1280\nheight = 720\nfps = 25\nbitrate_kbps = 3000\n\
+             gop = 50\nprofile = \"high\"\nlevel = \"4.1\"\nhflip = true\nvflip = true\nrotation = 180\n\
+             autofocus_mode = \"manual\"\nlens_position = 0.5\ndenoise = \"cdn_fast\"\n\
+             exposure = \"sport\"\nawb = \"daylight\"\nstall_timeout_s = 8\n\
+             rpicam_args = [\"--shutter\", \"8000\"]\n\
+             [[output]]\nurl = \"rtmp://h/live/secretkey\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.source, SourceSpec::Rpicam(0));
+        let shown = c.describe();
+        assert!(
+            shown.contains(
+                "camera: camera 0, size = 1280x720, fps = 25, bitrate = 3000 kbit/s, gop = 50, \
+                 profile = high, level = 4.1, autofocus_mode = manual, denoise = cdn_fast, \
+                 exposure = sport, awb = daylight, lens_position = 0.5, hflip, vflip, \
+                 rotation = 180, stall_timeout_s = 8, rpicam_args = [\"--shutter\", \"8000\"]"
+            ),
+            "{shown}"
+        );
+        assert!(!shown.contains("secretkey"), "{shown}");
+        assert_eq!(
+            c.rpicam
+                .argv(crate::source::rpicam::AppKind::RpicamVid)
+                .join(" "),
+            "--timeout 0 --nopreview --codec h264 --inline --flush --output - --libav-format h264 \
+             --width 1280 --height 720 --framerate 25 --bitrate 3000000 --intra 50 --profile high \
+             --level 4.1 --hflip --vflip --rotation 180 --autofocus-mode manual \
+             --lens-position 0.5 --denoise cdn_fast --exposure sport --awb daylight \
+             --shutter 8000"
+        );
     }
 
     #[test]
@@ -421,6 +459,16 @@ url = "rtmp://127.0.0.1/live/secretkey"
         assert_eq!(c.fps, Some(25.0));
         assert_eq!(c.ingest.video_kbps, Some(1000.0));
         assert!(matches!(c.led, LedConfig::Gpio { .. }), "{:?}", c.led);
+        let c = parse(
+            "board = \"rpi-4\"\n[source]\nwidth = 1280\nheight = 720\ngop = 25\n\
+             [[output]]\nurl = \"rtmp://h/a/k\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.source, SourceSpec::Auto);
+        assert_eq!((c.rpicam.width, c.rpicam.gop), (Some(1280), Some(25)));
+        assert_eq!((c.v4l2.width, c.v4l2.gop), (Some(1280), Some(25)));
+        assert!(!c.v4l2.size_is_preference, "the user's size is a demand");
+        assert!(c.v4l2.fps_is_preference, "the board's rate is not");
     }
 
     #[test]
@@ -434,23 +482,65 @@ url = "rtmp://127.0.0.1/live/secretkey"
     }
 
     #[test]
-    fn every_board_gives_a_complete_configuration_with_its_rate_and_bitrate() {
+    fn every_boards_source_defaults_reach_the_configuration_check_config_prints() {
         for name in board::names() {
             let text = format!("board = \"{name}\"\n[[output]]\nurl = \"rtmp://h/a/k\"\n");
             let c = parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
             if name == "generic-arm64" {
                 assert_eq!(c.led, LedConfig::None);
             }
-            let profile = Board::named(name).unwrap();
+            let p = Board::named(name).unwrap().source;
             let shown = c.describe();
+            let size = format!("size = {}x{}", p.width, p.height);
             for line in [
-                format!("source = {}", profile.source.spec),
-                format!("fps = {}", profile.source.fps),
-                format!("bitrate_kbps = {}", profile.source.bitrate_kbps),
+                format!("source = {}", p.spec),
+                format!("fps = {}\n", p.fps),
+                format!("bitrate_kbps = {}\n", p.bitrate_kbps),
+                // What the camera app is asked for, and a V4L2 camera.
+                format!(
+                    "auto, a libcamera camera: rpicam-vid (else libcamera-vid) with camera 0, \
+                     {size}, fps = {}, bitrate = {} kbit/s, gop = {},",
+                    p.fps, p.bitrate_kbps, p.gop
+                ),
+                format!(
+                    "{size} or the nearest offered, fps = {} or the nearest offered",
+                    p.fps
+                ),
+                format!("bitrate = {} kbit/s, gop = {}", p.bitrate_kbps, p.gop),
             ] {
                 assert!(shown.contains(&line), "{name}: no {line:?} in\n{shown}");
             }
+            // And they are what the camera app and the encoder are asked for.
+            assert_eq!(
+                (c.rpicam.width, c.rpicam.height, c.rpicam.fps, c.rpicam.gop),
+                (Some(p.width), Some(p.height), Some(p.fps), Some(p.gop)),
+                "{name}"
+            );
+            assert_eq!(c.rpicam.bitrate_bps, Some(p.bitrate_kbps * 1000), "{name}");
+            assert_eq!(
+                (c.v4l2.width, c.v4l2.height, c.v4l2.fps, c.v4l2.gop),
+                (Some(p.width), Some(p.height), Some(p.fps), Some(p.gop)),
+                "{name}"
+            );
+            assert_eq!(c.v4l2.bitrate_bps, Some(p.bitrate_kbps * 1000), "{name}");
         }
+    }
+
+    #[test]
+    fn a_boards_size_is_a_preference_for_a_uvc_camera_and_its_gop_does_not_apply() {
+        let c = parse(
+            "board = \"rpi-5\"\n[source]\nspec = \"v4l2:/dev/video2\"\n[[output]]\nurl = \"rtmp://h/a/k\"\n",
+        )
+        .unwrap();
+        assert_eq!((c.v4l2.width, c.v4l2.height), (Some(1920), Some(1080)));
+        assert!(c.v4l2.size_is_preference && c.v4l2.fps_is_preference);
+        assert_eq!(c.v4l2.gop, None);
+        assert!(
+            c.describe()
+                .contains("device: size = 1920x1080 or the nearest offered"),
+            "{}",
+            c.describe()
+        );
     }
 
     // ---- LED -----------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ use crate::ingest::IngestSettings;
 use crate::led::LedConfig;
 use crate::publisher::PublisherSettings;
 use crate::queue::Limits;
+use crate::source::rpicam::RpicamSettings;
 use crate::source::SourceSpec;
 use crate::status::ReportSettings;
 use crate::v4l2::V4l2Settings;
@@ -78,8 +79,13 @@ pub struct Config {
     pub queue: Limits,
     pub ingest: IngestSettings,
     pub report: ReportSettings,
-    /// Device settings of `v4l2:` and `v4l2-m2m:` sources.
+    /// Device settings of `v4l2:`, `v4l2-m2m:` and `auto` sources.
     pub v4l2: V4l2Settings,
+    /// Camera app settings of `rpicam` and `auto` sources.
+    pub rpicam: RpicamSettings,
+    /// The H.264 encoder `auto` puts a raw camera through (the board's); `None`: the first one
+    /// found.
+    pub encoder: Option<PathBuf>,
     /// The board profile, if `board` was set (its defaults are already applied above).
     pub board: Option<Board>,
     pub led: LedConfig,
@@ -92,6 +98,9 @@ impl Config {
     /// Whether `other` configures the same source, so a reload can keep it running.
     pub fn same_source(&self, other: &Config) -> bool {
         self.source == other.source
+            && self.v4l2 == other.v4l2
+            && self.rpicam == other.rpicam
+            && self.encoder == other.encoder
             && self.fps == other.fps
             && self.looping == other.looping
             && self.pace == other.pace
@@ -126,8 +135,28 @@ impl Config {
         }
         s += &format!("loop = {}\npace = {}\n", self.looping, self.pace);
         let device = self.v4l2.describe();
-        if !device.is_empty() {
-            s += &format!("device: {device}\n");
+        match self.source {
+            SourceSpec::Rpicam(_) => s += &format!("camera: {}\n", self.rpicam.describe()),
+            SourceSpec::Auto => {
+                s += &format!(
+                    "auto, a libcamera camera: rpicam-vid (else libcamera-vid) with {}\n",
+                    self.rpicam.describe()
+                );
+                s += &format!(
+                    "auto, else a V4L2 camera{}{}\n",
+                    match &self.encoder {
+                        Some(e) => format!(" (raw ones through {})", e.display()),
+                        None => String::new(),
+                    },
+                    if device.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {device}")
+                    }
+                );
+            }
+            _ if !device.is_empty() => s += &format!("device: {device}\n"),
+            _ => {}
         }
         s += &format!("audio = {}\n", self.audio);
         for o in &self.outputs {

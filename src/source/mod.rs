@@ -1,7 +1,10 @@
 //! Sources of H.264 access units: one interface for a file, stdin, and V4L2 devices.
 //!
-//! Owns: the [`Source`] trait and the [`SourceSpec`] syntax users type (`file:PATH`, `stdin`,
-//! `v4l2:DEVICE`, `v4l2-m2m:CAPTURE[,ENCODER]`). Capture timestamps are on [`crate::clock`].
+//! Owns: the [`Source`] trait and the [`SourceSpec`] syntax users type (`auto`, `rpicam[:N]`,
+//! `file:PATH`, `stdin`, `v4l2:DEVICE`, `v4l2-m2m:CAPTURE[,ENCODER]`). Capture timestamps are on
+//! [`crate::clock`]. The sources: [`file`], [`stdin`], [`v4l2`] (both V4L2 forms), [`rpicam`]
+//! (the libcamera camera app as a supervised child) and [`auto`] (finds the camera, then runs
+//! one of the others); [`settings`] is their `[source]` section.
 //!
 //! Contract of a source: each call to [`Source::next_access_unit`] writes exactly one access unit
 //! (Annex B bytes, start codes included) into the pool slot it is given and returns its capture
@@ -10,6 +13,7 @@
 //! A source that can produce a keyframe on demand does so when asked (`request_keyframe`).
 
 pub mod arrival;
+pub mod auto;
 pub mod bytestream;
 pub mod file;
 pub mod rpicam;
@@ -52,6 +56,10 @@ pub enum SourceError {
     /// The device cannot do what the configuration asks; the message lists what it can.
     #[error("{0}")]
     Device(String),
+    /// A source asked to hand back control on loss ([`auto`]) lost its device or program and
+    /// waited out its backoff: its owner may look for the camera again, then read it again.
+    #[error("{0}")]
+    Lost(String),
 }
 
 /// A producer of H.264 access units.
@@ -77,6 +85,10 @@ pub trait Source: Send {
 /// A source as the user names it on the command line or in the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceSpec {
+    /// Whatever camera this board has: see [`auto`].
+    Auto,
+    /// Camera N as libcamera's camera app lists it (`rpicam-vid`, else `libcamera-vid`).
+    Rpicam(u32),
     File(PathBuf),
     Stdin,
     V4l2(PathBuf),
@@ -87,7 +99,11 @@ pub enum SourceSpec {
 }
 
 impl SourceSpec {
-    /// Parses `file:PATH | stdin | v4l2:DEVICE | v4l2-m2m:CAPTURE[,ENCODER]`.
+    /// The forms, as error messages list them.
+    pub const FORMS: &'static str =
+        "auto, rpicam[:N], file:PATH, stdin, v4l2:DEVICE, v4l2-m2m:CAPTURE[,ENCODER]";
+
+    /// Parses `auto | rpicam[:N] | file:PATH | stdin | v4l2:DEVICE | v4l2-m2m:CAPTURE[,ENCODER]`.
     pub fn parse(s: &str) -> Result<SourceSpec, String> {
         let nonempty = |rest: &str, what: &str| {
             if rest.is_empty() {
@@ -96,7 +112,11 @@ impl SourceSpec {
                 Ok(PathBuf::from(rest))
             }
         };
-        if s == "stdin" || s == "-" {
+        if s == "auto" {
+            Ok(SourceSpec::Auto)
+        } else if let Some(camera) = rpicam::parse_spec(s) {
+            camera.map(SourceSpec::Rpicam)
+        } else if s == "stdin" || s == "-" {
             Ok(SourceSpec::Stdin)
         } else if let Some(rest) = s.strip_prefix("file:") {
             Ok(SourceSpec::File(nonempty(rest, "the file path")?))
@@ -112,9 +132,7 @@ impl SourceSpec {
         } else if let Some(rest) = s.strip_prefix("v4l2:") {
             Ok(SourceSpec::V4l2(nonempty(rest, "the device path")?))
         } else {
-            Err(format!(
-                "source {s:?} is not one of file:PATH, stdin, v4l2:DEVICE, v4l2-m2m:CAPTURE[,ENCODER]"
-            ))
+            Err(format!("source {s:?} is not one of {}", SourceSpec::FORMS))
         }
     }
 }
@@ -122,6 +140,8 @@ impl SourceSpec {
 impl std::fmt::Display for SourceSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            SourceSpec::Auto => f.write_str("auto"),
+            SourceSpec::Rpicam(n) => write!(f, "rpicam:{n}"),
             SourceSpec::File(p) => write!(f, "file:{}", p.display()),
             SourceSpec::Stdin => f.write_str("stdin"),
             SourceSpec::V4l2(p) => write!(f, "v4l2:{}", p.display()),
@@ -154,6 +174,9 @@ mod tests {
     #[test]
     fn parses_every_documented_source_form() {
         let table: &[(&str, SourceSpec)] = &[
+            ("auto", SourceSpec::Auto),
+            ("rpicam", SourceSpec::Rpicam(0)),
+            ("rpicam:2", SourceSpec::Rpicam(2)),
             ("stdin", SourceSpec::Stdin),
             ("file:clip.h264", SourceSpec::File("clip.h264".into())),
             ("file:/a:b.h264", SourceSpec::File("/a:b.h264".into())),
@@ -181,12 +204,21 @@ mod tests {
 
     #[test]
     fn rejects_unknown_or_empty_sources_with_the_accepted_forms() {
-        for bad in ["", "file:", "v4l2:", "camera", "v4l2-m2m:,/dev/video11"] {
+        for bad in [
+            "",
+            "file:",
+            "v4l2:",
+            "camera",
+            "v4l2-m2m:,/dev/video11",
+            "rpicam:",
+            "rpicam:x",
+            "Auto ",
+        ] {
             let err = SourceSpec::parse(bad).unwrap_err();
             assert!(err.contains("source"), "{bad}: {err}");
         }
         assert!(SourceSpec::parse("http://x")
             .unwrap_err()
-            .contains("file:PATH, stdin"));
+            .contains("auto, rpicam[:N], file:PATH, stdin"));
     }
 }

@@ -13,6 +13,14 @@
 //! size or the rate asked for; the encoder rejects a control value) end the source with
 //! [`SourceError::Device`], whose message lists what the device supports.
 //!
+//! Handing back: a source made with [`V4l2Source::hand_back_on_loss`] (as `auto` makes it)
+//! releases the device and waits out the backoff as above, then returns [`SourceError::Lost`]
+//! instead of reopening by itself: its owner may look for a camera again, and reads this
+//! source again if it is still the one to use.
+//!
+//! Alive: every open attempt and every slice of a backoff notes the source alive
+//! ([`SharedStatus::source_alive`]), so the systemd watchdog knows it is trying.
+//!
 //! Timestamps: the buffer's own timestamp when it is on `CLOCK_MONOTONIC` (driver-stamped, or
 //! copied through the encoder from the camera's), else the dequeue time; never decreasing.
 //!
@@ -116,6 +124,7 @@ pub struct V4l2Source {
     last_ts: u64,
     delivered: bool,
     opens: u64,
+    hand_back: bool,
 }
 
 impl V4l2Source {
@@ -141,6 +150,7 @@ impl V4l2Source {
             last_ts: 0,
             delivered: false,
             opens: 0,
+            hand_back: false,
         };
         match s.open() {
             Ok(a) => {
@@ -156,12 +166,25 @@ impl V4l2Source {
         Ok(s)
     }
 
+    /// After a loss and its backoff, return [`SourceError::Lost`] instead of reopening the
+    /// device by itself (see the module documentation).
+    pub fn hand_back_on_loss(mut self) -> Self {
+        self.hand_back = true;
+        self
+    }
+
+    /// The device setup this source opens.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
     /// How many times the device was opened successfully.
     pub fn opens(&self) -> u64 {
         self.opens
     }
 
     fn open(&mut self) -> Result<Active, V4l2Error> {
+        self.status.source_alive();
         let active = match &self.target {
             Target::Capture(path) => Active::Capture(H264Capture::open(path, &self.settings)?),
             Target::M2m {
@@ -207,7 +230,7 @@ impl V4l2Source {
                 self.unavailable_logged
             );
         }
-        std::thread::sleep(self.backoff);
+        self.status.sleep_alive(self.backoff);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 
@@ -231,6 +254,9 @@ impl V4l2Source {
                     Err(V4l2Error::Unsupported(m)) => return Err(SourceError::Device(m)),
                     Err(V4l2Error::Unavailable(m)) => {
                         self.wait_after(&m);
+                        if self.hand_back {
+                            return Err(SourceError::Lost(m));
+                        }
                         continue;
                     }
                 }
@@ -261,7 +287,12 @@ impl V4l2Source {
                     return Ok(info);
                 }
                 Err(V4l2Error::Unsupported(m)) => return Err(SourceError::Device(m)),
-                Err(V4l2Error::Unavailable(m)) => self.wait_after(&m),
+                Err(V4l2Error::Unavailable(m)) => {
+                    self.wait_after(&m);
+                    if self.hand_back {
+                        return Err(SourceError::Lost(m));
+                    }
+                }
             }
         }
     }

@@ -171,7 +171,9 @@ impl Control {
 /// The exit code for a source that cannot be opened or read.
 pub fn source_exit_code(e: &SourceError) -> u8 {
     match e {
-        SourceError::Open { .. } => exit::NO_INPUT,
+        // Lost: only a source that was asked to hand back control returns it, and `auto` never
+        // lets it out; should one escape, the device is missing.
+        SourceError::Open { .. } | SourceError::Lost(_) => exit::NO_INPUT,
         SourceError::Read { .. } => exit::IO,
         SourceError::AccessUnitTooLarge { .. } | SourceError::NotAnnexB { .. } => exit::DATA,
         SourceError::Unsupported(_) | SourceError::Device(_) => exit::CONFIG,

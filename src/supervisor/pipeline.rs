@@ -18,7 +18,9 @@ use crate::ingest::Ingest;
 use crate::pool::{self, Pool};
 use crate::publisher::{PublishError, Publisher, PublisherSettings};
 use crate::queue::{FrameQueue, Outputs, Policy, SharedHeaders};
+use crate::source::auto::{AutoSettings, AutoSource};
 use crate::source::file::FileSource;
+use crate::source::rpicam::{CameraApp, RpicamSource};
 use crate::source::stdin::StdinSource;
 use crate::source::v4l2::{self, V4l2Source};
 use crate::source::{Source, SourceError, SourceSpec};
@@ -250,8 +252,34 @@ fn make_queues(config: &Config) -> Vec<Arc<FrameQueue>> {
         .collect()
 }
 
+/// Makes the configured source. Nothing here starts a camera app: a source that runs one starts
+/// it on the thread that reads it (the ingest thread), which its death signal is tied to.
 fn open_source(config: &Config, status: &SharedStatus) -> Result<Box<dyn Source>, SourceError> {
     Ok(match &config.source {
+        SourceSpec::Rpicam(_) => {
+            let Some(app) = CameraApp::find() else {
+                return Err(SourceError::Open {
+                    what: config.source.to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "neither rpicam-vid nor libcamera-vid is on PATH (install rpicam-apps)",
+                    ),
+                });
+            };
+            Box::new(RpicamSource::new(
+                app,
+                config.rpicam.clone(),
+                status.clone(),
+            ))
+        }
+        SourceSpec::Auto => Box::new(AutoSource::new(
+            AutoSettings {
+                rpicam: config.rpicam.clone(),
+                v4l2: config.v4l2.clone(),
+                encoder: config.encoder.clone(),
+            },
+            status.clone(),
+        )?),
         SourceSpec::File(path) => Box::new(FileSource::open(
             path,
             config.fps,

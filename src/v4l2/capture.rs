@@ -13,7 +13,11 @@
 //! Negotiation ([`negotiate`]): the pixel format must be in `ENUM_FMT`; a requested size must be
 //! in `ENUM_FRAMESIZES` (when the driver enumerates) and be what `S_FMT` returns; a requested
 //! rate must be in `ENUM_FRAMEINTERVALS` (when enumerated) and be what `S_PARM` returns. Any
-//! mismatch is [`V4l2Error::Unsupported`] with the list of what the device offers.
+//! mismatch is [`V4l2Error::Unsupported`] with the list of what the device offers. Except for a
+//! size or rate that is only a preference (a board profile's default, see
+//! [`V4l2Settings::size_is_preference`]): the device gets the nearest it offers
+//! ([`nearest_size`], [`nearest_fps`]) and keeps what its driver settles on, logged. A board
+//! asks every camera for its 1080p30, and a UVC camera that tops out at 720p must still stream.
 //!
 //! Hardware quirks handled here:
 //! - Legacy `bcm2835-v4l2` sends SPS/PPS in a buffer of their own before the first IDR: such
@@ -97,15 +101,25 @@ pub fn negotiate(
         }
     };
     let current = dev.get_format(ty).map_err(|e| io("G_FMT", e))?;
+    let preference = settings.size_is_preference;
     let (width, height) = match (settings.width, settings.height) {
         (Some(w), Some(h)) => {
             if !sizes.is_empty() && !sizes.iter().any(|s| s.contains(w, h)) {
-                return Err(V4l2Error::Unsupported(format!(
-                    "{label} cannot capture {fourcc} at {w}x{h}; it offers: {}",
-                    list_sizes()
-                )));
+                if !preference {
+                    return Err(V4l2Error::Unsupported(format!(
+                        "{label} cannot capture {fourcc} at {w}x{h}; it offers: {}",
+                        list_sizes()
+                    )));
+                }
+                let (nw, nh) = nearest_size(&sizes, w, h).unwrap_or((w, h));
+                log::info!(
+                    "{label}: {w}x{h} (the board's default) is not offered for {fourcc}; using \
+                     the nearest size it offers, {nw}x{nh}"
+                );
+                (nw, nh)
+            } else {
+                (w, h)
             }
-            (w, h)
         }
         _ => (current.width, current.height),
     };
@@ -119,17 +133,71 @@ pub fn negotiate(
         )));
     }
     if settings.width.is_some() && (got.width, got.height) != (width, height) {
-        return Err(V4l2Error::Unsupported(format!(
-            "{label} set {}x{} when asked for {width}x{height}; it offers: {}",
+        if !preference {
+            return Err(V4l2Error::Unsupported(format!(
+                "{label} set {}x{} when asked for {width}x{height}; it offers: {}",
+                got.width,
+                got.height,
+                list_sizes()
+            )));
+        }
+        log::info!(
+            "{label}: the driver set {}x{} when asked for {width}x{height} (the board's \
+             default): keeping it",
             got.width,
-            got.height,
-            list_sizes()
-        )));
+            got.height
+        );
     }
     if let Some(fps) = settings.fps {
-        set_rate(dev, label, ty, &got, fps)?;
+        set_rate(dev, label, ty, &got, fps, settings.fps_is_preference)?;
     }
     Ok(got)
+}
+
+/// The offered size nearest to `width`x`height`: the smallest change of area plus twice the
+/// change of aspect ratio, on a log scale (so 1280x720 is as near to 1920x1080 as 2880x1620
+/// is, and a 4:3 request prefers a smaller 4:3 size to a 16:9 one of about its area). A stepwise range
+/// offers the request clamped into it, rounded to its steps. `None` when nothing is offered.
+pub fn nearest_size(sizes: &[FrameSize], width: u32, height: u32) -> Option<(u32, u32)> {
+    let distance = |w: u32, h: u32| {
+        let area = (f64::from(w) * f64::from(h)) / (f64::from(width) * f64::from(height));
+        let aspect = (f64::from(w) / f64::from(h)) / (f64::from(width) / f64::from(height));
+        area.ln().abs() + 2.0 * aspect.ln().abs()
+    };
+    sizes
+        .iter()
+        .map(|s| match *s {
+            FrameSize::Discrete { width, height } => (width, height),
+            FrameSize::Stepwise(r) => {
+                let fit = |v: u32, min: u32, max: u32, step: u32| {
+                    let step = step.max(1);
+                    let v = v.clamp(min, max);
+                    (min + (v - min) / step * step).max(1)
+                };
+                (
+                    fit(width, r.min_width, r.max_width, r.step_width),
+                    fit(height, r.min_height, r.max_height, r.step_height),
+                )
+            }
+        })
+        .filter(|&(w, h)| w > 0 && h > 0)
+        .min_by(|a, b| distance(a.0, a.1).total_cmp(&distance(b.0, b.1)))
+}
+
+/// The offered rate nearest to `fps` (a stepwise range offers `fps` clamped into it). `None` when
+/// nothing is offered.
+pub fn nearest_fps(intervals: &[FrameInterval], fps: f64) -> Option<f64> {
+    intervals
+        .iter()
+        .map(|i| match *i {
+            FrameInterval::Discrete(f) => super::device::fps_of(f),
+            FrameInterval::Stepwise { min, max } => {
+                let (lo, hi) = (super::device::fps_of(max), super::device::fps_of(min));
+                fps.clamp(lo.min(hi), hi.max(lo))
+            }
+        })
+        .filter(|f| f.is_finite() && *f > 0.0)
+        .min_by(|a, b| (a - fps).abs().total_cmp(&(b - fps).abs()))
 }
 
 fn set_rate(
@@ -138,6 +206,7 @@ fn set_rate(
     ty: BufType,
     format: &Format,
     fps: f64,
+    preference: bool,
 ) -> Result<(), V4l2Error> {
     let intervals = dev.frame_intervals(format.fourcc, format.width, format.height);
     let list = || {
@@ -152,6 +221,19 @@ fn set_rate(
                 + " fps"
         }
     };
+    let asked = fps;
+    let mut fps = fps;
+    if !intervals.is_empty() && !intervals.iter().any(|i| i.contains_fps(fps)) && preference {
+        fps = nearest_fps(&intervals, fps).unwrap_or(fps);
+        log::info!(
+            "{label}: {} fps (the board's default) is not offered at {}x{}; using the nearest \
+             rate it offers, {} fps",
+            fps_text(asked),
+            format.width,
+            format.height,
+            fps_text(fps)
+        );
+    }
     if !intervals.is_empty() && !intervals.iter().any(|i| i.contains_fps(fps)) {
         return Err(V4l2Error::Unsupported(format!(
             "{label} cannot capture {} {}x{} at {} fps; it offers: {}",
@@ -176,6 +258,15 @@ fn set_rate(
         .set_frame_interval(ty, want)
         .map_err(|e| V4l2Error::from_io(dev.path(), "S_PARM", &e))?;
     let got_fps = super::device::fps_of(got);
+    if (got_fps - fps).abs() > 0.01 * fps && preference {
+        log::info!(
+            "{label}: the driver chose {} fps when asked for {} fps (the board's default): \
+             keeping it",
+            fps_text(got_fps),
+            fps_text(fps)
+        );
+        return Ok(());
+    }
     if (got_fps - fps).abs() > 0.01 * fps {
         return Err(V4l2Error::Unsupported(format!(
             "{label} chose {} fps when asked for {} fps; it offers: {}",
@@ -373,6 +464,54 @@ impl H264Capture {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::v4l2::sys::v4l2_frmsize_stepwise;
+
+    #[test]
+    fn a_preferred_size_becomes_the_nearest_one_offered() {
+        let d = |width, height| FrameSize::Discrete { width, height };
+        let uvc = [d(640, 480), d(1280, 720), d(800, 600), d(320, 240)];
+        assert_eq!(nearest_size(&uvc, 1920, 1080), Some((1280, 720)));
+        assert_eq!(nearest_size(&uvc, 1280, 720), Some((1280, 720)));
+        assert_eq!(
+            nearest_size(&uvc, 1024, 768),
+            Some((800, 600)),
+            "same aspect first"
+        );
+        let range = FrameSize::Stepwise(v4l2_frmsize_stepwise {
+            min_width: 32,
+            max_width: 1280,
+            step_width: 16,
+            min_height: 32,
+            max_height: 720,
+            step_height: 8,
+        });
+        assert_eq!(nearest_size(&[range], 1920, 1080), Some((1280, 720)));
+        assert_eq!(nearest_size(&[range], 1000, 500), Some((992, 496)));
+        assert_eq!(nearest_size(&[], 1920, 1080), None);
+    }
+
+    #[test]
+    fn a_preferred_rate_becomes_the_nearest_one_offered() {
+        let per = |d| {
+            FrameInterval::Discrete(v4l2_fract {
+                numerator: 1,
+                denominator: d,
+            })
+        };
+        assert_eq!(nearest_fps(&[per(15), per(25), per(60)], 30.0), Some(25.0));
+        let range = FrameInterval::Stepwise {
+            min: v4l2_fract {
+                numerator: 1,
+                denominator: 20,
+            },
+            max: v4l2_fract {
+                numerator: 1,
+                denominator: 1,
+            },
+        };
+        assert_eq!(nearest_fps(&[range], 30.0), Some(20.0));
+        assert_eq!(nearest_fps(&[], 30.0), None);
+    }
 
     #[test]
     fn frame_intervals_are_exact_for_common_rates() {

@@ -148,6 +148,12 @@ pub struct V4l2Settings {
     /// itself, and the Pi encoder has been reported to stall with it after ~20,000 frames
     /// (raspberrypi/linux#4520).
     pub repeat_sequence_header: bool,
+    /// `width`/`height` are a preference (a board profile's default), not a demand: a device
+    /// that does not offer the size gets the nearest one it does, where a size the user set
+    /// is an error listing the offered sizes.
+    pub size_is_preference: bool,
+    /// The same for `fps`: the nearest rate the device offers.
+    pub fps_is_preference: bool,
 }
 
 /// Raw `[source]` values for a V4L2 source, as the configuration file has them.
@@ -163,6 +169,10 @@ pub struct RawV4l2<'a> {
     pub profile: Option<&'a str>,
     pub level: Option<&'a str>,
     pub repeat_sequence_header: Option<bool>,
+    /// `width`/`height` came from a board profile: see [`V4l2Settings::size_is_preference`].
+    pub size_is_preference: bool,
+    /// `fps` came from a board profile.
+    pub fps_is_preference: bool,
 }
 
 impl V4l2Settings {
@@ -244,14 +254,23 @@ impl V4l2Settings {
             profile: menu(raw.profile, "profile", H264_PROFILES)?,
             level: menu(raw.level, "level", H264_LEVELS)?,
             repeat_sequence_header: raw.repeat_sequence_header.unwrap_or(false),
+            size_is_preference: raw.size_is_preference && width.is_some(),
+            fps_is_preference: raw.fps_is_preference && raw.fps.is_some(),
         })
     }
 
     /// One line for `check-config` and the start-up log; empty when nothing is set.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
+        let nearest = |yes: bool| if yes { " or the nearest offered" } else { "" };
         if let (Some(w), Some(h)) = (self.width, self.height) {
-            parts.push(format!("size = {w}x{h}"));
+            parts.push(format!(
+                "size = {w}x{h}{}",
+                nearest(self.size_is_preference)
+            ));
+        }
+        if let (Some(f), true) = (self.fps, self.fps_is_preference) {
+            parts.push(format!("fps = {f}{}", nearest(true)));
         }
         if let Some(f) = self.pixel_format {
             parts.push(format!("pixel_format = {f}"));

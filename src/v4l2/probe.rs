@@ -2,8 +2,10 @@
 //! setting would work with them. The first command a user runs on a new board.
 //!
 //! Owns: gathering ([`probe_all`], read-only ioctls: QUERYCAP, ENUM_FMT, ENUM_FRAMESIZES,
-//! ENUM_FRAMEINTERVALS, QUERYCTRL, QUERYMENU, G_FMT; nothing is streamed or changed) and the
-//! report's wording ([`render`]), kept apart so the wording is tested without devices.
+//! ENUM_FRAMEINTERVALS, QUERYCTRL, QUERYMENU, G_FMT; nothing is streamed or changed), the
+//! report's wording ([`render`]), and the V4L2 half of what the `auto` source picks
+//! ([`choose`]: a device that emits H.264, else a raw camera through an H.264 encoder), kept
+//! apart from the ioctls so that wording and choice are tested without devices.
 //!
 //! Invariants: enumerations are bounded (see `device`); a device that cannot be opened (busy,
 //! permissions) is listed with the reason rather than skipped; the verdict line starts with
@@ -79,6 +81,122 @@ impl NodeReport {
             .as_ref()
             .is_some_and(|c| !c.is_m2m() && c.capture_type().is_some())
     }
+
+    /// A node of libcamera's own pipeline (a CSI receiver giving raw Bayer, the ISP): only
+    /// libcamera can make pictures of it, so `auto` leaves it alone.
+    fn is_libcamera_pipeline(&self) -> bool {
+        self.caps
+            .as_ref()
+            .is_some_and(|c| LIBCAMERA_DRIVERS.contains(&c.driver.as_str()))
+    }
+
+    fn card(&self) -> &str {
+        self.caps.as_ref().map_or("", |c| c.card.as_str())
+    }
+}
+
+/// Drivers of the Raspberry Pi camera pipeline that libcamera drives: the CSI receivers
+/// (`unicam` on Pi 0-4, `rp1-cfe` on Pi 5) and the ISPs (`bcm2835-isp`, `pispbe`).
+pub const LIBCAMERA_DRIVERS: &[&str] = &["unicam", "rp1-cfe", "bcm2835-isp", "pispbe"];
+
+/// What `auto` can stream from V4L2, best first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum V4l2Choice {
+    /// A capture device that emits H.264 itself (UVC H.264 camera, legacy Pi camera).
+    H264 { device: PathBuf },
+    /// A raw capture device through an H.264 memory-to-memory encoder.
+    Raw { camera: PathBuf, encoder: PathBuf },
+}
+
+impl std::fmt::Display for V4l2Choice {
+    /// As a source spec.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            V4l2Choice::H264 { device } => write!(f, "v4l2:{}", device.display()),
+            V4l2Choice::Raw { camera, encoder } => {
+                write!(f, "v4l2-m2m:{},{}", camera.display(), encoder.display())
+            }
+        }
+    }
+}
+
+/// The V4L2 device `auto` would use, with why; else, per node, why not. Order: the first
+/// capture device (in node order) that offers H.264; else the first raw capture device that
+/// shares a raw format with an H.264 encoder (`encoder` first when given, then the Pi's by card
+/// name, then any other). Nodes of libcamera's pipeline are never chosen.
+pub fn choose(
+    nodes: &[NodeReport],
+    encoder: Option<&Path>,
+) -> Result<(V4l2Choice, String), Vec<String>> {
+    let usable = |n: &&NodeReport| n.is_camera() && !n.is_libcamera_pipeline();
+    if let Some(n) = nodes
+        .iter()
+        .filter(usable)
+        .find(|n| n.offers(false, FourCc::H264))
+    {
+        return Ok((
+            V4l2Choice::H264 {
+                device: n.path.clone(),
+            },
+            format!("{} (\"{}\") emits H.264", n.path.display(), n.card()),
+        ));
+    }
+    let mut encoders: Vec<&NodeReport> = nodes.iter().filter(|n| n.is_h264_encoder()).collect();
+    encoders.sort_by_key(|n| {
+        (
+            Some(n.path.as_path()) != encoder,
+            n.card() != PI_ENCODER_CARD,
+        )
+    });
+    for enc in &encoders {
+        for cam in nodes.iter().filter(usable) {
+            let shared = enc
+                .formats(true)
+                .filter(|f| !f.desc.compressed)
+                .find(|f| cam.offers(false, f.desc.fourcc));
+            if let Some(raw) = shared {
+                return Ok((
+                    V4l2Choice::Raw {
+                        camera: cam.path.clone(),
+                        encoder: enc.path.clone(),
+                    },
+                    format!(
+                        "{} (\"{}\") gives raw {} frames, which the {} encoder at {} takes",
+                        cam.path.display(),
+                        cam.card(),
+                        raw.desc.fourcc,
+                        enc.card(),
+                        enc.path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    if nodes.is_empty() {
+        return Err(vec!["no V4L2 devices (/dev/video*)".into()]);
+    }
+    let has_encoder = !encoders.is_empty();
+    Err(nodes
+        .iter()
+        .map(|n| {
+            let why = if n.caps.is_none() {
+                n.error.clone().unwrap_or_else(|| "not readable".into())
+            } else if n.is_h264_encoder() {
+                "an H.264 encoder, with no raw camera it can take frames from".into()
+            } else if n.is_m2m() {
+                "a memory-to-memory device without H.264 output".into()
+            } else if !n.is_camera() {
+                "not a capture device (yet)".into()
+            } else if n.is_libcamera_pipeline() {
+                "part of libcamera's camera pipeline (raw sensor data: needs rpicam-vid)".into()
+            } else if has_encoder {
+                "raw frames in no format the H.264 encoder takes".into()
+            } else {
+                "raw frames only, and no H.264 encoder to put them through".into()
+            };
+            format!("{}: {why}", n.path.display())
+        })
+        .collect())
 }
 
 /// Probes every `/dev/videoN`.
@@ -250,7 +368,7 @@ pub fn verdict(node: &NodeReport, all: &[NodeReport]) -> String {
         "use: no raw format the H.264 encoder accepts, and no H.264 of its own: not usable".into()
     } else {
         "use: raw frames only, and this system has no V4L2 H.264 encoder: not usable directly \
-         (a Pi 5 has none: pipe H.264 from a software encoder into source = \"stdin\")"
+         (a Pi 5 has none: a Camera Module works through rpicam-vid, source = \"rpicam\")"
             .into()
     }
 }
@@ -514,6 +632,50 @@ mod tests {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
         }
         assert!(render(&[]).starts_with("no V4L2 devices"));
+    }
+
+    #[test]
+    fn auto_prefers_a_device_that_emits_h264_then_a_raw_camera_through_the_encoder() {
+        let nodes = board();
+        let (choice, why) = choose(&nodes, None).unwrap();
+        assert_eq!(
+            choice,
+            V4l2Choice::H264 {
+                device: "/dev/video1".into()
+            }
+        );
+        assert_eq!(choice.to_string(), "v4l2:/dev/video1");
+        assert!(why.contains("emits H.264"), "{why}");
+
+        let without_h264: Vec<NodeReport> = nodes
+            .iter()
+            .filter(|n| n.path != Path::new("/dev/video1"))
+            .cloned()
+            .collect();
+        let (choice, why) = choose(&without_h264, Some(Path::new("/dev/video11"))).unwrap();
+        assert_eq!(choice.to_string(), "v4l2-m2m:/dev/video0,/dev/video11");
+        assert!(why.contains("raw YU12 frames"), "{why}");
+    }
+
+    #[test]
+    fn auto_leaves_libcamera_pipeline_nodes_alone_and_says_why_nothing_fits() {
+        let mut nodes = board();
+        nodes.retain(|n| n.path != Path::new("/dev/video1"));
+        nodes[0].caps.as_mut().unwrap().driver = "unicam".into();
+        let why_not = choose(&nodes, None).unwrap_err();
+        let text = why_not.join("\n");
+        for needle in [
+            "/dev/video0: part of libcamera's camera pipeline",
+            "/dev/video11: an H.264 encoder, with no raw camera",
+            "/dev/video3: a memory-to-memory device without H.264 output",
+            "/dev/video9: /dev/video9: cannot open: Permission denied",
+        ] {
+            assert!(text.contains(needle), "{needle:?} in\n{text}");
+        }
+        assert_eq!(
+            choose(&[], None).unwrap_err(),
+            ["no V4L2 devices (/dev/video*)"]
+        );
     }
 
     #[test]

@@ -107,6 +107,37 @@ capture_scenario() { # with_loss
     true
 }
 
+# The README's file, a board and one output, with no camera app on PATH (busybox only): the
+# board's "auto" must find the H.264 capture device among vivid (raw), vicodec (not H.264) and
+# v4l2loopback, ask it for the board's 1920x1080 at 30 fps, take the nearest it offers, stream.
+auto_scenario() {
+    printf 'board = "rpi-4"\n\n[[output]]\nurl = "rtmp://127.0.0.1:1936/live/auto"\n' >/tmp/auto.toml
+    rmmod v4l2loopback 2>/dev/null
+    test -e $LOOP || loopback_in
+    /testbed record 127.0.0.1:1936 /out/auto /tmp/published-auto 2>/out/record-auto.log &
+    REC=$!
+    /testbed feed $LOOP /clip.h264 30 /tmp/go3 1000 2>/out/feed3.log &
+    FEED=$!
+    /campush run -v --config /tmp/auto.toml >/out/campush-auto.log 2>&1 &
+    CP=$!
+    wait_for 30 grep -q "auto: using v4l2:$LOOP" /out/campush-auto.log || fail "auto did not pick $LOOP"
+    wait_for 30 test -e /tmp/published-auto.1 || fail "auto: the recorder saw no publish"
+    sleep 1
+    touch /tmp/go3
+    wait_for 30 dead $FEED || fail "feeder 3 did not finish"
+    sleep 2
+    kill -TERM $CP
+    wait_for 15 dead $CP || {
+        fail "campush (auto) did not stop on SIGTERM"
+        kill -KILL $CP
+    }
+    wait $CP
+    echo "campush exit code $?" >>/out/campush-auto.log
+    wait_for 10 dead $REC || kill $REC
+    alive $REC && kill -KILL $REC
+    true
+}
+
 case $(cat /scenario) in
 full)
     CAM=$(node_named vivid) || fail "no vivid node"
@@ -119,6 +150,7 @@ full)
     M2M_SIZE=640x360@30 /testbed m2m "$CAM" "$ENC" 30 8 >/out/m2m-padded.txt 2>&1 ||
         fail "m2m (encoder pads the frame)"
     capture_scenario with_loss
+    auto_scenario
     ;;
 capture)
     /campush probe >/out/probe.txt 2>&1 || fail "campush probe failed"

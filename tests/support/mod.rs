@@ -14,17 +14,21 @@
 //! - `runs`: processes with bounded waits: [`run_campush`], [`run_bounded`] (output captured),
 //!   [`Campush`] (in the background from a config file), [`Background`], [`ffprobe`] and
 //!   [`ffprobe_video`], [`wait_child`], [`poll_until`], [`wait_until`], [`signal`].
+//! - `standin`: the stand-in rpicam-vid as a camera on `PATH` ([`StandIn`]), [`python3_present`],
+//!   [`group_members`].
 //!
 //! Imports run one way: `tools` and `runs` use nothing else here; `clips` uses `runs`;
-//! `recordings` uses `clips` and `runs`; `nginx` uses `tools` and `runs`.
+//! `recordings` uses `clips` and `runs`; `nginx` uses `tools` and `runs`; `standin` uses
+//! `tools`.
 #![allow(dead_code)] // each test binary uses its own subset
 
 mod clips;
 mod nginx;
 mod recordings;
 mod runs;
+mod standin;
 mod tools;
 
 // Each test binary uses its own subset of what is re-exported.
 #[allow(unused_imports)]
-pub use {clips::*, nginx::*, recordings::*, runs::*, tools::*};
+pub use {clips::*, nginx::*, recordings::*, runs::*, standin::*, tools::*};

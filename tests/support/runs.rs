@@ -193,11 +193,21 @@ pub struct Campush {
 impl Campush {
     /// Writes `config(DIR)` to `DIR/campush.toml` and starts campush on it.
     pub fn start(config: impl FnOnce(&Path) -> String) -> Campush {
+        Campush::start_with_env(config, &[])
+    }
+
+    /// [`Campush::start`] with `env` set for campush (e.g. `PATH` with a stand-in camera app
+    /// first).
+    pub fn start_with_env(
+        config: impl FnOnce(&Path) -> String,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Campush {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("campush.toml");
         fs::write(&file, config(dir.path())).unwrap();
         let mut cmd = Command::new(CAMPUSH);
         cmd.args(["run", "--config"]).arg(&file);
+        cmd.envs(env.iter().copied());
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(dir.path().join("campush.log")).unwrap());

@@ -83,6 +83,28 @@ impl std::fmt::Display for CameraInfo {
     }
 }
 
+impl CameraInfo {
+    /// A camera sensor (CSI): its modes are raw sensor formats (Bayer `SRGGB10_CSI2P`,
+    /// `SBGGR8`, mono `R10_CSI2P`, the Pi 5's compressed `PISP_COMP1_...`). libcamera also lists
+    /// USB cameras (with `MJPEG`/`YUYV` modes and a `usb` id, e.g. mavlink-camera-manager#66):
+    /// those are better served by V4L2 directly, so `auto` does not take them through the app.
+    pub fn is_sensor(&self) -> bool {
+        let raw = |f: &str| {
+            let bayer = f.strip_prefix('S').is_some_and(|rest| {
+                ["RGGB", "GRBG", "GBRG", "BGGR"]
+                    .iter()
+                    .any(|cfa| rest.starts_with(cfa))
+            });
+            let mono = f
+                .strip_prefix('R')
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+            bayer || mono || f.contains("CSI2P") || f.starts_with("PISP")
+        };
+        !self.id.contains("usb")
+            && (self.modes.is_empty() || self.modes.iter().any(|m| raw(&m.format)))
+    }
+}
+
 fn parse_size(s: &str) -> Option<(u32, u32)> {
     let (w, h) = s.split_once('x')?;
     Some((w.parse().ok()?, h.parse().ok()?))
@@ -321,6 +343,19 @@ mod tests {
         assert_eq!(cams[0].model, "'HD Webcam'");
         assert_eq!(cams[0].pixel_array, None);
         assert!(cams[0].id.ends_with("046d:082c"));
+    }
+
+    #[test]
+    fn sensors_are_told_from_the_usb_cameras_libcamera_also_lists() {
+        let cams = parse_camera_list(TWO_ON_PI5);
+        assert!(cams.iter().all(CameraInfo::is_sensor));
+        let usb = "Available cameras\n-----------------\n\
+                   1 : H264 USB Camera: USB Camera [1920x1080] (/base/soc/usb@7e980000/usb1@1-1.2:1.0-32e4:9422)\n\
+                   \x20   Modes: 'MJPEG' : 1920x1080 [30.00 fps - (0, 0)/0x0 crop]\n\
+                   \x20          'YUYV' : 640x480 [30.00 fps - (0, 0)/0x0 crop]\n";
+        let cams = parse_camera_list(usb);
+        assert_eq!(cams.len(), 1, "{cams:?}");
+        assert!(!cams[0].is_sensor(), "{:?}", cams[0]);
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use super::messages::{classify, Failure, Forwarder, LineAssembler};
-use crate::status::{SharedStatus, Status};
+use crate::status::{SharedStatus, Status, ALIVE_SLICE};
 
 /// Between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -343,7 +343,10 @@ impl Read for AppProcess {
                     revents: 0,
                 },
             ];
-            let ms = (self.deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
+            // In slices: a silent app is waited for up to its deadline, noting the source
+            // alive each second (the systemd watchdog's view of "trying").
+            let wait = (self.deadline - now).min(ALIVE_SLICE);
+            let ms = wait.as_millis().clamp(1, i32::MAX as u128) as i32;
             // SAFETY: poll on two pollfds we own.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
             if n < 0 {
@@ -352,6 +355,10 @@ impl Read for AppProcess {
                     continue;
                 }
                 return Err(e);
+            }
+            if n == 0 {
+                self.status.source_alive();
+                continue;
             }
             if fds[1].revents != 0 {
                 let got = match self.running.as_mut().and_then(|r| r.stderr.as_mut()) {

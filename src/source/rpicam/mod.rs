@@ -28,6 +28,14 @@
 //!    delivering any video. The same command line would fail the same way, so the source ends
 //!    with [`SourceError::Device`] (a configuration error) naming the app's complaint.
 //!
+//! Handing back: a source made with [`RpicamSource::hand_back_on_loss`] (as `auto` makes it)
+//! does step 4 but, instead of going back to 1 by itself, returns [`SourceError::Lost`] with the
+//! reason; its owner may look for the camera again and read this source again, which then
+//! starts the app (a restart, counted). Everything else (backoff, logs, counters) is the same.
+//!
+//! Alive: while it waits (a backoff, a read with no data yet) the source notes itself alive
+//! every second ([`SharedStatus::sleep_alive`]), so the systemd watchdog knows it is trying.
+//!
 //! Backoff: [`BACKOFF_MIN`] doubling to [`BACKOFF_MAX`] for runs that fail in a row; a run that
 //! delivered video for [`HEALTHY_RUN`] resets it. Failures in a row are logged in full three
 //! times, then at every power of two; the app's stderr goes to the log rate-limited
@@ -119,6 +127,7 @@ pub struct RpicamSource {
     backoff: Duration,
     starts: u64,
     failures_in_a_row: u32,
+    hand_back: bool,
 }
 
 impl RpicamSource {
@@ -140,7 +149,25 @@ impl RpicamSource {
             backoff: BACKOFF_MIN,
             starts: 0,
             failures_in_a_row: 0,
+            hand_back: false,
         }
+    }
+
+    /// After a failed run and its backoff, return [`SourceError::Lost`] instead of starting
+    /// the app again by itself (see the module documentation).
+    pub fn hand_back_on_loss(mut self) -> Self {
+        self.hand_back = true;
+        self
+    }
+
+    /// The camera this source runs.
+    pub fn camera(&self) -> u32 {
+        self.settings.camera
+    }
+
+    /// The app this source runs.
+    pub fn app(&self) -> &CameraApp {
+        &self.app
     }
 
     /// The app's arguments.
@@ -158,7 +185,8 @@ impl RpicamSource {
         self.stream.reader().pid()
     }
 
-    fn start(&mut self) {
+    /// Starts the app; `Err` with the reason (after the backoff) when it cannot be started.
+    fn start(&mut self) -> Result<(), String> {
         let now = Instant::now();
         let deadline = now + self.settings.stall_timeout + STARTUP_GRACE;
         let name = self.app.name();
@@ -189,17 +217,19 @@ impl RpicamSource {
                     delivered: 0,
                     dropped: 0,
                 });
+                Ok(())
             }
             Err(e) => {
                 let reason = format!("cannot start {}: {e}", self.app.path.display());
                 self.wait_after(&reason, false);
+                Err(reason)
             }
         }
     }
 
     /// Ends the current run (stopping the app if it still runs) and waits out the backoff.
-    /// `Err` only when restarting cannot help.
-    fn end_run(&mut self, why: Ended) -> Result<(), SourceError> {
+    /// Returns the reason; `Err` only when restarting cannot help.
+    fn end_run(&mut self, why: Ended) -> Result<String, SourceError> {
         let name = self.app.name();
         let ended = self.stream.reader_mut().stop();
         let run = self.run.take();
@@ -253,7 +283,7 @@ impl RpicamSource {
             );
         }
         self.wait_after(&reason, true);
-        Ok(())
+        Ok(reason)
     }
 
     /// Reports `reason`, logs it (spaced), sleeps the backoff and doubles it.
@@ -273,7 +303,7 @@ impl RpicamSource {
             }
         }
         self.stream.reader_mut().report_waiting(&reason);
-        std::thread::sleep(self.backoff);
+        self.status.sleep_alive(self.backoff);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 
@@ -316,8 +346,10 @@ impl Source for RpicamSource {
     fn next_access_unit(&mut self, frame: &mut FrameMut) -> Result<Option<Capture>, SourceError> {
         loop {
             if !self.stream.reader_mut().is_running() {
-                self.start();
-                continue;
+                match self.start() {
+                    Err(reason) if self.hand_back => return Err(SourceError::Lost(reason)),
+                    _ => continue,
+                }
             }
             let why = match self.stream.next_unit() {
                 Ok(Some(unit)) => {
@@ -343,7 +375,10 @@ impl Source for RpicamSource {
                 },
                 Err(e) => Ended::NotH264(e.to_string()),
             };
-            self.end_run(why)?;
+            let reason = self.end_run(why)?;
+            if self.hand_back {
+                return Err(SourceError::Lost(format!("{}: {reason}", self.app.name())));
+            }
         }
     }
 

@@ -336,15 +336,13 @@ pub fn check_passthrough(args: &[String]) -> Result<(), String> {
                     } else {
                         format!("{written} (--{})", spec.name)
                     };
-                    return Err(format!(
-                        "source.rpicam_args: {shown} is not allowed here: {why}"
-                    ));
+                    return Err(format!("{shown} is not allowed here: {why}"));
                 }
             }
             Token::Unknown { .. } => {}
             Token::Positional(word) => {
                 return Err(format!(
-                    "source.rpicam_args: {word:?} is not an option (rpicam-vid takes no other \
+                    "{word:?} is not an option (rpicam-vid takes no other \
                      arguments; an option's value goes right after it, e.g. [\"--shutter\", \"10000\"])"
                 ));
             }

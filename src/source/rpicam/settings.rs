@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::options::check_passthrough;
+use crate::setting::Invalid;
 
 /// Default `stall_timeout_s`: no H.264 for this long and the app is replaced.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -213,52 +214,69 @@ pub const AWB_MODES: &[&str] = &[
 /// One of `table` (case-insensitive), returned as the table spells it.
 fn choice(
     value: Option<&str>,
-    key: &str,
+    key: &'static str,
     table: &'static [&'static str],
-) -> Result<Option<&'static str>, String> {
+) -> Result<Option<&'static str>, Invalid> {
     let Some(v) = value else { return Ok(None) };
     table
         .iter()
         .find(|t| t.eq_ignore_ascii_case(v))
         .map(|t| Some(*t))
-        .ok_or_else(|| format!("source.{key} = {v:?}: expected one of {}", table.join(", ")))
+        .ok_or_else(|| Invalid::new(key, format!("{v:?}: expected one of {}", table.join(", "))))
 }
 
 impl RpicamSettings {
-    /// Checks the raw values; the error names the key and what is accepted.
-    pub fn check(raw: &RawRpicam<'_>) -> Result<RpicamSettings, String> {
+    /// Checks the raw values; the error names the key (as written in `[source]`) and what is
+    /// accepted.
+    pub fn check(raw: &RawRpicam<'_>) -> Result<RpicamSettings, Invalid> {
         let camera = match raw.camera {
-            Some(c) if c > 15 => return Err(format!("rpicam:{c}: camera numbers go from 0 to 15")),
+            Some(c) if c > 15 => {
+                return Err(Invalid::new(
+                    "spec",
+                    format!("rpicam:{c}: camera numbers go from 0 to 15"),
+                ))
+            }
             c => c.unwrap_or(0),
         };
-        let dim = |v: Option<u32>, name: &str| match v {
-            Some(d) if !(16..=8192).contains(&d) => {
-                Err(format!("source.{name} = {d}: expected 16 to 8192 pixels"))
-            }
+        let dim = |v: Option<u32>, key: &'static str| match v {
+            Some(d) if !(16..=8192).contains(&d) => Err(Invalid::new(
+                key,
+                format!("{d} is out of range: expected 16 to 8192 pixels"),
+            )),
             other => Ok(other),
         };
         let width = dim(raw.width, "width")?;
         let height = dim(raw.height, "height")?;
         if width.is_some() != height.is_some() {
-            return Err("source.width and source.height go together: set both or neither".into());
+            return Err(Invalid::new(
+                if width.is_some() { "width" } else { "height" },
+                "width and height go together: set both or neither",
+            ));
         }
         let fps = match raw.fps {
             Some(f) if !(f.is_finite() && f > 0.0 && f <= 240.0) => {
-                return Err(format!(
-                    "source.fps = {f}: expected more than 0, at most 240"
+                return Err(Invalid::new(
+                    "fps",
+                    format!("{f} is out of range: expected more than 0, at most 240"),
                 ))
             }
             f => f,
         };
         let bitrate_bps = match raw.bitrate_kbps {
             Some(k) if !(25..=25_000).contains(&k) => {
-                return Err(format!("source.bitrate_kbps = {k}: expected 25 to 25000"))
+                return Err(Invalid::new(
+                    "bitrate_kbps",
+                    format!("{k} is out of range: expected 25 to 25000"),
+                ))
             }
             k => k.map(|k| k * 1000),
         };
         let gop = match raw.gop {
             Some(g) if !(1..=1000).contains(&g) => {
-                return Err(format!("source.gop = {g}: expected 1 to 1000 frames"))
+                return Err(Invalid::new(
+                    "gop",
+                    format!("{g} is out of range: expected 1 to 1000 frames"),
+                ))
             }
             g => g,
         };
@@ -268,8 +286,9 @@ impl RpicamSettings {
             Some("4.1") => Some("4.1"),
             Some("4.2") => Some("4.2"),
             Some(other) => {
-                return Err(format!(
-                    "source.level = {other:?}: rpicam-vid accepts \"4.0\", \"4.1\" or \"4.2\""
+                return Err(Invalid::new(
+                    "level",
+                    format!("{other:?}: rpicam-vid accepts \"4.0\", \"4.1\" or \"4.2\""),
                 ))
             }
         };
@@ -277,37 +296,46 @@ impl RpicamSettings {
             None | Some(0) => false,
             Some(180) => true,
             Some(r) => {
-                return Err(format!(
-                    "source.rotation = {r}: rpicam-vid accepts 0 or 180 (90 and 270 would need a \
-                     transpose, which the camera pipeline cannot do)"
+                return Err(Invalid::new(
+                    "rotation",
+                    format!(
+                        "{r}: rpicam-vid accepts 0 or 180 (90 and 270 would need a transpose, \
+                         which the camera pipeline cannot do)"
+                    ),
                 ))
             }
         };
         let autofocus_mode = choice(raw.autofocus_mode, "autofocus_mode", AUTOFOCUS_MODES)?;
         let lens_position = match raw.lens_position {
             Some(LensPosition::Dioptres(d)) if !(d.is_finite() && (0.0..=1000.0).contains(&d)) => {
-                return Err(format!(
-                    "source.lens_position = {d}: expected dioptres (0 = infinity, 2 = 50 cm), or \"default\""
+                return Err(Invalid::new(
+                    "lens_position",
+                    format!("{d}: expected dioptres (0 = infinity, 2 = 50 cm), or \"default\""),
                 ))
             }
             p => p,
         };
         if lens_position.is_some() && matches!(autofocus_mode, Some("auto" | "continuous")) {
-            return Err(format!(
-                "source.lens_position is ignored with autofocus_mode = {:?}: use \"manual\" (or leave autofocus_mode unset)",
-                autofocus_mode.unwrap_or_default()
+            return Err(Invalid::new(
+                "lens_position",
+                format!(
+                    "is ignored with autofocus_mode = {:?}: use \"manual\" (or leave \
+                     autofocus_mode unset)",
+                    autofocus_mode.unwrap_or_default()
+                ),
             ));
         }
         let stall_timeout = match raw.stall_timeout_s {
             None => DEFAULT_STALL_TIMEOUT,
             Some(s) if s.is_finite() && (0.5..=300.0).contains(&s) => Duration::from_secs_f64(s),
             Some(s) => {
-                return Err(format!(
-                    "source.stall_timeout_s = {s}: expected 0.5 to 300 seconds"
+                return Err(Invalid::new(
+                    "stall_timeout_s",
+                    format!("{s} is out of range: expected 0.5 to 300 seconds"),
                 ))
             }
         };
-        check_passthrough(raw.rpicam_args)?;
+        check_passthrough(raw.rpicam_args).map_err(|m| Invalid::new("rpicam_args", m))?;
         Ok(RpicamSettings {
             camera,
             width,
@@ -423,6 +451,34 @@ impl RpicamSettings {
             parts.push(format!("bitrate = {} kbit/s", b / 1000));
         }
         parts.push(format!("gop = {}", self.effective_gop()));
+        for (key, value) in [
+            ("profile", self.profile),
+            ("level", self.level),
+            ("autofocus_mode", self.autofocus_mode),
+            ("denoise", self.denoise),
+            ("exposure", self.exposure),
+            ("awb", self.awb),
+        ] {
+            if let Some(v) = value {
+                parts.push(format!("{key} = {v}"));
+            }
+        }
+        match self.lens_position {
+            Some(LensPosition::Dioptres(d)) => {
+                parts.push(format!("lens_position = {}", format_number(d)))
+            }
+            Some(LensPosition::Default) => parts.push("lens_position = default".into()),
+            None => {}
+        }
+        for (flag, set) in [
+            ("hflip", self.hflip),
+            ("vflip", self.vflip),
+            ("rotation = 180", self.rotate_180),
+        ] {
+            if set {
+                parts.push(flag.to_string());
+            }
+        }
         parts.push(format!(
             "stall_timeout_s = {}",
             format_number(self.stall_timeout.as_secs_f64())
@@ -578,69 +634,69 @@ mod tests {
     #[test]
     fn values_outside_what_rpicam_vid_accepts_are_refused_naming_the_key() {
         let owned = vec!["--width".to_string(), "640".to_string()];
-        let table: &[(RawRpicam<'_>, &str)] = &[
+        let table: &[(RawRpicam<'_>, (&str, &str))] = &[
             (
                 RawRpicam {
                     camera: Some(16),
                     ..RawRpicam::default()
                 },
-                "rpicam:16",
+                ("spec", "rpicam:16"),
             ),
             (
                 RawRpicam {
                     width: Some(1280),
                     ..RawRpicam::default()
                 },
-                "go together",
+                ("width", "go together"),
             ),
             (
                 RawRpicam {
                     fps: Some(0.0),
                     ..RawRpicam::default()
                 },
-                "source.fps",
+                ("fps", "out of range"),
             ),
             (
                 RawRpicam {
                     bitrate_kbps: Some(90_000),
                     ..RawRpicam::default()
                 },
-                "source.bitrate_kbps",
+                ("bitrate_kbps", "25 to 25000"),
             ),
             (
                 RawRpicam {
                     gop: Some(0),
                     ..RawRpicam::default()
                 },
-                "source.gop",
+                ("gop", "1 to 1000"),
             ),
             (
                 RawRpicam {
                     profile: Some("constrained_baseline"),
                     ..RawRpicam::default()
                 },
-                "baseline, main, high",
+                ("profile", "baseline, main, high"),
             ),
             (
                 RawRpicam {
                     level: Some("3.1"),
                     ..RawRpicam::default()
                 },
-                "source.level",
+                ("level", "4.1"),
             ),
             (
                 RawRpicam {
                     rotation: Some(90),
                     ..RawRpicam::default()
                 },
-                "0 or 180",
+                ("rotation", "0 or 180"),
             ),
             (
                 RawRpicam {
                     autofocus_mode: Some("macro"),
                     ..RawRpicam::default()
                 },
-                "source.autofocus_mode",
+                ("autofocus_mode", "continuous"),
             ),
             (
                 RawRpicam {
@@ -648,54 +704,55 @@ mod tests {
                     lens_position: Some(LensPosition::Dioptres(1.0)),
                     ..RawRpicam::default()
                 },
-                "ignored",
+                ("lens_position", "ignored"),
             ),
             (
                 RawRpicam {
                     lens_position: Some(LensPosition::Dioptres(-1.0)),
                     ..RawRpicam::default()
                 },
-                "source.lens_position",
+                ("lens_position", "dioptres"),
             ),
             (
                 RawRpicam {
                     denoise: Some("hq"),
                     ..RawRpicam::default()
                 },
-                "cdn_hq",
+                ("denoise", "cdn_hq"),
             ),
             (
                 RawRpicam {
                     exposure: Some("night"),
                     ..RawRpicam::default()
                 },
-                "source.exposure",
+                ("exposure", "sport"),
             ),
             (
                 RawRpicam {
                     awb: Some("sunny"),
                     ..RawRpicam::default()
                 },
-                "cloudy",
+                ("awb", "cloudy"),
             ),
             (
                 RawRpicam {
                     stall_timeout_s: Some(0.1),
                     ..RawRpicam::default()
                 },
-                "stall_timeout_s",
+                ("stall_timeout_s", "0.5 to 300"),
             ),
             (
                 RawRpicam {
                     rpicam_args: &owned,
                     ..RawRpicam::default()
                 },
-                "source.width",
+                ("rpicam_args", "source.width"),
             ),
         ];
-        for (raw, needle) in table {
+        for (raw, (key, needle)) in table {
             let err = RpicamSettings::check(raw).unwrap_err();
-            assert!(err.contains(needle), "{raw:?}: {err}");
+            assert_eq!(err.key, *key, "{raw:?}: {err}");
+            assert!(err.message.contains(needle), "{raw:?}: {err}");
         }
     }
 
@@ -713,7 +770,7 @@ mod tests {
         assert_eq!(s.effective_gop(), 50);
         assert_eq!(
             s.describe(),
-            "camera 0, size = 1280x720, fps = 25, gop = 50, stall_timeout_s = 5"
+            "camera 0, size = 1280x720, fps = 25, gop = 50, awb = cloudy, stall_timeout_s = 5"
         );
     }
 
