@@ -753,8 +753,14 @@ mod tests {
             CertificateProblem::NotValidYet(" since 2030-01-01".into()),
         ] {
             let e = refused(dated);
-            assert!(e.clock_note(Some(false)).contains("clock is not synchronised"));
-            assert_eq!(e.clock_note(Some(true)), "", "a synchronised clock is not to blame");
+            assert!(e
+                .clock_note(Some(false))
+                .contains("clock is not synchronised"));
+            assert_eq!(
+                e.clock_note(Some(true)),
+                "",
+                "a synchronised clock is not to blame"
+            );
             assert_eq!(e.clock_note(None), "", "an unknown clock is not blamed");
         }
         assert_eq!(

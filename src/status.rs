@@ -895,6 +895,131 @@ mod tests {
     }
 
     #[test]
+    fn the_board_health_shows_in_the_summary_line_and_the_status_file() {
+        use crate::health::{FirmwareFlags, Health, Interface, Wifi};
+        let board = SharedStatus::new();
+        board.set_destinations(1)[0].set(Status::Streaming);
+        assert!(!board.summary(0.0).contains("board"), "nothing known yet");
+        let json = board.to_json(0.0, Duration::ZERO);
+        assert!(
+            json.contains(
+                r#""health":{"under_voltage":null,"throttled":null,"freq_capped":null,"soft_temp_limit":null,"firmware_flags":null,"temp_c":null,"wifi_interface":null,"wifi_link_quality":null,"wifi_signal_dbm":null,"wifi_power_save":null,"clock_synced":null}"#
+            ),
+            "{json}"
+        );
+        board.set_health(Health {
+            firmware: Some(FirmwareFlags(0x50005)),
+            temp_millicelsius: Some(71_540),
+            wifi: Some(Wifi {
+                interface: Interface::new("wlan0").unwrap(),
+                link_quality: Some(41),
+                signal_dbm: Some(-69),
+            }),
+            wifi_power_save: Some(false),
+            clock_synced: Some(true),
+        });
+        board.set_last_error(&"boom");
+        assert_eq!(
+            board.summary(1000.0),
+            "streaming: frames in 0 sent 0 dropped 0, 1000 kbit/s, 0 reconnect(s); \
+             board: under-voltage, throttled, 71.5 °C, Wi-Fi -69 dBm; last error: boom"
+        );
+        let json = board.to_json(0.0, Duration::ZERO);
+        assert!(
+            json.contains(
+                r#""health":{"under_voltage":true,"throttled":true,"freq_capped":false,"soft_temp_limit":false,"firmware_flags":"0x50005","temp_c":71.5,"wifi_interface":"wlan0","wifi_link_quality":41,"wifi_signal_dbm":-69,"wifi_power_save":false,"clock_synced":true}"#
+            ),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn each_destination_is_in_the_status_file_under_its_redacted_url() {
+        let status = SharedStatus::new();
+        let d = status.set_destinations(2);
+        d[0].set_label("rtmp://h:1935/live/<redacted>".into());
+        d[0].set(Status::Streaming);
+        d[0].count_connect();
+        d[0].count_frame_sent();
+        d[0].count_bytes_sent(500);
+        d[1].count_connect();
+        d[1].count_reconnect();
+        let json = status.to_json(0.0, Duration::ZERO);
+        assert!(
+            json.contains(
+                r#""destinations":[{"destination":"rtmp://h:1935/live/<redacted>","status":"streaming","connects":1,"reconnects":0,"frames_sent":1,"bytes_sent":500},{"destination":"destination 2","status":"starting","connects":1,"reconnects":1,"frames_sent":0,"bytes_sent":0}]"#
+            ),
+            "{json}"
+        );
+        // The totals count both.
+        assert!(json.contains(r#""connects":2,"reconnects":1"#), "{json}");
+        assert_eq!(Counters::get(&status.counters.frames_sent), 1);
+        assert_eq!(Counters::get(&d[0].counters().bytes_sent), 500);
+    }
+
+    #[test]
+    fn the_prometheus_file_is_off_by_default_and_must_end_in_prom() {
+        let check = |file: Option<&str>| {
+            ReportSettings::check(&RawStatus {
+                prometheus_file: file.map(PathBuf::from),
+                ..RawStatus::default()
+            })
+        };
+        assert_eq!(check(None).unwrap().prometheus_file, None);
+        assert_eq!(check(Some("")).unwrap().prometheus_file, None);
+        assert_eq!(
+            check(Some("/run/campush/campush.prom"))
+                .unwrap()
+                .prometheus_file,
+            Some(PathBuf::from("/run/campush/campush.prom"))
+        );
+        for bad in [
+            "/run/campush/campush.txt",
+            "/run/campush/campush",
+            "/run/.prom",
+        ] {
+            let e = check(Some(bad)).unwrap_err();
+            assert_eq!(e.key, "prometheus_file");
+            assert!(e.message.contains("*.prom"), "{e}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_reporter_writes_the_prometheus_file_with_the_status_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, prom) = (
+            dir.path().join("status.json"),
+            dir.path().join("campush.prom"),
+        );
+        let status = SharedStatus::new();
+        let d = status.set_destinations(1);
+        let task = tokio::spawn(run_reporter(
+            status.clone(),
+            ReportSettings {
+                summary_every: None,
+                file: Some(file.clone()),
+                file_every: Duration::from_secs(5),
+                file_configured: true,
+                prometheus_file: Some(prom.clone()),
+            },
+        ));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let text = std::fs::read_to_string(&prom).unwrap();
+        assert!(
+            text.contains("campush_status{status=\"starting\"} 1"),
+            "{text}"
+        );
+        d[0].set(Status::Streaming);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let text = std::fs::read_to_string(&prom).unwrap();
+        assert!(
+            text.contains("campush_status{status=\"streaming\"} 1"),
+            "{text}"
+        );
+        task.abort();
+    }
+
+    #[test]
     fn the_status_file_lives_in_the_runtime_directory() {
         assert_eq!(
             default_status_file(Some("/run/campush:/run/other")),

@@ -64,7 +64,10 @@ impl System for Live {
             self.clock_refused = e.raw_os_error() == Some(libc::EPERM);
             return None;
         }
-        Some(i64::from(tx.maxerror) < MAX_ERROR_SYNCED_US)
+        // `c_long`: 32 bits on 32-bit ARM (Pi Zero to 3 under the 32-bit OS).
+        #[allow(clippy::useless_conversion)]
+        let maxerror = i64::from(tx.maxerror);
+        Some(maxerror < MAX_ERROR_SYNCED_US)
     }
 
     fn wifi_power_save(&mut self, interface: &str) -> Option<bool> {

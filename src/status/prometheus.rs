@@ -269,7 +269,9 @@ mod tests {
             Some("campush_status{status=\"connecting\"} 0")
         );
         assert_eq!(
-            text.lines().filter(|l| l.starts_with("campush_status{")).count(),
+            text.lines()
+                .filter(|l| l.starts_with("campush_status{"))
+                .count(),
             Status::ALL.len()
         );
         assert_eq!(
@@ -342,10 +344,16 @@ mod tests {
         });
         let text = status.to_prometheus(0.0, Duration::ZERO);
         for (prefix, line) in [
-            ("campush_board_under_voltage ", "campush_board_under_voltage 1"),
+            (
+                "campush_board_under_voltage ",
+                "campush_board_under_voltage 1",
+            ),
             ("campush_board_throttled ", "campush_board_throttled 1"),
             ("campush_board_freq_capped ", "campush_board_freq_capped 0"),
-            ("campush_board_clock_synced ", "campush_board_clock_synced 0"),
+            (
+                "campush_board_clock_synced ",
+                "campush_board_clock_synced 0",
+            ),
             (
                 "campush_board_temperature_celsius ",
                 "campush_board_temperature_celsius 61.25",

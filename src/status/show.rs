@@ -241,7 +241,10 @@ mod tests {
         let shown = summarize(&json, Some(Duration::from_secs(2))).unwrap();
         assert_eq!(shown.code, STREAMING);
         let text = &shown.text;
-        assert!(text.starts_with("campush: streaming, up 2 h 05 min\n"), "{text}");
+        assert!(
+            text.starts_with("campush: streaming, up 2 h 05 min\n"),
+            "{text}"
+        );
         for needle in [
             "bitrate     2512 kbit/s",
             "frames      1200 in, 1190 sent, 0 dropped",
@@ -262,14 +265,18 @@ mod tests {
         status.set_last_error(&"rtmp://a.example:1935/live2/<redacted>: connection lost");
         let shown = summarize(&status.to_json(0.0, Duration::from_secs(40)), None).unwrap();
         assert_eq!(shown.code, NOT_STREAMING);
-        assert!(shown.text.starts_with("campush: waiting for source, up 40 s\n"));
+        assert!(shown
+            .text
+            .starts_with("campush: waiting for source, up 40 s\n"));
         assert!(shown
             .text
             .contains("last error  rtmp://a.example:1935/live2/<redacted>: connection lost"));
         let refused = r#"{"status":"error_refused","uptime_s":75}"#;
         let shown = summarize(refused, None).unwrap();
         assert_eq!(shown.code, NOT_STREAMING);
-        assert!(shown.text.starts_with("campush: refused error, up 1 min 15 s\n"));
+        assert!(shown
+            .text
+            .starts_with("campush: refused error, up 1 min 15 s\n"));
     }
 
     #[test]
@@ -277,7 +284,9 @@ mod tests {
         let json = streaming_board().to_json(0.0, Duration::ZERO);
         let shown = summarize(&json, Some(STALE_AFTER + Duration::from_secs(600))).unwrap();
         assert_eq!(shown.code, STALE);
-        assert!(shown.text.contains("STALE: the status file was last written 10 min 30 s ago"));
+        assert!(shown
+            .text
+            .contains("STALE: the status file was last written 10 min 30 s ago"));
     }
 
     #[test]
@@ -297,7 +306,11 @@ mod tests {
         std::fs::write(&path, streaming_board().to_json(1.0, Duration::ZERO)).unwrap();
         assert_eq!(show(&path, SystemTime::now()).code, STREAMING);
         assert_eq!(
-            show(&path, SystemTime::now() + STALE_AFTER + Duration::from_secs(1)).code,
+            show(
+                &path,
+                SystemTime::now() + STALE_AFTER + Duration::from_secs(1)
+            )
+            .code,
             STALE
         );
         assert_eq!(show(dir.path(), now).code, UNREADABLE, "a directory");
