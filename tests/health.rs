@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use campush::health::{FirmwareFlags, Health, Interface, Wifi};
+use campush::alloc::{watch_this_thread, watched_allocations, Counting};
+use campush::health::sampler::{Live, Sampler};
+use campush::health::{Conditions, FirmwareFlags, Health, Interface, Wifi};
 use campush::status::{Counters, SharedStatus, Status};
 use inproc::ScuffleServer;
 use servers::Installed;
@@ -26,6 +28,10 @@ const CLIP: &str = concat!(
 );
 
 const KEY: &str = "healthkey-SECRET";
+
+// Counts allocations, for the test that a health sample makes none.
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 /// A Raspberry Pi's health files below `root`: firmware flags, the cpu-thermal zone, and Wi-Fi
 /// associated at `dbm` (the lines as drivers/firmware/raspberrypi.c, thermal_sysfs.c and
@@ -127,6 +133,34 @@ for family in text_string_to_metric_families(open(sys.argv[1], encoding="utf-8")
 
 fn has(samples: &[String], line: &str) -> bool {
     samples.iter().any(|s| s == line)
+}
+
+#[test]
+fn sampling_the_board_allocates_nothing_once_the_sampler_is_built() {
+    let root = tempfile::tempdir().unwrap();
+    pretend_pi(root.path(), "50005", 52_000, -58);
+    // The real system's questions too: adjtimex, and the power-saving ioctl (on an interface
+    // this machine most likely lacks).
+    let mut sampler = Sampler::new(root.path(), Box::new(Live::default()));
+    let mut conditions = Conditions::default();
+    watch_this_thread();
+    let first = sampler.sample(); // opens the ioctl's socket
+    assert_eq!(first.under_voltage(), Some(true));
+    assert_eq!(first.wifi_signal_dbm(), Some(-58));
+    let before = watched_allocations();
+    std::hint::black_box(Vec::<u8>::with_capacity(1));
+    assert!(watched_allocations() > before, "the counter counts");
+    let before = watched_allocations();
+    for _ in 0..100 {
+        let health = std::hint::black_box(sampler.sample());
+        assert_eq!(health.temp_millicelsius, Some(52_000));
+        std::hint::black_box(conditions.update(&health).count());
+    }
+    assert_eq!(
+        watched_allocations() - before,
+        0,
+        "allocations in 100 samples"
+    );
 }
 
 #[test]
