@@ -733,9 +733,9 @@ pub fn default_status_file(runtime_directory: Option<&str>) -> PathBuf {
     }
 }
 
-/// Logs the summary line and keeps the status file current until the task is dropped. A status
-/// file that cannot be written is reported once and then left alone: it is a convenience, never a
-/// reason to stop streaming.
+/// Logs the summary line and keeps the status file and the Prometheus file current until the
+/// task is dropped. A file that cannot be written is reported once and then left alone: it is a
+/// convenience, never a reason to stop streaming.
 pub async fn run_reporter(status: SharedStatus, settings: ReportSettings) {
     let start = Instant::now();
     let tick = settings
