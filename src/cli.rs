@@ -1,4 +1,4 @@
-//! The command line: `campush run | check-config | probe | --version | --help`.
+//! The command line: `campush run | check-config | probe | status | --version | --help`.
 //!
 //! Owns: argument syntax and the help text. The contract (DESIGN.md §6) is what users' scripts
 //! rely on: extend it, never rename it. Flags of `run` are applied on top of the configuration
@@ -19,6 +19,7 @@ USAGE:
                 [--max-attempts N] [--tls-ca FILE] [--audio silent|none]
     campush check-config [FILE]
     campush probe
+    campush status [FILE]
     campush --version | --help
 
 SOURCES (SPEC):
@@ -98,6 +99,25 @@ EXIT CODES: 0 valid (the effective configuration is printed), 78 invalid (the er
     the file, line and key, is printed on standard error).
 ";
 
+/// The usage of `status`.
+pub const STATUS_HELP: &str = "\
+campush status: what campush is doing, from its status file, for a person on ssh
+
+USAGE:
+    campush status [FILE]
+
+    Prints the state, uptime, bitrate, frames sent and dropped, reconnects, each destination,
+    the board's health (under-voltage, throttling, temperature, Wi-Fi, clock) and the last
+    error. Without FILE, reads the status file the configuration names ([status] file, the
+    configuration searched for as run does), else /run/campush/status.json. Never writes.
+
+EXIT CODES:
+    0 streaming   1 running but not streaming (or stopped)
+    2 stale: the file was not rewritten for 30 s (campush is not running, or hangs)
+    3 no status file (campush is not running, or [status] file = \"\")
+    4 the file cannot be read or is not a campush status file
+";
+
 /// The usage of `probe`.
 pub const PROBE_HELP: &str = "\
 campush probe: list the cameras: V4L2 devices (formats, encoder controls) and libcamera cameras
@@ -118,6 +138,7 @@ pub enum HelpTopic {
     Run,
     CheckConfig,
     Probe,
+    Status,
 }
 
 /// The usage text of `topic`.
@@ -127,6 +148,7 @@ pub fn help(topic: HelpTopic) -> &'static str {
         HelpTopic::Run => RUN_HELP,
         HelpTopic::CheckConfig => CHECK_CONFIG_HELP,
         HelpTopic::Probe => PROBE_HELP,
+        HelpTopic::Status => STATUS_HELP,
     }
 }
 
@@ -135,6 +157,8 @@ pub enum Command {
     Run(RunArgs),
     CheckConfig(Option<PathBuf>),
     Probe,
+    /// `campush status [FILE]`: the status file to read, if given.
+    Status(Option<PathBuf>),
     Version,
     /// Print a usage text and exit 0.
     Help(HelpTopic),
@@ -178,6 +202,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             Some("run") => HelpTopic::Run,
             Some("check-config") => HelpTopic::CheckConfig,
             Some("probe") => HelpTopic::Probe,
+            Some("status") => HelpTopic::Status,
             _ => HelpTopic::Overview,
         })),
         "-V" | "--version" | "version" => Ok(Command::Version),
@@ -199,6 +224,22 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
                 file = Some(PathBuf::from(arg));
             }
             Ok(Command::CheckConfig(file))
+        }
+        "status" => {
+            let mut file = None;
+            for arg in args.by_ref() {
+                let arg = arg?;
+                if is_help(&arg) {
+                    return Ok(Command::Help(HelpTopic::Status));
+                }
+                if file.is_some() || arg.starts_with('-') {
+                    return Err(UsageError(format!(
+                        "unexpected argument {arg:?} for status"
+                    )));
+                }
+                file = Some(PathBuf::from(arg));
+            }
+            Ok(Command::Status(file))
         }
         "run" => {
             let mut run = RunArgs::default();
@@ -352,6 +393,13 @@ mod tests {
             parse(args("check-config a.toml")).unwrap(),
             Command::CheckConfig(Some("a.toml".into()))
         );
+        assert_eq!(parse(args("status")).unwrap(), Command::Status(None));
+        assert_eq!(
+            parse(args("status /run/x/status.json")).unwrap(),
+            Command::Status(Some("/run/x/status.json".into()))
+        );
+        assert!(parse(args("status a b")).is_err());
+        assert!(parse(args("status --bogus")).is_err());
     }
 
     #[test]
@@ -366,6 +414,9 @@ mod tests {
             ("help run", HelpTopic::Run),
             ("help check-config", HelpTopic::CheckConfig),
             ("help probe", HelpTopic::Probe),
+            ("status --help", HelpTopic::Status),
+            ("status /run/campush/status.json -h", HelpTopic::Status),
+            ("help status", HelpTopic::Status),
             ("help", HelpTopic::Overview),
         ] {
             assert_eq!(parse(args(line)).unwrap(), Command::Help(topic), "{line}");
@@ -374,6 +425,7 @@ mod tests {
             (HelpTopic::Run, "campush run [--config FILE]"),
             (HelpTopic::CheckConfig, "campush check-config [FILE]"),
             (HelpTopic::Probe, "campush probe"),
+            (HelpTopic::Status, "campush status [FILE]"),
         ] {
             assert!(help(topic).contains(usage), "{topic:?}");
         }

@@ -41,7 +41,10 @@
 //! flv, rtmp/, audio,     FLV tag bodies; the sans-IO RTMP client; the audio track; V4L2
 //!   v4l2/, transport/    devices (capture, m2m encoder, probe); TCP or TLS with deadlines
 //! h264/, amf0            the H.264 bitstream (NAL units, SPS/PPS, AVCC, display order); AMF0
-//! pool, status           frame buffers allocated once; the one observable status, counters
+//! pool, status           frame buffers allocated once; the one observable status, counters,
+//!                        the status file and the Prometheus file
+//! health/                board health (firmware flags, temperature, Wi-Fi, clock): sans-IO
+//!                        parsers, the sampler below the system root, its thread
 //! clock, alloc, exit,    CLOCK_MONOTONIC in µs; the allocation counter; exit codes; text a
 //!   peer_text            peer sent, made safe to log (short, one line, no control characters)
 //! testing                for tests only: the one skip-or-require rule for outside tools
@@ -61,6 +64,7 @@ pub mod config;
 pub mod exit;
 pub mod flv;
 pub mod h264;
+pub mod health;
 pub mod ingest;
 pub mod led;
 pub mod logging;

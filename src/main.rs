@@ -35,8 +35,36 @@ fn main() -> ExitCode {
             print!("{}", campush::source::auto::probe_report(&nodes));
             exit::OK
         }
+        Command::Status(file) => show_status(file),
         Command::Run(args) => run(args),
     })
+}
+
+/// `campush status [FILE]`: FILE, else the status file of the configuration run would use (or
+/// the default when there is none, or it does not check).
+fn show_status(file: Option<std::path::PathBuf>) -> u8 {
+    use campush::status::{show, ReportSettings};
+    let path = match file {
+        Some(path) => Some(path),
+        None => {
+            RawConfig::find(&campush::config::system_root())
+                .ok()
+                .and_then(|raw| ReportSettings::check(&raw.status).ok())
+                .unwrap_or_default()
+                .file
+        }
+    };
+    let Some(path) = path else {
+        eprintln!("campush: the configuration turns the status file off ([status] file = \"\")");
+        return show::NO_FILE;
+    };
+    let shown = show::show(&path, std::time::SystemTime::now());
+    if shown.code <= show::STALE {
+        print!("{}", shown.text);
+    } else {
+        eprint!("campush: {}", shown.text);
+    }
+    shown.code
 }
 
 fn check_config(file: Option<std::path::PathBuf>) -> u8 {

@@ -1,11 +1,14 @@
 //! The status observers around a run: the LED ([`crate::led`]), systemd notifications
-//! ([`crate::notify`]) and the reporter (log summary and JSON status file,
-//! [`run_reporter`]), started and stopped together; and how a configuration error is
-//! shown.
+//! ([`crate::notify`]) and the reporter (log summary, JSON status file and Prometheus file,
+//! [`run_reporter`]), started and stopped together with the board health monitor that feeds
+//! them ([`crate::health::monitor`]); and how a configuration error is shown.
 //!
 //! Owns: their lifetime. They observe the [`SharedStatus`] and nothing else; [`start`] spawns them
 //! on the runtime, [`Observers::finish`] reports `Stopped`, lets them show it (LED off, `STOPPING=1`)
-//! and stops them, which gives the LED back (a sysfs LED gets its original trigger again).
+//! and stops them, which gives the LED back (a sysfs LED gets its original trigger again). The
+//! health monitor samples the board below the system root (`CAMPUSH_ROOT` in tests) on a thread
+//! of its own and hands each sample to the shared status; its first sample is taken before the
+//! run starts.
 //!
 //! A configuration error ([`config_error`]) is for a person: on a terminal campush says what is
 //! wrong and exits 78 at once. Under systemd there may be nobody with a screen: campush holds the
@@ -21,6 +24,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::{system_root, ConfigError};
 use crate::exit;
+use crate::health::monitor::{Monitor, SAMPLE_EVERY};
+use crate::health::sampler::{Live, Sampler};
 use crate::led::{self, LedConfig};
 use crate::notify::{self, Notifier};
 use crate::status::{run_reporter, ErrorKind, ReportSettings, SharedStatus, Status};
@@ -29,6 +34,7 @@ use crate::status::{run_reporter, ErrorKind, ReportSettings, SharedStatus, Statu
 pub struct Observers {
     status: SharedStatus,
     tasks: Vec<JoinHandle<()>>,
+    health: Option<Monitor>,
 }
 
 /// Opens the LED (a missing or unusable LED is logged, never fatal) and starts the observers.
@@ -38,6 +44,11 @@ pub fn start(
     report: &ReportSettings,
     status: &SharedStatus,
 ) -> Observers {
+    let health = {
+        let status = status.clone();
+        let sampler = Sampler::new(&system_root(), Box::new(Live::default()));
+        Monitor::start(sampler, SAMPLE_EVERY, move |h| status.set_health(h))
+    };
     let mut tasks = vec![runtime.spawn(run_reporter(status.clone(), report.clone()))];
     if let Some(led) = open_led(led_config) {
         tasks.push(runtime.spawn(led::run_led(led, status.subscribe())));
@@ -46,6 +57,7 @@ pub fn start(
     Observers {
         status: status.clone(),
         tasks,
+        health,
     }
 }
 
@@ -80,6 +92,9 @@ impl Observers {
                 let _ = task.await;
             }
         });
+        if let Some(health) = self.health {
+            health.stop();
+        }
     }
 }
 

@@ -250,6 +250,26 @@ impl PublishError {
     }
 }
 
+impl PublishError {
+    /// What to add to the message of a certificate refused as expired or not yet valid when the
+    /// board's clock is known not to be synchronised (`clock_synced`, from the board health):
+    /// then the clock, not the certificate, is the likely culprit. Empty otherwise.
+    pub fn clock_note(&self, clock_synced: Option<bool>) -> &'static str {
+        use crate::transport::CertificateProblem::{Expired, NotValidYet};
+        match self {
+            PublishError::Transport(TransportError::Certificate {
+                problem: Expired(_) | NotValidYet(_),
+                ..
+            }) if clock_synced == Some(false) => {
+                "; the system clock is not synchronised (no network time yet, and a Pi has no \
+                 real-time clock): the certificate is probably fine, and campush retries until \
+                 the clock is set"
+            }
+            _ => "",
+        }
+    }
+}
+
 const CLOSED_WHILE_PUBLISHING: &str =
     "before the publish was accepted (it refused the app or stream key, or is not an RTMP server)";
 
@@ -301,6 +321,7 @@ impl Publisher {
     ) -> Self {
         let connector = Connector::new(settings.tls.clone());
         let audio = settings.audio.open();
+        status.set_label(url.to_string());
         Publisher {
             url,
             settings,
@@ -336,10 +357,11 @@ impl Publisher {
                 .is_some_and(|d| d >= self.settings.healthy_after);
             failures = if healthy { 1 } else { failures + 1 };
             self.status.set(Status::Error(e.kind()));
+            let clock = e.clock_note(self.status.shared().health().clock_synced);
             self.status
                 .shared()
-                .set_last_error(&format_args!("{}: {e}", self.url));
-            log::warn!("{}: {e}", self.url);
+                .set_last_error(&format_args!("{}: {e}{clock}", self.url));
+            log::warn!("{}: {e}{clock}", self.url);
             if self
                 .settings
                 .max_attempts
@@ -370,7 +392,7 @@ impl Publisher {
                     return Ok(Outcome::Stopped);
                 }
             }
-            Counters::add(&self.status.shared().counters.reconnects, 1);
+            self.status.count_reconnect();
         }
     }
 
@@ -378,7 +400,7 @@ impl Publisher {
     pub async fn run_once(&mut self) -> Result<Outcome, PublishError> {
         self.status.set(Status::Connecting);
         self.streamed_for = None;
-        Counters::add(&self.status.shared().counters.connects, 1);
+        self.status.count_connect();
         let endpoint = Endpoint {
             host: &self.url.host,
             port: self.url.port,
@@ -525,7 +547,7 @@ impl Publisher {
             }
         }
         session.write_video(&mut self.out, ts, &frame.bytes());
-        self.status.shared().counters.frame_sent();
+        self.status.count_frame_sent();
     }
 
     /// Writes `out` in full. The deadline is on progress, not on the whole buffer: a large
@@ -553,7 +575,7 @@ impl Publisher {
                 .await
                 .map_err(|_| stalled())??;
         }
-        Counters::add(&self.status.shared().counters.bytes_sent, written as u64);
+        self.status.count_bytes_sent(written as u64);
         Ok(())
     }
 
@@ -715,6 +737,119 @@ mod tests {
         p.queue.close();
         let err = p.run().await.unwrap_err();
         assert!(matches!(err, PublishError::Transport(_)), "{err}");
+    }
+
+    #[test]
+    fn a_certificate_refused_for_its_dates_blames_an_unsynchronised_clock_only() {
+        use crate::transport::CertificateProblem;
+        let refused = |problem| {
+            PublishError::Transport(TransportError::Certificate {
+                host: "h".into(),
+                problem,
+            })
+        };
+        for dated in [
+            CertificateProblem::Expired(String::new()),
+            CertificateProblem::NotValidYet(" since 2030-01-01".into()),
+        ] {
+            let e = refused(dated);
+            assert!(e
+                .clock_note(Some(false))
+                .contains("clock is not synchronised"));
+            assert_eq!(
+                e.clock_note(Some(true)),
+                "",
+                "a synchronised clock is not to blame"
+            );
+            assert_eq!(e.clock_note(None), "", "an unknown clock is not blamed");
+        }
+        assert_eq!(
+            refused(CertificateProblem::UnknownIssuer).clock_note(Some(false)),
+            ""
+        );
+        assert_eq!(PublishError::Closed("x").clock_note(Some(false)), "");
+    }
+
+    /// A TLS server on loopback presenting a certificate for localhost that expired in 2021,
+    /// signed by a CA in the returned PEM file; its port and the task (abort it when done).
+    #[cfg(feature = "tls")]
+    async fn expired_tls_server(
+        dir: &std::path::Path,
+    ) -> (u16, std::path::PathBuf, tokio::task::JoinHandle<()>) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        leaf.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        leaf.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let leaf = leaf.signed_by(&key, &ca, &ca_key).unwrap();
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let _ = acceptor.accept(sock).await;
+            }
+        });
+        (port, ca_file, task)
+    }
+
+    #[cfg(feature = "tls")]
+    #[tokio::test]
+    async fn an_expired_certificate_while_the_clock_is_unsynchronised_says_so_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, ca_file, server) = expired_tls_server(dir.path()).await;
+        for (clock_synced, blamed) in [(Some(false), true), (Some(true), false)] {
+            let status = crate::status::SharedStatus::new();
+            status.set_health(crate::health::Health {
+                clock_synced,
+                ..crate::health::Health::default()
+            });
+            let (_stop, rx) = watch::channel(false);
+            let url = RtmpUrl::parse(&format!("rtmps://localhost:{port}/live/key")).unwrap();
+            let settings = PublisherSettings {
+                max_attempts: Some(1),
+                tls: TlsOptions {
+                    ca_file: Some(ca_file.clone()),
+                    insecure: false,
+                },
+                ..settings(500, 4000)
+            };
+            let queue = Arc::new(FrameQueue::new(
+                crate::queue::Limits::default(),
+                crate::queue::Policy::DropGops,
+            ));
+            let dest = status.set_destinations(1).remove(0);
+            let mut p = Publisher::new(url, settings, queue, SharedHeaders::default(), dest, rx);
+            let err = p.run().await.unwrap_err();
+            assert!(
+                matches!(&err, PublishError::Transport(t) if t.is_certificate()),
+                "{err}"
+            );
+            let last = status.last_error().unwrap();
+            assert!(last.contains("has expired"), "{last}");
+            assert_eq!(
+                last.contains("the system clock is not synchronised"),
+                blamed,
+                "clock synchronised: {clock_synced:?}: {last}"
+            );
+        }
+        server.abort();
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,10 +9,26 @@
 //! value; nobody drives an LED or writes a status file from inside a stage.
 //!
 //! The value travels on a `tokio::sync::watch` channel (observers wake on change); the counters
-//! are relaxed atomics, so the per-frame path bumps them without locks or allocation. The status
-//! file is written to a temporary name and renamed, so readers never see half a file.
+//! are relaxed atomics, so the per-frame path bumps them without locks or allocation. Each
+//! destination also counts its own connections, frames and bytes ([`DestinationCounters`]), and
+//! is named by its redacted URL. The latest board health sample ([`crate::health`]) is kept here
+//! too, for the files and the summary line.
+//!
+//! Files, each written to a temporary name and renamed (readers never see half a file), world
+//! readable whatever the umask (they hold no secret, and `campush status` is run by a person,
+//! not the service's user):
+//! - the JSON status file (`status.json`), every 5 s and on every change;
+//! - the Prometheus text file (`prometheus.rs`), at the same moments, for node_exporter's
+//!   textfile collector: no listening socket.
+//!
+//! `campush status` (`show.rs`) reads the status file back (`json.rs`: a small JSON reader) and
+//! prints it for a person on ssh.
 //!
 //! Settings: `[status]` ([`RawStatus`] → [`ReportSettings::check`]).
+
+mod json;
+mod prometheus;
+pub mod show;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +38,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::watch;
 
+use crate::health::Health;
 use crate::setting::Invalid;
 
 /// Why campush is not streaming, coarse enough to pick an LED pattern and a retry policy.
@@ -48,6 +65,19 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status there is.
+    pub const ALL: [Status; 9] = [
+        Status::Starting,
+        Status::WaitingForSource,
+        Status::Connecting,
+        Status::Streaming,
+        Status::Stopped,
+        Status::Error(ErrorKind::Config),
+        Status::Error(ErrorKind::Refused),
+        Status::Error(ErrorKind::Network),
+        Status::Error(ErrorKind::Source),
+    ];
+
     /// How far from "streaming" this is; the shared status shows the least healthy part.
     fn severity(self) -> u8 {
         match self {
@@ -146,10 +176,31 @@ impl Counters {
     }
 }
 
+/// What one destination has done. Relaxed atomics, like [`Counters`]; they start from zero
+/// whenever the destinations are set again (a new life of the source, a reload), which a
+/// Prometheus `rate()` takes as a counter reset.
+#[derive(Debug, Default)]
+pub struct DestinationCounters {
+    pub connects: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub frames_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+}
+
+/// One destination's part of the status.
+struct Destination {
+    status: Status,
+    /// Its redacted URL, once its publisher has named it.
+    label: Option<String>,
+    counters: Arc<DestinationCounters>,
+}
+
 struct Parts {
     source: Status,
-    destinations: Vec<Status>,
+    destinations: Vec<Destination>,
     last_error: Option<String>,
+    /// The latest board health sample (all unknown until the first).
+    health: Health,
 }
 
 /// Where stages report and observers look. Cheap to clone.
@@ -165,6 +216,7 @@ pub struct SharedStatus {
 pub struct DestinationStatus {
     shared: SharedStatus,
     index: usize,
+    counters: Arc<DestinationCounters>,
 }
 
 impl SharedStatus {
@@ -178,6 +230,7 @@ impl SharedStatus {
                 source: Status::Streaming,
                 destinations: Vec::new(),
                 last_error: None,
+                health: Health::default(),
             })),
             counters: Arc::new(Counters::default()),
         }
@@ -189,12 +242,23 @@ impl SharedStatus {
 
     /// Registers `n` destinations (replacing the previous set, as a reload does).
     pub fn set_destinations(&self, n: usize) -> Vec<DestinationStatus> {
-        self.parts().destinations = vec![Status::Starting; n];
+        let counters: Vec<Arc<DestinationCounters>> = (0..n).map(|_| Arc::default()).collect();
+        self.parts().destinations = counters
+            .iter()
+            .map(|c| Destination {
+                status: Status::Starting,
+                label: None,
+                counters: Arc::clone(c),
+            })
+            .collect();
         self.publish();
-        (0..n)
-            .map(|index| DestinationStatus {
+        counters
+            .into_iter()
+            .enumerate()
+            .map(|(index, counters)| DestinationStatus {
                 shared: self.clone(),
                 index,
+                counters,
             })
             .collect()
     }
@@ -212,7 +276,7 @@ impl SharedStatus {
             let mut p = self.parts();
             p.source = status;
             for d in &mut p.destinations {
-                *d = status;
+                d.status = status;
             }
         }
         self.publish();
@@ -247,13 +311,23 @@ impl SharedStatus {
         self.parts().last_error.clone()
     }
 
+    /// Records the latest board health sample.
+    pub fn set_health(&self, health: Health) {
+        self.parts().health = health;
+    }
+
+    /// The latest board health sample (all unknown before the first).
+    pub fn health(&self) -> Health {
+        self.parts().health
+    }
+
     fn publish(&self) {
         let overall = {
             let p = self.parts();
             let worst = p
                 .destinations
                 .iter()
-                .copied()
+                .map(|d| d.status)
                 .max_by_key(|s| s.severity())
                 // No destination registered (yet): the process-wide or source state shows.
                 .unwrap_or(p.source);
@@ -300,34 +374,162 @@ impl SharedStatus {
         if restarts > 0 {
             s += &format!(", {restarts} source restart(s)");
         }
+        if let Some(board) = self.health().summary() {
+            s += &format!("; board: {board}");
+        }
         if let Some(e) = self.last_error() {
             s += &format!("; last error: {e}");
         }
         s
     }
 
+    /// Everything the files show, read at once.
+    pub fn snapshot(&self, kbps: f64, uptime: Duration) -> Snapshot {
+        let c = &self.counters;
+        let p = self.parts();
+        let mut destinations: Vec<DestinationSnapshot> = Vec::with_capacity(p.destinations.len());
+        for (i, d) in p.destinations.iter().enumerate() {
+            let base = d
+                .label
+                .clone()
+                .unwrap_or_else(|| format!("destination {}", i + 1));
+            // Two destinations on the same server and app look alike once redacted: number
+            // the later ones, so that each has a label (and a Prometheus series) of its own.
+            let mut label = base.clone();
+            let mut n = 1;
+            while destinations.iter().any(|o| o.label == label) {
+                n += 1;
+                label = format!("{base} #{n}");
+            }
+            destinations.push(DestinationSnapshot {
+                label,
+                status: d.status,
+                connects: Counters::get(&d.counters.connects),
+                reconnects: Counters::get(&d.counters.reconnects),
+                frames_sent: Counters::get(&d.counters.frames_sent),
+                bytes_sent: Counters::get(&d.counters.bytes_sent),
+            });
+        }
+        Snapshot {
+            status: self.get(),
+            uptime,
+            bitrate_kbps: kbps,
+            frames_in: Counters::get(&c.frames_in),
+            frames_sent: Counters::get(&c.frames_sent),
+            frames_dropped: Counters::get(&c.frames_dropped),
+            bytes_sent: Counters::get(&c.bytes_sent),
+            connects: Counters::get(&c.connects),
+            reconnects: Counters::get(&c.reconnects),
+            source_restarts: Counters::get(&c.source_restarts),
+            destinations,
+            health: p.health,
+            last_error: p.last_error.clone(),
+        }
+    }
+
     /// The status file's contents.
     pub fn to_json(&self, kbps: f64, uptime: Duration) -> String {
-        let c = &self.counters;
-        let last_error = match self.last_error() {
-            Some(e) => json_string(&e),
+        self.snapshot(kbps, uptime).to_json()
+    }
+
+    /// The Prometheus text file's contents.
+    pub fn to_prometheus(&self, kbps: f64, uptime: Duration) -> String {
+        prometheus::render(&self.snapshot(kbps, uptime))
+    }
+}
+
+/// What the status file and the Prometheus file show, at one moment.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub status: Status,
+    pub uptime: Duration,
+    pub bitrate_kbps: f64,
+    pub frames_in: u64,
+    pub frames_sent: u64,
+    pub frames_dropped: u64,
+    pub bytes_sent: u64,
+    pub connects: u64,
+    pub reconnects: u64,
+    pub source_restarts: u64,
+    pub destinations: Vec<DestinationSnapshot>,
+    pub health: Health,
+    pub last_error: Option<String>,
+}
+
+/// One destination in a [`Snapshot`].
+#[derive(Debug, Clone)]
+pub struct DestinationSnapshot {
+    /// Its redacted URL (`rtmp://host:port/app/<redacted>`), unique within the snapshot.
+    pub label: String,
+    pub status: Status,
+    pub connects: u64,
+    pub reconnects: u64,
+    pub frames_sent: u64,
+    pub bytes_sent: u64,
+}
+
+impl Snapshot {
+    /// The status file: one JSON object on one line.
+    pub fn to_json(&self) -> String {
+        let last_error = match &self.last_error {
+            Some(e) => json_string(e),
             None => "null".into(),
         };
+        let mut destinations = String::from("[");
+        for (i, d) in self.destinations.iter().enumerate() {
+            if i > 0 {
+                destinations.push(',');
+            }
+            destinations += &format!(
+                "{{\"destination\":{},\"status\":\"{}\",\"connects\":{},\"reconnects\":{},\"frames_sent\":{},\"bytes_sent\":{}}}",
+                json_string(&d.label),
+                d.status.name(),
+                d.connects,
+                d.reconnects,
+                d.frames_sent,
+                d.bytes_sent,
+            );
+        }
+        destinations.push(']');
         format!(
-            "{{\"status\":\"{}\",\"uptime_s\":{},\"frames_in\":{},\"frames_sent\":{},\"frames_dropped\":{},\"bytes_sent\":{},\"bitrate_kbps\":{:.1},\"connects\":{},\"reconnects\":{},\"source_restarts\":{},\"last_error\":{}}}\n",
-            self.get().name(),
-            uptime.as_secs(),
-            Counters::get(&c.frames_in),
-            Counters::get(&c.frames_sent),
-            Counters::get(&c.frames_dropped),
-            Counters::get(&c.bytes_sent),
-            kbps,
-            Counters::get(&c.connects),
-            Counters::get(&c.reconnects),
-            Counters::get(&c.source_restarts),
+            "{{\"status\":\"{}\",\"uptime_s\":{},\"frames_in\":{},\"frames_sent\":{},\"frames_dropped\":{},\"bytes_sent\":{},\"bitrate_kbps\":{:.1},\"connects\":{},\"reconnects\":{},\"source_restarts\":{},\"last_error\":{},\"destinations\":{},\"health\":{}}}\n",
+            self.status.name(),
+            self.uptime.as_secs(),
+            self.frames_in,
+            self.frames_sent,
+            self.frames_dropped,
+            self.bytes_sent,
+            self.bitrate_kbps,
+            self.connects,
+            self.reconnects,
+            self.source_restarts,
             last_error,
+            destinations,
+            health_json(&self.health),
         )
     }
+}
+
+/// The `health` object of the status file: every key always there, `null` where the board has
+/// no such source.
+fn health_json(h: &Health) -> String {
+    fn or_null<T: std::fmt::Display>(v: Option<T>) -> String {
+        v.map_or_else(|| "null".to_owned(), |v| v.to_string())
+    }
+    format!(
+        "{{\"under_voltage\":{},\"throttled\":{},\"freq_capped\":{},\"soft_temp_limit\":{},\"firmware_flags\":{},\"temp_c\":{},\"wifi_interface\":{},\"wifi_link_quality\":{},\"wifi_signal_dbm\":{},\"wifi_power_save\":{},\"clock_synced\":{}}}",
+        or_null(h.under_voltage()),
+        or_null(h.throttled()),
+        or_null(h.freq_capped()),
+        or_null(h.soft_temp_limit()),
+        or_null(h.firmware.map(|f| json_string(&f.to_string()))),
+        or_null(h.temp_c().map(|t| format!("{t:.1}"))),
+        or_null(h.wifi.map(|w| json_string(w.interface.as_str()))),
+        or_null(h.wifi_link_quality()),
+        or_null(h.wifi_signal_dbm()),
+        or_null(h.wifi_power_save),
+        or_null(h.clock_synced),
+    )
 }
 
 impl Default for SharedStatus {
@@ -339,7 +541,7 @@ impl Default for SharedStatus {
 impl DestinationStatus {
     pub fn set(&self, status: Status) {
         if let Some(d) = self.shared.parts().destinations.get_mut(self.index) {
-            *d = status;
+            d.status = status;
         }
         self.shared.publish();
     }
@@ -349,8 +551,44 @@ impl DestinationStatus {
             .parts()
             .destinations
             .get(self.index)
-            .copied()
-            .unwrap_or(Status::Stopped)
+            .map_or(Status::Stopped, |d| d.status)
+    }
+
+    /// Names the destination in the status and Prometheus files: its URL, redacted (the
+    /// caller's `Display` of an `RtmpUrl`, which never shows the key).
+    pub fn set_label(&self, label: String) {
+        if let Some(d) = self.shared.parts().destinations.get_mut(self.index) {
+            d.label = Some(label);
+        }
+    }
+
+    /// This destination's own counters.
+    pub fn counters(&self) -> &DestinationCounters {
+        &self.counters
+    }
+
+    /// A connection attempt starts: counted here and in the total.
+    pub fn count_connect(&self) {
+        Counters::add(&self.counters.connects, 1);
+        Counters::add(&self.shared.counters.connects, 1);
+    }
+
+    /// A reconnect (an attempt after a failure) starts.
+    pub fn count_reconnect(&self) {
+        Counters::add(&self.counters.reconnects, 1);
+        Counters::add(&self.shared.counters.reconnects, 1);
+    }
+
+    /// A frame went out (see [`Counters::frame_sent`]).
+    pub fn count_frame_sent(&self) {
+        Counters::add(&self.counters.frames_sent, 1);
+        self.shared.counters.frame_sent();
+    }
+
+    /// `n` bytes went out.
+    pub fn count_bytes_sent(&self, n: u64) {
+        Counters::add(&self.counters.bytes_sent, n);
+        Counters::add(&self.shared.counters.bytes_sent, n);
     }
 
     pub fn shared(&self) -> &SharedStatus {
@@ -378,7 +616,9 @@ fn json_string(s: &str) -> String {
 /// The temporary file is created exclusively (`O_CREAT | O_EXCL | O_NOFOLLOW`) under a name
 /// nobody can foresee, so a symlink or file planted in the directory is never written through
 /// or truncated: a planted name only makes campush pick another one (a bounded number of
-/// times).
+/// times). The file is made readable by everyone (0644) whatever the umask (the service's is
+/// 0077): a person running `campush status` and node_exporter read these files, and they hold
+/// no secret.
 pub fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -416,7 +656,8 @@ pub fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
             Err(e) => return Err(e),
         };
         let written = file
-            .write_all(contents.as_bytes())
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .and_then(|()| file.write_all(contents.as_bytes()))
             .and_then(|()| std::fs::rename(&tmp, path));
         if written.is_err() {
             let _ = std::fs::remove_file(&tmp);
@@ -436,6 +677,8 @@ pub struct ReportSettings {
     pub file_every: Duration,
     /// The file was configured (not the default): failing to write it is worth a warning.
     pub file_configured: bool,
+    /// The Prometheus text file, rewritten with the status file (`None`: none).
+    pub prometheus_file: Option<PathBuf>,
 }
 
 impl Default for ReportSettings {
@@ -447,6 +690,7 @@ impl Default for ReportSettings {
             )),
             file_every: Duration::from_secs(5),
             file_configured: false,
+            prometheus_file: None,
         }
     }
 }
@@ -459,6 +703,8 @@ pub struct RawStatus {
     pub summary_interval_s: Option<f64>,
     /// The JSON status file; "" = none. Keep it on a RAM file system, never the SD card.
     pub file: Option<PathBuf>,
+    /// The Prometheus text file (node_exporter's textfile collector); "" or absent = none.
+    pub prometheus_file: Option<PathBuf>,
 }
 
 impl ReportSettings {
@@ -485,6 +731,23 @@ impl ReportSettings {
             }
             None => {}
         }
+        match &raw.prometheus_file {
+            Some(p) if p.as_os_str().is_empty() => {}
+            // node_exporter's textfile collector reads `*.prom` and nothing else: any other name
+            // would be written and never collected, silently.
+            Some(p) if p.extension().is_none_or(|e| e != "prom") => {
+                return Err(Invalid::new(
+                    "prometheus_file",
+                    format!(
+                        "{} does not end in .prom: node_exporter's textfile collector reads only \
+                         *.prom files (e.g. \"/var/lib/prometheus/node-exporter/campush.prom\")",
+                        p.display()
+                    ),
+                ))
+            }
+            Some(p) => report.prometheus_file = Some(p.clone()),
+            None => {}
+        }
         Ok(report)
     }
 }
@@ -498,9 +761,9 @@ pub fn default_status_file(runtime_directory: Option<&str>) -> PathBuf {
     }
 }
 
-/// Logs the summary line and keeps the status file current until the task is dropped. A status
-/// file that cannot be written is reported once and then left alone: it is a convenience, never a
-/// reason to stop streaming.
+/// Logs the summary line and keeps the status file and the Prometheus file current until the
+/// task is dropped. A file that cannot be written is reported once and then left alone: it is a
+/// convenience, never a reason to stop streaming.
 pub async fn run_reporter(status: SharedStatus, settings: ReportSettings) {
     let start = Instant::now();
     let tick = settings
@@ -513,6 +776,7 @@ pub async fn run_reporter(status: SharedStatus, settings: ReportSettings) {
     let mut last_bytes = (Instant::now(), 0u64);
     let mut kbps = 0.0;
     let mut file = settings.file.clone();
+    let mut prometheus = settings.prometheus_file.clone();
     loop {
         tokio::select! {
             _ = interval.tick() => {}
@@ -544,6 +808,15 @@ pub async fn run_reporter(status: SharedStatus, settings: ReportSettings) {
                     log::debug!("status file {}: {e}; not writing it", path.display());
                 }
                 file = None;
+            }
+        }
+        if let Some(path) = &prometheus {
+            if let Err(e) = write_atomically(path, &status.to_prometheus(kbps, start.elapsed())) {
+                log::warn!(
+                    "Prometheus file {}: {e}; not writing it any more",
+                    path.display()
+                );
+                prometheus = None;
             }
         }
     }
@@ -650,6 +923,131 @@ mod tests {
     }
 
     #[test]
+    fn the_board_health_shows_in_the_summary_line_and_the_status_file() {
+        use crate::health::{FirmwareFlags, Health, Interface, Wifi};
+        let board = SharedStatus::new();
+        board.set_destinations(1)[0].set(Status::Streaming);
+        assert!(!board.summary(0.0).contains("board"), "nothing known yet");
+        let json = board.to_json(0.0, Duration::ZERO);
+        assert!(
+            json.contains(
+                r#""health":{"under_voltage":null,"throttled":null,"freq_capped":null,"soft_temp_limit":null,"firmware_flags":null,"temp_c":null,"wifi_interface":null,"wifi_link_quality":null,"wifi_signal_dbm":null,"wifi_power_save":null,"clock_synced":null}"#
+            ),
+            "{json}"
+        );
+        board.set_health(Health {
+            firmware: Some(FirmwareFlags(0x50005)),
+            temp_millicelsius: Some(71_540),
+            wifi: Some(Wifi {
+                interface: Interface::new("wlan0").unwrap(),
+                link_quality: Some(41),
+                signal_dbm: Some(-69),
+            }),
+            wifi_power_save: Some(false),
+            clock_synced: Some(true),
+        });
+        board.set_last_error(&"boom");
+        assert_eq!(
+            board.summary(1000.0),
+            "streaming: frames in 0 sent 0 dropped 0, 1000 kbit/s, 0 reconnect(s); \
+             board: under-voltage, throttled, 71.5 °C, Wi-Fi -69 dBm; last error: boom"
+        );
+        let json = board.to_json(0.0, Duration::ZERO);
+        assert!(
+            json.contains(
+                r#""health":{"under_voltage":true,"throttled":true,"freq_capped":false,"soft_temp_limit":false,"firmware_flags":"0x50005","temp_c":71.5,"wifi_interface":"wlan0","wifi_link_quality":41,"wifi_signal_dbm":-69,"wifi_power_save":false,"clock_synced":true}"#
+            ),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn each_destination_is_in_the_status_file_under_its_redacted_url() {
+        let status = SharedStatus::new();
+        let d = status.set_destinations(2);
+        d[0].set_label("rtmp://h:1935/live/<redacted>".into());
+        d[0].set(Status::Streaming);
+        d[0].count_connect();
+        d[0].count_frame_sent();
+        d[0].count_bytes_sent(500);
+        d[1].count_connect();
+        d[1].count_reconnect();
+        let json = status.to_json(0.0, Duration::ZERO);
+        assert!(
+            json.contains(
+                r#""destinations":[{"destination":"rtmp://h:1935/live/<redacted>","status":"streaming","connects":1,"reconnects":0,"frames_sent":1,"bytes_sent":500},{"destination":"destination 2","status":"starting","connects":1,"reconnects":1,"frames_sent":0,"bytes_sent":0}]"#
+            ),
+            "{json}"
+        );
+        // The totals count both.
+        assert!(json.contains(r#""connects":2,"reconnects":1"#), "{json}");
+        assert_eq!(Counters::get(&status.counters.frames_sent), 1);
+        assert_eq!(Counters::get(&d[0].counters().bytes_sent), 500);
+    }
+
+    #[test]
+    fn the_prometheus_file_is_off_by_default_and_must_end_in_prom() {
+        let check = |file: Option<&str>| {
+            ReportSettings::check(&RawStatus {
+                prometheus_file: file.map(PathBuf::from),
+                ..RawStatus::default()
+            })
+        };
+        assert_eq!(check(None).unwrap().prometheus_file, None);
+        assert_eq!(check(Some("")).unwrap().prometheus_file, None);
+        assert_eq!(
+            check(Some("/run/campush/campush.prom"))
+                .unwrap()
+                .prometheus_file,
+            Some(PathBuf::from("/run/campush/campush.prom"))
+        );
+        for bad in [
+            "/run/campush/campush.txt",
+            "/run/campush/campush",
+            "/run/.prom",
+        ] {
+            let e = check(Some(bad)).unwrap_err();
+            assert_eq!(e.key, "prometheus_file");
+            assert!(e.message.contains("*.prom"), "{e}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_reporter_writes_the_prometheus_file_with_the_status_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, prom) = (
+            dir.path().join("status.json"),
+            dir.path().join("campush.prom"),
+        );
+        let status = SharedStatus::new();
+        let d = status.set_destinations(1);
+        let task = tokio::spawn(run_reporter(
+            status.clone(),
+            ReportSettings {
+                summary_every: None,
+                file: Some(file.clone()),
+                file_every: Duration::from_secs(5),
+                file_configured: true,
+                prometheus_file: Some(prom.clone()),
+            },
+        ));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let text = std::fs::read_to_string(&prom).unwrap();
+        assert!(
+            text.contains("campush_status{status=\"starting\"} 1"),
+            "{text}"
+        );
+        d[0].set(Status::Streaming);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let text = std::fs::read_to_string(&prom).unwrap();
+        assert!(
+            text.contains("campush_status{status=\"streaming\"} 1"),
+            "{text}"
+        );
+        task.abort();
+    }
+
+    #[test]
     fn the_status_file_lives_in_the_runtime_directory() {
         assert_eq!(
             default_status_file(Some("/run/campush:/run/other")),
@@ -688,6 +1086,7 @@ mod tests {
                 file: Some(path.clone()),
                 file_every: Duration::from_secs(5),
                 file_configured: true,
+                prometheus_file: None,
             },
         ));
         tokio::time::sleep(Duration::from_millis(10)).await;

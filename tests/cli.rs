@@ -41,6 +41,10 @@ fn every_command_answers_help_with_its_usage_and_exit_0() {
         (&["help", "check-config"][..], "campush check-config [FILE]"),
         (&["probe", "--help"][..], "campush probe"),
         (&["help", "probe"][..], "V4L2 devices"),
+        (&["status", "--help"][..], "campush status [FILE]"),
+        (&["status", "-h"][..], "2 stale"),
+        (&["help", "status"][..], "3 no status file"),
+        (&["--help"][..], "campush status [FILE]"),
     ] {
         let (code, stdout, stderr) = campush(args);
         assert_eq!(code, 0, "campush {args:?}: stderr {stderr}");

@@ -47,6 +47,9 @@ pub enum Installed {
     Pyrtmp,
     /// rtmplite3 0.4.0 (PyPI), run as `python -m rtmplite3.rtmp`.
     Rtmplite3,
+    /// prometheus-client 0.26.0 (PyPI): not a server, the Prometheus text parser
+    /// (`prometheus_client.parser`) that tests/health.rs reads campush's metrics file with.
+    PrometheusClient,
 }
 
 /// True when `server` is installed. Otherwise prints a loud SKIP line and returns false, or
@@ -68,9 +71,10 @@ pub fn require(server: Installed) -> bool {
                 None
             }
         }
-        Installed::Pyrtmp | Installed::Rtmplite3 => {
+        Installed::Pyrtmp | Installed::Rtmplite3 | Installed::PrometheusClient => {
             let module = match server {
                 Installed::Pyrtmp => "pyrtmp",
+                Installed::PrometheusClient => "prometheus_client.parser",
                 _ => "rtmplite3.rtmp",
             };
             let import = Command::new(dir.join("venv/bin/python"))
