@@ -152,8 +152,9 @@ impl PublisherSettings {
 pub struct RawOutput {
     pub url: Option<String>,
     pub key: Option<String>,
+    /// A file holding only the key; relative: to the configuration file's directory.
     pub key_file: Option<PathBuf>,
-    /// rtmps:// only: PEM file of extra trusted CA certificates.
+    /// rtmps:// only: PEM file of extra trusted CA certificates; relative: as `key_file`.
     pub tls_ca: Option<PathBuf>,
     /// rtmps:// only: accept any certificate (lab use; warned about at every connect).
     pub tls_insecure: Option<bool>,
@@ -164,30 +165,34 @@ pub struct RawOutput {
 pub struct Output {
     pub url: RtmpUrl,
     pub tls: TlsOptions,
+    /// The file the key was read from (`key_file`, resolved), if it came from one.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Output {
-    /// Checks an `[[output]]`. A relative `key_file` is read from `key_dir` (the configuration
-    /// file's directory: a key file beside campush.toml on the card). No error names the key,
-    /// the URL or the key file: the key may sit in any of them.
-    pub fn check(raw: &RawOutput, key_dir: Option<&Path>) -> Result<Output, Invalid> {
+    /// Checks an `[[output]]`. A relative `key_file` or `tls_ca` is taken from `base_dir` (the
+    /// configuration file's directory: a key file beside campush.toml on the card), not from
+    /// the working directory, which for a service is `/`. No error names the key, the URL or
+    /// the key file: the key may sit in any of them.
+    pub fn check(raw: &RawOutput, base_dir: Option<&Path>) -> Result<Output, Invalid> {
+        let resolve = |path: &Path| match base_dir {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
+        };
         let Some(url) = &raw.url else {
             return Err(Invalid::new(
                 "url",
                 "missing: every [[output]] needs url = \"rtmp://host/app\"",
             ));
         };
-        let (key, key_from) = match (&raw.key, &raw.key_file) {
+        let key_file = raw.key_file.as_deref().map(resolve);
+        let (key, key_from) = match (&raw.key, &key_file) {
             (Some(_), Some(_)) => {
                 return Err(Invalid::new("key_file", "set key or key_file, not both"))
             }
             (Some(k), None) => (Some(k.trim().to_owned()), "key"),
             (None, Some(path)) => {
-                let path = match key_dir {
-                    Some(dir) if path.is_relative() => dir.join(path),
-                    _ => path.clone(),
-                };
-                let text = std::fs::read_to_string(&path).map_err(|e| {
+                let text = std::fs::read_to_string(path).map_err(|e| {
                     let dir = path.parent().unwrap_or(Path::new(""));
                     Invalid::new(
                         "key_file",
@@ -216,10 +221,10 @@ impl Output {
         })?;
         let tls = TlsOptions::check(
             url.scheme == Scheme::Rtmps,
-            raw.tls_ca.as_deref(),
+            raw.tls_ca.as_deref().map(resolve).as_deref(),
             raw.tls_insecure,
         )?;
-        Ok(Output { url, tls })
+        Ok(Output { url, tls, key_file })
     }
 }
 
