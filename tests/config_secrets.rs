@@ -441,6 +441,10 @@ fn a_key_file_given_on_the_command_line_is_not_printed_either() {
         );
         let printed = all_output(&out);
         assert_eq!(out.status.code(), Some(78), "{case}: {printed}");
+        assert!(
+            printed.contains("output[1]."),
+            "{case}: not about the output: {printed}"
+        );
         assert_no_secret(case, &[KEY], "run --key-file", &printed);
     }
 }
