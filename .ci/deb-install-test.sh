@@ -9,7 +9,8 @@
 # The root is a debootstrap minbase (cached as a tarball next to the cross tools); a fresh copy
 # per package. It is amd64 and the packages are arm64/armhf, so dpkg is told to ignore the
 # architecture; the maintainer scripts are plain sh and run for real (useradd, usermod,
-# deb-systemd-helper). The installed binary is run with qemu-user. Needs root (chroot).
+# deb-systemd-helper). The installed binary runs inside the root, as root and as campush,
+# under a copy of the static qemu-user. Needs root (chroot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,11 +73,13 @@ for debarch in arm64 armhf; do
                 fail "$debarch: $f is $(mode_in "$f"), not root:campush 640"
         done
     }
-    # The installed campush run inside the root as the campush user (qemu-user copied in).
+    # The installed campush, run inside the root (where /etc/campush/stream.key is) as USER
+    # (qemu-user copied in).
     cp "$(command -v "${qemu[0]}")" "$R/usr/local/bin/"
-    as_campush() {
+    campush_as() { # USER args...
         local ids
-        ids=$(chroot "$R" id -u campush):$(chroot "$R" id -g campush)
+        ids=$(chroot "$R" id -u "$1"):$(chroot "$R" id -g "$1")
+        shift
         timeout 30 chroot --userspec="$ids" "$R" "/usr/local/bin/${qemu[0]}" "${qemu[@]:1}" \
             /usr/bin/campush "$@"
     }
@@ -93,12 +96,12 @@ for debarch in arm64 armhf; do
     [ -f "$conf" ] || fail "$debarch: no /etc/campush/campush.toml"
     [ -L "$wants" ] || fail "$debarch: campush.service not enabled"
     [ -f "$R/usr/lib/systemd/system/campush.service" ] || fail "$debarch: no unit"
-    out=$(timeout 30 "${qemu[@]}" "$R/usr/bin/campush" check-config "$conf" 2>&1) ||
+    out=$(campush_as root check-config /etc/campush/campush.toml 2>&1) ||
         fail "$debarch: the installed campush rejects the installed configuration: $out"
     ok "$debarch: installed: user campush (groups $groups), binary, conffile, unit enabled, check-config passes"
     modes_ok
     [ "$(cat "$key")" = xxxx-xxxx-xxxx-xxxx-xxxx ] || fail "$debarch: no placeholder key in stream.key"
-    out=$(as_campush check-config 2>&1) ||
+    out=$(campush_as campush check-config 2>&1) ||
         fail "$debarch: check-config as the campush user (the service's view) fails: $out"
     grep -q '^file = /etc/campush/campush.toml$' <<<"$out" || fail "$debarch: not the conffile: $out"
     ! grep -q 'warning' <<<"$out" || fail "$debarch: the installed files are warned about: $out"

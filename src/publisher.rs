@@ -192,13 +192,8 @@ impl Output {
             }
             (Some(k), None) => (Some(k.trim().to_owned()), "key"),
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    let dir = path.parent().unwrap_or(Path::new(""));
-                    Invalid::new(
-                        "key_file",
-                        format!("cannot read the key file (in {}): {e}", dir.display()),
-                    )
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Invalid::new("key_file", unreadable_key_file(path, &e)))?;
                 let key = text.trim_start_matches('\u{feff}').trim().to_owned();
                 (Some(key), "key_file")
             }
@@ -226,6 +221,22 @@ impl Output {
         )?;
         Ok(Output { url, tls, key_file })
     }
+}
+
+/// Why a key file cannot be read, naming its directory but not its name (a key pasted into
+/// `key_file` by mistake would be its name). A key file kept from other users (root:campush 0640
+/// in /etc/campush) is closed to a person checking the configuration as themselves, too: that
+/// error says how to check it as the service reads it.
+fn unreadable_key_file(path: &Path, e: &std::io::Error) -> String {
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let hint = match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            "; check the configuration as the service reads it: \
+             sudo -u campush campush check-config"
+        }
+        _ => "",
+    };
+    format!("cannot read the key file (in {}): {e}{hint}", dir.display())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -631,6 +642,25 @@ mod tests {
             backoff_max: Duration::from_millis(max_ms),
             ..PublisherSettings::default()
         }
+    }
+
+    #[test]
+    fn a_key_file_closed_to_the_reader_says_how_to_check_it_as_the_service() {
+        let path = Path::new("/etc/campush/sk-pasted-here");
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let msg = unreadable_key_file(path, &denied);
+        assert!(
+            msg.starts_with("cannot read the key file (in /etc/campush): "),
+            "{msg}"
+        );
+        assert!(
+            msg.ends_with("as the service reads it: sudo -u campush campush check-config"),
+            "{msg}"
+        );
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let msg = unreadable_key_file(path, &missing);
+        assert!(!msg.contains("sudo"), "{msg}");
+        assert!(!msg.contains("sk-pasted"), "{msg}");
     }
 
     #[test]
