@@ -112,6 +112,10 @@ if [ -n "$ROOT" ]; then
 else
     gid=$(getent group campush | cut -d: -f3)
 fi
+if [ -z "$gid" ]; then
+    echo "campush install: there is no group campush (the user campush needs one of its own)" >&2
+    exit 1
+fi
 keys=$ROOT/etc/campush
 if [ -d "$keys" ]; then
     say "keeping the existing /etc/campush"
