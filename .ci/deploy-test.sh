@@ -4,12 +4,24 @@
 #    are replaced by stubs that record any call, and (as root) it runs in a network namespace
 #    of its own with no interfaces but loopback.
 # 2. remote-install.sh installs into a scratch root twice (as root only: useradd needs it):
-#    binary, unit, user and groups, configuration template, enable symlink; the second run
-#    changes nothing and keeps the user's edited configuration.
+#    binary, unit, user and groups, the key directory /etc/campush (root:campush 0750) with its
+#    placeholder key file (0640), configuration template, enable symlink; the second run
+#    changes nothing and keeps the user's edited configuration and key.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fail() { echo "deploy-test: FAIL: $*" >&2; exit 1; }
+# The key directory and key file below root $1: owner root, group campush (by its id in $1's
+# /etc/group), modes 0750 and 0640.
+check_keys() {
+    local gid
+    gid=$(grep '^campush:' "$1/etc/group" | cut -d: -f3)
+    [ -n "$gid" ] || fail "no campush group in $1/etc/group"
+    [ "$(stat -c '%u:%g %a' "$1/etc/campush")" = "0:$gid 750" ] ||
+        fail "/etc/campush is $(stat -c '%u:%g %a' "$1/etc/campush"), not root:campush 750"
+    [ "$(stat -c '%u:%g %a' "$1/etc/campush/stream.key")" = "0:$gid 640" ] ||
+        fail "/etc/campush/stream.key is $(stat -c '%u:%g %a' "$1/etc/campush/stream.key"), not root:campush 640"
+}
 passed=0
 ok() { echo "ok: $*"; passed=$((passed + 1)); }
 work=$(mktemp -d)
@@ -103,10 +115,16 @@ grep '^campush:' "$root/etc/passwd" | grep -q ':/usr/sbin/nologin$' || fail "cam
 grep -q '^video:x:44:campush$' "$root/etc/group" || fail "campush not in video: $(cat "$root/etc/group")"
 grep -q '^gpio:x:997:pi,campush$' "$root/etc/group" || fail "campush not in gpio: $(cat "$root/etc/group")"
 cmp -s "$root/boot/firmware/campush.toml" examples/campush.toml || fail "no configuration template"
+grep -qx 'key_file = "/etc/campush/stream.key"' "$root/boot/firmware/campush.toml" ||
+    fail "the template does not name /etc/campush/stream.key"
+check_keys "$root"
+[ "$(cat "$root/etc/campush/stream.key")" = xxxx-xxxx-xxxx-xxxx-xxxx ] || fail "no placeholder key"
+grep -q 'put your stream key in it' "$work/run1.log" || fail "no word on where the key goes"
 [ -L "$root/etc/systemd/system/multi-user.target.wants/campush.service" ] || fail "not enabled"
-ok "remote-install.sh installs binary, unit, user in video and gpio, template, enable link"
+ok "remote-install.sh installs binary, unit, user in video and gpio, key file root:campush 0640 in a 0750 /etc/campush, template, enable link"
 
 echo '# edited by the user' >>"$root/boot/firmware/campush.toml"
+echo 'sk-the-users-own' >"$root/etc/campush/stream.key"
 cp "$root/etc/passwd" "$work/passwd.1"
 cp "$root/etc/group" "$work/group.1"
 sh "$stage/remote-install.sh" --root "$root" >"$work/run2.log" 2>&1 ||
@@ -117,7 +135,10 @@ cmp -s "$root/etc/group" "$work/group.1" || fail "second run changed /etc/group"
 tail -n1 "$root/boot/firmware/campush.toml" | grep -q 'edited by the user' ||
     fail "second run overwrote the user's configuration"
 grep -q 'keeping the existing /boot/firmware/campush.toml' "$work/run2.log" || fail "no 'keeping' note"
-ok "remote-install.sh again: nothing changed, edited configuration kept"
+[ "$(cat "$root/etc/campush/stream.key")" = sk-the-users-own ] || fail "second run replaced the user's key"
+check_keys "$root"
+grep -q 'keeping the existing /etc/campush/stream.key' "$work/run2.log" || fail "no 'keeping' note for the key"
+ok "remote-install.sh again: nothing changed, edited configuration and key kept"
 
 # ---------------------------------------------------------------------------------------------
 # 3. install.sh for real, with ssh, scp and sudo replaced by a fake board: a home directory and
@@ -171,6 +192,7 @@ grep -q '^video:x:44:campush$' "$board/root/etc/group" || fail "campush not in v
 grep -q 'created group gpio' "$work/run3.log" || fail "the missing gpio group was not created"
 grep -q '^gpio:x:[0-9]*:campush$' "$board/root/etc/group" || fail "campush not in the new gpio group"
 [ -f "$board/root/boot/firmware/campush.toml" ] || fail "no configuration on the board"
+check_keys "$board/root"
 [ -L "$board/root/etc/systemd/system/multi-user.target.wants/campush.service" ] || fail "not enabled"
 [ -z "$(ls -A "$board/home")" ] || fail "staging directory left behind: $(ls -A "$board/home")"
 if [ ${#binary_opt[@]} -eq 0 ]; then
@@ -179,7 +201,7 @@ if [ ${#binary_opt[@]} -eq 0 ]; then
 fi
 grep -q '^sudo sh campush-install/remote-install.sh$' "$work/fake.log" ||
     fail "the remote install did not run: $(cat "$work/fake.log")"
-ok "install.sh against a fake board: binary for armhf, user, template, enabled, staging removed"
+ok "install.sh against a fake board: binary for armhf, user, key file, template, enabled, staging removed"
 
 # The same fake board, a .deb with a hostile name: the board's shell (the fake ssh runs the
 # remote command with sh -c, as sshd does) must see no part of the name. sudo only records here

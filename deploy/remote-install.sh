@@ -11,10 +11,14 @@
 # 2. the unit: campush.service -> /etc/systemd/system/ (not with --deb: the package has it);
 # 3. the `campush` system user (no login, no home), added to the groups `video` (camera,
 #    encoder) and `gpio` (status LED) where the board has them;
-# 4. the configuration: campush.toml -> the boot partition (/boot/firmware, or /boot on older
-#    systems), where a user can edit it from any PC; never overwrites an existing one;
-# 5. `systemctl enable campush`, then `systemctl restart campush` so that a new binary runs now;
-#    but not when step 4 just wrote the template (it has no stream key yet), nor with
+# 4. where stream keys are kept: /etc/campush (owner root, group campush, mode 0750) with the
+#    key file the template names, /etc/campush/stream.key (0640, a placeholder key); never
+#    touches an existing directory or key file (the .deb's postinst does the same);
+# 5. the configuration: campush.toml -> the boot partition (/boot/firmware, or /boot on older
+#    systems), where a user can edit it from any PC; never overwrites an existing one. The key
+#    stays out of it: every user of the board can read the FAT boot partition;
+# 6. `systemctl enable campush`, then `systemctl restart campush` so that a new binary runs now;
+#    but not when step 5 just wrote the template (it has no stream key yet), nor with
 #    --no-start: the service then starts at the next boot or with `systemctl start campush`.
 #
 # --root DIR installs into DIR instead of / (for tests): no dpkg, no running systemd.
@@ -101,7 +105,36 @@ for group in video gpio; do
     fi
 done
 
-# 4: configuration on the boot partition
+# 4: the key directory and its placeholder key file, for root and the service only. Numeric
+# owner and group: with --root, the group is the one in DIR's /etc/group, not this system's.
+if [ -n "$ROOT" ]; then
+    gid=$(grep '^campush:' "$ROOT/etc/group" | cut -d: -f3)
+else
+    gid=$(getent group campush | cut -d: -f3)
+fi
+if [ -z "$gid" ]; then
+    echo "campush install: there is no group campush (the user campush needs one of its own)" >&2
+    exit 1
+fi
+keys=$ROOT/etc/campush
+if [ -d "$keys" ]; then
+    say "keeping the existing /etc/campush"
+else
+    mkdir -p "$keys"
+    chown "0:$gid" "$keys"
+    chmod 0750 "$keys"
+    say "created /etc/campush (owner root, group campush, mode 0750)"
+fi
+if [ -e "$keys/stream.key" ] || [ -L "$keys/stream.key" ]; then
+    say "keeping the existing /etc/campush/stream.key"
+else
+    (umask 0077 && echo "xxxx-xxxx-xxxx-xxxx-xxxx" >"$keys/stream.key")
+    chown "0:$gid" "$keys/stream.key"
+    chmod 0640 "$keys/stream.key"
+    say "created /etc/campush/stream.key (mode 0640) with a placeholder: put your stream key in it (sudo nano /etc/campush/stream.key)"
+fi
+
+# 5: configuration on the boot partition
 config=
 for f in "$ROOT/boot/firmware/campush.toml" "$ROOT/boot/campush.toml"; do
     if [ -f "$f" ]; then config=$f; break; fi
@@ -114,10 +147,10 @@ else
     mkdir -p "$(dirname "$config")"
     cp "$here/campush.toml" "$config"
     fresh_config=yes
-    say "wrote the template ${config#"$ROOT"}: put your server URL and stream key in it"
+    say "wrote the template ${config#"$ROOT"}: put your server URL in it (and your stream key in /etc/campush/stream.key)"
 fi
 
-# 5: enable, (re)start
+# 6: enable, (re)start
 if [ -n "$ROOT" ]; then
     systemctl --root="$ROOT" enable campush.service
     say "enabled (in $ROOT; nothing started)"
@@ -128,7 +161,7 @@ systemctl enable campush.service
 if [ "$start" = no ]; then
     say "enabled; it starts at the next boot (or: sudo systemctl start campush)"
 elif [ "$fresh_config" = yes ]; then
-    say "enabled, not started: edit ${config} first, then: sudo systemctl start campush (or reboot)"
+    say "enabled, not started: edit ${config} and /etc/campush/stream.key first, then: sudo systemctl start campush (or reboot)"
 else
     systemctl restart campush.service
     say "started; follow it with: journalctl -u campush -f"

@@ -3,7 +3,12 @@
 //! Owns: argument syntax and the help text. The contract (DESIGN.md §6) is what users' scripts
 //! rely on: extend it, never rename it. Flags of `run` are applied on top of the configuration
 //! file (when `--config` is given) as a [`RawConfig`], so they go through the same checks.
-//! Hand-written rather than a parser crate: eleven flags do not justify the binary size.
+//! Hand-written rather than a parser crate: twelve flags do not justify the binary size.
+//!
+//! `--key-file` pairs with `--url` by position (the n-th with the n-th, as many of each): a key
+//! written in `--url` is in the process list for every user to read. Paths given as flags
+//! (`--key-file`, `--tls-ca`) are taken from the working directory and made absolute here, so
+//! that the configuration's rule for relative paths (its own directory) does not apply to them.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -16,7 +21,7 @@ campush: push hardware-encoded H.264 to RTMP servers, and never give up
 USAGE:
     campush run [--config FILE]
     campush run --url URL --source SPEC [--fps N] [--loop] [--no-pace] [--url URL2 ...]
-                [--max-attempts N] [--tls-ca FILE] [--audio silent|none]
+                [--key-file FILE ...] [--max-attempts N] [--tls-ca FILE] [--audio silent|none]
     campush check-config [FILE]
     campush probe
     campush status [FILE]
@@ -32,6 +37,8 @@ SOURCES (SPEC):
     v4l2-m2m:CAPTURE[,ENCODER]   raw frames through a V4L2 memory-to-memory encoder
 
 URL: rtmp://host[:port]/app[/more]/streamkey[?query]   (the key never appears in logs)
+    or rtmp://host[:port]/app with --key-file: a key in --url is in the process list, which
+    every user of the machine can read (ps, /proc/PID/cmdline); a key file need not be.
 
 CONFIGURATION: --config FILE, else the first of /boot/firmware/campush.toml, /boot/campush.toml,
     /etc/campush/campush.toml (not searched when --url or --source is given).
@@ -40,6 +47,8 @@ CONFIGURATION: --config FILE, else the first of /boot/firmware/campush.toml, /bo
 OPTIONS of run:
     --config FILE      configuration file (flags below override it)
     --url URL          a destination; repeat for several
+    --key-file FILE    the stream key of a --url, read from FILE (then URL is rtmp://host/app);
+                       one per --url, in the same order; relative to the working directory
     --source SPEC      what to stream
     --fps N            frame rate of a file source (default: from the SPS, else 30)
     --loop             loop a file source forever, timestamps continuous
@@ -63,14 +72,21 @@ campush run: stream to one or more RTMP/RTMPS destinations until stopped
 USAGE:
     campush run [--config FILE]
     campush run --url URL --source SPEC [--fps N] [--loop] [--no-pace] [--url URL2 ...]
-                [--max-attempts N] [--tls-ca FILE] [--audio silent|none] [-v]
+                [--key-file FILE ...] [--max-attempts N] [--tls-ca FILE] [--audio silent|none]
+                [-v]
 
     Without --config, --url and --source, the configuration file is searched for in
     /boot/firmware/campush.toml, /boot/campush.toml, /etc/campush/campush.toml.
 
+    A stream key written in --url is in the process list (ps, /proc/PID/cmdline), which
+    every user of the machine can read: give --url rtmp://host/app and --key-file instead.
+
 OPTIONS:
     --config FILE      configuration file (flags below override it)
     --url URL          a destination; repeat for several
+    --key-file FILE    the stream key of a --url, read from FILE (then URL is rtmp://host/app);
+                       one per --url, in the same order: the first --key-file holds the key of
+                       the first --url, and so on; relative to the working directory
     --source SPEC      what to stream: auto | rpicam[:N] | file:PATH | stdin | v4l2:DEVICE |
                        v4l2-m2m:CAPTURE[,ENCODER] (campush --help says what each is)
     --fps N            frame rate of a file source (default: from the SPS, else 30)
@@ -172,6 +188,8 @@ fn is_help(arg: &str) -> bool {
 pub struct RunArgs {
     pub config: Option<PathBuf>,
     pub urls: Vec<String>,
+    /// The keys of `urls`, one per URL in the same order (checked by [`parse`]).
+    pub key_files: Vec<PathBuf>,
     pub source: Option<String>,
     pub fps: Option<f64>,
     pub looping: bool,
@@ -263,6 +281,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
                 match flag.as_str() {
                     "--config" | "-c" => run.config = Some(value("--config")?.into()),
                     "--url" => run.urls.push(value("--url")?),
+                    "--key-file" => run.key_files.push(value("--key-file")?.into()),
                     "--source" => run.source = Some(value("--source")?),
                     "--fps" => {
                         let v = value("--fps")?;
@@ -285,10 +304,37 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
                     other => return Err(UsageError(format!("unknown option {other:?} for run"))),
                 }
             }
+            check_key_files(&run)?;
             Ok(Command::Run(run))
         }
         other => Err(UsageError(format!("unknown command {other:?}"))),
     }
+}
+
+/// `--key-file` pairs with `--url` by position: as many of one as of the other. Any other count
+/// leaves open which key goes with which URL, so it is refused rather than guessed.
+fn check_key_files(run: &RunArgs) -> Result<(), UsageError> {
+    let (keys, urls) = (run.key_files.len(), run.urls.len());
+    if keys == 0 || keys == urls {
+        return Ok(());
+    }
+    if urls == 0 {
+        return Err(UsageError(
+            "--key-file goes with --url (the key of each --url, in the same order); in a \
+             configuration file, use key_file in [[output]]"
+                .into(),
+        ));
+    }
+    Err(UsageError(format!(
+        "give one --key-file per --url ({urls} --url, {keys} --key-file): the first --key-file \
+         holds the key of the first --url, and so on"
+    )))
+}
+
+/// `path` taken from the working directory, so that a relative flag does not become relative
+/// to the configuration file it is put over.
+fn from_working_dir(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 impl RunArgs {
@@ -324,8 +370,10 @@ impl RunArgs {
             raw.outputs = self
                 .urls
                 .iter()
-                .map(|u| RawOutput {
+                .enumerate()
+                .map(|(i, u)| RawOutput {
                     url: Some(u.clone()),
+                    key_file: self.key_files.get(i).map(|f| from_working_dir(f)),
                     ..RawOutput::default()
                 })
                 .collect();
@@ -339,7 +387,7 @@ impl RunArgs {
                         .is_some_and(|s| s.eq_ignore_ascii_case("rtmps://"))
                 });
                 if rtmps && o.tls_ca.is_none() && o.tls_insecure != Some(true) {
-                    o.tls_ca = Some(ca.clone());
+                    o.tls_ca = Some(from_working_dir(ca));
                 }
             }
         }
@@ -460,6 +508,86 @@ mod tests {
             let e = parse(args(line)).unwrap_err().to_string();
             assert!(e.contains(needle), "{line}: {e}");
         }
+    }
+
+    #[test]
+    fn each_key_file_is_the_key_of_the_url_in_the_same_place() {
+        let Command::Run(r) = parse(args(
+            "run --url rtmp://a/live2 --key-file a.key --url rtmp://b/app --key-file=b.key",
+        ))
+        .unwrap() else {
+            panic!("not run")
+        };
+        assert_eq!(
+            r.key_files,
+            [PathBuf::from("a.key"), PathBuf::from("b.key")]
+        );
+        let Command::Run(r) = parse(args(
+            "run --key-file a.key --source stdin --url rtmp://a/live2",
+        ))
+        .unwrap() else {
+            panic!("not run")
+        };
+        assert_eq!(
+            r.key_files,
+            [PathBuf::from("a.key")],
+            "order of the flags is free"
+        );
+        for (line, needle) in [
+            (
+                "run --url rtmp://a/l --url rtmp://b/l --key-file k",
+                "one --key-file per --url (2 --url, 1 --key-file)",
+            ),
+            (
+                "run --url rtmp://a/l --key-file k --key-file k2",
+                "one --key-file per --url (1 --url, 2 --key-file)",
+            ),
+            (
+                "run --config c.toml --key-file k",
+                "--key-file goes with --url",
+            ),
+            ("run --key-file", "needs a value"),
+        ] {
+            let e = parse(args(line)).unwrap_err().to_string();
+            assert!(e.contains(needle), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_key_file_gives_its_urls_key_and_keeps_it_off_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.key"), dir.path().join("b.key"));
+        std::fs::write(&a, "sk-flag-a\n").unwrap();
+        std::fs::write(&b, "sk-flag-b").unwrap();
+        let r = RunArgs {
+            urls: vec!["rtmp://a/live2".into(), "rtmp://b/app".into()],
+            key_files: vec![a.clone(), b.clone()],
+            source: Some("stdin".into()),
+            ..RunArgs::default()
+        };
+        let c = r.to_raw_config().unwrap().check().unwrap();
+        assert_eq!(c.outputs[0].url.stream_key, "sk-flag-a");
+        assert_eq!(c.outputs[1].url.stream_key, "sk-flag-b");
+        assert_eq!(c.outputs[1].url.app, "app");
+        assert_eq!(c.outputs[0].key_file.as_deref(), Some(a.as_path()));
+    }
+
+    #[test]
+    fn relative_paths_in_flags_are_taken_from_the_working_directory_not_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.toml");
+        std::fs::write(&config, "[source]\nspec = \"stdin\"\n").unwrap();
+        let r = RunArgs {
+            config: Some(config),
+            urls: vec!["rtmps://a/live2".into()],
+            key_files: vec!["flag.key".into()],
+            tls_ca: Some("flag-ca.pem".into()),
+            ..RunArgs::default()
+        };
+        let raw = r.to_raw_config().unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(raw.outputs[0].key_file, Some(cwd.join("flag.key")));
+        assert_eq!(raw.outputs[0].tls_ca, Some(cwd.join("flag-ca.pem")));
     }
 
     #[test]

@@ -152,8 +152,9 @@ impl PublisherSettings {
 pub struct RawOutput {
     pub url: Option<String>,
     pub key: Option<String>,
+    /// A file holding only the key; relative: to the configuration file's directory.
     pub key_file: Option<PathBuf>,
-    /// rtmps:// only: PEM file of extra trusted CA certificates.
+    /// rtmps:// only: PEM file of extra trusted CA certificates; relative: as `key_file`.
     pub tls_ca: Option<PathBuf>,
     /// rtmps:// only: accept any certificate (lab use; warned about at every connect).
     pub tls_insecure: Option<bool>,
@@ -164,36 +165,35 @@ pub struct RawOutput {
 pub struct Output {
     pub url: RtmpUrl,
     pub tls: TlsOptions,
+    /// The file the key was read from (`key_file`, resolved), if it came from one.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Output {
-    /// Checks an `[[output]]`. A relative `key_file` is read from `key_dir` (the configuration
-    /// file's directory: a key file beside campush.toml on the card). No error names the key,
-    /// the URL or the key file: the key may sit in any of them.
-    pub fn check(raw: &RawOutput, key_dir: Option<&Path>) -> Result<Output, Invalid> {
+    /// Checks an `[[output]]`. A relative `key_file` or `tls_ca` is taken from `base_dir` (the
+    /// configuration file's directory: a key file beside campush.toml on the card), not from
+    /// the working directory, which for a service is `/`. No error names the key, the URL or
+    /// the key file: the key may sit in any of them.
+    pub fn check(raw: &RawOutput, base_dir: Option<&Path>) -> Result<Output, Invalid> {
+        let resolve = |path: &Path| match base_dir {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
+        };
         let Some(url) = &raw.url else {
             return Err(Invalid::new(
                 "url",
                 "missing: every [[output]] needs url = \"rtmp://host/app\"",
             ));
         };
-        let (key, key_from) = match (&raw.key, &raw.key_file) {
+        let key_file = raw.key_file.as_deref().map(resolve);
+        let (key, key_from) = match (&raw.key, &key_file) {
             (Some(_), Some(_)) => {
                 return Err(Invalid::new("key_file", "set key or key_file, not both"))
             }
             (Some(k), None) => (Some(k.trim().to_owned()), "key"),
             (None, Some(path)) => {
-                let path = match key_dir {
-                    Some(dir) if path.is_relative() => dir.join(path),
-                    _ => path.clone(),
-                };
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    let dir = path.parent().unwrap_or(Path::new(""));
-                    Invalid::new(
-                        "key_file",
-                        format!("cannot read the key file (in {}): {e}", dir.display()),
-                    )
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Invalid::new("key_file", unreadable_key_file(path, &e)))?;
                 let key = text.trim_start_matches('\u{feff}').trim().to_owned();
                 (Some(key), "key_file")
             }
@@ -216,11 +216,27 @@ impl Output {
         })?;
         let tls = TlsOptions::check(
             url.scheme == Scheme::Rtmps,
-            raw.tls_ca.as_deref(),
+            raw.tls_ca.as_deref().map(resolve).as_deref(),
             raw.tls_insecure,
         )?;
-        Ok(Output { url, tls })
+        Ok(Output { url, tls, key_file })
     }
+}
+
+/// Why a key file cannot be read, naming its directory but not its name (a key pasted into
+/// `key_file` by mistake would be its name). A key file kept from other users (root:campush 0640
+/// in /etc/campush) is closed to a person checking the configuration as themselves, too: that
+/// error says how to check it as the service reads it.
+fn unreadable_key_file(path: &Path, e: &std::io::Error) -> String {
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let hint = match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            "; check the configuration as the service reads it: \
+             sudo -u campush campush check-config"
+        }
+        _ => "",
+    };
+    format!("cannot read the key file (in {}): {e}{hint}", dir.display())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -648,6 +664,25 @@ mod tests {
             backoff_max: Duration::from_millis(max_ms),
             ..PublisherSettings::default()
         }
+    }
+
+    #[test]
+    fn a_key_file_closed_to_the_reader_says_how_to_check_it_as_the_service() {
+        let path = Path::new("/etc/campush/sk-pasted-here");
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let msg = unreadable_key_file(path, &denied);
+        assert!(
+            msg.starts_with("cannot read the key file (in /etc/campush): "),
+            "{msg}"
+        );
+        assert!(
+            msg.ends_with("as the service reads it: sudo -u campush campush check-config"),
+            "{msg}"
+        );
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let msg = unreadable_key_file(path, &missing);
+        assert!(!msg.contains("sudo"), "{msg}");
+        assert!(!msg.contains("sk-pasted"), "{msg}");
     }
 
     #[test]

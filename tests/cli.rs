@@ -33,6 +33,10 @@ fn every_command_answers_help_with_its_usage_and_exit_0() {
             "--tls-ca FILE",
         ),
         (&["help", "run"][..], "SIGHUP reloads"),
+        (&["run", "--help"][..], "--key-file FILE"),
+        (&["--help"][..], "--key-file FILE"),
+        (&["help", "run"][..], "every user of the machine can read"),
+        (&["--help"][..], "every user of the machine can read"),
         (
             &["check-config", "--help"][..],
             "campush check-config [FILE]",

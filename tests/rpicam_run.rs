@@ -261,9 +261,18 @@ fn the_readme_walkthrough_a_board_and_one_output_streams_a_camera_module() {
     let url = nginx.url("walkthrough");
     let runtime = tempfile::tempdir().unwrap();
     let path = camera.path_var();
-    // Exactly the README's file: a board and one destination, nothing else.
+    // Exactly the README's file: a board and one destination (its key in a key file),
+    // nothing else.
+    let (app_url, key) = url.rsplit_once('/').unwrap();
+    let key_file = runtime.path().join("stream.key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let key_file = key_file.display().to_string();
     let mut campush = Campush::start_with_env(
-        |_| format!("board = \"rpi-4\"\n\n[[output]]\nurl = \"{url}\"\n"),
+        |_| {
+            format!(
+                "board = \"rpi-4\"\n\n[[output]]\nurl = \"{app_url}\"\nkey_file = \"{key_file}\"\n"
+            )
+        },
         &[
             ("PATH", path.as_os_str()),
             ("CAMPUSH_ROOT", runtime.path().as_os_str()),

@@ -75,13 +75,14 @@ impl RawConfig {
                 "no destination: add an [[output]] with url = \"rtmp://host/app/key\" (or --url)",
             ));
         }
-        let key_dir = self.origin.as_ref().and_then(|o| o.path.parent());
+        // Relative paths in the file are taken from its directory; flags come absolute.
+        let base_dir = self.origin.as_ref().and_then(|o| o.path.parent());
         let outputs = self
             .outputs
             .iter()
             .enumerate()
             .map(|(i, o)| {
-                Output::check(o, key_dir)
+                Output::check(o, base_dir)
                     .map_err(|e| ConfigError::setting(&format!("output[{}]", i + 1), e))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -118,6 +119,7 @@ impl RawConfig {
             board,
             led,
             file: self.origin.as_ref().map(|o| o.path.clone()),
+            file_holds_key: self.origin.as_ref().is_some_and(|o| o.holds_key),
             audio,
         })
     }
@@ -262,6 +264,82 @@ url = "rtmp://127.0.0.1/live/secretkey"
         .unwrap();
         assert_eq!(c.outputs[0].url.app, "live2");
         assert_eq!(c.outputs[0].url.stream_key, "abc");
+    }
+
+    #[test]
+    fn a_url_that_ends_with_the_separate_key_is_refused_without_showing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k.key"), "sk-dup-4242\n").unwrap();
+        for second in ["key = \"sk-dup-4242\"", "key_file = \"k.key\""] {
+            let path = write(
+                dir.path(),
+                &format!(
+                    "[source]\nspec=\"stdin\"\n[[output]]\nurl=\"rtmp://h/live2/sk-dup-4242\"\n{second}\n"
+                ),
+            );
+            let msg = RawConfig::load(&path)
+                .unwrap()
+                .check()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("line 4, column 5: output[1].url: RTMP URL ends with the stream key"),
+                "{second}: {msg}"
+            );
+            assert!(!msg.contains("sk-dup"), "{second}: {msg}");
+        }
+    }
+
+    #[test]
+    fn with_a_separate_key_nothing_of_the_url_path_past_the_app_is_shown() {
+        let c = parse(
+            "[source]\nspec=\"stdin\"\n[[output]]\nurl=\"rtmp://h/live/sk-inurl-77\"\nkey=\"other\"\n\
+             [[output]]\nurl=\"rtmp://h/app/inst?token=tok-inurl-88\"\nkey=\"k2\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.outputs[1].url.app, "app/inst?token=tok-inurl-88",
+            "sent whole"
+        );
+        let shown = format!("{}{c:?}", c.describe());
+        for secret in ["sk-inurl-77", "tok-inurl-88", "app/inst"] {
+            assert!(!shown.contains(secret), "{secret}: {shown}");
+        }
+        assert!(
+            shown.contains("output = rtmp://h:1935/live/<redacted>"),
+            "{shown}"
+        );
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_relative_tls_ca_is_read_beside_the_configuration_like_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::create_dir(dir.path().join("certs")).unwrap();
+        std::fs::write(dir.path().join("certs/ca.pem"), cert.cert.pem()).unwrap();
+        std::fs::write(dir.path().join("yt.key"), "sk-rel-1\n").unwrap();
+        let path = write(
+            dir.path(),
+            "[source]\nspec=\"stdin\"\n[[output]]\nurl=\"rtmps://h/live2\"\nkey_file=\"yt.key\"\n\
+             tls_ca=\"certs/ca.pem\"\n",
+        );
+        // The working directory (the crate's) has no certs/ca.pem.
+        assert!(!Path::new("certs/ca.pem").exists());
+        let c = RawConfig::load(&path).unwrap().check().unwrap();
+        assert_eq!(
+            c.outputs[0].tls.ca_file.as_deref(),
+            Some(dir.path().join("certs/ca.pem").as_path())
+        );
+        assert_eq!(c.outputs[0].url.stream_key, "sk-rel-1");
+        assert!(
+            c.describe().contains(&format!(
+                "(tls_ca = {})",
+                dir.path().join("certs/ca.pem").display()
+            )),
+            "{}",
+            c.describe()
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! board.rs   the board profiles (boards/*.toml, embedded)
 //! error.rs   ConfigError, placed in the file: line, column, key, excerpt
 //! redact.rs  what counts as a secret, and how an error hides it
+//! exposure.rs keys at rest: a file holding a key that every user can read, and the warning
 //! suggest.rs "did you mean ...?"
 //! ```
 //!
@@ -38,12 +39,22 @@
 //! Secrets: stream keys live inside [`RtmpUrl`](crate::rtmp::RtmpUrl), whose `Display`/`Debug`
 //! redact them; [`Config::describe`] prints the effective configuration without them; no error
 //! shows a key or credential written in the file, whatever the mistake on its line
-//! (`redact.rs`). A key may live in its own file (`key_file`, relative to the configuration
-//! file) so the configuration can be shared.
+//! (`redact.rs`). A key may live in its own file (`key_file`; `--key-file` on the command line)
+//! so the configuration can be shared, and kept where only campush can read it: the .deb and
+//! deploy/remote-install.sh make `/etc/campush` root:campush 0750 with a placeholder
+//! `stream.key` (0640), which the template's `key_file` names. A file holding a key that every
+//! user can read is warned about ([`Config::key_warnings`], `exposure.rs`): by name and mode,
+//! at start, on reload and by check-config; never an error, since on the FAT boot partition it
+//! cannot be helped.
+//!
+//! Relative paths (`key_file`, `tls_ca`) are taken from the configuration file's directory;
+//! those given as flags (`--key-file`, `--tls-ca`), from the working directory (`cli.rs` makes
+//! them absolute before they meet the file).
 
 pub mod board;
 mod check;
 mod error;
+mod exposure;
 mod raw;
 mod redact;
 mod suggest;
@@ -91,6 +102,8 @@ pub struct Config {
     pub led: LedConfig,
     /// The file this came from, if any.
     pub file: Option<PathBuf>,
+    /// Whether that file holds a stream key (in `key` or in a `url`).
+    pub file_holds_key: bool,
     pub audio: AudioSpec,
 }
 
@@ -115,6 +128,29 @@ impl Config {
     /// address space, not memory.
     pub fn pool_destinations(&self) -> usize {
         self.outputs.len().max(4)
+    }
+
+    /// The files that hold a stream key: the configuration file when it has one, and the key
+    /// files of the destinations.
+    fn files_with_keys(&self) -> Vec<(PathBuf, exposure::Holder)> {
+        let file = self
+            .file
+            .iter()
+            .filter(|_| self.file_holds_key)
+            .map(|f| (f.clone(), exposure::Holder::ConfigFile));
+        let key_files = self
+            .outputs
+            .iter()
+            .filter_map(|o| o.key_file.clone())
+            .map(|f| (f, exposure::Holder::KeyFile));
+        file.chain(key_files).collect()
+    }
+
+    /// One line per file holding a stream key that every user of the machine can read (all
+    /// those on FAT in one line): the file, its mode and what to do; never the key. For the
+    /// log at start and on reload, and check-config's standard error.
+    pub fn key_warnings(&self) -> Vec<String> {
+        exposure::warnings(&self.files_with_keys())
     }
 
     /// The effective configuration, for `check-config` and the start-up log. No secrets.
@@ -199,6 +235,22 @@ mod tests {
 
     const TEMPLATE: &str = include_str!("../../examples/campush.toml");
 
+    /// The template's key file, which the .deb and deploy/remote-install.sh create.
+    const INSTALLED_KEY_FILE: &str = "/etc/campush/stream.key";
+
+    /// `text` (the template, or a variant) checked as it is once installed: its key file exists,
+    /// here in a temporary directory in place of /etc/campush.
+    fn checked_as_installed(text: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("stream.key");
+        std::fs::write(&key, "xxxx-xxxx-xxxx-xxxx-xxxx\n").unwrap();
+        let text = text.replace(INSTALLED_KEY_FILE, key.to_str().unwrap());
+        RawConfig::parse(&text, Path::new("campush.toml"))
+            .unwrap()
+            .check()
+            .unwrap()
+    }
+
     /// The template with every `#key = default` line switched on.
     fn template_with_defaults_set() -> String {
         TEMPLATE
@@ -213,22 +265,39 @@ mod tests {
 
     #[test]
     fn the_template_is_a_valid_configuration() {
-        let c = RawConfig::parse(TEMPLATE, Path::new("campush.toml"))
-            .unwrap()
-            .check()
-            .unwrap();
+        let c = checked_as_installed(TEMPLATE);
         assert!(!c.describe().contains("xxxx"), "{}", c.describe());
     }
 
     #[test]
+    fn the_template_keeps_the_key_in_the_file_the_installers_create() {
+        let active = |l: &&str| !l.starts_with('#') && l.contains('=');
+        let output = TEMPLATE.split("\n[[output]]\n").nth(1).unwrap();
+        let output = output.split("\n[").next().unwrap();
+        assert_eq!(
+            output.lines().filter(active).collect::<Vec<_>>(),
+            [
+                "url = \"rtmp://a.rtmp.youtube.com/live2\"",
+                "key_file = \"/etc/campush/stream.key\""
+            ]
+        );
+        for (installer, text) in [
+            ("debian/postinst", include_str!("../../debian/postinst")),
+            (
+                "deploy/remote-install.sh",
+                include_str!("../../deploy/remote-install.sh"),
+            ),
+        ] {
+            assert!(text.contains(INSTALLED_KEY_FILE), "{installer}");
+        }
+        let c = checked_as_installed(TEMPLATE);
+        assert!(!c.file_holds_key, "the template holds no key");
+        assert!(c.outputs[0].key_file.is_some());
+    }
+
+    #[test]
     fn the_defaults_written_in_the_template_are_the_real_defaults() {
-        let describe = |text: &str| {
-            RawConfig::parse(text, Path::new("campush.toml"))
-                .unwrap()
-                .check()
-                .unwrap()
-                .describe()
-        };
+        let describe = |text: &str| checked_as_installed(text).describe();
         let with = template_with_defaults_set();
         assert_ne!(
             with, TEMPLATE,

@@ -53,6 +53,10 @@ pub struct Origin {
     pub path: PathBuf,
     /// The text as parsed (byte-order mark removed).
     pub text: String,
+    /// Whether the file holds a stream key: an `[[output]]` with `key`, or with its key in
+    /// `url` (no `key_file`). Kept even when `--url` replaces the file's outputs: the key is
+    /// still at rest in the file.
+    pub holds_key: bool,
 }
 
 /// The configuration file as written.
@@ -81,15 +85,21 @@ pub struct RawConfig {
 }
 
 impl RawConfig {
-    /// Parses TOML text. `path` names the file in errors and anchors a relative `key_file`. A
+    /// Parses TOML text. `path` names the file in errors and anchors a relative `key_file` or
+    /// `tls_ca`. A
     /// UTF-8 byte-order mark (Windows Notepad) is ignored; CRLF line endings are plain TOML.
     pub fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut raw: RawConfig =
             toml::from_str(text).map_err(|e| parse_error(&FileText::new(path, text), &e))?;
+        let holds_key = raw
+            .outputs
+            .iter()
+            .any(|o| o.key.is_some() || (o.url.is_some() && o.key_file.is_none()));
         raw.origin = Some(Origin {
             path: path.to_owned(),
             text: text.to_owned(),
+            holds_key,
         });
         Ok(raw)
     }

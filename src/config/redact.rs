@@ -16,6 +16,10 @@
 //! - the lines of a secret value that spans several (a multi-line string);
 //! - URLs and keys given on the command line ([`Redactor::with_values`]).
 //!
+//! The same rule for a URL's path holds once it is checked: `RtmpUrl`'s `Display` prints the
+//! app only up to its first segment (`rtmp/url.rs`), so a url that still holds a key next to a
+//! separate `key` is not printed whole by check-config or in a log line either.
+//!
 //! Over-redacting a line costs a person a little help; under-redacting puts a key in the journal.
 //! So the rules are blunt. In an excerpt, a secret value is hidden from the `=` to the end of its
 //! line (a missing closing quote leaves no reliable end), a URL from its app to the end of the

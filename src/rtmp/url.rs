@@ -17,6 +17,13 @@
 //!   keeping it would leak them into `tcUrl`.
 //! * `tc_url` is `scheme://host[:port]/app`, with the port only when the input spelt one out
 //!   (as OBS and librtmp send it).
+//! * What is printed of the app is its first segment only (up to `/`, `?` or `#`):
+//!   `rtmp://host:port/live/<redacted>`. With a key given separately the whole path of the URL
+//!   is the app, and a URL pasted with its key (or a `?token=`) still in it would otherwise be
+//!   printed whole; the first segment is what a person needs to tell destinations apart, and
+//!   what the configuration's error excerpts keep too (`config/redact.rs`).
+//! * With a key given separately, a URL that ends with that same key is refused
+//!   ([`UrlError::KeyTwice`]): the key would become part of the app, which the server refuses.
 
 use std::fmt;
 
@@ -85,6 +92,11 @@ pub enum UrlError {
     InvalidKey,
     #[error("RTMP URL contains whitespace or control characters")]
     InvalidCharacter,
+    #[error(
+        "RTMP URL ends with the stream key that is given separately too: remove it from url \
+         (with key or key_file, url is the server's address, rtmp://host/app)"
+    )]
+    KeyTwice,
 }
 
 /// Scheme, host, port, whether the port was explicit, and the rest after the authority
@@ -256,8 +268,10 @@ impl RtmpUrl {
     }
 
     /// Builds a URL from an ingest base whose whole path is the app (a trailing `/` is
-    /// ignored) and a key given separately (configuration `key` / `key_file`). Surrounding
-    /// whitespace of the key (a key file's newline) is trimmed.
+    /// ignored; `rtmp://h/app/inst` sends the app `app/inst`) and a key given separately
+    /// (configuration `key` / `key_file`, `--key-file`). Surrounding whitespace of the key (a key
+    /// file's newline) is trimmed. A base whose last path segment is that key (its query aside)
+    /// is refused: the key was pasted twice.
     pub fn with_key(base: &str, key: &str) -> Result<RtmpUrl, UrlError> {
         let parts = split_authority(base)?;
         let app = parts.path.trim_matches('/');
@@ -266,26 +280,35 @@ impl RtmpUrl {
         }
         let key = key.trim();
         check_key(key)?;
+        let without_query = |s: &str| s.split('?').next().unwrap_or(s).to_owned();
+        let last_segment = without_query(app)
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .map(str::to_owned);
+        if last_segment.is_some_and(|last| last == without_query(key)) {
+            return Err(UrlError::KeyTwice);
+        }
         Ok(build(&parts, app, key))
     }
 
-    /// `rtmp://host:port/app/<redacted>`: for logs, never the key.
+    /// `rtmp://host:port/app/<redacted>`, with the app up to its first `/`, `?` or `#`: for
+    /// logs, never the key, nor what a URL pasted with its key still holds (see the module doc).
     pub fn redacted(&self) -> String {
+        let app = self.app.split(['/', '?', '#']).next().unwrap_or_default();
         if self.host.contains(':') {
             format!(
-                "{}://[{}]:{}/{}/<redacted>",
+                "{}://[{}]:{}/{app}/<redacted>",
                 self.scheme.as_str(),
                 self.host,
                 self.port,
-                self.app
             )
         } else {
             format!(
-                "{}://{}:{}/{}/<redacted>",
+                "{}://{}:{}/{app}/<redacted>",
                 self.scheme.as_str(),
                 self.host,
                 self.port,
-                self.app
             )
         }
     }
@@ -409,6 +432,24 @@ mod tests {
     }
 
     #[test]
+    fn with_key_refuses_a_base_that_ends_with_the_same_key() {
+        for (base, key) in [
+            ("rtmp://a.rtmp.youtube.com/live2/abcd-efgh", "abcd-efgh"),
+            ("rtmp://h/live/abcd-efgh/", "abcd-efgh\n"),
+            ("rtmps://h:443/rtmp/FB-1?s_bl=1", "FB-1?s_bl=1"),
+            ("rtmps://h:443/rtmp/FB-1?s_bl=1", "FB-1"),
+            ("rtmp://h/abcd-efgh", "abcd-efgh"),
+        ] {
+            let got = RtmpUrl::with_key(base, key);
+            assert_eq!(got.map(|_| ()), Err(UrlError::KeyTwice), "{base}");
+        }
+        assert!(!UrlError::KeyTwice.to_string().contains("abcd"));
+        // A several-segment app whose last segment is not the key is an app.
+        let u = RtmpUrl::with_key("rtmp://h/app/_definst_", "abcd-efgh").expect("ok");
+        assert_eq!(u.app, "app/_definst_");
+    }
+
+    #[test]
     fn errors_name_the_problem_without_the_key() {
         let cases: &[(&str, UrlError)] = &[
             ("http://h/app/sk-SECRET-1234", UrlError::UnsupportedScheme),
@@ -438,6 +479,31 @@ mod tests {
             let msg = want.to_string();
             assert!(!msg.contains("SECRET"), "{msg}");
         }
+    }
+
+    #[test]
+    fn a_printed_url_shows_the_app_only_up_to_its_first_segment() {
+        // A url that still holds a key (or a token) when the key is also given separately:
+        // the whole path is the app, and nothing of it past the first segment is printed.
+        for (base, shown) in [
+            (
+                "rtmp://h/live/sk-SECRET-1234",
+                "rtmp://h:1935/live/<redacted>",
+            ),
+            (
+                "rtmp://h/live?token=SECRET",
+                "rtmp://h:1935/live/<redacted>",
+            ),
+            ("rtmp://h/live#SECRET", "rtmp://h:1935/live/<redacted>"),
+            ("rtmp://h/app/inst", "rtmp://h:1935/app/<redacted>"),
+        ] {
+            let u = RtmpUrl::with_key(base, "k").expect(base);
+            assert_eq!(u.redacted(), shown, "{base}");
+            assert_eq!(format!("{u:?}"), format!("RtmpUrl({shown})"), "{base}");
+        }
+        let u = RtmpUrl::parse("rtmp://h/a/b/k").expect("ok");
+        assert_eq!(u.app, "a/b", "the app sent is the whole path");
+        assert_eq!(u.redacted(), "rtmp://h:1935/a/<redacted>");
     }
 
     #[test]
