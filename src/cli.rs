@@ -180,6 +180,27 @@ pub enum Command {
     Help(HelpTopic),
 }
 
+/// An argument as a usage error may show it: a URL (which may carry a stream key, when
+/// `--url` was forgotten) only up to its app.
+fn shown(arg: &str) -> String {
+    match arg.find("://") {
+        Some(i) => {
+            let after = &arg[i + 3..];
+            let host_end = after.find('/').map_or(after.len(), |e| e + 1);
+            let app_end = after[host_end..]
+                .find(['/', '?'])
+                .map_or(after.len(), |e| host_end + e);
+            let host = after[..host_end].rsplit('@').next().unwrap_or("");
+            format!(
+                "\"{}://{host}{}/<redacted>\"",
+                &arg[..i],
+                &after[host_end..app_end]
+            )
+        }
+        None => format!("{arg:?}"),
+    }
+}
+
 fn is_help(arg: &str) -> bool {
     matches!(arg, "-h" | "--help")
 }
@@ -227,7 +248,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         "probe" => match args.next().transpose()? {
             None => Ok(Command::Probe),
             Some(h) if is_help(&h) => Ok(Command::Help(HelpTopic::Probe)),
-            Some(extra) => Err(UsageError(format!("probe takes no argument ({extra:?})"))),
+            Some(extra) => Err(UsageError(format!(
+                "probe takes no argument ({})",
+                shown(&extra)
+            ))),
         },
         "check-config" => {
             let mut file = None;
@@ -237,7 +261,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
                     return Ok(Command::Help(HelpTopic::CheckConfig));
                 }
                 if file.is_some() {
-                    return Err(UsageError(format!("unexpected argument {arg:?}")));
+                    return Err(UsageError(format!("unexpected argument {}", shown(&arg))));
                 }
                 file = Some(PathBuf::from(arg));
             }
@@ -252,7 +276,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
                 }
                 if file.is_some() || arg.starts_with('-') {
                     return Err(UsageError(format!(
-                        "unexpected argument {arg:?} for status"
+                        "unexpected argument {} for status",
+                        shown(&arg)
                     )));
                 }
                 file = Some(PathBuf::from(arg));
@@ -301,13 +326,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
                     "--loop" => run.looping = true,
                     "--no-pace" => run.no_pace = true,
                     "-v" | "--verbose" => run.verbose = true,
-                    other => return Err(UsageError(format!("unknown option {other:?} for run"))),
+                    other => {
+                        return Err(UsageError(format!(
+                            "unknown option {} for run (a URL goes after --url)",
+                            shown(other)
+                        )))
+                    }
                 }
             }
             check_key_files(&run)?;
             Ok(Command::Run(run))
         }
-        other => Err(UsageError(format!("unknown command {other:?}"))),
+        other => Err(UsageError(format!("unknown command {}", shown(other)))),
     }
 }
 
@@ -504,9 +534,19 @@ mod tests {
             ("run --url", "needs a value"),
             ("run --fps fast", "not a number"),
             ("frobnicate", "unknown command"),
+            (
+                "run rtmp://u:pw@h/live/SECRETKEY",
+                "\"rtmp://h/live/<redacted>\"",
+            ),
+            (
+                "check-config a.toml rtmp://h/live/SECRETKEY?x=1",
+                "<redacted>",
+            ),
+            ("probe rtmps://h/app/SECRETKEY", "rtmps://h/app/<redacted>"),
         ] {
             let e = parse(args(line)).unwrap_err().to_string();
             assert!(e.contains(needle), "{line}: {e}");
+            assert!(!e.contains("SECRETKEY") && !e.contains("pw"), "{line}: {e}");
         }
     }
 

@@ -66,6 +66,8 @@ pub struct Ingest {
     settings: IngestSettings,
     status: SharedStatus,
     need_key: bool,
+    /// This pipeline has reported `Streaming` (on its first unit).
+    delivering: bool,
     pictures_without_params: u64,
     bad_units: u64,
 }
@@ -95,6 +97,7 @@ impl Ingest {
             settings,
             status,
             need_key: false,
+            delivering: false,
             pictures_without_params: 0,
             bad_units: 0,
         }
@@ -143,7 +146,10 @@ impl Ingest {
                 return Err(e.into());
             }
         };
-        if Counters::get(&self.status.counters.frames_in) == 0 {
+        // This pipeline's first unit (the counter is the process's: a reload to another source
+        // starts a new pipeline with the count far from zero).
+        if !self.delivering {
+            self.delivering = true;
             self.status.set_source(Status::Streaming);
         }
         Counters::add(&self.status.counters.frames_in, 1);

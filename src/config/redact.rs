@@ -129,7 +129,9 @@ impl Redactor {
                 };
                 format!("{}{value}", &line[..a.value])
             }
-            None => urls(line),
+            None if is_plain(line) || line.contains("://") => urls(line),
+            // Not TOML a reader can place (a key pasted alone, `abc?x=1&a=TOKEN`): hidden.
+            None => REDACTED.to_owned(),
         }
     }
 
@@ -232,9 +234,9 @@ fn assignments(line: &str) -> Vec<Assignment<'_>> {
     let mut pos = 0;
     while let Some(eq) = line[pos..].find('=').map(|i| pos + i) {
         let before = line[..eq].trim_end();
-        let start = before
-            .rfind(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\'')))
-            .map_or(0, |i| i + 1);
+        let start = after_last(before, |c| {
+            !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\''))
+        });
         let key = before[start..].trim_matches(|c| c == '"' || c == '\'');
         let key = key.rsplit('.').next().unwrap_or(key);
         let value = eq + 1 + (line[eq + 1..].len() - line[eq + 1..].trim_start().len());
@@ -258,11 +260,36 @@ fn assignments(line: &str) -> Vec<Assignment<'_>> {
     found
 }
 
+/// Whether `line` is blank, a comment, a table header or `key = value` (a name before the
+/// first `=`): the lines an excerpt may show as they are, once secret values are out.
+fn is_plain(line: &str) -> bool {
+    let t = line.trim();
+    if t.is_empty() || t.starts_with('#') || t.starts_with('[') {
+        return true;
+    }
+    t.split_once('=').is_some_and(|(name, _)| {
+        let name = name.trim();
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\'' | ' '))
+    })
+}
+
 /// Where the scheme of the `://` at byte `i` of `text` starts.
 fn scheme_start(text: &str, i: usize) -> usize {
-    text[..i]
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-        .map_or(0, |s| s + 1)
+    after_last(&text[..i], |c| {
+        !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    })
+}
+
+/// The byte just after the last character of `text` that matches `stop` (0 when none does): a
+/// character boundary even when that character takes several bytes (a typographic quote).
+fn after_last(text: &str, stop: impl Fn(char) -> bool) -> usize {
+    text.char_indices()
+        .rev()
+        .find(|&(_, c)| stop(c))
+        .map_or(0, |(i, c)| i + c.len_utf8())
 }
 
 /// `text` up to its first URL's app, then [`REDACTED`] for the rest; the URL's credentials are
@@ -404,7 +431,11 @@ mod tests {
             "expected rtmp://host/app/KEY, or give the key separately",
             "campush's own words"
         );
-        assert_eq!(r.line("plain"), "plain", "not a secret key's value");
+        assert_eq!(
+            r.line("plain"),
+            "<redacted>",
+            "a line no reader can place (here inside a multi-line string) could be a pasted key"
+        );
         assert_eq!(
             r.message("a key"),
             "a key",
@@ -439,6 +470,37 @@ mod tests {
         assert_eq!(
             r.message("found \"rtmp://h/live/sk-1\" and \"rtmp://h/live\""),
             "found \"rtmp://h/live/<redacted>\" and \"rtmp://h/<redacted>\""
+        );
+    }
+
+    #[test]
+    fn typographic_quotes_around_a_url_neither_panic_nor_show_the_key() {
+        for text in [
+            "[[output]]\nurl = \u{201c}rtmp://a.rtmp.youtube.com/live2/SECRETKEY\u{201d}\n",
+            "[[output]]\nurl = \u{ab}rtmp://h/live/SECRETKEY\u{bb}\nkey\u{a0}= \"SECRETKEY\"\n",
+            "[[output]]\n\u{201e}url\u{201c} = \"rtmp://h/live/SECRETKEY\"\n",
+        ] {
+            let r = Redactor::for_text(text);
+            for line in text.lines() {
+                let shown = r.line(line);
+                assert!(!shown.contains("SECRETKEY"), "{line:?} -> {shown:?}");
+            }
+            assert!(!r.message(text).contains("SECRETKEY"), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_key_pasted_alone_on_a_line_is_not_shown() {
+        let text = "[[output]]\nurl = \"rtmp://a.rtmp.youtube.com/live2\"\nabcd-efgh-SECRET-mnop\nFB-123?s_bl=1&a=SECRETTOKEN\n";
+        let r = Redactor::for_text(text);
+        for line in text.lines() {
+            let shown = r.line(line);
+            assert!(!shown.contains("SECRET"), "{line:?} -> {shown:?}");
+        }
+        assert_eq!(r.line("[[output]]"), "[[output]]");
+        assert_eq!(
+            r.line("spec = \"auto\"  # a comment"),
+            "spec = \"auto\"  # a comment"
         );
     }
 

@@ -222,6 +222,11 @@ fn a_reload_to_another_source_restarts_the_pipeline_with_that_source() {
     server.wait_for("frames from the second source", PATIENCE, |r| {
         r.videos.len() >= videos_at_switch + 3
     });
+    assert_eq!(
+        running.status.get(),
+        Status::Streaming,
+        "the new pipeline says it streams (its first frame is not the process's)"
+    );
     running.control.stop();
     assert_eq!(running.exit_code(PATIENCE), exit::OK);
 }

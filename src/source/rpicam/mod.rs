@@ -316,10 +316,12 @@ impl RpicamSource {
             run.delivered += 1;
             if run.first_video.is_none() {
                 run.first_video = Some(now);
-                if self.stream.reader_mut().report_delivering() {
-                    log::info!("{}: video again", self.app.name());
-                }
             }
+        }
+        // Every unit, not only a run's first: the app can recover by itself within a run (its
+        // own restart after "Device timeout detected"), and the status must follow it.
+        if self.stream.reader_mut().report_delivering() {
+            log::info!("{}: video again", self.app.name());
         }
         if !self.clock.is_locked() {
             self.clock
