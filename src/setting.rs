@@ -29,3 +29,26 @@ impl Invalid {
         }
     }
 }
+
+/// The `width` and `height` keys of a picture size, as every source with a camera takes them:
+/// 16 to 8192 pixels each, both or neither.
+pub fn picture_size(
+    width: Option<u32>,
+    height: Option<u32>,
+) -> Result<(Option<u32>, Option<u32>), Invalid> {
+    for (value, key) in [(width, "width"), (height, "height")] {
+        if let Some(d) = value.filter(|d| !(16..=8192).contains(d)) {
+            return Err(Invalid::new(
+                key,
+                format!("{d} is out of range: expected 16 to 8192 pixels"),
+            ));
+        }
+    }
+    if width.is_some() != height.is_some() {
+        return Err(Invalid::new(
+            if width.is_some() { "width" } else { "height" },
+            "width and height go together: set both or neither",
+        ));
+    }
+    Ok((width, height))
+}

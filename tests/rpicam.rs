@@ -18,30 +18,9 @@ use campush::source::rpicam::{
 use campush::source::{Source, SourceError};
 use campush::status::{Counters, SharedStatus, Status};
 
-const STANDIN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/rpicam-vid/rpicam-vid"
-);
-const CLIP: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/clip-320x240-30fps.h264"
-);
+mod support;
 
-fn python_available() -> bool {
-    let ok = Command::new("python3")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        if std::env::var("CAMPUSH_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("CAMPUSH_REQUIRE_TOOLS=1 but python3 is missing (the stand-in rpicam-vid)");
-        }
-        eprintln!("\n*** SKIP: python3 is missing; the stand-in rpicam-vid cannot run ***\n");
-    }
-    ok
-}
+use support::{group_members, python3_present, STANDIN, STANDIN_CLIP as CLIP};
 
 /// A directory with an `rpicam-vid` that runs the stand-in with `env`, first on PATH.
 struct Camera {
@@ -228,35 +207,13 @@ fn running(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Live (non-zombie) processes whose process group is `pgid`.
-fn group_members(pgid: u32) -> Vec<u32> {
-    let mut members = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(") ") else {
-            continue;
-        };
-        // state ppid pgrp ...
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
-            members.push(pid);
-        }
-    }
-    members
-}
-
 const FIRST_UNIT: Duration = Duration::from_secs(20);
 /// Allowance for starting the stand-in (python) and its first two units, on a busy machine.
 const START_UP: Duration = Duration::from_secs(4);
 
 #[test]
 fn video_flows_at_the_requested_rate_with_every_option_the_pipeline_needs() {
-    if !python_available() {
+    if !python3_present() {
         return;
     }
     let cam = Camera::new(&[]);
@@ -310,7 +267,7 @@ fn video_flows_at_the_requested_rate_with_every_option_the_pipeline_needs() {
 
 #[test]
 fn an_app_that_dies_mid_stream_is_restarted_and_resumes_with_sps_pps_and_a_keyframe() {
-    if !python_available() {
+    if !python3_present() {
         return;
     }
     let cam = Camera::new(&[
@@ -359,7 +316,7 @@ fn an_app_that_dies_mid_stream_is_restarted_and_resumes_with_sps_pps_and_a_keyfr
 
 #[test]
 fn a_frozen_app_is_replaced_within_the_stall_timeout_plus_the_backoff() {
-    if !python_available() {
+    if !python3_present() {
         return;
     }
     let cam = Camera::new(&[
@@ -390,7 +347,7 @@ fn a_frozen_app_is_replaced_within_the_stall_timeout_plus_the_backoff() {
 
 #[test]
 fn an_app_that_ignores_sigterm_is_killed() {
-    if !python_available() {
+    if !python3_present() {
         return;
     }
     let cam = Camera::new(&[
@@ -420,7 +377,7 @@ fn an_app_that_ignores_sigterm_is_killed() {
 
 #[test]
 fn no_camera_shows_waiting_for_source_with_the_reason_until_one_appears() {
-    if !python_available() {
+    if !python3_present() {
         return;
     }
     let cam = Camera::new(&[
@@ -448,7 +405,7 @@ fn no_camera_shows_waiting_for_source_with_the_reason_until_one_appears() {
 
 #[test]
 fn a_camera_held_by_another_process_is_waited_for_as_busy() {
-    if !python_available() {
+    if !python3_present() {
         return;
     }
     let cam = Camera::new(&[
@@ -466,7 +423,7 @@ fn a_camera_held_by_another_process_is_waited_for_as_busy() {
 
 #[test]
 fn a_sensor_stall_is_shown_at_once_and_the_looping_app_replaced() {
-    if !python_available() {
+    if !python3_present() {
         return;
     }
     let cam = Camera::new(&[
@@ -496,7 +453,7 @@ fn a_sensor_stall_is_shown_at_once_and_the_looping_app_replaced() {
 
 #[test]
 fn options_the_app_refuses_end_the_source_as_a_configuration_error() {
-    if !python_available() {
+    if !python3_present() {
         return;
     }
     let cam = Camera::new(&[]);
@@ -513,7 +470,7 @@ fn options_the_app_refuses_end_the_source_as_a_configuration_error() {
 
 #[test]
 fn cameras_are_listed_from_the_apps_own_output() {
-    if !python_available() {
+    if !python3_present() {
         return;
     }
     let cam = Camera::new(&[("RPICAM_STANDIN_CAMERAS", "imx219,imx477")]);
@@ -550,7 +507,7 @@ fn example_binary() -> PathBuf {
 
 #[test]
 fn when_the_owner_is_sigkilled_no_process_of_the_apps_group_is_left() {
-    if !python_available() {
+    if !python3_present() {
         return;
     }
     // Frozen: an app that still writes would die of the broken pipe anyway; one that is

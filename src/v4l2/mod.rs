@@ -179,21 +179,7 @@ impl V4l2Settings {
     /// Checks the raw values; the error names the key (as written in `[source]`) and what is
     /// accepted.
     pub fn check(raw: &RawV4l2<'_>) -> Result<V4l2Settings, Invalid> {
-        let dim = |v: Option<u32>, key: &'static str| match v {
-            Some(d) if !(16..=8192).contains(&d) => Err(Invalid::new(
-                key,
-                format!("{d} is out of range: expected 16 to 8192 pixels"),
-            )),
-            other => Ok(other),
-        };
-        let width = dim(raw.width, "width")?;
-        let height = dim(raw.height, "height")?;
-        if width.is_some() != height.is_some() {
-            return Err(Invalid::new(
-                if width.is_some() { "width" } else { "height" },
-                "width and height go together: set both or neither",
-            ));
-        }
+        let (width, height) = crate::setting::picture_size(raw.width, raw.height)?;
         let pixel_format = match raw.pixel_format {
             None => None,
             Some(s) => Some(FourCc::parse(s).ok_or_else(|| {

@@ -238,21 +238,7 @@ impl RpicamSettings {
             }
             c => c.unwrap_or(0),
         };
-        let dim = |v: Option<u32>, key: &'static str| match v {
-            Some(d) if !(16..=8192).contains(&d) => Err(Invalid::new(
-                key,
-                format!("{d} is out of range: expected 16 to 8192 pixels"),
-            )),
-            other => Ok(other),
-        };
-        let width = dim(raw.width, "width")?;
-        let height = dim(raw.height, "height")?;
-        if width.is_some() != height.is_some() {
-            return Err(Invalid::new(
-                if width.is_some() { "width" } else { "height" },
-                "width and height go together: set both or neither",
-            ));
-        }
+        let (width, height) = crate::setting::picture_size(raw.width, raw.height)?;
         let fps = match raw.fps {
             Some(f) if !(f.is_finite() && f > 0.0 && f <= 240.0) => {
                 return Err(Invalid::new(
