@@ -20,7 +20,7 @@ use campush::status::{Counters, SharedStatus, Status};
 
 mod support;
 
-use support::{group_members, python3_present, STANDIN, STANDIN_CLIP as CLIP};
+use support::{group_members, json_number, python3_present, STANDIN, STANDIN_CLIP as CLIP};
 
 /// A directory with an `rpicam-vid` that runs the stand-in with `env`, first on PATH.
 struct Camera {
@@ -73,16 +73,6 @@ impl Camera {
         ))
         .unwrap()
     }
-}
-
-fn json_number(line: &str, key: &str) -> u32 {
-    let at = line.find(&format!("\"{key}\": ")).expect(key) + key.len() + 4;
-    line[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 fn settings(stall_timeout_s: f64, extra: &[&str]) -> RpicamSettings {
