@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::flv;
 use crate::h264::{self, AuInfo, H264Error, ParamSets, Reorder, SpsInfo};
+use crate::platform::{self, KeyframeWatch, Level, Platforms};
 use crate::pool::{FrameMeta, FrameMut, Pool};
 use crate::queue::{Outputs, Pushed, SharedHeaders};
 use crate::source::{Source, SourceError};
@@ -37,7 +38,7 @@ pub const MAX_PICTURES_WITHOUT_PARAMETERS: u64 = 300;
 pub enum IngestError {
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("the input has pictures but no SPS/PPS (after {0} pictures); is it an H.264 Annex B stream with parameter sets (rpicam-vid: --inline)?")]
+    #[error("the input has pictures but no usable SPS/PPS (after {0} pictures); is it an H.264 Annex B stream with parameter sets (rpicam-vid: --inline)?")]
     NoParameterSets(u64),
 }
 
@@ -50,6 +51,11 @@ pub struct IngestSettings {
     pub video_kbps: Option<f64>,
     /// The audio track the publishers send, announced in `onMetaData`.
     pub audio: Option<flv::AudioMetadata>,
+    /// The destinations' platforms, whose rules the running stream is held to.
+    pub platforms: Platforms,
+    /// Measure the keyframe spacing: the source's encoder is not one campush configures, so
+    /// the configuration could not check it.
+    pub watch_keyframes: bool,
 }
 
 pub struct Ingest {
@@ -63,6 +69,7 @@ pub struct Ingest {
     tag: flv::VideoTag,
     /// The SPS facts last logged, so a change is logged once.
     logged_info: Option<SpsInfo>,
+    keyframes: KeyframeWatch,
     settings: IngestSettings,
     status: SharedStatus,
     need_key: bool,
@@ -94,6 +101,7 @@ impl Ingest {
             order: Reorder::new(),
             tag,
             logged_info: None,
+            keyframes: KeyframeWatch::new(settings.platforms),
             settings,
             status,
             need_key: false,
@@ -139,6 +147,10 @@ impl Ingest {
             Ok(Some(c)) => c,
             Ok(None) => {
                 self.give_back(slot, pooled);
+                // An input that ended before it could be sent at all is not a success.
+                if !self.params.is_ready() && self.pictures_without_params > 0 {
+                    return Err(IngestError::NoParameterSets(self.pictures_without_params));
+                }
                 return Ok(false);
             }
             Err(e) => {
@@ -193,12 +205,16 @@ impl Ingest {
                 );
             }
             self.need_key = true;
+            self.keyframes.restart();
             self.source.request_keyframe();
             Counters::add(&self.status.counters.frames_dropped, 1);
             self.give_back(slot, pooled);
             return Ok(true);
         }
         self.need_key = false;
+        if self.settings.watch_keyframes {
+            self.watch_keyframes(capture.timestamp_us, info.keyframe);
+        }
 
         self.rewrite_as_flv(&mut slot, info.keyframe, composition_ms);
         let frame = slot.freeze(FrameMeta {
@@ -237,6 +253,27 @@ impl Ingest {
         self.tag.swap(&mut slot.bytes());
     }
 
+    /// The nominal frame rate: the SPS's, else the configured one, else 30 fps.
+    fn nominal_fps(&self) -> f64 {
+        self.params
+            .info()
+            .and_then(|sps| sps.fps)
+            .or(self.settings.fps)
+            .filter(|f| *f > 0.0)
+            .unwrap_or(30.0)
+    }
+
+    /// Holds the stream's keyframe spacing to the platforms' rules; says so once.
+    fn watch_keyframes(&mut self, timestamp_us: u64, keyframe: bool) {
+        if !keyframe {
+            return;
+        }
+        let fps = self.nominal_fps();
+        if let Some(finding) = self.keyframes.observe(timestamp_us, true, fps) {
+            log::warn!("the stream has {finding}");
+        }
+    }
+
     /// How long after its decode time the picture is shown (0 without B-frames), in ms of the
     /// nominal frame duration: the SPS's rate, else the configured one, else 30 fps.
     fn composition_ms(&mut self, info: &AuInfo) -> i32 {
@@ -247,12 +284,7 @@ impl Ingest {
         if frames == 0 {
             return 0;
         }
-        let fps = sps
-            .fps
-            .or(self.settings.fps)
-            .filter(|f| *f > 0.0)
-            .unwrap_or(30.0);
-        (f64::from(frames) * 1000.0 / fps).round() as i32
+        (f64::from(frames) * 1000.0 / self.nominal_fps()).round() as i32
     }
 
     fn give_back(&mut self, slot: FrameMut, pooled: bool) {
@@ -308,10 +340,28 @@ impl Ingest {
                     i.level_idc % 10,
                     i.fps.map(|f| format!(", {f} fps")).unwrap_or_default()
                 );
+                self.check_level(i);
             }
         }
         self.logged_info = info;
         h.generation = self.params.generation();
+    }
+
+    /// A stream whose SPS declares a level too low for its own picture size and rate: players
+    /// and transcoders that size their buffers by the level may refuse it. Said once per SPS.
+    fn check_level(&self, sps: &SpsInfo) {
+        let plan = platform::Plan {
+            width: Some(sps.width),
+            height: Some(sps.height),
+            fps: sps.fps.or(self.settings.fps),
+            level: Level::of_idc(sps.level_idc),
+            audio: true,
+            encoder: platform::Encoder::Carried,
+            ..platform::Plan::default()
+        };
+        for finding in platform::check(&plan, &[]) {
+            log::warn!("the stream's SPS: {finding}");
+        }
     }
 }
 

@@ -47,6 +47,8 @@
 //!                        parsers, the sampler below the system root, its thread
 //! clock, alloc, exit,    CLOCK_MONOTONIC in µs; the allocation counter; exit codes; text a
 //!   peer_text            peer sent, made safe to log (short, one line, no control characters)
+//! platform               settings the platforms reject: YouTube/Twitch/Facebook rules, H.264
+//!                        Table A-1, the Pi encoder's limits (pure rules, no IO)
 //! testing                for tests only: the one skip-or-require rule for outside tools
 //! setting                `Invalid { key, message }`: what a stage's check of its own section
 //!                        returns; `config` places it in the file
@@ -71,6 +73,7 @@ pub mod logging;
 pub mod notify;
 pub mod observers;
 pub mod peer_text;
+pub mod platform;
 pub mod pool;
 pub mod publisher;
 pub mod queue;
