@@ -6,15 +6,20 @@
 //! video tag under construction ([`flv::VideoTag`]).
 //!
 //! Per access unit, with no allocation in the steady state:
-//! 1. take a pool slot, let the source fill it with Annex B bytes;
+//! 1. take a pool slot, let the source fill it with Annex B bytes (after
+//!    [`FRONT_ROOM`](crate::pool::FRONT_ROOM) free bytes);
 //! 2. walk its NAL units once: each one is observed (changed SPS/PPS are cached, the first
-//!    slice's picture order is read) and appended to the FLV video tag being written; when
-//!    SPS/PPS changed, rebuild the [`Headers`](crate::queue::Headers) (AVC sequence header + `onMetaData`) under one
-//!    short lock;
+//!    slice's picture order is read) and rewritten length-prefixed in the slot itself
+//!    (`h264::avcc::InPlace`: a 4-byte start code becomes the length, nothing is copied); from
+//!    a unit whose 3-byte start code leaves no room on, into the FLV video tag
+//!    ([`flv::VideoTag`]) instead; when SPS/PPS changed, rebuild the
+//!    [`Headers`](crate::queue::Headers) (AVC sequence header + `onMetaData`) under one short
+//!    lock;
 //! 3. a unit without a picture (the legacy Pi camera sends SPS/PPS alone) or before any SPS/PPS
 //!    is counted and skipped;
-//! 4. finish the tag (keyframe, composition time) and swap its buffer with the slot's, so the
-//!    slot now holds the FLV tag body and the tag keeps the old capacity for the next frame;
+//! 4. finish the FLV tag body: the header (keyframe, composition time) into the front room, or
+//!    the tag finished and its buffer swapped with the slot's (the tag keeps the old capacity
+//!    for the next frame);
 //! 5. freeze the slot and push a reference to every destination queue.
 //!
 //! The source never waits for the network: queues drop whole GOPs instead (see `queue`). When the
@@ -24,9 +29,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::flv;
-use crate::h264::{self, AuInfo, H264Error, ParamSets, Reorder, SpsInfo};
+use crate::h264::{avcc, AuInfo, H264Error, ParamSets, Reorder, SpsInfo};
 use crate::platform::{self, KeyframeWatch, Level, Platforms};
-use crate::pool::{FrameMeta, FrameMut, Pool};
+use crate::pool::{FrameMeta, FrameMut, Pool, FRONT_ROOM};
+
+// The room sources leave in front of a frame is where its FLV tag header goes.
+const _: () = assert!(FRONT_ROOM == flv::VIDEO_HEADER_LEN);
 use crate::queue::{Outputs, Pushed, SharedHeaders};
 use crate::source::{Source, SourceError};
 use crate::status::{Counters, SharedStatus, Status};
@@ -66,7 +74,10 @@ pub struct Ingest {
     headers: SharedHeaders,
     params: ParamSets,
     order: Reorder,
+    /// The video tag a frame is finished in when its start codes leave no room to convert it
+    /// in place (3-byte start codes); `in_tag`: the current frame is there.
     tag: flv::VideoTag,
+    in_tag: bool,
     /// The SPS facts last logged, so a change is logged once.
     logged_info: Option<SpsInfo>,
     keyframes: KeyframeWatch,
@@ -100,6 +111,7 @@ impl Ingest {
             params: ParamSets::new(),
             order: Reorder::new(),
             tag,
+            in_tag: false,
             logged_info: None,
             keyframes: KeyframeWatch::new(settings.platforms),
             settings,
@@ -234,23 +246,47 @@ impl Ingest {
         Ok(true)
     }
 
-    /// Observes the slot's NAL units and appends them to the video tag: one pass over the bytes,
-    /// no allocation.
+    /// Observes the slot's NAL units and rewrites them as length-prefixed units: in the slot
+    /// itself while the start codes leave room for the lengths (no copy: the common case), else,
+    /// from the first unit that does not fit on, into the video tag (one copy). One pass over the
+    /// bytes, no allocation.
     fn observe_and_convert(&mut self, slot: &mut FrameMut) -> Result<AuInfo, H264Error> {
-        let bytes = slot.bytes();
-        self.tag.begin(bytes.len());
+        let mut bytes = slot.bytes();
         let mut info = AuInfo::default();
-        for nal in h264::nal_units(&bytes) {
+        let mut conv = avcc::InPlace::new(&bytes, FRONT_ROOM);
+        self.in_tag = false;
+        while let Some(unit) = conv.next_unit(&bytes) {
+            let nal = bytes.get(unit.clone()).unwrap_or_default();
             self.params.observe_unit(nal, &mut info)?;
-            self.tag.push_nal_unit(nal);
+            if self.in_tag {
+                self.tag.push_nal_unit(nal);
+            } else if !conv.place(&mut bytes, unit.clone()) {
+                self.in_tag = true;
+                self.tag.begin(bytes.len());
+                let placed = bytes.get(FRONT_ROOM..conv.written()).unwrap_or_default();
+                self.tag.push_converted(placed);
+                self.tag.push_nal_unit(bytes.get(unit).unwrap_or_default());
+            }
+        }
+        if !self.in_tag {
+            bytes.truncate(conv.written());
         }
         Ok(info)
     }
 
-    /// Completes the FLV AVC NALU tag body and swaps it into the slot.
+    /// Writes the FLV tag header in front of the units converted in place, or finishes the tag
+    /// and swaps it into the slot.
     fn rewrite_as_flv(&mut self, slot: &mut FrameMut, keyframe: bool, composition_ms: i32) {
-        self.tag.finish(keyframe, composition_ms);
-        self.tag.swap(&mut slot.bytes());
+        if self.in_tag {
+            self.tag.finish(keyframe, composition_ms);
+            self.tag.swap(&mut slot.bytes());
+        } else if let Some(room) = slot.bytes().get_mut(..FRONT_ROOM) {
+            room.copy_from_slice(&flv::video_header(
+                keyframe,
+                flv::AvcPacketType::Nalu,
+                composition_ms,
+            ));
+        }
     }
 
     /// The nominal frame rate: the SPS's, else the configured one, else 30 fps.
