@@ -270,7 +270,11 @@ mod tests {
         let mut f = pool.acquire().unwrap();
         f.fill_from(b"abc");
         let frame = f.freeze(FrameMeta::default());
-        assert_eq!(frame.meta().len as usize, FRONT_ROOM + 3, "the room in front, then abc");
+        assert_eq!(
+            frame.meta().len as usize,
+            FRONT_ROOM + 3,
+            "the room in front, then abc"
+        );
         let copy = frame.clone();
         assert_eq!(pool.available(), 1);
         drop(frame);
