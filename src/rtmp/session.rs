@@ -53,7 +53,7 @@
 use std::fmt;
 
 use super::chunk::{
-    ChunkError, ChunkReader, ChunkWriter, Message, ReaderLimits, DEFAULT_MAX_MESSAGE_SIZE,
+    ChunkError, ChunkReader, ChunkWriter, Framing, Message, ReaderLimits, DEFAULT_MAX_MESSAGE_SIZE,
 };
 use super::handshake::{ClientHandshake, HandshakeError};
 use super::url::RtmpUrl;
@@ -591,6 +591,23 @@ impl ClientSession {
     /// Allocation-free when `out` has room for the body plus chunk headers.
     pub fn write_video(&mut self, out: &mut Vec<u8>, timestamp: u32, body: &[u8]) {
         self.write_media(out, CSID_VIDEO, timestamp, msg_type::VIDEO, body);
+    }
+
+    /// Appends the first chunk header of a video message of `length` bytes and returns how its
+    /// body follows ([`Framing`]), for a caller that sends the body from where it lies, with
+    /// the continuation headers between its chunks (one `writev`). `None`, with nothing
+    /// written, unless published.
+    pub fn write_video_header(
+        &mut self,
+        out: &mut Vec<u8>,
+        timestamp: u32,
+        length: usize,
+    ) -> Option<Framing> {
+        let (SessionState::Published, Some(sid)) = (self.state, self.stream_id) else {
+            return None;
+        };
+        self.writer
+            .write_message_header(out, CSID_VIDEO, timestamp, msg_type::VIDEO, sid, length)
     }
 
     /// Appends an audio message (type 8, an FLV audio tag body). Does nothing unless published.
