@@ -46,7 +46,8 @@
 //! health/                board health (firmware flags, temperature, Wi-Fi, clock): sans-IO
 //!                        parsers, the sampler below the system root, its thread
 //! clock, alloc, exit,    CLOCK_MONOTONIC in µs; the allocation counter; exit codes; text a
-//!   peer_text            peer sent, made safe to log (short, one line, no control characters)
+//!   peer_text, stop      peer sent, made safe to log (short, one line, no control characters);
+//!                        the stop request a source's loops look at
 //! testing                for tests only: the one skip-or-require rule for outside tools
 //! setting                `Invalid { key, message }`: what a stage's check of its own section
 //!                        returns; `config` places it in the file
@@ -78,6 +79,7 @@ pub mod rtmp;
 pub mod setting;
 pub mod source;
 pub mod status;
+pub mod stop;
 pub mod supervisor;
 pub mod transport;
 pub mod v4l2;

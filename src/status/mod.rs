@@ -40,6 +40,7 @@ use tokio::sync::watch;
 
 use crate::health::Health;
 use crate::setting::Invalid;
+use crate::stop::Stop;
 
 /// Why campush is not streaming, coarse enough to pick an LED pattern and a retry policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,17 +289,24 @@ impl SharedStatus {
         Counters::add(&self.counters.source_alive, 1);
     }
 
-    /// Sleeps `d` in slices of at most [`ALIVE_SLICE`], noting the source alive at each: for a
-    /// source waiting out a backoff on its own thread.
-    pub fn sleep_alive(&self, d: Duration) {
+    /// Sleeps `d`, noting the source alive at the start and after every [`ALIVE_SLICE`], for a
+    /// source waiting out a backoff on its own thread. Ends early, with `false` and without
+    /// noting the source alive again, once `stop` is requested (looked at every
+    /// [`crate::stop::SLICE`]).
+    pub fn sleep_alive(&self, d: Duration, stop: &Stop) -> bool {
         let until = Instant::now() + d;
         loop {
+            if stop.requested() {
+                return false;
+            }
             self.source_alive();
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return;
+                return true;
             }
-            std::thread::sleep(left.min(ALIVE_SLICE));
+            if !stop.sleep(left.min(ALIVE_SLICE)) {
+                return false;
+            }
         }
     }
 
