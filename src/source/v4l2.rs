@@ -37,7 +37,7 @@ use std::time::Duration;
 use super::{Capture, Source, SourceError};
 use crate::clock::monotonic_us;
 use crate::pool::FrameMut;
-use crate::status::{SharedStatus, Status};
+use crate::status::{SharedStatus, Status, ALIVE_SLICE};
 use crate::stop::Stop;
 use crate::v4l2::capture::H264Capture;
 use crate::v4l2::m2m::{find_encoder, M2mPipeline, M2mRequest};
@@ -143,6 +143,8 @@ impl V4l2Source {
         status: SharedStatus,
         stop: Stop,
     ) -> Result<V4l2Source, SourceError> {
+        // Silent while streaming for at most SILENCE, then it releases the device and waits.
+        status.set_source_stall(SILENCE + ALIVE_SLICE);
         let mut s = V4l2Source {
             target,
             settings,

@@ -273,6 +273,8 @@ fn open_source(
     status: &SharedStatus,
     stop: &Stop,
 ) -> Result<Box<dyn Source>, SourceError> {
+    // The sources that wait for their input set their own stall rule; the others never wait.
+    status.set_source_stall(Duration::ZERO);
     Ok(match &config.source {
         SourceSpec::Rpicam(_) => {
             let Some(app) = CameraApp::find() else {

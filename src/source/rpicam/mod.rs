@@ -74,7 +74,7 @@ use super::{Capture, Source, SourceError};
 use crate::clock::monotonic_us;
 use crate::h264::{nal_type, nal_units};
 use crate::pool::FrameMut;
-use crate::status::{Counters, SharedStatus};
+use crate::status::{Counters, SharedStatus, ALIVE_SLICE};
 use crate::stop::Stop;
 use child::AppProcess;
 
@@ -143,6 +143,9 @@ impl RpicamSource {
     /// `stop` is requested the source stops its app and ends (`Ok(None)`).
     pub fn new(app: CameraApp, settings: RpicamSettings, status: SharedStatus, stop: Stop) -> Self {
         let args = settings.argv(app.kind);
+        // Silent while streaming for at most: the stall timeout, then the app's stop (SIGTERM,
+        // SIGKILL after the grace, its last words), then the source reports waiting.
+        status.set_source_stall(settings.stall_timeout + child::KILL_GRACE + ALIVE_SLICE);
         let process = AppProcess::new(app.name(), status.clone(), stop.clone());
         // A whole access unit must fit; the buffer grows (logged) for a larger one.
         let capacity = 2 * settings.frame_capacity_hint();
