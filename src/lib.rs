@@ -46,8 +46,9 @@
 //! health/                board health (firmware flags, temperature, Wi-Fi, clock): sans-IO
 //!                        parsers, the sampler below the system root, its thread
 //! clock, alloc, exit,    CLOCK_MONOTONIC in µs; the allocation counter; exit codes; text a
-//!   peer_text, stop      peer sent, made safe to log (short, one line, no control characters);
-//!                        the stop request a source's loops look at
+//!   peer_text, stop,     peer sent, made safe to log (short, one line, no control characters);
+//!   small_file           the stop request a source's loops look at; a small text file read
+//!                        whole, bounded (regular files only)
 //! testing                for tests only: the one skip-or-require rule for outside tools
 //! setting                `Invalid { key, message }`: what a stage's check of its own section
 //!                        returns; `config` places it in the file
@@ -77,6 +78,7 @@ pub mod publisher;
 pub mod queue;
 pub mod rtmp;
 pub mod setting;
+pub mod small_file;
 pub mod source;
 pub mod status;
 pub mod stop;
