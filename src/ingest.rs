@@ -26,8 +26,6 @@
 //! pool itself runs dry (only if every slot is held), the frame is read into a spare slot and
 //! dropped, and nothing is pushed until the next keyframe.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use crate::flv;
 use crate::h264::{avcc, AuInfo, H264Error, ParamSets, Reorder, SpsInfo};
 use crate::platform::{self, KeyframeWatch, Level, Platforms};
@@ -38,6 +36,7 @@ const _: () = assert!(FRONT_ROOM == flv::VIDEO_HEADER_LEN);
 use crate::queue::{Outputs, Pushed, SharedHeaders};
 use crate::source::{Source, SourceError};
 use crate::status::{Counters, SharedStatus, Status};
+use crate::stop::Stop;
 
 /// Pictures without SPS/PPS after which the input is declared unusable.
 pub const MAX_PICTURES_WITHOUT_PARAMETERS: u64 = 300;
@@ -123,15 +122,16 @@ impl Ingest {
         }
     }
 
-    /// Runs until the source ends, fails, or `stop` is set; closes every queue on the way out.
-    pub fn run(mut self, stop: &AtomicBool) -> Result<(), IngestError> {
+    /// Runs until the source ends, fails, or `stop` is requested (the source, which holds the
+    /// same request, then ends its waits and returns); closes every queue on the way out.
+    pub fn run(mut self, stop: &Stop) -> Result<(), IngestError> {
         let result = self.run_inner(stop);
         self.outputs.close_all();
         result
     }
 
-    fn run_inner(&mut self, stop: &AtomicBool) -> Result<(), IngestError> {
-        while !stop.load(Ordering::Relaxed) {
+    fn run_inner(&mut self, stop: &Stop) -> Result<(), IngestError> {
+        while !stop.requested() {
             if !self.step()? {
                 return Ok(());
             }

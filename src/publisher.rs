@@ -192,7 +192,7 @@ impl Output {
             }
             (Some(k), None) => (Some(k.trim().to_owned()), "key"),
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(path)
+                let text = crate::small_file::read_to_string(path, KEY_FILE_LIMIT)
                     .map_err(|e| Invalid::new("key_file", unreadable_key_file(path, &e)))?;
                 let key = text.trim_start_matches('\u{feff}').trim().to_owned();
                 (Some(key), "key_file")
@@ -222,6 +222,10 @@ impl Output {
         Ok(Output { url, tls, key_file })
     }
 }
+
+/// The most a key file may hold: a stream key is tens of bytes (a line, maybe a comment more).
+/// Only a regular file is read, so `/dev/zero` or a FIFO is refused rather than read forever.
+pub const KEY_FILE_LIMIT: usize = 4096;
 
 /// Why a key file cannot be read, naming its directory but not its name (a key pasted into
 /// `key_file` by mistake would be its name). A key file kept from other users (root:campush 0640
@@ -683,6 +687,64 @@ mod tests {
         let msg = unreadable_key_file(path, &missing);
         assert!(!msg.contains("sudo"), "{msg}");
         assert!(!msg.contains("sk-pasted"), "{msg}");
+    }
+
+    fn output_with_key_file(path: &Path) -> Result<Output, Invalid> {
+        Output::check(
+            &RawOutput {
+                url: Some("rtmp://127.0.0.1/live".into()),
+                key_file: Some(path.to_path_buf()),
+                ..RawOutput::default()
+            },
+            None,
+        )
+    }
+
+    #[test]
+    fn a_key_file_is_read_trimmed_and_only_when_it_is_a_small_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stream.key");
+        std::fs::write(&path, "\u{feff}sk-1234\n").unwrap();
+        let out = output_with_key_file(&path).unwrap();
+        assert_eq!(out.url.stream_key, "sk-1234");
+
+        std::fs::write(&path, vec![b'k'; KEY_FILE_LIMIT + 1]).unwrap();
+        let e = output_with_key_file(&path).unwrap_err();
+        assert_eq!(e.key, "key_file");
+        assert!(
+            e.message.contains("larger than 4096 bytes"),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("kkkk"), "{}", e.message);
+
+        let t = std::time::Instant::now();
+        let e = output_with_key_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(1));
+        assert!(e.message.contains("not a regular file"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_key_file_that_is_a_fifo_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stream.key");
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo on a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let asked = path.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(output_with_key_file(&asked).map(|_| ()));
+        });
+        let got = rx.recv_timeout(Duration::from_secs(2));
+        if got.is_err() {
+            // Unblock the reader (a writer opens and closes), so the thread ends.
+            let _ = std::fs::OpenOptions::new().write(true).open(&path);
+        }
+        let Ok(Err(e)) = got else {
+            panic!("a FIFO key file was not refused within 2 s: {got:?}");
+        };
+        assert!(e.message.contains("a FIFO"), "{}", e.message);
     }
 
     #[test]
