@@ -39,10 +39,10 @@ use crate::clock::monotonic_us;
 use crate::flv;
 use crate::pool::Frame;
 use crate::queue::{FrameQueue, SharedHeaders};
-use crate::rtmp::{ClientSession, RtmpError, RtmpUrl, Scheme, SessionConfig};
+use crate::rtmp::{ClientSession, Framing, RtmpError, RtmpUrl, Scheme, SessionConfig};
 use crate::setting::Invalid;
 use crate::status::{Counters, DestinationStatus, ErrorKind, Status};
-use crate::transport::{Connection, Connector, Endpoint, TlsOptions, TransportError};
+use crate::transport::{vectored, Connection, Connector, Endpoint, TlsOptions, TransportError};
 
 /// Deadlines and sizes of one destination.
 #[derive(Debug, Clone)]
@@ -511,7 +511,11 @@ impl Publisher {
                     session.receive(&self.inbuf[..n], &mut self.out)?;
                 }
                 frame = self.queue.pop() => match frame {
-                    Some(frame) => self.write_frame(session, &mut st, frame),
+                    Some(frame) => {
+                        if let Some(framing) = self.write_frame(session, &mut st, &frame) {
+                            self.send_body_now(conn, &frame, &framing)?;
+                        }
+                    }
                     None => break Outcome::Finished,
                 },
             }
@@ -523,9 +527,16 @@ impl Publisher {
         Ok(outcome)
     }
 
-    /// Chunks one frame (and, when the parameter sets changed, the headers first) into `out`,
-    /// preceded by every audio frame captured up to it.
-    fn write_frame(&mut self, session: &mut ClientSession, st: &mut Stream, frame: Frame) {
+    /// Chunks what goes before one frame into `out`: the headers when the parameter sets
+    /// changed, every audio frame captured up to it, and the first chunk header of the frame's
+    /// own message; returns how the frame's body follows ([`send_body_now`](Self::send_body_now)
+    /// sends it from its pool slot). `None` for a frame a connection cannot start with.
+    fn write_frame(
+        &mut self,
+        session: &mut ClientSession,
+        st: &mut Stream,
+        frame: &Frame,
+    ) -> Option<Framing> {
         let meta = *frame.meta();
         let base = match st.base_us {
             Some(base) => base,
@@ -535,7 +546,7 @@ impl Publisher {
                 }
                 *st.base_us.insert(meta.timestamp_us)
             }
-            None => return, // cannot start here; the queue resync makes this rare
+            None => return None, // cannot start here; the queue resync makes this rare
         };
         // Milliseconds since the first frame of this connection; modulo 2^32 like RTMP itself.
         let ts = (meta.timestamp_us.saturating_sub(base) / 1000) as u32;
@@ -566,8 +577,37 @@ impl Publisher {
                 session.write_audio(&mut self.out, ats.min(ts), tag);
             }
         }
-        session.write_video(&mut self.out, ts, &frame.bytes());
+        let framing = session.write_video_header(&mut self.out, ts, meta.len as usize);
         self.status.count_frame_sent();
+        framing
+    }
+
+    /// Sends `out` and then the frame's body from its pool slot, framed, in as few `writev`
+    /// calls as the socket takes now (plain TCP: no copy of the body on a link that keeps up);
+    /// what it does not take is copied into `out` for [`write_out`](Self::write_out). Over TLS
+    /// the body is copied into `out` (it is sealed from a copy anyway). Never waits, so the
+    /// slot's lock is never held across an await.
+    fn send_body_now(
+        &mut self,
+        conn: &Connection,
+        frame: &Frame,
+        framing: &Framing,
+    ) -> Result<(), PublishError> {
+        let body = frame.bytes();
+        let pieces = framing
+            .pieces(&body)
+            .flat_map(|(header, chunk)| [header, chunk]);
+        if conn.is_tls() {
+            for piece in pieces {
+                self.out.extend_from_slice(piece);
+            }
+            return Ok(());
+        }
+        let written = vectored::write_now(&mut self.out, pieces, |slices| {
+            conn.try_write_vectored(slices)
+        })?;
+        self.status.count_bytes_sent(written as u64);
+        Ok(())
     }
 
     /// Writes `out` in full. The deadline is on progress, not on the whole buffer: a large

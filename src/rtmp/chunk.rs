@@ -371,7 +371,10 @@ impl Framing {
 
     /// The payload's pieces in order, each with the header that goes before it (empty for the
     /// first, which follows the message header).
-    pub fn pieces<'a>(&'a self, payload: &'a [u8]) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    pub fn pieces<'a>(
+        &'a self,
+        payload: &'a [u8],
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone {
         payload
             .chunks(self.chunk_size)
             .enumerate()
