@@ -18,6 +18,12 @@
 //! 4. at the end of the input or on stop: `FCUnpublish` + `deleteStream`, half-close, and wait
 //!    (bounded) for the server to close, which proves it has read everything we sent.
 //!
+//! Retries (issue 10): a failure where nobody answered (connect refused or unreachable, a
+//! connection closed before the server sent a byte, a published stream lost after it had run a
+//! while) is retried quickly, at most [`QUICK_RETRY_CAP`] later, so a restarted server has the
+//! stream again within about a second; a server that answered and failed us (refused, garbage,
+//! silent past a deadline) gets the exponential backoff ([`retry_class`], [`retry_delay`]).
+//!
 //! Timestamps: FLV timestamps on a connection start at 0 on its first (key)frame and follow the
 //! capture clock from there, so they are monotonic within a connection and every recording a
 //! server makes per connection starts at zero and decodes from its first frame.
@@ -289,6 +295,10 @@ impl PublishError {
 const CLOSED_WHILE_PUBLISHING: &str =
     "before the publish was accepted (it refused the app or stream key, or is not an RTMP server)";
 
+/// Closed before sending a byte: a server shutting down, or a TLS front whose backend is down;
+/// nothing says it refused us.
+const CLOSED_BEFORE_A_WORD: &str = "before it sent a byte (is the server shutting down?)";
+
 /// How a connection ended without an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -316,6 +326,8 @@ pub struct Publisher {
     published_once: bool,
     /// How long the last connection streamed, once it has ended.
     streamed_for: Option<Duration>,
+    /// The server sent at least one byte on the current attempt (RTMP, after TLS if any).
+    heard_from_server: bool,
 }
 
 /// Per-connection media state.
@@ -352,6 +364,7 @@ impl Publisher {
             inbuf: vec![0; 16 * 1024].into_boxed_slice(),
             published_once: false,
             streamed_for: None,
+            heard_from_server: false,
         }
     }
 
@@ -392,13 +405,18 @@ impl Publisher {
                 return Err(e);
             }
             let jitter = (monotonic_us() % 1000) as f64 / 1000.0;
-            let delay = backoff_delay(&self.settings, failures, e.kind(), jitter);
+            let retry = retry_class(&e, self.heard_from_server, self.streamed_for);
+            let delay = retry_delay(&self.settings, failures, e.kind(), retry, jitter);
             log::info!(
-                "{}: reconnecting in {:.3} s (attempt {} failed after {:.3} s)",
+                "{}: reconnecting in {:.3} s (attempt {} failed after {:.3} s{})",
                 self.url,
                 delay.as_secs_f64(),
                 failures,
-                started.elapsed().as_secs_f64()
+                started.elapsed().as_secs_f64(),
+                match retry {
+                    Retry::Quick => "; the server is not there: retrying soon",
+                    Retry::Backoff => "",
+                }
             );
             let mut stop = self.stop.clone();
             tokio::select! {
@@ -416,6 +434,7 @@ impl Publisher {
     pub async fn run_once(&mut self) -> Result<Outcome, PublishError> {
         self.status.set(Status::Connecting);
         self.streamed_for = None;
+        self.heard_from_server = false;
         self.status.count_connect();
         let endpoint = Endpoint {
             host: &self.url.host,
@@ -466,8 +485,13 @@ impl Publisher {
         while !session.is_published() {
             let n = conn.read(&mut self.inbuf).await?;
             if n == 0 {
-                return Err(PublishError::Closed(CLOSED_WHILE_PUBLISHING));
+                return Err(PublishError::Closed(if self.heard_from_server {
+                    CLOSED_WHILE_PUBLISHING
+                } else {
+                    CLOSED_BEFORE_A_WORD
+                }));
             }
+            self.heard_from_server = true;
             self.out.clear();
             session.receive(&self.inbuf[..n], &mut self.out)?;
             if !self.out.is_empty() {
@@ -640,18 +664,83 @@ pub fn backoff_delay(
     kind: ErrorKind,
     jitter: f64,
 ) -> Duration {
-    let max = settings.backoff_max;
     if kind == ErrorKind::Refused {
-        return max;
+        return settings.backoff_max;
     }
-    let ceiling = settings
-        .backoff_min
+    full_jitter(settings.backoff_min, settings.backoff_max, failures, jitter)
+}
+
+/// Exponential from `min`, capped at `max`, with full jitter; never below a quarter of `min`.
+fn full_jitter(min: Duration, max: Duration, failures: u32, jitter: f64) -> Duration {
+    let ceiling = min
         .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
         .min(max);
     // Never zero: a quarter of the minimum is the floor.
-    ceiling
-        .mul_f64(jitter.clamp(0.0, 1.0))
-        .max(settings.backoff_min / 4)
+    ceiling.mul_f64(jitter.clamp(0.0, 1.0)).max(min / 4)
+}
+
+/// How soon to try again after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Nobody was there to answer: the schedule of [`backoff_delay`] capped at
+    /// [`QUICK_RETRY_CAP`], so a server that comes back gets the stream within about a second.
+    Quick,
+    /// The server answered and something went wrong: [`backoff_delay`] as it stands.
+    Backoff,
+}
+
+/// The longest wait before retrying a server that was not there. A connect to a port nobody
+/// listens on costs nobody anything, so there is no reason to wait longer; with full jitter the
+/// mean is half of it, and a restarted server is publishing again within the cap plus one
+/// handshake.
+pub const QUICK_RETRY_CAP: Duration = Duration::from_millis(1500);
+
+/// A published connection lost after at least this long is retried quickly (the server most
+/// likely restarted or the path broke); one lost sooner is treated like a refusal by backoff:
+/// a server that accepts and then drops us at once would otherwise see a reconnect loop.
+pub const QUICK_AFTER_STREAMING: Duration = Duration::from_secs(2);
+
+/// Tells "nobody answered" from "the server answered and it failed". `heard`: the server sent
+/// at least one byte on this attempt; `streamed_for`: how long the connection streamed, if it
+/// was published.
+///
+/// | Failure | Retry |
+/// |---|---|
+/// | TCP connect refused, reset, unreachable (host or network), or timed out | quick |
+/// | connection closed or reset before the server sent a byte (a server shutting down) | quick |
+/// | published, streamed for [`QUICK_AFTER_STREAMING`] or more, then closed or reset | quick |
+/// | refusal (publish refused, certificate refused), configuration | backoff (refusal: the maximum) |
+/// | handshake garbage, protocol error, closed after the server had spoken, deadline on a connected socket | backoff |
+/// | name resolution (a typo in the host must not become a query a second) | backoff |
+pub fn retry_class(e: &PublishError, heard: bool, streamed_for: Option<Duration>) -> Retry {
+    let lost = matches!(e, PublishError::Io(_) | PublishError::Closed(_));
+    match e {
+        _ if matches!(e.kind(), ErrorKind::Refused | ErrorKind::Config) => Retry::Backoff,
+        PublishError::Transport(
+            TransportError::Connect { .. } | TransportError::ConnectTimeout { .. },
+        ) => Retry::Quick,
+        _ if lost && streamed_for.is_some_and(|d| d >= QUICK_AFTER_STREAMING) => Retry::Quick,
+        _ if lost && !heard && streamed_for.is_none() => Retry::Quick,
+        _ => Retry::Backoff,
+    }
+}
+
+/// The wait before the next attempt: [`backoff_delay`], and for [`Retry::Quick`] the same
+/// schedule capped at [`QUICK_RETRY_CAP`] (never longer than the configured maximum either).
+pub fn retry_delay(
+    settings: &PublisherSettings,
+    failures: u32,
+    kind: ErrorKind,
+    retry: Retry,
+    jitter: f64,
+) -> Duration {
+    match retry {
+        Retry::Backoff => backoff_delay(settings, failures, kind, jitter),
+        Retry::Quick => {
+            let cap = QUICK_RETRY_CAP.min(settings.backoff_max);
+            full_jitter(settings.backoff_min, cap, failures, jitter).min(cap)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -720,6 +809,127 @@ mod tests {
                 Duration::from_secs(10)
             );
         }
+    }
+
+    fn io(kind: std::io::ErrorKind) -> std::io::Error {
+        std::io::Error::from(kind)
+    }
+
+    fn connect_failed(kind: std::io::ErrorKind) -> PublishError {
+        PublishError::Transport(TransportError::Connect {
+            addr: "127.0.0.1:1935".into(),
+            source: io(kind),
+        })
+    }
+
+    #[test]
+    fn nobody_listening_or_nobody_reachable_is_retried_quickly() {
+        use std::io::ErrorKind::{ConnectionRefused, ConnectionReset, HostUnreachable};
+        for kind in [ConnectionRefused, ConnectionReset, HostUnreachable] {
+            assert_eq!(
+                retry_class(&connect_failed(kind), false, None),
+                Retry::Quick,
+                "{kind:?}"
+            );
+        }
+        let timed_out = PublishError::Transport(TransportError::ConnectTimeout {
+            host: "h".into(),
+            port: 1935,
+            secs: 10,
+        });
+        assert_eq!(retry_class(&timed_out, false, None), Retry::Quick);
+    }
+
+    #[test]
+    fn a_connection_closed_before_the_server_said_a_word_is_retried_quickly() {
+        let closed = PublishError::Closed(CLOSED_BEFORE_A_WORD);
+        assert_eq!(closed.kind(), ErrorKind::Network);
+        assert_eq!(retry_class(&closed, false, None), Retry::Quick);
+        let reset = PublishError::Io(io(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(retry_class(&reset, false, None), Retry::Quick);
+    }
+
+    #[test]
+    fn a_server_that_answered_and_then_failed_us_gets_the_backoff() {
+        let garbage = PublishError::Rtmp(RtmpError::NotRtmp(0x48));
+        assert_eq!(retry_class(&garbage, true, None), Retry::Backoff);
+        let closed_after_speaking = PublishError::Closed(CLOSED_WHILE_PUBLISHING);
+        assert_eq!(
+            retry_class(&closed_after_speaking, true, None),
+            Retry::Backoff
+        );
+        let silent = PublishError::Timeout("handshake and publish", Duration::from_secs(10));
+        assert_eq!(retry_class(&silent, false, None), Retry::Backoff);
+        let refused = PublishError::Rtmp(RtmpError::Refused {
+            command: "publish",
+            code: crate::peer_text::PeerText::new("NetStream.Publish.BadName"),
+            description: crate::peer_text::PeerText::new("in use"),
+        });
+        assert_eq!(retry_class(&refused, true, None), Retry::Backoff);
+        let certificate = PublishError::Transport(TransportError::Certificate {
+            host: "h".into(),
+            problem: crate::transport::CertificateProblem::UnknownIssuer,
+        });
+        assert_eq!(retry_class(&certificate, false, None), Retry::Backoff);
+        let unresolved = PublishError::Transport(TransportError::Resolve {
+            host: "typo.example".into(),
+            source: io(std::io::ErrorKind::NotFound),
+        });
+        assert_eq!(retry_class(&unresolved, false, None), Retry::Backoff);
+    }
+
+    #[test]
+    fn a_stream_lost_after_streaming_a_while_is_retried_quickly_one_dropped_at_once_is_not() {
+        let lost = PublishError::Closed("while streaming");
+        let long = Some(Duration::from_secs(5));
+        let short = Some(Duration::from_millis(500));
+        assert_eq!(retry_class(&lost, true, long), Retry::Quick);
+        assert_eq!(retry_class(&lost, true, short), Retry::Backoff);
+        let reset = PublishError::Io(io(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(retry_class(&reset, true, long), Retry::Quick);
+        let stalled =
+            PublishError::Timeout("a write that made no progress", Duration::from_secs(5));
+        assert_eq!(retry_class(&stalled, true, long), Retry::Backoff);
+    }
+
+    #[test]
+    fn a_quick_retry_never_waits_longer_than_the_cap_however_many_attempts_failed() {
+        let s = settings(500, 10_000);
+        for failures in [1, 2, 3, 10, 1000] {
+            for jitter in [0.0, 0.5, 0.999] {
+                let d = retry_delay(&s, failures, ErrorKind::Network, Retry::Quick, jitter);
+                assert!(d <= QUICK_RETRY_CAP, "attempt {failures}: {d:?}");
+                assert!(d >= Duration::from_millis(125), "attempt {failures}: {d:?}");
+            }
+        }
+        // While the backoff of the same attempt would wait up to its maximum.
+        assert_eq!(
+            retry_delay(&s, 10, ErrorKind::Network, Retry::Backoff, 0.999),
+            Duration::from_secs(10).mul_f64(0.999)
+        );
+        // A configured maximum below the cap still holds.
+        let fast = settings(20, 100);
+        assert_eq!(
+            retry_delay(&fast, 9, ErrorKind::Network, Retry::Quick, 1.0),
+            Duration::from_millis(100)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_nobody_listening_attempts_come_at_most_the_quick_cap_apart() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let s = PublisherSettings {
+            max_attempts: Some(12),
+            ..settings(500, 10_000)
+        };
+        let (mut p, _status, _stop) = publisher(port, s);
+        let start = tokio::time::Instant::now();
+        p.run().await.unwrap_err();
+        let waited = start.elapsed();
+        // Eleven waits of at most 1.5 s each, where the backoff would allow up to 73.5 s.
+        assert!(waited <= QUICK_RETRY_CAP * 11, "{waited:?}");
     }
 
     /// A publisher to `port`, the status it reports to, and its stop switch (kept by the caller:
