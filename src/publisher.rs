@@ -19,7 +19,7 @@
 //!    (bounded) for the server to close, which proves it has read everything we sent.
 //!
 //! Retries (issue 10): a failure where nobody answered (connect refused or unreachable, a
-//! connection closed before the server sent a byte, a published stream lost after it had run a
+//! connection reset before the server sent a byte, a published stream lost after it had run a
 //! while) is retried quickly, at most [`QUICK_RETRY_CAP`] later, so a restarted server has the
 //! stream again within about a second; a server that answered and failed us (refused, garbage,
 //! silent past a deadline) gets the exponential backoff ([`retry_class`], [`retry_delay`]).
@@ -41,10 +41,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::audio::{AudioSource, AudioSpec};
+use crate::backlog::{Estimate, Meter};
 use crate::clock::monotonic_us;
 use crate::flv;
 use crate::pool::Frame;
 use crate::queue::{FrameQueue, SharedHeaders};
+use crate::rtmp::session::DEFAULT_WINDOW_ACK_SIZE;
 use crate::rtmp::{ClientSession, RtmpError, RtmpUrl, Scheme, SessionConfig};
 use crate::setting::Invalid;
 use crate::status::{Counters, DestinationStatus, ErrorKind, Status};
@@ -292,12 +294,16 @@ impl PublishError {
     }
 }
 
+/// Set (to anything) in the environment, campush ignores the server's RTMP acknowledgements and
+/// announces no window: the backlog is measured by the socket's send queue alone. For tests of
+/// that fallback against servers that do acknowledge.
+pub const IGNORE_ACKS_ENV: &str = "CAMPUSH_IGNORE_RTMP_ACKS";
+
+/// How often the backlog is measured while nothing is read or written.
+const MEASURE_EVERY: Duration = Duration::from_millis(100);
+
 const CLOSED_WHILE_PUBLISHING: &str =
     "before the publish was accepted (it refused the app or stream key, or is not an RTMP server)";
-
-/// Closed before sending a byte: a server shutting down, or a TLS front whose backend is down;
-/// nothing says it refused us.
-const CLOSED_BEFORE_A_WORD: &str = "before it sent a byte (is the server shutting down?)";
 
 /// How a connection ended without an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,6 +334,10 @@ pub struct Publisher {
     streamed_for: Option<Duration>,
     /// The server sent at least one byte on the current attempt (RTMP, after TLS if any).
     heard_from_server: bool,
+    /// The current connection's backlog beyond the queue (`crate::backlog`).
+    meter: Meter,
+    /// Announce a window and believe the server's acknowledgements (unless [`IGNORE_ACKS_ENV`]).
+    use_acks: bool,
 }
 
 /// Per-connection media state.
@@ -350,6 +360,13 @@ impl Publisher {
         let connector = Connector::new(settings.tls.clone());
         let audio = settings.audio.open();
         status.set_label(url.to_string());
+        let use_acks = std::env::var_os(IGNORE_ACKS_ENV).is_none();
+        let meter = Meter::new(
+            // Frames remembered in flight: four times the queue's frame cap.
+            queue.max_frames().saturating_mul(4).max(256),
+            DEFAULT_WINDOW_ACK_SIZE,
+            use_acks,
+        );
         Publisher {
             url,
             settings,
@@ -365,6 +382,8 @@ impl Publisher {
             published_once: false,
             streamed_for: None,
             heard_from_server: false,
+            meter,
+            use_acks,
         }
     }
 
@@ -453,7 +472,13 @@ impl Publisher {
             chunk_size: self.settings.chunk_size,
             seed: monotonic_us() ^ u64::from(std::process::id()),
             max_message_size: 1024 * 1024,
+            window_ack_size: if self.use_acks {
+                DEFAULT_WINDOW_ACK_SIZE
+            } else {
+                0
+            },
         });
+        self.meter.reset(monotonic_us());
 
         let deadline = self.settings.publish_timeout;
         tokio::time::timeout(deadline, self.publish(&mut conn, &mut session))
@@ -470,6 +495,7 @@ impl Publisher {
         self.published_once = true;
         let result = self.stream(&mut conn, &mut session).await;
         self.streamed_for = Some(streaming_since.elapsed());
+        self.queue.set_in_flight_us(0);
         result
     }
 
@@ -482,14 +508,11 @@ impl Publisher {
         session.start(&mut self.out);
         conn.write_all(&self.out).await?;
         conn.flush().await?;
+        self.meter.sent(self.out.len() as u64, None);
         while !session.is_published() {
             let n = conn.read(&mut self.inbuf).await?;
             if n == 0 {
-                return Err(PublishError::Closed(if self.heard_from_server {
-                    CLOSED_WHILE_PUBLISHING
-                } else {
-                    CLOSED_BEFORE_A_WORD
-                }));
+                return Err(PublishError::Closed(CLOSED_WHILE_PUBLISHING));
             }
             self.heard_from_server = true;
             self.out.clear();
@@ -497,6 +520,7 @@ impl Publisher {
             if !self.out.is_empty() {
                 conn.write_all(&self.out).await?;
                 conn.flush().await?;
+                self.meter.sent(self.out.len() as u64, None);
             }
         }
         Ok(())
@@ -514,12 +538,17 @@ impl Publisher {
             audio_header_sent: false,
         };
         let mut stop = self.stop.clone();
+        // The backlog is measured after every read and write, and on this tick while neither
+        // happens (the queue may be refusing frames because of it).
+        let mut tick = tokio::time::interval(MEASURE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Reads and writes never overlap: a write completes (or times out) before the next read
         // is polled, so one stream serves both, TLS included. Both futures in the select are
         // cancel-safe: bytes a TLS read already took from the socket stay in the connection's
         // input buffer.
         let outcome = loop {
             self.out.clear();
+            let mut frame_ts = None;
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break Outcome::Stopped,
@@ -529,15 +558,24 @@ impl Publisher {
                         return Err(PublishError::Closed("while streaming"));
                     }
                     session.receive(&self.inbuf[..n], &mut self.out)?;
+                    if let Some((seq, count)) = session.peer_acknowledged() {
+                        self.meter.on_peer_ack(seq, count, monotonic_us());
+                    }
                 }
+                _ = tick.tick() => {}
                 frame = self.queue.pop() => match frame {
-                    Some(frame) => self.write_frame(session, &mut st, frame),
+                    Some(frame) => {
+                        frame_ts = Some(frame.meta().timestamp_us);
+                        self.write_frame(session, &mut st, frame);
+                    }
                     None => break Outcome::Finished,
                 },
             }
             if !self.out.is_empty() {
                 self.write_out(conn).await?;
+                self.meter.sent(self.out.len() as u64, frame_ts);
             }
+            self.measure_backlog(conn);
         };
         self.finish(conn, session, outcome).await;
         Ok(outcome)
@@ -588,6 +626,25 @@ impl Publisher {
         }
         session.write_video(&mut self.out, ts, &frame.bytes());
         self.status.count_frame_sent();
+    }
+
+    /// Updates the backlog beyond the queue from the kernel's send queue (and the server's
+    /// acknowledgements, already taken), says once which estimate the connection uses, and
+    /// hands the result to the queue's drop policy. No allocation unless it logs.
+    fn measure_backlog(&mut self, conn: &Connection) {
+        self.meter.on_kernel_queue(conn.send_queue_bytes());
+        if let Some(estimate) = self.meter.update(monotonic_us()) {
+            let how = match estimate {
+                Estimate::ServerAcks => "the server's RTMP acknowledgements (what it has received)",
+                Estimate::KernelQueue => {
+                    "the socket's send queue (the server sends no RTMP acknowledgements, or they \
+                     stopped: buffers beyond the next TCP hop are not seen)"
+                }
+                Estimate::Pending => "the socket's send queue until the server acknowledges",
+            };
+            log::info!("{}: backlog measured by {how}", self.url);
+        }
+        self.queue.set_in_flight_us(self.meter.in_flight_us());
     }
 
     /// Writes `out` in full. The deadline is on progress, not on the whole buffer: a large
@@ -707,9 +764,9 @@ pub const QUICK_AFTER_STREAMING: Duration = Duration::from_secs(2);
 /// | Failure | Retry |
 /// |---|---|
 /// | TCP connect refused, reset, unreachable (host or network), or timed out | quick |
-/// | connection closed or reset before the server sent a byte (a server shutting down) | quick |
+/// | connection reset before the server sent a byte (a server shutting down) | quick |
 /// | published, streamed for [`QUICK_AFTER_STREAMING`] or more, then closed or reset | quick |
-/// | refusal (publish refused, certificate refused), configuration | backoff (refusal: the maximum) |
+/// | refusal (publish refused, certificate refused, a clean hang-up before the publish was accepted), configuration | backoff (refusal: the maximum) |
 /// | handshake garbage, protocol error, closed after the server had spoken, deadline on a connected socket | backoff |
 /// | name resolution (a typo in the host must not become a query a second) | backoff |
 pub fn retry_class(e: &PublishError, heard: bool, streamed_for: Option<Duration>) -> Retry {
@@ -720,7 +777,7 @@ pub fn retry_class(e: &PublishError, heard: bool, streamed_for: Option<Duration>
             TransportError::Connect { .. } | TransportError::ConnectTimeout { .. },
         ) => Retry::Quick,
         _ if lost && streamed_for.is_some_and(|d| d >= QUICK_AFTER_STREAMING) => Retry::Quick,
-        _ if lost && !heard && streamed_for.is_none() => Retry::Quick,
+        PublishError::Io(_) if !heard && streamed_for.is_none() => Retry::Quick,
         _ => Retry::Backoff,
     }
 }
@@ -841,12 +898,17 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_closed_before_the_server_said_a_word_is_retried_quickly() {
-        let closed = PublishError::Closed(CLOSED_BEFORE_A_WORD);
-        assert_eq!(closed.kind(), ErrorKind::Network);
-        assert_eq!(retry_class(&closed, false, None), Retry::Quick);
+    fn a_connection_reset_before_the_server_said_a_word_is_retried_quickly() {
         let reset = PublishError::Io(io(std::io::ErrorKind::ConnectionReset));
         assert_eq!(retry_class(&reset, false, None), Retry::Quick);
+    }
+
+    #[test]
+    fn a_clean_hang_up_after_our_handshake_is_a_refusal_even_without_a_word() {
+        // A server that read C0 and C1 and closed: how one refusing us without RTMP looks.
+        let closed = PublishError::Closed(CLOSED_WHILE_PUBLISHING);
+        assert_eq!(closed.kind(), ErrorKind::Refused);
+        assert_eq!(retry_class(&closed, false, None), Retry::Backoff);
     }
 
     #[test]

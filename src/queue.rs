@@ -17,6 +17,12 @@
 //!   backpressure, not a buffer, so it holds at most [`BLOCKING_DEPTH`] frames whatever the
 //!   configured bounds: every queued frame is resident memory (its pool slot stays touched).
 //!
+//! The publisher reports the media time it has sent that the server has not received yet
+//! ([`FrameQueue::set_in_flight_us`], measured by `crate::backlog`); under `DropGops` the time
+//! bound covers the queue and that backlog together, so `max_seconds` bounds the lag a viewer
+//! sees, not only this queue. Dropping because of the backlog never asks the source for a
+//! keyframe (a keyframe is the largest frame; the link is already too slow).
+//!
 //! After a (re)connect the publisher calls [`FrameQueue::resync`] so that the first frame it sends
 //! is a keyframe. Allocation-free after construction: the deque has capacity for the frame cap.
 //!
@@ -122,6 +128,8 @@ pub struct FrameQueue {
     room: Condvar,
     keyframe_wanted: AtomicBool,
     dropped: AtomicU64,
+    /// Media time sent by the publisher and not yet arrived at the server (`crate::backlog`).
+    in_flight_us: AtomicU64,
 }
 
 impl FrameQueue {
@@ -147,6 +155,7 @@ impl FrameQueue {
             room: Condvar::new(),
             keyframe_wanted: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
+            in_flight_us: AtomicU64::new(0),
         }
     }
 
@@ -158,7 +167,7 @@ impl FrameQueue {
     pub fn push(&self, frame: Frame) -> Pushed {
         let mut inner = self.lock();
         if self.policy == Policy::Block {
-            while !inner.closed && !inner.frames.is_empty() && self.over(&inner, &frame) {
+            while !inner.closed && !inner.frames.is_empty() && self.over(&inner, &frame, 0) {
                 inner.producer_waiting = true;
                 inner = self
                     .room
@@ -180,18 +189,25 @@ impl FrameQueue {
         }
         let mut dropped = 0;
         if self.policy == Policy::DropGops {
-            while self.over(&inner, &frame) {
+            let in_flight = self.in_flight_us.load(Ordering::Relaxed);
+            while self.over(&inner, &frame, in_flight) {
                 match self.drop_oldest_gop(&mut inner) {
                     Some(n) => dropped += n,
                     None => {
-                        // One GOP longer than the bounds: start over at the next keyframe.
+                        // One GOP longer than the bounds, or the backlog beyond the queue over
+                        // them alone: start over at the next keyframe. Only a GOP too long for
+                        // the queue by itself asks the source for one sooner; a keyframe into a
+                        // congested link would only make it worse.
+                        let too_long = self.over(&inner, &frame, 0);
                         dropped += inner.frames.len();
                         inner.frames.clear();
                         inner.bytes = 0;
                         if !frame.meta().keyframe {
                             dropped += 1;
                             inner.need_key = true;
-                            self.keyframe_wanted.store(true, Ordering::Relaxed);
+                            if too_long {
+                                self.keyframe_wanted.store(true, Ordering::Relaxed);
+                            }
                             self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
                             return Pushed::Refused;
                         }
@@ -210,10 +226,11 @@ impl FrameQueue {
         Pushed::Queued { dropped }
     }
 
-    /// Would adding `next` exceed a bound?
-    fn over(&self, inner: &Inner, next: &Frame) -> bool {
+    /// Would adding `next` exceed a bound, with `in_flight_us` of media already on the way to
+    /// the server counted against the time bound? A frame alone in the queue exceeds only that.
+    fn over(&self, inner: &Inner, next: &Frame, in_flight_us: u64) -> bool {
         let Some(oldest) = inner.frames.front() else {
-            return false;
+            return in_flight_us > self.limits.max_duration_us;
         };
         let span = next
             .meta()
@@ -221,7 +238,19 @@ impl FrameQueue {
             .saturating_sub(oldest.meta().timestamp_us);
         inner.frames.len() + 1 > self.limits.max_frames
             || inner.bytes + next.meta().len as usize > self.limits.max_bytes
-            || span > self.limits.max_duration_us
+            || span + in_flight_us > self.limits.max_duration_us
+    }
+
+    /// The media time the publisher has sent and the server has not received yet (0 while not
+    /// connected). Under [`Policy::DropGops`] the time bound holds for the queue and this
+    /// together, so that it bounds the lag a viewer sees; a [`Policy::Block`] queue ignores it.
+    pub fn set_in_flight_us(&self, us: u64) {
+        self.in_flight_us.store(us, Ordering::Relaxed);
+    }
+
+    /// The last value given to [`Self::set_in_flight_us`].
+    pub fn in_flight_us(&self) -> u64 {
+        self.in_flight_us.load(Ordering::Relaxed)
     }
 
     /// Drops the frames before the second keyframe from the front (the oldest GOP, or what is
@@ -336,6 +365,11 @@ impl FrameQueue {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The most frames this queue holds.
+    pub fn max_frames(&self) -> usize {
+        self.limits.max_frames
     }
 
     /// Media time between the oldest and newest queued frames.
@@ -499,6 +533,52 @@ mod tests {
         // Frames 10 and 11: 10 is a keyframe, accepted after the refusal period.
         let got = keys_and_times(&q);
         assert_eq!(got, vec![(true, 10), (false, 11)]);
+    }
+
+    #[test]
+    fn media_in_flight_counts_against_the_time_bound() {
+        let pool = Pool::new(64, 16);
+        // 1 s bound, GOP of 5 frames (0.5 s); 0.6 s already on the way to the server.
+        let q = FrameQueue::new(limits(1000, 1 << 20), Policy::DropGops);
+        q.set_in_flight_us(600_000);
+        for f in frames(&pool, 30, 5, 10) {
+            q.push(f);
+        }
+        let got = keys_and_times(&q);
+        assert!(got[0].0, "the queue must start at a keyframe: {got:?}");
+        let span = (got.last().unwrap().1 - got[0].1) * 100_000;
+        assert!(span + 600_000 <= 1_000_000, "{got:?}");
+        assert!(!q.take_keyframe_request());
+    }
+
+    #[test]
+    fn a_backlog_beyond_the_bound_by_itself_admits_keyframes_only_and_asks_for_none() {
+        let pool = Pool::new(64, 16);
+        let q = FrameQueue::new(limits(1000, 1 << 20), Policy::DropGops);
+        q.set_in_flight_us(1_500_000);
+        let mut kept = Vec::new();
+        for f in frames(&pool, 20, 5, 10) {
+            q.push(f);
+            kept.extend(keys_and_times(&q)); // the publisher takes what is there
+        }
+        assert_eq!(kept, vec![(true, 0), (true, 5), (true, 10), (true, 15)]);
+        assert!(!q.take_keyframe_request());
+        // Once the backlog drains, the next GOP flows whole.
+        q.set_in_flight_us(0);
+        for f in frames(&pool, 10, 5, 10).into_iter().skip(5) {
+            q.push(f);
+        }
+        assert_eq!(keys_and_times(&q).len(), 5);
+    }
+
+    #[test]
+    fn a_blocking_queue_ignores_the_backlog() {
+        let pool = Pool::new(64, 16);
+        let q = FrameQueue::new(limits(100_000, 1 << 20), Policy::Block);
+        q.set_in_flight_us(60_000_000);
+        for f in frames(&pool, BLOCKING_DEPTH, 3, 10) {
+            assert_eq!(q.push(f), Pushed::Queued { dropped: 0 });
+        }
     }
 
     #[test]

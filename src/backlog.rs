@@ -1,0 +1,483 @@
+//! The backlog of one connection measured end to end: the media that has left campush's queue
+//! but has not reached the server yet, in bytes and in media time (issue 10).
+//!
+//! Owns: the byte count sent on a connection, the byte count known to have arrived, and a ring
+//! of (byte offset where a frame ended, its capture timestamp) for the frames in between, which
+//! turns "bytes in flight" into "seconds in flight" by the frames those bytes carry, so no
+//! bitrate estimate is needed. The queue's drop policy adds these seconds to its own
+//! ([`crate::queue::FrameQueue::set_in_flight_us`]): `queue.max_seconds` then bounds the lag a
+//! viewer sees, not only campush's queue.
+//!
+//! What has arrived, best source first:
+//! 1. the server's RTMP Acknowledgements (Adobe RTMP 1.0 §5.4.3), once we announced a Window
+//!    Acknowledgement Size: a sequence number that counts the bytes it received, modulo 2^32
+//!    ([`PeerAcks`] unwraps it, and copes with servers that restart their count);
+//! 2. where a server sends none: the kernel's send queue of the socket (`SIOCOUTQ`: bytes not
+//!    yet sent plus bytes sent and not yet acknowledged by TCP, the quantity `TCP_INFO` gives as
+//!    `tcpi_notsent_bytes` + unacknowledged segments, but exact in bytes). It sees campush's
+//!    own socket and the path up to the next TCP endpoint; a terminating proxy's buffer or the
+//!    server's own are invisible to it.
+//!
+//! Which servers acknowledge a publisher (measured against the servers of `tests/interop.rs`,
+//! whose module doc has the details):
+//!
+//! | Server | Acknowledgements to a publisher |
+//! |---|---|
+//! | nginx-rtmp 1.2.2 | only once the publisher announced a window, every window; its count restarts at 0 past 0xF0000000 |
+//! | node-media-server 2.7.4 | as nginx-rtmp (4.x never sends any) |
+//! | scuffle-rtmp 0.2 (the in-process test server) | also without a window (2.5 MB default); count from before the read that crossed the window |
+//! | ffmpeg `-listen 1` 5.1 | also without a window (every ~1 MiB); every half window with one |
+//! | rtmplite3 0.4.0 | once a window was announced, every window; the count cannot pass 4 GiB |
+//! | pyrtmp 0.3.1 | never |
+//!
+//! Invariants: the byte count only grows within a connection; the ring holds the latest frames
+//! sent, in order (so byte offsets and timestamps both grow), at most its capacity (allocated
+//! once: recording a frame never allocates); an estimate of what arrived is never above what was
+//! sent ([`PeerAcks`] clamps). Sans-IO: no socket, no clock.
+
+use std::collections::VecDeque;
+
+/// One frame sent: where its bytes end in the connection's byte count, and its capture time.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    end: u64,
+    timestamp_us: u64,
+}
+
+/// The frames sent on one connection and where their bytes end, to weigh any estimate of the
+/// bytes that have arrived (the server's, the kernel's) in media time. Nothing is forgotten on
+/// an acknowledgement, so two estimates can be asked about side by side; the ring forgets only
+/// its oldest frames when full.
+#[derive(Debug)]
+pub struct Backlog {
+    frames: VecDeque<Sent>,
+    capacity: usize,
+    sent: u64,
+}
+
+impl Backlog {
+    /// A backlog that remembers the last `capacity` frames sent; a backlog of more frames than
+    /// that is reported as the span of those it remembers, an underestimate (size it to several
+    /// times the queue's bound: the policy only needs to know that the bound is exceeded).
+    pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Backlog {
+            frames: VecDeque::with_capacity(capacity),
+            capacity,
+            sent: 0,
+        }
+    }
+
+    /// A new connection: nothing sent.
+    pub fn reset(&mut self) {
+        self.frames.clear();
+        self.sent = 0;
+    }
+
+    /// `bytes` more were written to the connection; `frame_timestamp_us`: they completed the
+    /// frame captured then (None: commands, headers, the handshake).
+    pub fn sent(&mut self, bytes: u64, frame_timestamp_us: Option<u64>) {
+        self.sent += bytes;
+        if let Some(ts) = frame_timestamp_us {
+            if self.frames.len() == self.capacity {
+                self.frames.pop_front();
+            }
+            self.frames.push_back(Sent {
+                end: self.sent,
+                timestamp_us: ts,
+            });
+        }
+    }
+
+    /// Bytes written on this connection.
+    pub fn sent_bytes(&self) -> u64 {
+        self.sent
+    }
+
+    /// Bytes written and not known to have arrived, when the first `acked` bytes have.
+    pub fn in_flight_bytes(&self, acked: u64) -> u64 {
+        self.sent.saturating_sub(acked)
+    }
+
+    /// Media time in flight when the first `acked` bytes of the connection have arrived: from
+    /// the oldest frame not wholly arrived to the newest frame sent; 0 when every frame has.
+    pub fn in_flight_us(&self, acked: u64) -> u64 {
+        let first_missing = self.frames.partition_point(|f| f.end <= acked);
+        match (self.frames.get(first_missing), self.frames.back()) {
+            (Some(oldest), Some(newest)) => newest.timestamp_us.saturating_sub(oldest.timestamp_us),
+            _ => 0,
+        }
+    }
+}
+
+/// The server's Acknowledgement sequence numbers (bytes received, modulo 2^32) made into a byte
+/// count of the connection.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PeerAcks {
+    total: u64,
+    last: Option<u32>,
+}
+
+impl PeerAcks {
+    /// Takes the sequence number `seq` of a new Acknowledgement, with `sent` bytes written so
+    /// far, and returns the bytes the server has received by this count.
+    ///
+    /// A sequence number ahead of the previous one (modulo 2^32, so wrapping past 2^32 is
+    /// progress too) by no more than was sent since is progress. Anything else means the server
+    /// restarted its count (nginx-rtmp does past 0xF0000000): the restart came after the
+    /// previous acknowledgement, so the previous total plus `seq` is at most the truth, and the
+    /// backlog is overestimated by less than a window until the next one, never underestimated.
+    pub fn on_ack(&mut self, seq: u32, sent: u64) -> u64 {
+        self.total = match self.last {
+            None => u64::from(seq),
+            Some(prev) => {
+                let delta = u64::from(seq.wrapping_sub(prev));
+                if delta <= sent.saturating_sub(self.total) {
+                    self.total + delta
+                } else {
+                    self.total + u64::from(seq)
+                }
+            }
+        }
+        .min(sent);
+        self.last = Some(seq);
+        self.total
+    }
+}
+
+/// Which estimate of what has arrived a connection uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Estimate {
+    /// No acknowledgement yet: the kernel's send queue until the server sends one, or until it
+    /// has had [`NO_ACKS_AFTER_WINDOWS`] windows without sending any.
+    Pending,
+    /// The server's Acknowledgements (bounded by the kernel's send queue).
+    ServerAcks,
+    /// The kernel's send queue only: the server sends no acknowledgements, they stopped, or
+    /// they are not to be used.
+    KernelQueue,
+}
+
+/// The server has had this many of our windows without acknowledging: it sends none.
+pub const NO_ACKS_AFTER_WINDOWS: u64 = 4;
+/// Acknowledgements that stop for this long, while more than two of the server's windows are
+/// unacknowledged, are taken to have stopped for good on this connection: the kernel's send
+/// queue is used instead (a server that stopped counting would otherwise make the backlog grow
+/// without end, and the queue drop everything).
+pub const ACKS_STALE_US: u64 = 10_000_000;
+
+/// The backlog of one connection: frames sent ([`Backlog`]), the server's acknowledgements
+/// ([`PeerAcks`]) and the kernel's send queue, and the choice between them. Sans-IO: the caller
+/// passes the time and the kernel's figure.
+///
+/// With acknowledgements, what has arrived is the server's count plus half the spacing of its
+/// acknowledgements (it acknowledges once per window, so it has received between its count and
+/// a window more), never more than the kernel says has left the socket: a server that
+/// acknowledges only every few megabytes then weighs no more than the kernel's figure.
+#[derive(Debug)]
+pub struct Meter {
+    backlog: Backlog,
+    peer: PeerAcks,
+    use_acks: bool,
+    window: u64,
+    estimate: Estimate,
+    acks_seen: u64,
+    server_acked: u64,
+    spacing: u64,
+    last_ack_us: u64,
+    kernel_acked: Option<u64>,
+}
+
+impl Meter {
+    /// `capacity`: frames remembered ([`Backlog::with_capacity`]); `window`: the Window
+    /// Acknowledgement Size announced; `use_acks`: false to measure by the kernel only.
+    pub fn new(capacity: usize, window: u32, use_acks: bool) -> Self {
+        Meter {
+            backlog: Backlog::with_capacity(capacity),
+            peer: PeerAcks::default(),
+            use_acks,
+            window: u64::from(window.max(1)),
+            estimate: Estimate::Pending,
+            acks_seen: 0,
+            server_acked: 0,
+            spacing: 0,
+            last_ack_us: 0,
+            kernel_acked: None,
+        }
+    }
+
+    /// A new connection, at `now_us`.
+    pub fn reset(&mut self, now_us: u64) {
+        self.backlog.reset();
+        self.peer = PeerAcks::default();
+        self.estimate = Estimate::Pending;
+        self.acks_seen = 0;
+        self.server_acked = 0;
+        self.spacing = 0;
+        self.last_ack_us = now_us;
+        self.kernel_acked = None;
+    }
+
+    /// See [`Backlog::sent`].
+    pub fn sent(&mut self, bytes: u64, frame_timestamp_us: Option<u64>) {
+        self.backlog.sent(bytes, frame_timestamp_us);
+    }
+
+    /// The session's latest acknowledgement: sequence number `seq`, `count` received so far.
+    /// Does nothing unless `count` is new.
+    pub fn on_peer_ack(&mut self, seq: u32, count: u64, now_us: u64) {
+        if count == self.acks_seen || !self.use_acks {
+            return;
+        }
+        self.acks_seen = count;
+        self.last_ack_us = now_us;
+        let total = self.peer.on_ack(seq, self.backlog.sent_bytes());
+        self.spacing = total.saturating_sub(self.server_acked);
+        self.server_acked = self.server_acked.max(total);
+    }
+
+    /// The kernel's send queue of the socket, in bytes (`None`: unknown).
+    pub fn on_kernel_queue(&mut self, queued: Option<u64>) {
+        self.kernel_acked = queued.map(|q| self.backlog.sent_bytes().saturating_sub(q));
+    }
+
+    /// Moves between estimates as acknowledgements come, never come, or stop. Returns the new
+    /// estimate when it changed (for the caller to say so, once).
+    pub fn update(&mut self, now_us: u64) -> Option<Estimate> {
+        let next = match self.estimate {
+            _ if !self.use_acks => Estimate::KernelQueue,
+            Estimate::Pending if self.acks_seen > 0 => Estimate::ServerAcks,
+            Estimate::Pending
+                if self.backlog.sent_bytes() > NO_ACKS_AFTER_WINDOWS * self.window + 4096 =>
+            {
+                Estimate::KernelQueue
+            }
+            Estimate::ServerAcks
+                if now_us.saturating_sub(self.last_ack_us) > ACKS_STALE_US
+                    && self.backlog.in_flight_bytes(self.server_acked)
+                        > 2 * self.spacing.max(self.window) =>
+            {
+                Estimate::KernelQueue
+            }
+            // Acknowledgements that come back (after a stall, or late) are used again.
+            Estimate::KernelQueue
+                if self.use_acks
+                    && now_us.saturating_sub(self.last_ack_us) < ACKS_STALE_US
+                    && self.acks_seen > 0 =>
+            {
+                Estimate::ServerAcks
+            }
+            same => same,
+        };
+        (next != self.estimate).then(|| {
+            self.estimate = next;
+            next
+        })
+    }
+
+    /// The estimate in use.
+    pub fn estimate(&self) -> Estimate {
+        self.estimate
+    }
+
+    /// Bytes the estimate in use takes to have arrived.
+    fn arrived(&self) -> u64 {
+        let kernel = self.kernel_acked.unwrap_or(self.backlog.sent_bytes());
+        match self.estimate {
+            Estimate::ServerAcks => (self.server_acked + self.spacing / 2).min(kernel),
+            Estimate::Pending | Estimate::KernelQueue => kernel,
+        }
+    }
+
+    /// Bytes in flight by the estimate in use.
+    pub fn in_flight_bytes(&self) -> u64 {
+        self.backlog.in_flight_bytes(self.arrived())
+    }
+
+    /// Media time in flight by the estimate in use.
+    pub fn in_flight_us(&self) -> u64 {
+        self.backlog.in_flight_us(self.arrived())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 30 frames of 1000 bytes, one every 100 ms, after a 3073-byte handshake.
+    fn streamed(capacity: usize) -> Backlog {
+        let mut b = Backlog::with_capacity(capacity);
+        b.sent(3073, None);
+        for i in 0..30 {
+            b.sent(1000, Some(i * 100_000));
+        }
+        b
+    }
+
+    #[test]
+    fn nothing_acknowledged_means_everything_sent_is_in_flight() {
+        let b = streamed(64);
+        assert_eq!(b.in_flight_bytes(0), 33_073);
+        assert_eq!(b.in_flight_us(0), 2_900_000);
+    }
+
+    #[test]
+    fn bytes_acknowledged_become_the_frames_they_carried() {
+        let b = streamed(64);
+        // Up to the end of frame 19 (the handshake, then 20 frames).
+        let acked = 3073 + 20 * 1000;
+        assert_eq!(b.in_flight_bytes(acked), 10_000);
+        assert_eq!(
+            b.in_flight_us(acked),
+            900_000,
+            "frames 20..=29 are on the way"
+        );
+        // Half of frame 20: it has not arrived yet.
+        assert_eq!(b.in_flight_us(acked + 500), 900_000);
+        assert_eq!(b.in_flight_us(acked + 1000), 800_000);
+        assert_eq!(
+            (b.in_flight_bytes(u64::MAX), b.in_flight_us(u64::MAX)),
+            (0, 0)
+        );
+    }
+
+    #[test]
+    fn two_estimates_of_what_arrived_can_be_weighed_side_by_side() {
+        let b = streamed(64);
+        let (server, kernel) = (3073 + 10 * 1000, 3073 + 25 * 1000);
+        assert_eq!(b.in_flight_us(kernel), 400_000);
+        assert_eq!(b.in_flight_us(server), 1_900_000);
+    }
+
+    #[test]
+    fn a_full_ring_forgets_the_oldest_frames_and_says_at_least_its_span() {
+        let b = streamed(8);
+        assert_eq!(b.in_flight_us(0), 700_000, "frames 22..=29 remembered");
+        assert_eq!(b.in_flight_bytes(0), 33_073, "bytes are still counted");
+    }
+
+    #[test]
+    fn recording_a_frame_does_not_grow_the_ring() {
+        let mut b = Backlog::with_capacity(16);
+        let capacity = b.frames.capacity();
+        for i in 0..1000 {
+            b.sent(100, Some(i));
+        }
+        assert_eq!(b.frames.capacity(), capacity);
+    }
+
+    #[test]
+    fn a_reset_starts_a_new_connection_from_nothing() {
+        let mut b = streamed(64);
+        b.reset();
+        assert_eq!(
+            (b.sent_bytes(), b.in_flight_bytes(0), b.in_flight_us(0)),
+            (0, 0, 0)
+        );
+    }
+
+    const W: u32 = 32 * 1024;
+
+    /// A meter after the handshake and `frames` frames of 10 000 bytes, one every 100 ms.
+    fn metered(use_acks: bool, frames: u64) -> Meter {
+        let mut m = Meter::new(256, W, use_acks);
+        m.reset(0);
+        m.sent(3073, None);
+        for i in 0..frames {
+            m.sent(10_000, Some(i * 100_000));
+        }
+        m
+    }
+
+    #[test]
+    fn a_server_that_acknowledges_is_believed_within_what_left_the_socket() {
+        let mut m = metered(true, 10);
+        m.on_kernel_queue(Some(0)); // everything left campush's socket
+        assert_eq!(m.update(0), None, "pending until the first acknowledgement");
+        assert_eq!(m.in_flight_us(), 0, "pending: the kernel's figure");
+        for i in 10..40 {
+            m.sent(10_000, Some(i * 100_000));
+        }
+        m.on_kernel_queue(Some(0));
+        // The server has 10 frames, acknowledging every 32 KiB: the latest says 98304.
+        let mut count = 0;
+        for seq in (1..=3).map(|n| n * W) {
+            count += 1;
+            m.on_peer_ack(seq, count, 1_000_000);
+        }
+        assert_eq!(m.update(1_000_000), Some(Estimate::ServerAcks));
+        // Arrived: 98304 + 16384 = 114688 bytes, that is the handshake and 11 frames.
+        assert_eq!(m.in_flight_us(), 2_800_000);
+        // The kernel still holds the last 30 frames: it bounds what the server can have.
+        m.on_kernel_queue(Some(30 * 10_000));
+        assert_eq!(m.in_flight_us(), 2_900_000);
+    }
+
+    #[test]
+    fn a_server_that_never_acknowledges_leaves_the_kernels_figure_and_says_so_once() {
+        let mut m = metered(true, 40);
+        m.on_kernel_queue(Some(25_000));
+        assert_eq!(m.update(0), Some(Estimate::KernelQueue));
+        assert_eq!(m.update(100_000), None);
+        assert_eq!(m.in_flight_us(), 200_000, "frames 37, 38, 39");
+    }
+
+    #[test]
+    fn acknowledgements_turned_off_are_ignored_from_the_start() {
+        let mut m = metered(false, 1);
+        m.on_peer_ack(3073, 1, 0);
+        assert_eq!(m.update(0), Some(Estimate::KernelQueue));
+        assert_eq!(m.update(0), None);
+    }
+
+    #[test]
+    fn acknowledgements_that_stop_while_data_piles_up_give_way_to_the_kernel() {
+        let mut m = metered(true, 40);
+        m.on_peer_ack(W, 1, 0);
+        m.on_kernel_queue(Some(0));
+        assert_eq!(m.update(0), Some(Estimate::ServerAcks));
+        assert_eq!(m.update(ACKS_STALE_US), None, "not yet stale");
+        assert_eq!(m.update(ACKS_STALE_US + 1), Some(Estimate::KernelQueue));
+        assert_eq!(m.in_flight_us(), 0);
+        // They come back: used again.
+        m.on_peer_ack(20 * W, 2, ACKS_STALE_US + 2);
+        assert_eq!(m.update(ACKS_STALE_US + 3), Some(Estimate::ServerAcks));
+    }
+
+    #[test]
+    fn a_new_connection_measures_from_nothing_and_pending_again() {
+        let mut m = metered(true, 40);
+        m.on_peer_ack(W, 1, 0);
+        m.update(0);
+        m.reset(5_000_000);
+        assert_eq!(m.estimate(), Estimate::Pending);
+        assert_eq!((m.in_flight_bytes(), m.in_flight_us()), (0, 0));
+    }
+
+    #[test]
+    fn acknowledgement_numbers_wrap_past_two_to_the_32() {
+        let mut acks = PeerAcks::default();
+        let sent = 1 << 40;
+        assert_eq!(acks.on_ack(0xFFFF_0000, sent), 0xFFFF_0000);
+        assert_eq!(acks.on_ack(0x0001_0000, sent), 0x1_0001_0000);
+        assert_eq!(acks.on_ack(0x0002_0000, sent), 0x1_0002_0000);
+    }
+
+    #[test]
+    fn a_server_that_restarts_its_count_is_never_taken_for_ahead() {
+        let mut acks = PeerAcks::default();
+        let sent = 0xF001_0000u64;
+        // nginx-rtmp: the last acknowledgement before 0xF0000000, then its count restarts.
+        assert_eq!(acks.on_ack(0xEFFF_8000, sent), 0xEFFF_8000);
+        let after = acks.on_ack(0x8000, sent);
+        // The truth is 0xF000_0000 + 0x8000 or a little more: never overestimated.
+        assert_eq!(after, 0xEFFF_8000 + 0x8000);
+        assert!(after <= 0xF000_8000);
+    }
+
+    #[test]
+    fn a_server_never_acknowledges_more_than_was_sent() {
+        let mut acks = PeerAcks::default();
+        assert_eq!(acks.on_ack(5000, 4000), 4000);
+    }
+}
