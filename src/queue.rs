@@ -195,14 +195,17 @@ impl FrameQueue {
                     Some(n) => dropped += n,
                     None => {
                         // One GOP longer than the bounds, or the backlog beyond the queue over
-                        // them alone: start over at the next keyframe. Only a GOP too long for
-                        // the queue by itself asks the source for one sooner; a keyframe into a
-                        // congested link would only make it worse.
+                        // them: start over at the next keyframe that fits, which is none while
+                        // the backlog alone is over the time bound (sending it would put the
+                        // viewer further behind). Only a GOP too long for the queue by itself
+                        // asks the source for a keyframe sooner; one into a congested link
+                        // would only make it worse.
                         let too_long = self.over(&inner, &frame, 0);
+                        let backlogged = in_flight > self.limits.max_duration_us;
                         dropped += inner.frames.len();
                         inner.frames.clear();
                         inner.bytes = 0;
-                        if !frame.meta().keyframe {
+                        if !frame.meta().keyframe || backlogged {
                             dropped += 1;
                             inner.need_key = true;
                             if too_long {
@@ -552,19 +555,17 @@ mod tests {
     }
 
     #[test]
-    fn a_backlog_beyond_the_bound_by_itself_admits_keyframes_only_and_asks_for_none() {
+    fn a_backlog_beyond_the_bound_by_itself_admits_nothing_and_asks_for_no_keyframe() {
         let pool = Pool::new(64, 16);
         let q = FrameQueue::new(limits(1000, 1 << 20), Policy::DropGops);
         q.set_in_flight_us(1_500_000);
-        let mut kept = Vec::new();
         for f in frames(&pool, 20, 5, 10) {
-            q.push(f);
-            kept.extend(keys_and_times(&q)); // the publisher takes what is there
+            assert_eq!(q.push(f), Pushed::Refused);
         }
-        assert_eq!(kept, vec![(true, 0), (true, 5), (true, 10), (true, 15)]);
+        assert!(q.is_empty());
         assert!(!q.take_keyframe_request());
-        // Once the backlog drains, the next GOP flows whole.
-        q.set_in_flight_us(0);
+        // Once the backlog drains below the bound, the next GOP flows whole.
+        q.set_in_flight_us(400_000);
         for f in frames(&pool, 10, 5, 10).into_iter().skip(5) {
             q.push(f);
         }
