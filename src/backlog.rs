@@ -149,7 +149,7 @@ impl PeerAcks {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Estimate {
     /// No acknowledgement yet: the kernel's send queue until the server sends one, or until it
-    /// has had [`NO_ACKS_AFTER_WINDOWS`] windows without sending any.
+    /// has had [`NO_ACKS_AFTER_WINDOWS`] windows and [`NO_ACKS_AFTER_US`] without sending any.
     Pending,
     /// The server's Acknowledgements (bounded by the kernel's send queue).
     ServerAcks,
@@ -158,8 +158,11 @@ pub enum Estimate {
     KernelQueue,
 }
 
-/// The server has had this many of our windows without acknowledging: it sends none.
+/// The server has had this many of our windows, and this long, without acknowledging: it sends
+/// none. (Both: an unpaced push sends many windows before the first acknowledgement can come
+/// back.)
 pub const NO_ACKS_AFTER_WINDOWS: u64 = 4;
+pub const NO_ACKS_AFTER_US: u64 = 1_000_000;
 /// Acknowledgements that stop for this long, while more than two of the server's windows are
 /// unacknowledged, are taken to have stopped for good on this connection: the kernel's send
 /// queue is used instead (a server that stopped counting would otherwise make the backlog grow
@@ -185,6 +188,7 @@ pub struct Meter {
     server_acked: u64,
     spacing: u64,
     last_ack_us: u64,
+    started_us: u64,
     kernel_acked: Option<u64>,
 }
 
@@ -202,6 +206,7 @@ impl Meter {
             server_acked: 0,
             spacing: 0,
             last_ack_us: 0,
+            started_us: 0,
             kernel_acked: None,
         }
     }
@@ -215,6 +220,7 @@ impl Meter {
         self.server_acked = 0;
         self.spacing = 0;
         self.last_ack_us = now_us;
+        self.started_us = now_us;
         self.kernel_acked = None;
     }
 
@@ -248,7 +254,8 @@ impl Meter {
             _ if !self.use_acks => Estimate::KernelQueue,
             Estimate::Pending if self.acks_seen > 0 => Estimate::ServerAcks,
             Estimate::Pending
-                if self.backlog.sent_bytes() > NO_ACKS_AFTER_WINDOWS * self.window + 4096 =>
+                if self.backlog.sent_bytes() > NO_ACKS_AFTER_WINDOWS * self.window + 4096
+                    && now_us.saturating_sub(self.started_us) > NO_ACKS_AFTER_US =>
             {
                 Estimate::KernelQueue
             }
@@ -272,6 +279,19 @@ impl Meter {
         (next != self.estimate).then(|| {
             self.estimate = next;
             next
+        })
+    }
+
+    /// The end of the connection: a server that had more than [`NO_ACKS_AFTER_WINDOWS`]
+    /// windows and sent no acknowledgement sends none, however short the connection was.
+    /// Returns the estimate when that changed it (for the caller to say so).
+    pub fn finish(&mut self) -> Option<Estimate> {
+        let none_sent = self.estimate == Estimate::Pending
+            && self.acks_seen == 0
+            && self.backlog.sent_bytes() > NO_ACKS_AFTER_WINDOWS * self.window + 4096;
+        none_sent.then(|| {
+            self.estimate = Estimate::KernelQueue;
+            Estimate::KernelQueue
         })
     }
 
@@ -417,9 +437,24 @@ mod tests {
     fn a_server_that_never_acknowledges_leaves_the_kernels_figure_and_says_so_once() {
         let mut m = metered(true, 40);
         m.on_kernel_queue(Some(25_000));
-        assert_eq!(m.update(0), Some(Estimate::KernelQueue));
-        assert_eq!(m.update(100_000), None);
+        assert_eq!(m.update(NO_ACKS_AFTER_US), None, "give it a second");
+        assert_eq!(m.update(NO_ACKS_AFTER_US + 1), Some(Estimate::KernelQueue));
+        assert_eq!(m.update(NO_ACKS_AFTER_US + 100_000), None);
         assert_eq!(m.in_flight_us(), 200_000, "frames 37, 38, 39");
+        assert_eq!(m.finish(), None, "already said");
+    }
+
+    #[test]
+    fn a_connection_too_short_to_tell_says_at_its_end_that_no_acknowledgement_came() {
+        let mut m = metered(true, 40);
+        assert_eq!(m.update(1000), None);
+        assert_eq!(m.finish(), Some(Estimate::KernelQueue));
+        let mut small = metered(true, 2);
+        assert_eq!(small.finish(), None, "under four windows: nothing to tell");
+        let mut acked = metered(true, 40);
+        acked.on_peer_ack(W, 1, 10);
+        acked.update(20);
+        assert_eq!(acked.finish(), None);
     }
 
     #[test]

@@ -496,6 +496,9 @@ impl Publisher {
         let result = self.stream(&mut conn, &mut session).await;
         self.streamed_for = Some(streaming_since.elapsed());
         self.queue.set_in_flight_us(0);
+        if let Some(estimate) = self.meter.finish() {
+            self.log_estimate(estimate);
+        }
         result
     }
 
@@ -634,17 +637,22 @@ impl Publisher {
     fn measure_backlog(&mut self, conn: &Connection) {
         self.meter.on_kernel_queue(conn.send_queue_bytes());
         if let Some(estimate) = self.meter.update(monotonic_us()) {
-            let how = match estimate {
-                Estimate::ServerAcks => "the server's RTMP acknowledgements (what it has received)",
-                Estimate::KernelQueue => {
-                    "the socket's send queue (the server sends no RTMP acknowledgements, or they \
-                     stopped: buffers beyond the next TCP hop are not seen)"
-                }
-                Estimate::Pending => "the socket's send queue until the server acknowledges",
-            };
-            log::info!("{}: backlog measured by {how}", self.url);
+            self.log_estimate(estimate);
         }
         self.queue.set_in_flight_us(self.meter.in_flight_us());
+    }
+
+    /// Says which estimate of the backlog a connection uses (once per change).
+    fn log_estimate(&self, estimate: Estimate) {
+        let how = match estimate {
+            Estimate::ServerAcks => "the server's RTMP acknowledgements (what it has received)",
+            Estimate::KernelQueue => {
+                "the socket's send queue (the server sends no RTMP acknowledgements, or they \
+                 stopped: buffers beyond the next TCP hop are not seen)"
+            }
+            Estimate::Pending => "the socket's send queue until the server acknowledges",
+        };
+        log::info!("{}: backlog measured by {how}", self.url);
     }
 
     /// Writes `out` in full. The deadline is on progress, not on the whole buffer: a large
