@@ -5,7 +5,7 @@
 //! of (byte offset where a frame ended, its capture timestamp) for the frames in between, which
 //! turns "bytes in flight" into "seconds in flight" by the frames those bytes carry, so no
 //! bitrate estimate is needed. The queue's drop policy adds these seconds to its own
-//! ([`crate::queue::FrameQueue::set_in_flight_us`]): `queue.max_seconds` then bounds the lag a
+//! ([`crate::queue::FrameQueue::set_oldest_in_flight`]): `queue.max_seconds` then bounds the lag a
 //! viewer sees, not only campush's queue.
 //!
 //! What has arrived, best source first:
@@ -99,12 +99,18 @@ impl Backlog {
         self.sent.saturating_sub(acked)
     }
 
+    /// The capture time of the oldest frame not wholly arrived when the first `acked` bytes of
+    /// the connection have (None: every frame has).
+    pub fn oldest_in_flight(&self, acked: u64) -> Option<u64> {
+        let first_missing = self.frames.partition_point(|f| f.end <= acked);
+        self.frames.get(first_missing).map(|f| f.timestamp_us)
+    }
+
     /// Media time in flight when the first `acked` bytes of the connection have arrived: from
     /// the oldest frame not wholly arrived to the newest frame sent; 0 when every frame has.
     pub fn in_flight_us(&self, acked: u64) -> u64 {
-        let first_missing = self.frames.partition_point(|f| f.end <= acked);
-        match (self.frames.get(first_missing), self.frames.back()) {
-            (Some(oldest), Some(newest)) => newest.timestamp_us.saturating_sub(oldest.timestamp_us),
+        match (self.oldest_in_flight(acked), self.frames.back()) {
+            (Some(oldest), Some(newest)) => newest.timestamp_us.saturating_sub(oldest),
             _ => 0,
         }
     }
@@ -173,10 +179,13 @@ pub const ACKS_STALE_US: u64 = 10_000_000;
 /// ([`PeerAcks`]) and the kernel's send queue, and the choice between them. Sans-IO: the caller
 /// passes the time and the kernel's figure.
 ///
-/// With acknowledgements, what has arrived is the server's count plus half the spacing of its
-/// acknowledgements (it acknowledges once per window, so it has received between its count and
-/// a window more), never more than the kernel says has left the socket: a server that
-/// acknowledges only every few megabytes then weighs no more than the kernel's figure.
+/// With acknowledgements, what has arrived is the server's count, plus what it has received
+/// since at the rate it received the last window, up to one more window (it acknowledges once
+/// per window: had it received a whole window more, it would have said so); never more than the
+/// kernel says has left the socket, so a server that acknowledges only every few megabytes
+/// weighs no more than the kernel's figure. Without the time since the last acknowledgement,
+/// the tail of a stream that stopped (less than a window, which the server never acknowledges)
+/// would seem on its way forever, and the queue would refuse every frame after it.
 #[derive(Debug)]
 pub struct Meter {
     backlog: Backlog,
@@ -189,6 +198,12 @@ pub struct Meter {
     spacing: u64,
     last_ack_us: u64,
     started_us: u64,
+    /// The latest time given to [`Meter::update`] or [`Meter::on_peer_ack`].
+    now_us: u64,
+    /// Bytes per µs the server received between its last two acknowledgements.
+    rate_per_us: f64,
+    /// The same, smoothed (0: not known yet).
+    link_per_us: f64,
     kernel_acked: Option<u64>,
 }
 
@@ -207,6 +222,9 @@ impl Meter {
             spacing: 0,
             last_ack_us: 0,
             started_us: 0,
+            now_us: 0,
+            rate_per_us: 0.0,
+            link_per_us: 0.0,
             kernel_acked: None,
         }
     }
@@ -221,6 +239,9 @@ impl Meter {
         self.spacing = 0;
         self.last_ack_us = now_us;
         self.started_us = now_us;
+        self.now_us = now_us;
+        self.rate_per_us = 0.0;
+        self.link_per_us = 0.0;
         self.kernel_acked = None;
     }
 
@@ -236,9 +257,21 @@ impl Meter {
             return;
         }
         self.acks_seen = count;
-        self.last_ack_us = now_us;
         let total = self.peer.on_ack(seq, self.backlog.sent_bytes());
-        self.spacing = total.saturating_sub(self.server_acked);
+        let spacing = total.saturating_sub(self.server_acked);
+        if spacing > 0 {
+            let since = now_us.saturating_sub(self.last_ack_us).max(1);
+            self.rate_per_us = spacing as f64 / since as f64;
+            self.spacing = spacing;
+            // The link's rate, smoothed over a few acknowledgements.
+            self.link_per_us = if self.link_per_us > 0.0 {
+                0.75 * self.link_per_us + 0.25 * self.rate_per_us
+            } else {
+                self.rate_per_us
+            };
+        }
+        self.last_ack_us = now_us;
+        self.now_us = self.now_us.max(now_us);
         self.server_acked = self.server_acked.max(total);
     }
 
@@ -250,6 +283,7 @@ impl Meter {
     /// Moves between estimates as acknowledgements come, never come, or stop. Returns the new
     /// estimate when it changed (for the caller to say so, once).
     pub fn update(&mut self, now_us: u64) -> Option<Estimate> {
+        self.now_us = self.now_us.max(now_us);
         let next = match self.estimate {
             _ if !self.use_acks => Estimate::KernelQueue,
             Estimate::Pending if self.acks_seen > 0 => Estimate::ServerAcks,
@@ -300,18 +334,38 @@ impl Meter {
         self.estimate
     }
 
-    /// Bytes the estimate in use takes to have arrived.
+    /// Bytes the estimate in use takes to have arrived (at the time of the latest
+    /// [`Meter::update`]).
     fn arrived(&self) -> u64 {
         let kernel = self.kernel_acked.unwrap_or(self.backlog.sent_bytes());
         match self.estimate {
-            Estimate::ServerAcks => (self.server_acked + self.spacing / 2).min(kernel),
+            Estimate::ServerAcks => {
+                let since = self.now_us.saturating_sub(self.last_ack_us) as f64;
+                let more = (self.rate_per_us * since) as u64;
+                (self.server_acked + more.min(self.spacing)).min(kernel)
+            }
             Estimate::Pending | Estimate::KernelQueue => kernel,
         }
+    }
+
+    /// The rate at which the server has been receiving, in bytes per second, smoothed over its
+    /// last few acknowledgements; known only while they are the estimate in use. While the
+    /// link is the bottleneck this is its rate (while it is not, the backlog is small anyway):
+    /// the backlog's bytes divided by it is how long they take to arrive.
+    pub fn link_bytes_per_s(&self) -> Option<u64> {
+        (self.estimate == Estimate::ServerAcks && self.link_per_us > 0.0)
+            .then_some((self.link_per_us * 1e6) as u64)
+            .filter(|r| *r > 0)
     }
 
     /// Bytes in flight by the estimate in use.
     pub fn in_flight_bytes(&self) -> u64 {
         self.backlog.in_flight_bytes(self.arrived())
+    }
+
+    /// The capture time of the oldest frame not yet arrived, by the estimate in use.
+    pub fn oldest_in_flight(&self) -> Option<u64> {
+        self.backlog.oldest_in_flight(self.arrived())
     }
 
     /// Media time in flight by the estimate in use.
@@ -419,18 +473,43 @@ mod tests {
             m.sent(10_000, Some(i * 100_000));
         }
         m.on_kernel_queue(Some(0));
-        // The server has 10 frames, acknowledging every 32 KiB: the latest says 98304.
-        let mut count = 0;
-        for seq in (1..=3).map(|n| n * W) {
-            count += 1;
-            m.on_peer_ack(seq, count, 1_000_000);
+        // The server acknowledges every 32 KiB, one every 100 ms: the latest says 98304.
+        for n in 1..=3 {
+            m.on_peer_ack(n * W, n.into(), u64::from(n) * 100_000);
         }
-        assert_eq!(m.update(1_000_000), Some(Estimate::ServerAcks));
-        // Arrived: 98304 + 16384 = 114688 bytes, that is the handshake and 11 frames.
+        assert_eq!(m.update(300_000), Some(Estimate::ServerAcks));
+        // Arrived: 98304 bytes, that is the handshake and 9 frames: frames 9..=39 on the way.
+        assert_eq!(m.oldest_in_flight(), Some(900_000));
+        assert_eq!(m.in_flight_us(), 3_000_000);
+        // 50 ms later, at the same rate, half a window more: 114688 bytes, 11 frames.
+        m.update(350_000);
         assert_eq!(m.in_flight_us(), 2_800_000);
+        // Never more than a window more than it acknowledged: 131072 bytes, 12 frames.
+        m.update(900_000);
+        assert_eq!(m.in_flight_us(), 2_700_000);
         // The kernel still holds the last 30 frames: it bounds what the server can have.
         m.on_kernel_queue(Some(30 * 10_000));
         assert_eq!(m.in_flight_us(), 2_900_000);
+        // The link took 32 KiB per 100 ms.
+        assert_eq!(m.link_bytes_per_s(), Some(327_680));
+    }
+
+    #[test]
+    fn the_tail_of_a_stream_that_stopped_arrives_in_time_though_never_acknowledged() {
+        let mut m = metered(true, 10);
+        m.on_kernel_queue(Some(0));
+        // Acknowledged up to 98304 of 103073 bytes, at 32 KiB per 100 ms; nothing more comes.
+        for n in 1..=3 {
+            m.on_peer_ack(n * W, n.into(), u64::from(n) * 100_000);
+        }
+        m.update(300_000);
+        assert_eq!(m.oldest_in_flight(), Some(900_000), "frame 9 is on the way");
+        m.update(320_000);
+        assert_eq!(
+            m.oldest_in_flight(),
+            None,
+            "4769 bytes take 15 ms at that rate"
+        );
     }
 
     #[test]

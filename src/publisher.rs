@@ -495,7 +495,8 @@ impl Publisher {
         self.published_once = true;
         let result = self.stream(&mut conn, &mut session).await;
         self.streamed_for = Some(streaming_since.elapsed());
-        self.queue.set_in_flight_us(0);
+        self.queue.set_oldest_in_flight(None);
+        self.queue.set_link(0, None);
         if let Some(estimate) = self.meter.finish() {
             self.log_estimate(estimate);
         }
@@ -639,7 +640,10 @@ impl Publisher {
         if let Some(estimate) = self.meter.update(monotonic_us()) {
             self.log_estimate(estimate);
         }
-        self.queue.set_in_flight_us(self.meter.in_flight_us());
+        self.queue
+            .set_oldest_in_flight(self.meter.oldest_in_flight());
+        self.queue
+            .set_link(self.meter.in_flight_bytes(), self.meter.link_bytes_per_s());
     }
 
     /// Says which estimate of the backlog a connection uses (once per change).
