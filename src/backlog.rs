@@ -1,12 +1,17 @@
-//! The backlog of one connection measured end to end: the media that has left campush's queue
-//! but has not reached the server yet, in bytes and in media time (issue 10).
+//! The backlog of one connection measured end to end: what has left campush's queue but has
+//! not reached the server yet, in bytes, in frames, and in the time it takes the link (issue
+//! 10).
 //!
-//! Owns: the byte count sent on a connection, the byte count known to have arrived, and a ring
-//! of (byte offset where a frame ended, its capture timestamp) for the frames in between, which
-//! turns "bytes in flight" into "seconds in flight" by the frames those bytes carry, so no
-//! bitrate estimate is needed. The queue's drop policy adds these seconds to its own
-//! ([`crate::queue::FrameQueue::set_oldest_in_flight`]): `queue.max_seconds` then bounds the lag a
-//! viewer sees, not only campush's queue.
+//! Owns: the byte count sent on a connection, a ring of (byte offset where a frame ended, its
+//! capture timestamp) for the latest frames ([`Backlog`]), and the estimate of how many of those
+//! bytes have arrived ([`Meter`]). From these the publisher tells the queue the capture time of
+//! the oldest frame not yet at the server, the bytes in flight, and the link's rate (when the
+//! server's acknowledgements give it); the queue's drop policy holds `queue.max_seconds` to the
+//! lag that makes, not to its own length alone
+//! ([`crate::queue::FrameQueue::set_oldest_in_flight`], [`crate::queue::FrameQueue::set_link`]).
+//! Bytes become frames through the ring, so no bitrate estimate is needed for the media span;
+//! the link's rate turns the bytes into the time they take to arrive, which behind a link
+//! slower than the stream is the longer of the two.
 //!
 //! What has arrived, best source first:
 //! 1. the server's RTMP Acknowledgements (Adobe RTMP 1.0 §5.4.3), once we announced a Window

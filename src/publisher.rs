@@ -14,7 +14,10 @@
 //!    frames captured up to it (interleaved by timestamp); what one frame needs is chunked into
 //!    `out` and goes to the socket in one `write` (plus a flush over TLS), under the write
 //!    deadline;
-//! 3. answer the server (pings, acknowledgements) whenever it sends something;
+//! 3. answer the server (pings, acknowledgements) whenever it sends something; after every read
+//!    and write, and every 100 ms, measure the backlog beyond the queue (`backlog`: by the
+//!    server's acknowledgements of the window we announce, else the socket's send queue; said
+//!    once per connection) and hand it to the queue's drop policy;
 //! 4. at the end of the input or on stop: `FCUnpublish` + `deleteStream`, half-close, and wait
 //!    (bounded) for the server to close, which proves it has read everything we sent.
 //!
