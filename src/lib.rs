@@ -37,7 +37,9 @@
 //! led, notify, logging   observers of the status: the LED, systemd; log lines
 //! ingest, publisher      the two halves of the data path: the source thread (source -> h264 ->
 //!                        flv -> queues) and one per destination (queue -> rtmp -> transport)
-//! source/, queue         the Source trait and sources; per-destination queues, stream headers
+//! source/, queue,        the Source trait and sources; per-destination queues, stream headers;
+//!   backlog, bitrate     what a connection has sent and the server not received, as media
+//!                        time; the adaptive bitrate rule (sans-IO)
 //! flv, rtmp/, audio,     FLV tag bodies; the sans-IO RTMP client; the audio track; V4L2
 //!   v4l2/, transport/    devices (capture, m2m encoder, probe); TCP or TLS with deadlines
 //! h264/, amf0            the H.264 bitstream (NAL units, SPS/PPS, AVCC, display order); AMF0
@@ -62,6 +64,8 @@
 pub mod alloc;
 pub mod amf0;
 pub mod audio;
+pub mod backlog;
+pub mod bitrate;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -14,9 +14,18 @@
 //!    frames captured up to it (interleaved by timestamp); what one frame needs is chunked into
 //!    `out` and goes to the socket in one `write` (plus a flush over TLS), under the write
 //!    deadline;
-//! 3. answer the server (pings, acknowledgements) whenever it sends something;
+//! 3. answer the server (pings, acknowledgements) whenever it sends something; after every read
+//!    and write, and every 100 ms, measure the backlog beyond the queue (`backlog`: by the
+//!    server's acknowledgements of the window we announce, else the socket's send queue; said
+//!    once per connection) and hand it to the queue's drop policy;
 //! 4. at the end of the input or on stop: `FCUnpublish` + `deleteStream`, half-close, and wait
 //!    (bounded) for the server to close, which proves it has read everything we sent.
+//!
+//! Retries (issue 10): a failure where nobody answered (connect refused or unreachable, a
+//! connection reset before the server sent a byte, a published stream lost after it had run a
+//! while) is retried quickly, at most [`QUICK_RETRY_CAP`] later, so a restarted server has the
+//! stream again within about a second; a server that answered and failed us (refused, garbage,
+//! silent past a deadline) gets the exponential backoff ([`retry_class`], [`retry_delay`]).
 //!
 //! Timestamps: FLV timestamps on a connection start at 0 on its first (key)frame and follow the
 //! capture clock from there, so they are monotonic within a connection and every recording a
@@ -35,10 +44,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::audio::{AudioSource, AudioSpec};
+use crate::backlog::{Estimate, Meter};
 use crate::clock::monotonic_us;
 use crate::flv;
 use crate::pool::Frame;
 use crate::queue::{FrameQueue, SharedHeaders};
+use crate::rtmp::session::DEFAULT_WINDOW_ACK_SIZE;
 use crate::rtmp::{ClientSession, Framing, RtmpError, RtmpUrl, Scheme, SessionConfig};
 use crate::setting::Invalid;
 use crate::status::{Counters, DestinationStatus, ErrorKind, Status};
@@ -290,6 +301,14 @@ impl PublishError {
     }
 }
 
+/// Set (to anything) in the environment, campush ignores the server's RTMP acknowledgements and
+/// announces no window: the backlog is measured by the socket's send queue alone. For tests of
+/// that fallback against servers that do acknowledge.
+pub const IGNORE_ACKS_ENV: &str = "CAMPUSH_IGNORE_RTMP_ACKS";
+
+/// How often the backlog is measured while nothing is read or written.
+const MEASURE_EVERY: Duration = Duration::from_millis(100);
+
 const CLOSED_WHILE_PUBLISHING: &str =
     "before the publish was accepted (it refused the app or stream key, or is not an RTMP server)";
 
@@ -320,6 +339,12 @@ pub struct Publisher {
     published_once: bool,
     /// How long the last connection streamed, once it has ended.
     streamed_for: Option<Duration>,
+    /// The server sent at least one byte on the current attempt (RTMP, after TLS if any).
+    heard_from_server: bool,
+    /// The current connection's backlog beyond the queue (`crate::backlog`).
+    meter: Meter,
+    /// Announce a window and believe the server's acknowledgements (unless [`IGNORE_ACKS_ENV`]).
+    use_acks: bool,
 }
 
 /// Per-connection media state.
@@ -342,6 +367,13 @@ impl Publisher {
         let connector = Connector::new(settings.tls.clone());
         let audio = settings.audio.open();
         status.set_label(url.to_string());
+        let use_acks = std::env::var_os(IGNORE_ACKS_ENV).is_none();
+        let meter = Meter::new(
+            // Frames remembered in flight: four times the queue's frame cap.
+            queue.max_frames().saturating_mul(4).max(256),
+            DEFAULT_WINDOW_ACK_SIZE,
+            use_acks,
+        );
         Publisher {
             url,
             settings,
@@ -356,6 +388,9 @@ impl Publisher {
             inbuf: vec![0; 16 * 1024].into_boxed_slice(),
             published_once: false,
             streamed_for: None,
+            heard_from_server: false,
+            meter,
+            use_acks,
         }
     }
 
@@ -396,13 +431,18 @@ impl Publisher {
                 return Err(e);
             }
             let jitter = (monotonic_us() % 1000) as f64 / 1000.0;
-            let delay = backoff_delay(&self.settings, failures, e.kind(), jitter);
+            let retry = retry_class(&e, self.heard_from_server, self.streamed_for);
+            let delay = retry_delay(&self.settings, failures, e.kind(), retry, jitter);
             log::info!(
-                "{}: reconnecting in {:.3} s (attempt {} failed after {:.3} s)",
+                "{}: reconnecting in {:.3} s (attempt {} failed after {:.3} s{})",
                 self.url,
                 delay.as_secs_f64(),
                 failures,
-                started.elapsed().as_secs_f64()
+                started.elapsed().as_secs_f64(),
+                match retry {
+                    Retry::Quick => "; the server is not there: retrying soon",
+                    Retry::Backoff => "",
+                }
             );
             let mut stop = self.stop.clone();
             tokio::select! {
@@ -420,6 +460,7 @@ impl Publisher {
     pub async fn run_once(&mut self) -> Result<Outcome, PublishError> {
         self.status.set(Status::Connecting);
         self.streamed_for = None;
+        self.heard_from_server = false;
         self.status.count_connect();
         let endpoint = Endpoint {
             host: &self.url.host,
@@ -438,7 +479,13 @@ impl Publisher {
             chunk_size: self.settings.chunk_size,
             seed: monotonic_us() ^ u64::from(std::process::id()),
             max_message_size: 1024 * 1024,
+            window_ack_size: if self.use_acks {
+                DEFAULT_WINDOW_ACK_SIZE
+            } else {
+                0
+            },
         });
+        self.meter.reset(monotonic_us());
 
         let deadline = self.settings.publish_timeout;
         tokio::time::timeout(deadline, self.publish(&mut conn, &mut session))
@@ -455,6 +502,11 @@ impl Publisher {
         self.published_once = true;
         let result = self.stream(&mut conn, &mut session).await;
         self.streamed_for = Some(streaming_since.elapsed());
+        self.queue.set_oldest_in_flight(None);
+        self.queue.set_link(0, None);
+        if let Some(estimate) = self.meter.finish() {
+            self.log_estimate(estimate);
+        }
         result
     }
 
@@ -467,16 +519,19 @@ impl Publisher {
         session.start(&mut self.out);
         conn.write_all(&self.out).await?;
         conn.flush().await?;
+        self.meter.sent(self.out.len() as u64, None);
         while !session.is_published() {
             let n = conn.read(&mut self.inbuf).await?;
             if n == 0 {
                 return Err(PublishError::Closed(CLOSED_WHILE_PUBLISHING));
             }
+            self.heard_from_server = true;
             self.out.clear();
             session.receive(&self.inbuf[..n], &mut self.out)?;
             if !self.out.is_empty() {
                 conn.write_all(&self.out).await?;
                 conn.flush().await?;
+                self.meter.sent(self.out.len() as u64, None);
             }
         }
         Ok(())
@@ -494,12 +549,19 @@ impl Publisher {
             audio_header_sent: false,
         };
         let mut stop = self.stop.clone();
+        // The backlog is measured after every read and write, and on this tick while neither
+        // happens (the queue may be refusing frames because of it).
+        let mut tick = tokio::time::interval(MEASURE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Reads and writes never overlap: a write completes (or times out) before the next read
         // is polled, so one stream serves both, TLS included. Both futures in the select are
         // cancel-safe: bytes a TLS read already took from the socket stay in the connection's
         // input buffer.
         let outcome = loop {
             self.out.clear();
+            let mut frame_ts = None;
+            // Bytes of a frame that went out straight from its slot (`send_body_now`).
+            let mut sent_now = 0;
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break Outcome::Stopped,
@@ -509,19 +571,30 @@ impl Publisher {
                         return Err(PublishError::Closed("while streaming"));
                     }
                     session.receive(&self.inbuf[..n], &mut self.out)?;
+                    if let Some((seq, count)) = session.peer_acknowledged() {
+                        self.meter.on_peer_ack(seq, count, monotonic_us());
+                    }
                 }
+                _ = tick.tick() => {}
                 frame = self.queue.pop() => match frame {
                     Some(frame) => {
+                        frame_ts = Some(frame.meta().timestamp_us);
                         if let Some(framing) = self.write_frame(session, &mut st, &frame) {
-                            self.send_body_now(conn, &frame, &framing)?;
+                            sent_now = self.send_body_now(conn, &frame, &framing)?;
                         }
                     }
                     None => break Outcome::Finished,
                 },
             }
+            let mut sent = sent_now;
             if !self.out.is_empty() {
                 self.write_out(conn).await?;
+                sent += self.out.len();
             }
+            if sent > 0 {
+                self.meter.sent(sent as u64, frame_ts);
+            }
+            self.measure_backlog(conn);
         };
         self.finish(conn, session, outcome).await;
         Ok(outcome)
@@ -586,13 +659,13 @@ impl Publisher {
     /// calls as the socket takes now (plain TCP: no copy of the body on a link that keeps up);
     /// what it does not take is copied into `out` for [`write_out`](Self::write_out). Over TLS
     /// the body is copied into `out` (it is sealed from a copy anyway). Never waits, so the
-    /// slot's lock is never held across an await.
+    /// slot's lock is never held across an await. Returns the bytes written.
     fn send_body_now(
         &mut self,
         conn: &Connection,
         frame: &Frame,
         framing: &Framing,
-    ) -> Result<(), PublishError> {
+    ) -> Result<usize, PublishError> {
         let body = frame.bytes();
         let pieces = framing
             .pieces(&body)
@@ -601,13 +674,40 @@ impl Publisher {
             for piece in pieces {
                 self.out.extend_from_slice(piece);
             }
-            return Ok(());
+            return Ok(0);
         }
         let written = vectored::write_now(&mut self.out, pieces, |slices| {
             conn.try_write_vectored(slices)
         })?;
         self.status.count_bytes_sent(written as u64);
-        Ok(())
+        Ok(written)
+    }
+
+    /// Updates the backlog beyond the queue from the kernel's send queue (and the server's
+    /// acknowledgements, already taken), says once which estimate the connection uses, and
+    /// hands the result to the queue's drop policy. No allocation unless it logs.
+    fn measure_backlog(&mut self, conn: &Connection) {
+        self.meter.on_kernel_queue(conn.send_queue_bytes());
+        if let Some(estimate) = self.meter.update(monotonic_us()) {
+            self.log_estimate(estimate);
+        }
+        self.queue
+            .set_oldest_in_flight(self.meter.oldest_in_flight());
+        self.queue
+            .set_link(self.meter.in_flight_bytes(), self.meter.link_bytes_per_s());
+    }
+
+    /// Says which estimate of the backlog a connection uses (once per change).
+    fn log_estimate(&self, estimate: Estimate) {
+        let how = match estimate {
+            Estimate::ServerAcks => "the server's RTMP acknowledgements (what it has received)",
+            Estimate::KernelQueue => {
+                "the socket's send queue (the server sends no RTMP acknowledgements, or they \
+                 stopped: buffers beyond the next TCP hop are not seen)"
+            }
+            Estimate::Pending => "the socket's send queue until the server acknowledges",
+        };
+        log::info!("{}: backlog measured by {how}", self.url);
     }
 
     /// Writes `out` in full. The deadline is on progress, not on the whole buffer: a large
@@ -684,18 +784,83 @@ pub fn backoff_delay(
     kind: ErrorKind,
     jitter: f64,
 ) -> Duration {
-    let max = settings.backoff_max;
     if kind == ErrorKind::Refused {
-        return max;
+        return settings.backoff_max;
     }
-    let ceiling = settings
-        .backoff_min
+    full_jitter(settings.backoff_min, settings.backoff_max, failures, jitter)
+}
+
+/// Exponential from `min`, capped at `max`, with full jitter; never below a quarter of `min`.
+fn full_jitter(min: Duration, max: Duration, failures: u32, jitter: f64) -> Duration {
+    let ceiling = min
         .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
         .min(max);
     // Never zero: a quarter of the minimum is the floor.
-    ceiling
-        .mul_f64(jitter.clamp(0.0, 1.0))
-        .max(settings.backoff_min / 4)
+    ceiling.mul_f64(jitter.clamp(0.0, 1.0)).max(min / 4)
+}
+
+/// How soon to try again after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Nobody was there to answer: the schedule of [`backoff_delay`] capped at
+    /// [`QUICK_RETRY_CAP`], so a server that comes back gets the stream within about a second.
+    Quick,
+    /// The server answered and something went wrong: [`backoff_delay`] as it stands.
+    Backoff,
+}
+
+/// The longest wait before retrying a server that was not there. A connect to a port nobody
+/// listens on costs nobody anything, so there is no reason to wait longer; with full jitter the
+/// mean is half of it, and a restarted server is publishing again within the cap plus one
+/// handshake.
+pub const QUICK_RETRY_CAP: Duration = Duration::from_millis(1500);
+
+/// A published connection lost after at least this long is retried quickly (the server most
+/// likely restarted or the path broke); one lost sooner is treated like a refusal by backoff:
+/// a server that accepts and then drops us at once would otherwise see a reconnect loop.
+pub const QUICK_AFTER_STREAMING: Duration = Duration::from_secs(2);
+
+/// Tells "nobody answered" from "the server answered and it failed". `heard`: the server sent
+/// at least one byte on this attempt; `streamed_for`: how long the connection streamed, if it
+/// was published.
+///
+/// | Failure | Retry |
+/// |---|---|
+/// | TCP connect refused, reset, unreachable (host or network), or timed out | quick |
+/// | connection reset before the server sent a byte (a server shutting down) | quick |
+/// | published, streamed for [`QUICK_AFTER_STREAMING`] or more, then closed or reset | quick |
+/// | refusal (publish refused, certificate refused, a clean hang-up before the publish was accepted), configuration | backoff (refusal: the maximum) |
+/// | handshake garbage, protocol error, closed after the server had spoken, deadline on a connected socket | backoff |
+/// | name resolution (a typo in the host must not become a query a second) | backoff |
+pub fn retry_class(e: &PublishError, heard: bool, streamed_for: Option<Duration>) -> Retry {
+    let lost = matches!(e, PublishError::Io(_) | PublishError::Closed(_));
+    match e {
+        _ if matches!(e.kind(), ErrorKind::Refused | ErrorKind::Config) => Retry::Backoff,
+        PublishError::Transport(
+            TransportError::Connect { .. } | TransportError::ConnectTimeout { .. },
+        ) => Retry::Quick,
+        _ if lost && streamed_for.is_some_and(|d| d >= QUICK_AFTER_STREAMING) => Retry::Quick,
+        PublishError::Io(_) if !heard && streamed_for.is_none() => Retry::Quick,
+        _ => Retry::Backoff,
+    }
+}
+
+/// The wait before the next attempt: [`backoff_delay`], and for [`Retry::Quick`] the same
+/// schedule capped at [`QUICK_RETRY_CAP`] (never longer than the configured maximum either).
+pub fn retry_delay(
+    settings: &PublisherSettings,
+    failures: u32,
+    kind: ErrorKind,
+    retry: Retry,
+    jitter: f64,
+) -> Duration {
+    match retry {
+        Retry::Backoff => backoff_delay(settings, failures, kind, jitter),
+        Retry::Quick => {
+            let cap = QUICK_RETRY_CAP.min(settings.backoff_max);
+            full_jitter(settings.backoff_min, cap, failures, jitter).min(cap)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -822,6 +987,132 @@ mod tests {
                 Duration::from_secs(10)
             );
         }
+    }
+
+    fn io(kind: std::io::ErrorKind) -> std::io::Error {
+        std::io::Error::from(kind)
+    }
+
+    fn connect_failed(kind: std::io::ErrorKind) -> PublishError {
+        PublishError::Transport(TransportError::Connect {
+            addr: "127.0.0.1:1935".into(),
+            source: io(kind),
+        })
+    }
+
+    #[test]
+    fn nobody_listening_or_nobody_reachable_is_retried_quickly() {
+        use std::io::ErrorKind::{ConnectionRefused, ConnectionReset, HostUnreachable};
+        for kind in [ConnectionRefused, ConnectionReset, HostUnreachable] {
+            assert_eq!(
+                retry_class(&connect_failed(kind), false, None),
+                Retry::Quick,
+                "{kind:?}"
+            );
+        }
+        let timed_out = PublishError::Transport(TransportError::ConnectTimeout {
+            host: "h".into(),
+            port: 1935,
+            secs: 10,
+        });
+        assert_eq!(retry_class(&timed_out, false, None), Retry::Quick);
+    }
+
+    #[test]
+    fn a_connection_reset_before_the_server_said_a_word_is_retried_quickly() {
+        let reset = PublishError::Io(io(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(retry_class(&reset, false, None), Retry::Quick);
+    }
+
+    #[test]
+    fn a_clean_hang_up_after_our_handshake_is_a_refusal_even_without_a_word() {
+        // A server that read C0 and C1 and closed: how one refusing us without RTMP looks.
+        let closed = PublishError::Closed(CLOSED_WHILE_PUBLISHING);
+        assert_eq!(closed.kind(), ErrorKind::Refused);
+        assert_eq!(retry_class(&closed, false, None), Retry::Backoff);
+    }
+
+    #[test]
+    fn a_server_that_answered_and_then_failed_us_gets_the_backoff() {
+        let garbage = PublishError::Rtmp(RtmpError::NotRtmp(0x48));
+        assert_eq!(retry_class(&garbage, true, None), Retry::Backoff);
+        let closed_after_speaking = PublishError::Closed(CLOSED_WHILE_PUBLISHING);
+        assert_eq!(
+            retry_class(&closed_after_speaking, true, None),
+            Retry::Backoff
+        );
+        let silent = PublishError::Timeout("handshake and publish", Duration::from_secs(10));
+        assert_eq!(retry_class(&silent, false, None), Retry::Backoff);
+        let refused = PublishError::Rtmp(RtmpError::Refused {
+            command: "publish",
+            code: crate::peer_text::PeerText::new("NetStream.Publish.BadName"),
+            description: crate::peer_text::PeerText::new("in use"),
+        });
+        assert_eq!(retry_class(&refused, true, None), Retry::Backoff);
+        let certificate = PublishError::Transport(TransportError::Certificate {
+            host: "h".into(),
+            problem: crate::transport::CertificateProblem::UnknownIssuer,
+        });
+        assert_eq!(retry_class(&certificate, false, None), Retry::Backoff);
+        let unresolved = PublishError::Transport(TransportError::Resolve {
+            host: "typo.example".into(),
+            source: io(std::io::ErrorKind::NotFound),
+        });
+        assert_eq!(retry_class(&unresolved, false, None), Retry::Backoff);
+    }
+
+    #[test]
+    fn a_stream_lost_after_streaming_a_while_is_retried_quickly_one_dropped_at_once_is_not() {
+        let lost = PublishError::Closed("while streaming");
+        let long = Some(Duration::from_secs(5));
+        let short = Some(Duration::from_millis(500));
+        assert_eq!(retry_class(&lost, true, long), Retry::Quick);
+        assert_eq!(retry_class(&lost, true, short), Retry::Backoff);
+        let reset = PublishError::Io(io(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(retry_class(&reset, true, long), Retry::Quick);
+        let stalled =
+            PublishError::Timeout("a write that made no progress", Duration::from_secs(5));
+        assert_eq!(retry_class(&stalled, true, long), Retry::Backoff);
+    }
+
+    #[test]
+    fn a_quick_retry_never_waits_longer_than_the_cap_however_many_attempts_failed() {
+        let s = settings(500, 10_000);
+        for failures in [1, 2, 3, 10, 1000] {
+            for jitter in [0.0, 0.5, 0.999] {
+                let d = retry_delay(&s, failures, ErrorKind::Network, Retry::Quick, jitter);
+                assert!(d <= QUICK_RETRY_CAP, "attempt {failures}: {d:?}");
+                assert!(d >= Duration::from_millis(125), "attempt {failures}: {d:?}");
+            }
+        }
+        // While the backoff of the same attempt would wait up to its maximum.
+        assert_eq!(
+            retry_delay(&s, 10, ErrorKind::Network, Retry::Backoff, 0.999),
+            Duration::from_secs(10).mul_f64(0.999)
+        );
+        // A configured maximum below the cap still holds.
+        let fast = settings(20, 100);
+        assert_eq!(
+            retry_delay(&fast, 9, ErrorKind::Network, Retry::Quick, 1.0),
+            Duration::from_millis(100)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_nobody_listening_attempts_come_at_most_the_quick_cap_apart() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let s = PublisherSettings {
+            max_attempts: Some(12),
+            ..settings(500, 10_000)
+        };
+        let (mut p, _status, _stop) = publisher(port, s);
+        let start = tokio::time::Instant::now();
+        p.run().await.unwrap_err();
+        let waited = start.elapsed();
+        // Eleven waits of at most 1.5 s each, where the backoff would allow up to 73.5 s.
+        assert!(waited <= QUICK_RETRY_CAP * 11, "{waited:?}");
     }
 
     /// A publisher to `port`, the status it reports to, and its stop switch (kept by the caller:

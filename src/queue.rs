@@ -17,6 +17,12 @@
 //!   backpressure, not a buffer, so it holds at most [`BLOCKING_DEPTH`] frames whatever the
 //!   configured bounds: every queued frame is resident memory (its pool slot stays touched).
 //!
+//! The publisher reports the capture time of the oldest frame it has sent that the server has
+//! not received yet ([`FrameQueue::set_oldest_in_flight`], measured by `crate::backlog`); under
+//! `DropGops` the time bound runs from there (or from the oldest queued frame, if older) to the
+//! newest frame, so `max_seconds` bounds the lag a viewer sees, not only this queue. Dropping because of the backlog never asks the source for a
+//! keyframe (a keyframe is the largest frame; the link is already too slow).
+//!
 //! After a (re)connect the publisher calls [`FrameQueue::resync`] so that the first frame it sends
 //! is a keyframe. Allocation-free after construction: the deque has capacity for the frame cap.
 //!
@@ -94,6 +100,25 @@ impl Limits {
 /// busy at the same time, few enough that an unpaced push stays as small as a live one.
 pub const BLOCKING_DEPTH: usize = 8;
 
+/// [`FrameQueue::set_oldest_in_flight`]'s "nothing in flight", as stored.
+const NONE_IN_FLIGHT: u64 = u64::MAX;
+
+/// What is on its way to the server beyond the queue, as the publisher last said.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    oldest_us: Option<u64>,
+    bytes: u64,
+    link_bytes_per_s: Option<u64>,
+}
+
+impl InFlight {
+    const NONE: InFlight = InFlight {
+        oldest_us: None,
+        bytes: 0,
+        link_bytes_per_s: None,
+    };
+}
+
 /// What happened to a pushed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
@@ -122,6 +147,12 @@ pub struct FrameQueue {
     room: Condvar,
     keyframe_wanted: AtomicBool,
     dropped: AtomicU64,
+    /// Capture time of the oldest frame the publisher sent that has not arrived at the server
+    /// yet (`crate::backlog`); [`NONE_IN_FLIGHT`] when there is none or it is not known.
+    oldest_in_flight_us: AtomicU64,
+    /// Bytes sent that have not arrived, and the link's rate in bytes per second (0: unknown).
+    in_flight_bytes: AtomicU64,
+    link_bytes_per_s: AtomicU64,
 }
 
 impl FrameQueue {
@@ -147,6 +178,9 @@ impl FrameQueue {
             room: Condvar::new(),
             keyframe_wanted: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
+            oldest_in_flight_us: AtomicU64::new(NONE_IN_FLIGHT),
+            in_flight_bytes: AtomicU64::new(0),
+            link_bytes_per_s: AtomicU64::new(0),
         }
     }
 
@@ -158,7 +192,10 @@ impl FrameQueue {
     pub fn push(&self, frame: Frame) -> Pushed {
         let mut inner = self.lock();
         if self.policy == Policy::Block {
-            while !inner.closed && !inner.frames.is_empty() && self.over(&inner, &frame) {
+            while !inner.closed
+                && !inner.frames.is_empty()
+                && self.over(&inner, &frame, InFlight::NONE)
+            {
                 inner.producer_waiting = true;
                 inner = self
                     .room
@@ -180,18 +217,28 @@ impl FrameQueue {
         }
         let mut dropped = 0;
         if self.policy == Policy::DropGops {
-            while self.over(&inner, &frame) {
+            let in_flight = self.in_flight();
+            while self.over(&inner, &frame, in_flight) {
                 match self.drop_oldest_gop(&mut inner) {
                     Some(n) => dropped += n,
                     None => {
-                        // One GOP longer than the bounds: start over at the next keyframe.
+                        // One GOP longer than the bounds, or the backlog beyond the queue over
+                        // them: start over at the next keyframe that fits, which is none while
+                        // the backlog alone is over the time bound (sending it would put the
+                        // viewer further behind). Only a GOP too long for the queue by itself
+                        // asks the source for a keyframe sooner; one into a congested link
+                        // would only make it worse.
+                        let too_long = self.over(&inner, &frame, InFlight::NONE);
+                        let backlogged = self.over_by(None, 0, 0, &frame, in_flight);
                         dropped += inner.frames.len();
                         inner.frames.clear();
                         inner.bytes = 0;
-                        if !frame.meta().keyframe {
+                        if !frame.meta().keyframe || backlogged {
                             dropped += 1;
                             inner.need_key = true;
-                            self.keyframe_wanted.store(true, Ordering::Relaxed);
+                            if too_long {
+                                self.keyframe_wanted.store(true, Ordering::Relaxed);
+                            }
                             self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
                             return Pushed::Refused;
                         }
@@ -210,18 +257,80 @@ impl FrameQueue {
         Pushed::Queued { dropped }
     }
 
-    /// Would adding `next` exceed a bound?
-    fn over(&self, inner: &Inner, next: &Frame) -> bool {
-        let Some(oldest) = inner.frames.front() else {
-            return false;
+    /// Would adding `next` exceed a bound? The time bound holds for two measures of the lag a
+    /// viewer would have once `next` arrives: the span from the oldest frame not yet at the
+    /// server (queued, or sent and still on the way) to `next`, and, when the link's rate is
+    /// known, the time the bytes in flight, those queued and `next`'s take to get through it.
+    /// A frame alone in the queue with nothing in flight exceeds nothing.
+    fn over(&self, inner: &Inner, next: &Frame, in_flight: InFlight) -> bool {
+        let front = inner.frames.front().map(|f| f.meta().timestamp_us);
+        self.over_by(front, inner.frames.len(), inner.bytes, next, in_flight)
+    }
+
+    /// [`Self::over`] for a queue whose oldest frame has capture time `front`, holding `frames`
+    /// frames of `bytes` bytes.
+    fn over_by(
+        &self,
+        front: Option<u64>,
+        frames: usize,
+        bytes: usize,
+        next: &Frame,
+        in_flight: InFlight,
+    ) -> bool {
+        if let Some(rate) = in_flight.link_bytes_per_s {
+            let total = in_flight.bytes + bytes as u64 + u64::from(next.meta().len);
+            let drain_us = total.saturating_mul(1_000_000) / rate.max(1);
+            if drain_us > self.limits.max_duration_us {
+                return true;
+            }
+        }
+        let oldest = match (in_flight.oldest_us, front) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(t) => t,
+                None => return false,
+            },
         };
-        let span = next
-            .meta()
-            .timestamp_us
-            .saturating_sub(oldest.meta().timestamp_us);
-        inner.frames.len() + 1 > self.limits.max_frames
-            || inner.bytes + next.meta().len as usize > self.limits.max_bytes
+        let span = next.meta().timestamp_us.saturating_sub(oldest);
+        frames + 1 > self.limits.max_frames
+            || bytes + next.meta().len as usize > self.limits.max_bytes
             || span > self.limits.max_duration_us
+    }
+
+    /// The capture time of the oldest frame the publisher has sent that the server has not
+    /// received yet (`None`: every frame sent has arrived, or not connected). Under
+    /// [`Policy::DropGops`] the time bound runs from there, so that it bounds the lag a viewer
+    /// sees; a [`Policy::Block`] queue ignores it.
+    pub fn set_oldest_in_flight(&self, timestamp_us: Option<u64>) {
+        let v = timestamp_us.map_or(NONE_IN_FLIGHT, |t| t.min(NONE_IN_FLIGHT - 1));
+        self.oldest_in_flight_us.store(v, Ordering::Relaxed);
+    }
+
+    /// The bytes sent that have not arrived, and the rate of the link they cross in bytes per
+    /// second (`None`: unknown). When known, the time they, the queued bytes and a new frame
+    /// take to get through is held to the time bound as well (a link slower than the stream
+    /// takes longer to deliver a backlog than the media time it holds).
+    pub fn set_link(&self, in_flight_bytes: u64, link_bytes_per_s: Option<u64>) {
+        self.in_flight_bytes
+            .store(in_flight_bytes, Ordering::Relaxed);
+        self.link_bytes_per_s
+            .store(link_bytes_per_s.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// What the publisher said is in flight (all unknown when not connected).
+    fn in_flight(&self) -> InFlight {
+        let oldest = self.oldest_in_flight_us.load(Ordering::Relaxed);
+        let rate = self.link_bytes_per_s.load(Ordering::Relaxed);
+        InFlight {
+            oldest_us: (oldest != NONE_IN_FLIGHT).then_some(oldest),
+            bytes: self.in_flight_bytes.load(Ordering::Relaxed),
+            link_bytes_per_s: (rate > 0).then_some(rate),
+        }
+    }
+
+    /// The last value given to [`Self::set_oldest_in_flight`].
+    pub fn oldest_in_flight(&self) -> Option<u64> {
+        self.in_flight().oldest_us
     }
 
     /// Drops the frames before the second keyframe from the front (the oldest GOP, or what is
@@ -338,6 +447,11 @@ impl FrameQueue {
         self.len() == 0
     }
 
+    /// The most frames this queue holds.
+    pub fn max_frames(&self) -> usize {
+        self.limits.max_frames
+    }
+
     /// Media time between the oldest and newest queued frames.
     pub fn span_us(&self) -> u64 {
         let inner = self.lock();
@@ -412,14 +526,15 @@ impl SharedHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{FrameMeta, Pool};
+    use crate::pool::{FrameMeta, Pool, FRONT_ROOM};
 
-    /// A frame every 100 ms with a keyframe every `gop` frames, `len` bytes each.
+    /// A frame every 100 ms with a keyframe every `gop` frames, `len` bytes each (the pool's
+    /// front room included).
     fn frames(pool: &Pool, n: usize, gop: usize, len: usize) -> Vec<Frame> {
         (0..n)
             .map(|i| {
                 let mut f = pool.acquire().expect("pool slot");
-                f.fill_from(&vec![0u8; len]);
+                f.fill_from(&vec![0u8; len.saturating_sub(FRONT_ROOM)]);
                 f.freeze(FrameMeta {
                     timestamp_us: i as u64 * 100_000,
                     keyframe: i % gop == 0,
@@ -499,6 +614,85 @@ mod tests {
         // Frames 10 and 11: 10 is a keyframe, accepted after the refusal period.
         let got = keys_and_times(&q);
         assert_eq!(got, vec![(true, 10), (false, 11)]);
+    }
+
+    #[test]
+    fn the_time_bound_runs_from_the_oldest_frame_still_on_the_way() {
+        let pool = Pool::new(64, 16);
+        // 1 s bound, GOP of 5 frames (0.5 s); frame 24 (2.4 s) sent and not yet arrived.
+        let q = FrameQueue::new(limits(1000, 1 << 20), Policy::DropGops);
+        q.set_oldest_in_flight(Some(2_400_000));
+        let mut fs = frames(&pool, 40, 5, 10).into_iter().skip(25);
+        for f in fs.by_ref().take(5) {
+            assert!(
+                matches!(q.push(f), Pushed::Queued { .. }),
+                "up to 2.9 s: within 1 s"
+            );
+        }
+        // Frames 30 to 34 make 1 s at most; from frame 35 on, the lag would be over 1 s
+        // whatever the queue dropped.
+        for f in fs.by_ref().take(5) {
+            assert!(matches!(q.push(f), Pushed::Queued { .. }));
+        }
+        for f in fs.by_ref().take(5) {
+            assert_eq!(q.push(f), Pushed::Refused);
+        }
+        let got: Vec<u64> = keys_and_times(&q).into_iter().map(|(_, t)| t).collect();
+        assert!(got.is_empty(), "everything queued went too: {got:?}");
+        assert!(!q.take_keyframe_request());
+    }
+
+    #[test]
+    fn a_backlog_beyond_the_bound_by_itself_admits_nothing_and_asks_for_no_keyframe() {
+        let pool = Pool::new(64, 16);
+        let q = FrameQueue::new(limits(1000, 1 << 20), Policy::DropGops);
+        // Frame 0 is still on the way: frames 11 and later are over the bound by themselves.
+        q.set_oldest_in_flight(Some(0));
+        for f in frames(&pool, 31, 5, 10).into_iter().skip(11) {
+            assert_eq!(q.push(f), Pushed::Refused);
+        }
+        assert!(q.is_empty());
+        assert!(!q.take_keyframe_request());
+        // Once the backlog drains (frame 30 is the oldest on the way), the next GOP flows whole.
+        q.set_oldest_in_flight(Some(3_000_000));
+        for f in frames(&pool, 40, 5, 10).into_iter().skip(35) {
+            q.push(f);
+        }
+        assert_eq!(keys_and_times(&q).len(), 5);
+    }
+
+    #[test]
+    fn a_backlog_that_takes_longer_than_the_bound_to_get_through_the_link_admits_nothing() {
+        let pool = Pool::new(64, 1000);
+        let q = FrameQueue::new(limits(1000, 1 << 20), Policy::DropGops);
+        // 1500 bytes on the way through a 1000-byte/s link: 1.5 s, over the 1 s bound.
+        q.set_link(1500, Some(1000));
+        let mut fs = frames(&pool, 10, 5, 100).into_iter();
+        assert_eq!(q.push(fs.next().unwrap()), Pushed::Refused);
+        // 500 bytes: frames of 100 bytes fit until the total takes 1 s.
+        q.set_link(500, Some(1000));
+        let pushed: Vec<Pushed> = fs.by_ref().skip(3).take(6).map(|f| q.push(f)).collect();
+        assert_eq!(keys_and_times(&q).len(), 5, "{pushed:?}");
+        // Unknown rate: the time span alone decides.
+        q.set_link(1_000_000, None);
+        let pool2 = Pool::new(8, 1000);
+        for f in frames(&pool2, 5, 5, 100) {
+            assert!(matches!(q.push(f), Pushed::Queued { .. }));
+        }
+    }
+
+    #[test]
+    fn a_blocking_queue_ignores_the_backlog() {
+        let pool = Pool::new(64, 16);
+        let q = FrameQueue::new(limits(1000, 1 << 20), Policy::Block);
+        // Frame 0 on the way, frames 50.. (5 s later) queued: a live queue would drop them.
+        q.set_oldest_in_flight(Some(0));
+        for f in frames(&pool, 50 + BLOCKING_DEPTH, 5, 10)
+            .into_iter()
+            .skip(50)
+        {
+            assert_eq!(q.push(f), Pushed::Queued { dropped: 0 });
+        }
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! The servers, how each reads the protocol, and whether it sends Acknowledgement messages to a
 //! publisher that announced a Window Acknowledgement Size (issue 10). "Measured": a scratch
 //! publisher sent Window Acknowledgement Size 100000 (or none), then 2 MB of video, and counted
-//! the Acknowledgements; the rest is read from each server's source.
+//! the Acknowledgements; the rest is read from each server's source. Each test also checks which
+//! estimate of its backlog campush settles on with that server (it announces 32 KiB): the
+//! server's acknowledgements, or for pyrtmp, which sends none, the socket's send queue.
 //!
 //! - **nginx-rtmp** 1.2.2 (Debian `libnginx-mod-rtmp`), C, records with `record all`. nginx's
 //!   event loop and a hand-written chunk parser working on nginx buffers. Acknowledges once the
@@ -62,9 +64,17 @@ fn clip() -> Clip {
     clip_360p(4)
 }
 
+/// How campush measures the backlog to a server (it logs which, once per connection): by the
+/// server's RTMP acknowledgements, or, for a server that sends none, by its socket's send queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Measured {
+    ByAcks,
+    BySendQueue,
+}
+
 /// Publishes `clip` unpaced from a file to `url` (with the default silent AAC track) and expects
-/// campush to deliver it all and exit 0.
-fn publish(url: &str, clip: &Clip) {
+/// campush to deliver it all and exit 0, measuring its backlog as `measured` says.
+fn publish(url: &str, clip: &Clip, measured: Measured) {
     let source = clip.source();
     let args = ["run", "--url", url, "--source", &source, "--no-pace"];
     let run = run_campush(&args, PUSH_TIMEOUT);
@@ -72,6 +82,19 @@ fn publish(url: &str, clip: &Clip) {
         run.code,
         Some(0),
         "campush should publish the whole file and exit 0:\n{run}"
+    );
+    let said = |what: &str| run.stderr.contains(&format!("backlog measured by {what}"));
+    let (acks, queue) = (
+        said("the server's RTMP acknowledgements"),
+        said("the socket's send queue"),
+    );
+    assert_eq!(
+        (acks, queue),
+        (
+            measured == Measured::ByAcks,
+            measured == Measured::BySendQueue
+        ),
+        "expected the backlog {measured:?}:\n{run}"
     );
 }
 
@@ -119,7 +142,7 @@ fn nginx_rtmp_records_every_frame_and_the_audio_track() {
     }
     let clip = clip();
     let nginx = Nginx::start(NginxOpts::default());
-    publish(&nginx.url("matrix"), &clip);
+    publish(&nginx.url("matrix"), &clip, Measured::ByAcks);
     assert_received_everything("nginx-rtmp", &nginx.recording_of("matrix"), &clip);
 }
 
@@ -130,7 +153,7 @@ fn scuffle_rtmp_in_process_receives_every_frame_and_the_audio_track() {
     }
     let clip = clip();
     let server = inproc::ScuffleServer::start();
-    publish(&server.url("matrix"), &clip);
+    publish(&server.url("matrix"), &clip, Measured::ByAcks);
     let received = server.wait_for("the end of the publish", SETTLE, |r| r.unpublishes >= 1);
     let dir = tempfile::tempdir().unwrap();
     let flv = dir.path().join("matrix.flv");
@@ -167,7 +190,7 @@ fn ffmpeg_listener_receives_every_frame_and_the_audio_track() {
     }
     let clip = clip();
     let mut listener = servers::ffmpeg_listener("matrix");
-    publish(&listener.url("matrix"), &clip);
+    publish(&listener.url("matrix"), &clip, Measured::ByAcks);
     assert!(
         listener.wait_exit(SETTLE),
         "ffmpeg -listen did not exit after the publisher left:\n{}",
@@ -190,7 +213,7 @@ fn node_media_server_2_relays_every_frame_and_the_audio_track_to_a_player() {
         server.wait_for_log("play /live/matrix", SETTLE),
         "the player never asked node-media-server for the stream"
     );
-    publish(&server.url("matrix"), &clip);
+    publish(&server.url("matrix"), &clip, Measured::ByAcks);
     let (code, stderr) = player.wait(SETTLE);
     assert_eq!(code, Some(0), "the ffmpeg player failed:\n{stderr}");
     assert_received_everything("node-media-server (played back)", &played, &clip);
@@ -203,7 +226,7 @@ fn pyrtmp_records_every_frame_and_the_audio_track() {
     }
     let clip = clip();
     let server = servers::pyrtmp();
-    publish(&server.url("matrix"), &clip);
+    publish(&server.url("matrix"), &clip, Measured::BySendQueue);
     assert!(
         server.wait_for_log("recorded matrix", SETTLE),
         "pyrtmp did not close its recording"
@@ -218,7 +241,7 @@ fn rtmplite3_records_every_frame_and_the_audio_track() {
     }
     let clip = clip();
     let server = servers::rtmplite3();
-    publish(&server.url("matrix"), &clip);
+    publish(&server.url("matrix"), &clip, Measured::ByAcks);
     assert!(
         server.wait_for_log("closing flv file", SETTLE),
         "rtmplite3 did not close its recording"

@@ -164,6 +164,74 @@ fn survives_ten_server_restarts_and_every_segment_decodes_from_its_first_frame()
     }
 }
 
+/// How long after `since` nginx logs publish number `n` of `key`, polled every 5 ms for up to
+/// `timeout`; `None` if it does not.
+fn publish_seen_after(
+    nginx: &Nginx,
+    key: &str,
+    n: usize,
+    since: Instant,
+    timeout: Duration,
+) -> Option<f64> {
+    while since.elapsed() < timeout {
+        if nginx.publishes(key) >= n {
+            return Some(since.elapsed().as_secs_f64());
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+/// Issue 10: a server that comes back gets the stream within 2 s, with the default backoff
+/// (whose maximum is 10 s): "nothing listening" is retried quickly, not backed off.
+#[test]
+fn a_restarted_server_gets_the_stream_back_within_two_seconds_of_listening_again() {
+    if !require_all() {
+        return;
+    }
+    let mut nginx = Nginx::start(NginxOpts { record: true });
+    let key = "comeback";
+    let mut campush = start_campush(&looping_fixture(), &nginx.url(key), "");
+    wait_until("the first publish", Duration::from_secs(15), || {
+        nginx.publishes(key) == 1
+    });
+    let mut from_listening = Vec::new();
+    let mut from_spawn = Vec::new();
+    for i in 0..5 {
+        thread::sleep(Duration::from_secs(3));
+        nginx.terminate();
+        // Down for 2 to 3 s: long enough for several refused attempts.
+        thread::sleep(Duration::from_millis(2000 + 250 * i as u64));
+        let spawned = Instant::now();
+        nginx.restart(); // returns once the port accepts connections
+        let listening = Instant::now();
+        let Some(after) =
+            publish_seen_after(&nginx, key, i + 2, listening, Duration::from_secs(15))
+        else {
+            panic!(
+                "no publish within 15 s of restart {}:\n{}",
+                i + 1,
+                campush.log()
+            );
+        };
+        from_listening.push(after);
+        from_spawn.push(after + (listening - spawned).as_secs_f64());
+        assert!(campush.alive(), "campush exited:\n{}", campush.log());
+    }
+    let (code, _) = campush.terminate();
+    assert_eq!(code, Some(0), "{}", campush.log());
+    let worst = from_listening.iter().cloned().fold(0.0, f64::max);
+    eprintln!(
+        "resume after 5 restarts, default backoff: from listening {from_listening:.3?} (worst {worst:.3} s); from the restart's start {from_spawn:.3?}"
+    );
+    assert!(
+        worst <= 2.0,
+        "a restarted server waited more than 2 s for the stream: {from_listening:?}\n{}",
+        campush.log()
+    );
+    assert!(campush.log().contains("retrying soon"), "{}", campush.log());
+}
+
 #[test]
 fn a_frozen_server_costs_no_memory_and_streaming_resumes_when_it_thaws() {
     if !require_all() {

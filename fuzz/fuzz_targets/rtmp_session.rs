@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
         chunk_size: 4096,
         seed: 7,
         max_message_size: 1 << 20,
+        window_ack_size: 32 * 1024,
     });
     let mut out = Vec::new();
     session.start(&mut out);

@@ -2,7 +2,7 @@
 //! user control (§6.2), and the command sequence (§7.2) that ends in `publish`.
 //!
 //! ```text
-//! Handshaking    --S2 received-->                 send Set Chunk Size, connect(1)
+//! Handshaking    --S2 received-->                 send Set Chunk Size, Window Ack Size, connect(1)
 //! Connecting     --_result(1)-->                  send releaseStream(2), FCPublish(3), createStream(4)
 //! CreatingStream --_result(4) = stream id-->      send publish(5, key, "live") on that stream
 //! Publishing     --onStatus NetStream.Publish.Start-->  Published
@@ -11,7 +11,10 @@
 //!
 //! In every state after the handshake it answers ping requests (user control 6 → 7), sends an
 //! Acknowledgement each time the bytes received since the last one reach the server's Window
-//! Acknowledgement Size, and honours Set Chunk Size and Abort. Set Peer Bandwidth is parsed and
+//! Acknowledgement Size, and honours Set Chunk Size and Abort. It announces a Window
+//! Acknowledgement Size of its own ([`SessionConfig::window_ack_size`]) and keeps the latest
+//! Acknowledgement the server sends back ([`ClientSession::peer_acknowledged`]), from which the
+//! publisher measures what is still on the way (`crate::backlog`). Set Peer Bandwidth is parsed and
 //! otherwise ignored, as OBS (librtmp) does when publishing. It ignores `onBWDone`,
 //! `onFCPublish`, and the `_result`/`_error` of `releaseStream` and `FCPublish` (many servers
 //! do not know those commands).
@@ -77,6 +80,10 @@ const MAX_COMMAND_VALUES: usize = 8;
 pub const DEFAULT_FLASH_VER: &str = "FMLE/3.0 (compatible; campush)";
 /// Our outgoing chunk size unless configured otherwise.
 pub const DEFAULT_CHUNK_SIZE: u32 = 4096;
+/// The Window Acknowledgement Size we announce unless configured otherwise: small enough that
+/// the server's acknowledgements measure the backlog to a fraction of a second at 1 Mbit/s (an
+/// acknowledgement is 16 bytes back per 32 KiB sent).
+pub const DEFAULT_WINDOW_ACK_SIZE: u32 = 32 * 1024;
 
 /// What the session needs to know. `Debug` hides the stream key.
 #[derive(Clone, PartialEq, Eq)]
@@ -95,6 +102,11 @@ pub struct SessionConfig {
     /// byte budget); commands and data messages are bound to 64 KiB at most
     /// ([`ReaderLimits::publisher`]).
     pub max_message_size: usize,
+    /// The Window Acknowledgement Size announced to the server right after the handshake: the
+    /// server then sends an Acknowledgement each time it has received that many bytes, which
+    /// measures what it has really received ([`ClientSession::peer_acknowledged`]). 0: none
+    /// announced.
+    pub window_ack_size: u32,
 }
 
 impl SessionConfig {
@@ -108,6 +120,7 @@ impl SessionConfig {
             chunk_size: DEFAULT_CHUNK_SIZE,
             seed,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            window_ack_size: DEFAULT_WINDOW_ACK_SIZE,
         }
     }
 }
@@ -124,6 +137,7 @@ impl fmt::Debug for SessionConfig {
             .field("chunk_size", &self.chunk_size)
             .field("seed", &self.seed)
             .field("max_message_size", &self.max_message_size)
+            .field("window_ack_size", &self.window_ack_size)
             .finish()
     }
 }
@@ -178,6 +192,7 @@ enum Incoming {
     SetChunkSize(u32),
     Abort(u32),
     WindowAckSize(u32),
+    Acknowledgement(u32),
     PingRequest(u32),
     Command(Vec<Value>),
     Ignored,
@@ -201,6 +216,7 @@ fn classify(msg: &Message<'_>) -> Result<Incoming, RtmpError> {
         msg_type::WINDOW_ACK_SIZE => {
             Incoming::WindowAckSize(be_u32(p, "Window Acknowledgement Size")?)
         }
+        msg_type::ACKNOWLEDGEMENT => Incoming::Acknowledgement(be_u32(p, "Acknowledgement")?),
         msg_type::SET_PEER_BANDWIDTH => {
             be_u32(p, "Set Peer Bandwidth")?;
             Incoming::Ignored
@@ -280,6 +296,10 @@ pub struct ClientSession {
     ack_window: u32,
     /// `bytes_received` when we last acknowledged.
     last_ack: u64,
+    /// The sequence number of the server's latest Acknowledgement (bytes it received, modulo
+    /// 2^32), and how many it sent.
+    peer_ack: Option<u32>,
+    peer_acks: u64,
     /// Reused buffer for encoding commands.
     scratch: Vec<u8>,
 }
@@ -312,6 +332,8 @@ impl ClientSession {
             bytes_received: 0,
             ack_window: 0,
             last_ack: 0,
+            peer_ack: None,
+            peer_acks: 0,
             scratch: Vec::with_capacity(512),
         }
     }
@@ -333,6 +355,14 @@ impl ClientSession {
     /// The message stream id createStream returned, once known.
     pub fn stream_id(&self) -> Option<u32> {
         self.stream_id
+    }
+
+    /// The server's latest Acknowledgement: (its sequence number, the number of
+    /// Acknowledgements received so far). The sequence number counts the bytes the server
+    /// received, modulo 2^32, by its own count (servers differ on whether the handshake counts,
+    /// and some restart the count: `crate::backlog` copes).
+    pub fn peer_acknowledged(&self) -> Option<(u32, u64)> {
+        self.peer_ack.map(|seq| (seq, self.peer_acks))
     }
 
     /// Every byte given to [`Self::receive`], handshake included.
@@ -402,6 +432,10 @@ impl ClientSession {
         let size = self.cfg.chunk_size.clamp(1, 0xFF_FFFF);
         self.write_control(out, msg_type::SET_CHUNK_SIZE, &size.to_be_bytes());
         self.writer.set_chunk_size(size);
+        if self.cfg.window_ack_size > 0 {
+            let window = self.cfg.window_ack_size;
+            self.write_control(out, msg_type::WINDOW_ACK_SIZE, &window.to_be_bytes());
+        }
         self.send_command(out, 0, |buf, cfg| {
             amf0::write_string(buf, "connect");
             amf0::write_number(buf, TX_CONNECT);
@@ -469,6 +503,10 @@ impl ClientSession {
             Incoming::Abort(csid) => self.reader.abort(csid),
             Incoming::WindowAckSize(size) => {
                 self.ack_window = size;
+            }
+            Incoming::Acknowledgement(seq) => {
+                self.peer_ack = Some(seq);
+                self.peer_acks += 1;
             }
             Incoming::PingRequest(ts) => {
                 let mut payload = [0u8; 6];
@@ -653,6 +691,7 @@ mod tests {
             chunk_size: 4096,
             seed: 99,
             max_message_size: 1 << 20,
+            window_ack_size: 0,
         }
     }
 
@@ -1030,6 +1069,53 @@ mod tests {
             let sent = check.decode(&out);
             assert_eq!(sent.len(), 6, "step {step}");
         }
+    }
+
+    #[test]
+    fn a_window_ack_size_is_announced_right_after_the_set_chunk_size() {
+        let mut c = ClientSession::new(SessionConfig {
+            window_ack_size: 32 * 1024,
+            ..config()
+        });
+        let mut srv = Server::new();
+        let mut out = Vec::new();
+        c.start(&mut out);
+        srv.decode(&out);
+        out.clear();
+        c.receive(&Server::s0s1s2(), &mut out).expect("accepted");
+        let sent = srv.decode(&out);
+        assert_eq!(
+            sent[..2],
+            [
+                Sent::Control {
+                    type_id: msg_type::SET_CHUNK_SIZE,
+                    payload: 4096u32.to_be_bytes().to_vec()
+                },
+                Sent::Control {
+                    type_id: msg_type::WINDOW_ACK_SIZE,
+                    payload: (32u32 * 1024).to_be_bytes().to_vec()
+                },
+            ]
+        );
+        assert!(matches!(&sent[2], Sent::Command { values, .. } if values[0] == s("connect")));
+    }
+
+    #[test]
+    fn the_servers_acknowledgements_are_kept_latest_first_and_counted() {
+        let (mut c, mut srv, _) = published();
+        assert_eq!(c.peer_acknowledged(), None);
+        let mut out = Vec::new();
+        for seq in [32_768u32, 65_536, 7] {
+            let ack = srv.control(msg_type::ACKNOWLEDGEMENT, &seq.to_be_bytes());
+            c.receive(&ack, &mut out).expect("accepted");
+        }
+        assert_eq!(c.peer_acknowledged(), Some((7, 3)));
+        assert!(out.is_empty(), "an acknowledgement needs no answer");
+        let short = srv.control(msg_type::ACKNOWLEDGEMENT, &[0, 1]);
+        assert!(
+            c.receive(&short, &mut out).is_err(),
+            "a 2-byte acknowledgement"
+        );
     }
 
     #[test]

@@ -201,6 +201,19 @@ impl Connection {
             Connection::Tls(_) => Err(io::ErrorKind::Unsupported.into()),
         }
     }
+
+    /// Bytes in the kernel's send queue of the TCP socket underneath: not yet sent, or sent and
+    /// not yet acknowledged by the peer's TCP (`SIOCOUTQ`; the same quantity as `TCP_INFO`'s
+    /// `tcpi_notsent_bytes` plus the unacknowledged segments, but exact in bytes). Over TLS these
+    /// are bytes of TLS records. `None` if the kernel does not say. One system call, no
+    /// allocation.
+    pub fn send_queue_bytes(&self) -> Option<u64> {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: the fd is a valid socket owned by the stream; SIOCOUTQ (TIOCOUTQ) writes one
+        // c_int to the live local it points to.
+        let rc = unsafe { libc::ioctl(self.tcp().as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+        (rc == 0 && queued >= 0).then_some(queued as u64)
+    }
 }
 
 impl AsyncRead for Connection {
@@ -443,6 +456,29 @@ pub(crate) async fn silent_server() -> (u16, tokio::task::JoinHandle<()>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_send_queue_holds_what_a_peer_that_does_not_read_has_not_taken() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tcp = connect("127.0.0.1", port, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let (_peer, _) = listener.accept().await.unwrap(); // never reads
+        let mut conn = Connection::Plain(tcp);
+        assert_eq!(conn.send_queue_bytes(), Some(0));
+        // Write until the socket is full: the peer's receive buffer and then ours fill up.
+        let chunk = vec![0u8; 64 * 1024];
+        let mut written = 0u64;
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(200), conn.write(&chunk)).await
+        {
+            written += n as u64;
+        }
+        let queued = conn.send_queue_bytes().unwrap();
+        assert!(queued > 0 && queued <= written, "{queued} of {written}");
+    }
 
     #[tokio::test]
     async fn connects_to_a_loopback_listener_with_keepalive_and_nodelay() {
