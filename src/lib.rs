@@ -35,8 +35,9 @@
 //!                        of each stage's checked section, error places and redaction of
 //!                        secrets, board profiles (boards/*.toml)
 //! led, notify, logging   observers of the status: the LED, systemd; log lines
-//! ingest, publisher      the two halves of the data path: the source thread (source -> h264 ->
-//!                        flv -> queues) and one per destination (queue -> rtmp -> transport)
+//! ingest, publisher,     the two halves of the data path: the source thread (source -> h264 ->
+//!   record/              flv -> queues) and one per destination (queue -> rtmp -> transport;
+//!                        or queue -> fragmented MP4 files on the board)
 //! source/, queue         the Source trait and sources; per-destination queues, stream headers
 //! flv, rtmp/, audio,     FLV tag bodies; the sans-IO RTMP client; the audio track; V4L2
 //!   v4l2/, transport/    devices (capture, m2m encoder, probe); TCP or TLS with deadlines
@@ -74,6 +75,7 @@ pub mod peer_text;
 pub mod pool;
 pub mod publisher;
 pub mod queue;
+pub mod record;
 pub mod rtmp;
 pub mod setting;
 pub mod source;
