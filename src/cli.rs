@@ -22,6 +22,7 @@ USAGE:
     campush run [--config FILE]
     campush run --url URL --source SPEC [--fps N] [--loop] [--no-pace] [--url URL2 ...]
                 [--key-file FILE ...] [--max-attempts N] [--tls-ca FILE] [--audio silent|none]
+                [--record DIR]
     campush check-config [FILE]
     campush probe
     campush status [FILE]
@@ -56,6 +57,8 @@ OPTIONS of run:
     --max-attempts N   give up after N consecutive failed connection attempts (0 = never)
     --tls-ca FILE      PEM file of extra trusted CA certificates for rtmps:// destinations
     --audio MODE       silent (default: a silent AAC track, which platforms require) | none
+    --record DIR       also record to DIR: fragmented MP4 segments of 60 s, at most 2 GiB
+                       in all, oldest deleted first ([record] in the file sets the rest)
     -v, --verbose      debug logging
 
 EXIT CODES:
@@ -73,7 +76,7 @@ USAGE:
     campush run [--config FILE]
     campush run --url URL --source SPEC [--fps N] [--loop] [--no-pace] [--url URL2 ...]
                 [--key-file FILE ...] [--max-attempts N] [--tls-ca FILE] [--audio silent|none]
-                [-v]
+                [--record DIR] [-v]
 
     Without --config, --url and --source, the configuration file is searched for in
     /boot/firmware/campush.toml, /boot/campush.toml, /etc/campush/campush.toml.
@@ -95,6 +98,8 @@ OPTIONS:
     --max-attempts N   give up after N consecutive failed connection attempts (0 = never)
     --tls-ca FILE      PEM file of extra trusted CA certificates for rtmps:// destinations
     --audio MODE       silent (default: a silent AAC track, which platforms require) | none
+    --record DIR       also record to DIR: fragmented MP4 segments of 60 s, at most 2 GiB
+                       in all, oldest deleted first ([record] in the file sets the rest)
     -v, --verbose      debug logging
     -h, --help         this text
 
@@ -218,6 +223,8 @@ pub struct RunArgs {
     pub max_attempts: Option<u32>,
     pub tls_ca: Option<PathBuf>,
     pub audio: Option<String>,
+    /// `--record DIR`: record to DIR with the `[record]` defaults (or the file's settings).
+    pub record: Option<PathBuf>,
     pub verbose: bool,
 }
 
@@ -323,6 +330,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
                     }
                     "--tls-ca" => run.tls_ca = Some(value("--tls-ca")?.into()),
                     "--audio" => run.audio = Some(value("--audio")?),
+                    "--record" => run.record = Some(value("--record")?.into()),
                     "--loop" => run.looping = true,
                     "--no-pace" => run.no_pace = true,
                     "-v" | "--verbose" => run.verbose = true,
@@ -395,6 +403,9 @@ impl RunArgs {
         }
         if let Some(audio) = &self.audio {
             raw.audio.source = Some(audio.clone());
+        }
+        if let Some(dir) = &self.record {
+            raw.record.get_or_insert_with(Default::default).dir = Some(from_working_dir(dir));
         }
         if !self.urls.is_empty() {
             raw.outputs = self

@@ -21,6 +21,7 @@ use crate::ingest::IngestSettings;
 use crate::led::{LedConfig, RawLed};
 use crate::publisher::{Output, PublisherSettings};
 use crate::queue::Limits;
+use crate::record::RecordSettings;
 use crate::source::settings::SourceSettings;
 use crate::source::SourceSpec;
 use crate::status::ReportSettings;
@@ -95,6 +96,10 @@ impl RawConfig {
         let led = LedConfig::check(led_of(&self.led, board.as_ref()))
             .map_err(|e| ConfigError::setting("led", e))?;
         let audio = AudioSpec::check(&self.audio).map_err(|e| ConfigError::setting("audio", e))?;
+        let record = (self.record.as_ref())
+            .map(RecordSettings::check)
+            .transpose()
+            .map_err(|e| ConfigError::setting("record", e))?;
         Ok(Config {
             ingest: IngestSettings {
                 fps,
@@ -121,6 +126,7 @@ impl RawConfig {
             file: self.origin.as_ref().map(|o| o.path.clone()),
             file_holds_key: self.origin.as_ref().is_some_and(|o| o.holds_key),
             audio,
+            record,
         })
     }
 }
