@@ -82,7 +82,14 @@ pub struct Recorder {
     /// `outage` mode: the frames since the last keyframe, while not recording.
     gop: VecDeque<Frame>,
     gop_cap: usize,
+    /// When the recorder started: `outage` mode gives the destinations [`FIRST_CONNECT`] to
+    /// connect before one that never streamed counts as an outage.
+    started: Instant,
 }
+
+/// How long a destination that has not streamed yet may take to connect before `outage` mode
+/// records (a camera that boots without network).
+pub const FIRST_CONNECT: Duration = Duration::from_secs(10);
 
 impl Recorder {
     /// A recorder of the frames `queue` receives. `network`: the network destinations' status
@@ -119,6 +126,7 @@ impl Recorder {
             cut_soon: false,
             gop: VecDeque::with_capacity(max_frames),
             gop_cap: max_frames,
+            started: Instant::now(),
             settings,
         }
     }
@@ -149,7 +157,7 @@ impl Recorder {
             }
         }
         if self.settings.mode == Mode::Outage {
-            let outage = self.network.iter().any(|d| d.get() != Status::Streaming);
+            let outage = self.outage();
             if self.segment.is_some() && !outage && meta.keyframe {
                 // Every destination streams again, and this GOP they all get: stop here.
                 if let Err(e) = self.close_segment(Some(meta.timestamp_us)) {
@@ -165,6 +173,16 @@ impl Recorder {
             }
         }
         self.record(frame);
+    }
+
+    /// A network destination is not streaming: one that streamed before, or any once the
+    /// first connections had their time.
+    fn outage(&self) -> bool {
+        let grace_over = self.started.elapsed() >= FIRST_CONNECT;
+        self.network.iter().any(|d| {
+            d.get() != Status::Streaming
+                && (grace_over || Counters::get(&d.counters().frames_sent) > 0)
+        })
     }
 
     /// `outage` mode, not recording: the GOP so far, for an outage that may begin in it.
