@@ -624,6 +624,32 @@ mod tests {
     }
 
     #[test]
+    fn record_dir_records_with_the_defaults_or_over_the_files_record_section() {
+        let Command::Run(r) =
+            parse(args("run --url rtmp://h/a/k --source stdin --record rec")).unwrap()
+        else {
+            panic!("not a run");
+        };
+        let c = r.to_raw_config().unwrap().check().unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            c.record,
+            Some(crate::record::RecordSettings::in_dir(cwd.join("rec")))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.toml");
+        std::fs::write(&config, "[source]\nspec = \"stdin\"\n[[output]]\nurl = \"rtmp://h/a/k\"\n[record]\ndir = \"/srv/rec\"\nsegment_s = 5\n").unwrap();
+        let r = RunArgs {
+            config: Some(config),
+            record: Some("/mnt/usb".into()),
+            ..RunArgs::default()
+        };
+        let record = r.to_raw_config().unwrap().check().unwrap().record.unwrap();
+        assert_eq!(record.dir, std::path::PathBuf::from("/mnt/usb"));
+        assert_eq!(record.segment, std::time::Duration::from_secs(5));
+    }
+
+    #[test]
     fn relative_paths_in_flags_are_taken_from_the_working_directory_not_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("c.toml");

@@ -343,3 +343,64 @@ fn outage_mode_records_what_the_server_missed_from_the_gop_before_and_little_mor
         campush.log()
     );
 }
+
+/// `campush ARGS` with no system configuration to find; (exit code, stdout, stderr).
+fn campush(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_campush"))
+        .args(args)
+        .env("CAMPUSH_ROOT", "/nonexistent")
+        .output()
+        .expect("campush runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn check_config_places_a_bad_record_setting_at_its_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("campush.toml");
+    for (section, key, line) in [
+        ("mode = \"sometimes\"", "record.mode", 6),
+        ("dir = \"/srv/rec\"\nsegment_s = 0", "record.segment_s", 7),
+        ("max_mib = -5", "record.max_mib", 6),
+        ("dir = \"relative/rec\"", "record.dir", 6),
+    ] {
+        let text = format!(
+            "[source]\nspec = \"stdin\"\n[[output]]\nurl = \"rtmp://h/a/k\"\n[record]\n{section}\n"
+        );
+        fs::write(&file, &text).unwrap();
+        let (code, _, err) = campush(&["check-config", file.to_str().unwrap()]);
+        assert_eq!(code, Some(78), "{err}");
+        let place = format!("{}, line {line}", file.display());
+        assert!(err.contains(&place), "{key}: {err}");
+        assert!(err.contains(key), "{key}: {err}");
+    }
+    // A misspelt key is named, with the nearest one.
+    fs::write(
+        &file,
+        "[source]\nspec = \"stdin\"\n[[output]]\nurl = \"rtmp://h/a/k\"\n[record]\nsegment = 4\n",
+    )
+    .unwrap();
+    let (code, _, err) = campush(&["check-config", file.to_str().unwrap()]);
+    assert_eq!(code, Some(78), "{err}");
+    assert!(err.contains("line 6") && err.contains("segment_s"), "{err}");
+}
+
+#[test]
+fn check_config_shows_the_recording_it_would_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("campush.toml");
+    fs::write(
+        &file,
+        "[source]\nspec = \"stdin\"\n[[output]]\nurl = \"rtmp://h/a/k\"\n[record]\nmode = \"outage\"\nsegment_s = 30\n",
+    )
+    .unwrap();
+    let (code, out, err) = campush(&["check-config", file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(
+            "record = /var/lib/campush/recordings (outage, 30 s segments, at most 2048 MiB, at least 256 MiB free)"
+        ),
+        "{out}"
+    );
+}
