@@ -404,3 +404,43 @@ fn check_config_shows_the_recording_it_would_make() {
         "{out}"
     );
 }
+
+#[test]
+fn a_file_system_below_min_free_mib_is_a_storage_error_after_the_oldest_segments_go() {
+    if !require_all() {
+        return;
+    }
+    let clip = clip_360p(20);
+    let nginx = Nginx::start(NginxOpts { record: false });
+    let base = tempfile::tempdir().unwrap();
+    let rec = base.path().join("rec");
+    fs::create_dir(&rec).unwrap();
+    let old = rec.join("2020-01-01T00-00-00Z.mp4");
+    fs::write(&old, [0u8; 1000]).unwrap();
+    fs::write(rec.join("notes.txt"), "not a segment").unwrap();
+    let status = base.path().join("status.json");
+    let url = nginx.url("full");
+    // More free space than any test machine has: the file system is always "full".
+    let record = format!("dir = \"{}\"\nmin_free_mib = 1000000000", rec.display());
+    let extra = format!("[status]\nfile = \"{}\"", status.display());
+    let mut campush = Campush::start(|_| config(&clip, &url, &record, &extra));
+    let failed = wait_for_status(&status, "error_storage", |s| {
+        s.contains("\"status\":\"error_storage\"")
+    });
+    assert!(
+        failed.contains("fewer than 1000000000 MiB free and no recording left to delete"),
+        "{failed}"
+    );
+    assert!(!old.exists(), "the oldest segment was kept");
+    assert!(
+        rec.join("notes.txt").exists(),
+        "a file not ours was deleted"
+    );
+    assert_eq!(
+        segments(&rec),
+        (vec![], false),
+        "a segment without pictures was left"
+    );
+    let (code, _) = campush.terminate();
+    assert_eq!(code, Some(0));
+}

@@ -113,11 +113,17 @@ impl Store {
             match OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(0o644)
+                .mode(0o640)
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&part)
             {
-                Ok(file) => return Ok(NewSegment { file, part, path }),
+                Ok(file) => {
+                    // Readable by the campush group whatever the umask (the service's is 0077);
+                    // a file system without modes (FAT) refuses, which is fine.
+                    use std::os::unix::fs::PermissionsExt;
+                    let _ = file.set_permissions(std::fs::Permissions::from_mode(0o640));
+                    return Ok(NewSegment { file, part, path });
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
                 Err(e) => return Err(e),
             }

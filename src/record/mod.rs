@@ -125,13 +125,7 @@ impl RecordSettings {
         };
         let segment_s = number(raw.segment_s, "segment_s", 60.0, 1.0, 86_400.0)?;
         let max_mib = number(raw.max_mib, "max_mib", 2048.0, 1.0, 16.0 * 1024.0 * 1024.0)?;
-        let min_free_mib = number(
-            raw.min_free_mib,
-            "min_free_mib",
-            256.0,
-            0.0,
-            1024.0 * 1024.0,
-        )?;
+        let min_free_mib = number(raw.min_free_mib, "min_free_mib", 256.0, 0.0, 1e9)?;
         Ok(RecordSettings {
             dir,
             mode,

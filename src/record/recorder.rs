@@ -57,6 +57,8 @@ struct Segment {
     start_us: u64,
     params_gen: u32,
     bytes: u64,
+    /// Fragments written: a segment without one holds no picture.
+    fragments: u32,
 }
 
 /// One recording destination; see the module documentation.
@@ -281,6 +283,7 @@ impl Recorder {
             start_us: meta.timestamp_us,
             params_gen: meta.params_gen,
             bytes,
+            fragments: 0,
         });
         self.cut_soon = false;
         if self.retry_at.take().is_some() {
@@ -334,6 +337,7 @@ impl Recorder {
             seg.file.write_all(f.audio)?;
             seg.file.sync_data()?;
             seg.bytes += f.len() as u64;
+            seg.fragments += 1;
             Counters::add(&self.status.counters().bytes_sent, f.len() as u64);
         }
         self.make_room()
@@ -393,9 +397,12 @@ impl Recorder {
             .set_last_error(&format_args!("recording to {dir}: {e}"));
         if let Some(seg) = self.segment.take() {
             // What reached the file plays up to its last complete fragment: keep it as a
-            // segment when the directory still allows the rename.
+            // segment when the directory still allows the rename. Without a fragment it holds
+            // no picture: it goes.
             drop(seg.file);
-            if std::fs::rename(&seg.part, &seg.path).is_ok() {
+            if seg.fragments == 0 {
+                let _ = std::fs::remove_file(&seg.part);
+            } else if std::fs::rename(&seg.part, &seg.path).is_ok() {
                 self.store.add_closed(seg.path, seg.bytes);
             }
         }
