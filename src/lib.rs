@@ -13,6 +13,8 @@
 //!                                 interleaves audio (`audio`: silent AAC-LC) by timestamp
 //!   -> rtmp                    -> sans-IO: handshake, chunk writer/reader, AMF0 commands, session
 //!   -> transport               -> TCP or TLS (rustls) with deadlines
+//!   -> record (with [record])  -> one more destination: fragmented MP4 segments on the board,
+//!                                 on a thread of its own (`record::fmp4` writes the boxes)
 //! ```
 //!
 //! `ingest` runs the first half (source to queues) on the source thread, `publisher` the second
