@@ -1,9 +1,9 @@
 //! The recording directory: segment names, the segments already there, retention by whole files,
 //! and free space.
 //!
-//! Owns: which files in the directory are campush's segments (`YYYY-MM-DDTHH-MM-SSZ.mp4`,
-//! optionally `-N` before `.mp4` when two start in the same second; nothing else is ever touched
-//! or deleted), the list of closed segments oldest first with their sizes, and the creation of a
+//! Owns: which files in the directory are campush's segments (`YYYY-MM-DDTHH-MM-SSZ.mp4`, or
+//! `..Z_NN.mp4` (01 to 99) when several start in the same second, which sorts after the first:
+//! names sort in time order; nothing else is ever touched or deleted), the list of closed segments oldest first with their sizes, and the creation of a
 //! new `.part` file (exclusively: an existing file is never overwritten).
 //!
 //! Invariants: a segment is deleted whole, oldest first; a `.part` left by a crash or a power
@@ -36,6 +36,9 @@ pub struct Store {
     /// Closed segments, oldest first.
     closed: VecDeque<(PathBuf, u64)>,
     closed_bytes: u64,
+    /// The stem and number of the last segment created: the next one in the same second gets
+    /// a higher number, even when retention deleted that one already.
+    last: Option<(String, u32)>,
 }
 
 impl Store {
@@ -44,6 +47,7 @@ impl Store {
             dir,
             closed: VecDeque::new(),
             closed_bytes: 0,
+            last: None,
         }
     }
 
@@ -80,17 +84,8 @@ impl Store {
                 _ => {}
             }
         }
-        // By start time, then by the `-N` of segments started in the same second.
-        found.sort_by_key(|(path, _)| {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let stem = name.strip_suffix(".mp4").unwrap_or(name);
-            let (time, n) = stem.split_at(stem.len().min(20));
-            let n: u32 = n
-                .strip_prefix('-')
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            (time.to_owned(), n)
-        });
+        // Names sort in time order.
+        found.sort();
         self.closed_bytes = found.iter().map(|(_, len)| len).sum();
         self.closed = found.into();
         Ok(())
@@ -99,11 +94,15 @@ impl Store {
     /// Creates the `.part` file of a segment starting at `now` (UTC in its name).
     pub fn create(&mut self, now: SystemTime) -> io::Result<NewSegment> {
         let stem = segment_stem(now);
+        let first = match &self.last {
+            Some((last, n)) if *last == stem => n + 1,
+            _ => 0,
+        };
         let mut last = None;
-        for n in 0..10 {
+        for n in first..100 {
             let name = match n {
                 0 => format!("{stem}.mp4"),
-                n => format!("{stem}-{n}.mp4"),
+                n => format!("{stem}_{n:02}.mp4"),
             };
             let path = self.dir.join(&name);
             let part = self.dir.join(format!("{name}{PART}"));
@@ -122,6 +121,7 @@ impl Store {
                     // a file system without modes (FAT) refuses, which is fine.
                     use std::os::unix::fs::PermissionsExt;
                     let _ = file.set_permissions(std::fs::Permissions::from_mode(0o640));
+                    self.last = Some((stem, n));
                     return Ok(NewSegment { file, part, path });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
@@ -183,7 +183,7 @@ pub fn segment_stem(t: SystemTime) -> String {
     )
 }
 
-/// Whether `name` is a segment's file name (with or without a `-N` suffix).
+/// Whether `name` is a segment's file name (with or without a `_N` suffix).
 pub fn is_segment_name(name: &str) -> bool {
     let Some(stem) = name.strip_suffix(".mp4") else {
         return false;
@@ -199,8 +199,8 @@ pub fn is_segment_name(name: &str) -> bool {
     shape
         && (suffix.is_empty()
             || suffix
-                .strip_prefix('-')
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+                .strip_prefix('_')
+                .is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit())))
 }
 
 /// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
@@ -233,13 +233,15 @@ mod tests {
 
     #[test]
     fn only_segment_names_are_ours() {
-        for ours in ["2026-12-06T20-15-00Z.mp4", "2026-12-06T20-15-00Z-2.mp4"] {
+        for ours in ["2026-12-06T20-15-00Z.mp4", "2026-12-06T20-15-00Z_02.mp4"] {
             assert!(is_segment_name(ours), "{ours}");
         }
         for theirs in [
             "holiday.mp4",
             "2026-12-06T20-15-00Z.mp4.part",
-            "2026-12-06T20-15-00Z-.mp4",
+            "2026-12-06T20-15-00Z_.mp4",
+            "2026-12-06T20-15-00Z-1.mp4",
+            "2026-12-06T20-15-00Z_1.mp4",
             "2026-12-06 20-15-00Z.mp4",
             "2026-12-06T20-15-00Zx.mp4",
         ] {
@@ -276,7 +278,12 @@ mod tests {
         std::fs::rename(&a.part, &a.path).unwrap();
         let b = store.create(t).unwrap();
         assert_ne!(a.path, b.path);
-        assert!(b.part.to_str().unwrap().ends_with("Z-1.mp4.part"));
+        assert!(b.part.to_str().unwrap().ends_with("Z_01.mp4.part"));
+        assert!(b.path > a.path, "the later one sorts after the first");
+        // Even once the first is gone (retention), a name is never reused.
+        std::fs::remove_file(&a.path).unwrap();
+        let c = store.create(t).unwrap();
+        assert!(c.path > b.path, "{c:?}");
     }
 
     #[test]

@@ -178,11 +178,12 @@ impl Recorder {
     }
 
     /// A network destination is not streaming: one that streamed before, or any once the
-    /// first connections had their time.
+    /// first connections had their time. A destination stopped on purpose (campush stopping)
+    /// is no outage.
     fn outage(&self) -> bool {
         let grace_over = self.started.elapsed() >= FIRST_CONNECT;
         self.network.iter().any(|d| {
-            d.get() != Status::Streaming
+            !matches!(d.get(), Status::Streaming | Status::Stopped)
                 && (grace_over || Counters::get(&d.counters().frames_sent) > 0)
         })
     }
@@ -410,5 +411,159 @@ impl Recorder {
         self.gop.clear();
         self.scanned = false;
         self.retry_at = Some(Instant::now() + RETRY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{Ingest, IngestSettings};
+    use crate::pool::Pool;
+    use crate::queue::{Limits, Outputs, Policy};
+    use crate::source::file::FileSource;
+    use crate::status::SharedStatus;
+
+    const FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/clip-320x240-30fps.h264"
+    );
+
+    /// Feeds `frames` frames of the looping fixture (30 fps, a keyframe every 30) to a recorder
+    /// in `mode`, calling `network(i)` before frame `i` to set the network destination's state.
+    fn record(
+        dir: &std::path::Path,
+        mode: Mode,
+        segment_s: u64,
+        frames: u64,
+        mut network: impl FnMut(u64, &DestinationStatus),
+    ) {
+        let source = FileSource::open(std::path::Path::new(FIXTURE), None, false, true).unwrap();
+        let pool = Pool::new(64, 64 * 1024);
+        let queue = Arc::new(FrameQueue::new(Limits::default(), Policy::DropGops));
+        let headers = SharedHeaders::default();
+        let status = SharedStatus::new();
+        let mut dests = status.set_destinations(2);
+        let mine = dests.pop().unwrap();
+        let settings = RecordSettings {
+            mode,
+            segment: Duration::from_secs(segment_s),
+            min_free_bytes: 0,
+            ..RecordSettings::in_dir(dir.to_owned())
+        };
+        let mut recorder = Recorder::new(
+            settings,
+            Arc::clone(&queue),
+            headers.clone(),
+            mine,
+            dests.clone(),
+            AudioSpec::None,
+            128,
+        );
+        let mut ingest = Ingest::new(
+            Box::new(source),
+            pool,
+            Outputs::new(vec![Arc::clone(&queue)]),
+            headers,
+            IngestSettings::default(),
+            status,
+        );
+        for i in 0..frames {
+            network(i, &dests[0]);
+            assert!(ingest.step().unwrap());
+            while let Ok(Some(frame)) = queue.try_pop() {
+                recorder.frame(frame);
+            }
+        }
+        queue.close();
+        recorder.run();
+    }
+
+    fn finished(dir: &std::path::Path) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        assert!(
+            files
+                .iter()
+                .all(|f| f.extension().is_some_and(|e| e == "mp4")),
+            "{files:?}"
+        );
+        files
+    }
+
+    fn frames_in(path: &std::path::Path) -> Option<u64> {
+        if !crate::testing::require_tool("ffprobe") {
+            return None;
+        }
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-select_streams", "v"])
+            .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+            .arg(path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    }
+
+    #[test]
+    fn outage_mode_records_from_the_keyframe_before_the_outage_to_the_one_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        record(dir.path(), Mode::Outage, 60, 300, |i, d| match i {
+            0 => {
+                d.set(Status::Streaming);
+                d.count_frame_sent();
+            }
+            100 => d.set(Status::Error(ErrorKind::Network)),
+            200 => d.set(Status::Streaming),
+            _ => {}
+        });
+        let files = finished(dir.path());
+        assert_eq!(files.len(), 1, "{files:?}");
+        // Keyframes every 30 frames: from frame 90 (before the outage at 100) to frame 210 (the
+        // first keyframe once streaming again at 200).
+        if let Some(frames) = frames_in(&files[0]) {
+            assert_eq!(frames, 120);
+        }
+    }
+
+    #[test]
+    fn outage_mode_records_nothing_while_every_destination_streams_or_stops_on_purpose() {
+        let dir = tempfile::tempdir().unwrap();
+        record(dir.path(), Mode::Outage, 60, 200, |i, d| match i {
+            0 => {
+                d.set(Status::Streaming);
+                d.count_frame_sent();
+            }
+            150 => d.set(Status::Stopped),
+            _ => {}
+        });
+        assert_eq!(finished(dir.path()), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn a_destination_that_never_connected_is_an_outage_only_after_its_first_connect_time() {
+        let dir = tempfile::tempdir().unwrap();
+        record(dir.path(), Mode::Outage, 60, 100, |_, d| {
+            d.set(Status::Connecting)
+        });
+        assert_eq!(
+            finished(dir.path()),
+            Vec::<PathBuf>::new(),
+            "within {FIRST_CONNECT:?}"
+        );
+    }
+
+    #[test]
+    fn always_mode_starts_a_segment_at_the_first_keyframe_after_segment_s() {
+        let dir = tempfile::tempdir().unwrap();
+        record(dir.path(), Mode::Always, 2, 100, |_, _| {});
+        let files = finished(dir.path());
+        // 2 s at 30 fps is frame 60, a keyframe: segments of 60 and 40 frames.
+        assert_eq!(files.len(), 2, "{files:?}");
+        let frames: Vec<_> = files.iter().filter_map(|f| frames_in(f)).collect();
+        if !frames.is_empty() {
+            assert_eq!(frames, [60, 40]);
+        }
     }
 }
