@@ -123,14 +123,19 @@ impl Config {
             && self.ingest.video_kbps == other.ingest.video_kbps
             && self.queue.max_frames == other.queue.max_frames
             && self.audio == other.audio
-            && self.outputs.len() <= other.pool_destinations()
+            && self.destinations() <= other.pool_destinations()
+    }
+
+    /// The destinations: the outputs, and the recorder with `[record]`.
+    pub fn destinations(&self) -> usize {
+        self.outputs.len() + usize::from(self.record.is_some())
     }
 
     /// How many destinations the frame pool is sized for (see `pool::slots_for`): at least four,
     /// so that a reload adding a destination or two keeps the source running. Unused slots cost
     /// address space, not memory.
     pub fn pool_destinations(&self) -> usize {
-        (self.outputs.len() + usize::from(self.record.is_some())).max(4)
+        self.destinations().max(4)
     }
 
     /// The files that hold a stream key: the configuration file when it has one, and the key

@@ -162,8 +162,7 @@ async fn supervise(
             }
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let mut destinations =
-            status.set_destinations(config.outputs.len() + usize::from(config.record.is_some()));
+        let mut destinations = status.set_destinations(config.destinations());
         let recorder = start_recorder(&config, &queues, &mut destinations, headers);
         let mut tasks = tokio::task::JoinSet::new();
         for ((output, queue), dest) in config.outputs.iter().zip(queues).zip(destinations) {
@@ -262,8 +261,7 @@ fn make_queues(config: &Config) -> Vec<Arc<FrameQueue>> {
         SourceSpec::File(_) | SourceSpec::Stdin if !config.pace => Policy::Block,
         _ => Policy::DropGops,
     };
-    let destinations = config.outputs.len() + usize::from(config.record.is_some());
-    (0..destinations)
+    (0..config.destinations())
         .map(|_| Arc::new(FrameQueue::new(config.queue, policy)))
         .collect()
 }
