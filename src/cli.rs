@@ -22,6 +22,7 @@ USAGE:
     campush run [--config FILE]
     campush run --url URL --source SPEC [--fps N] [--loop] [--no-pace] [--url URL2 ...]
                 [--key-file FILE ...] [--max-attempts N] [--tls-ca FILE] [--audio silent|none]
+                [--record DIR]
     campush check-config [FILE]
     campush probe
     campush status [FILE]
@@ -56,6 +57,8 @@ OPTIONS of run:
     --max-attempts N   give up after N consecutive failed connection attempts (0 = never)
     --tls-ca FILE      PEM file of extra trusted CA certificates for rtmps:// destinations
     --audio MODE       silent (default: a silent AAC track, which platforms require) | none
+    --record DIR       also record to DIR: fragmented MP4 segments of 60 s, at most 2 GiB
+                       in all, oldest deleted first ([record] in the file sets the rest)
     -v, --verbose      debug logging
 
 EXIT CODES:
@@ -73,7 +76,7 @@ USAGE:
     campush run [--config FILE]
     campush run --url URL --source SPEC [--fps N] [--loop] [--no-pace] [--url URL2 ...]
                 [--key-file FILE ...] [--max-attempts N] [--tls-ca FILE] [--audio silent|none]
-                [-v]
+                [--record DIR] [-v]
 
     Without --config, --url and --source, the configuration file is searched for in
     /boot/firmware/campush.toml, /boot/campush.toml, /etc/campush/campush.toml.
@@ -95,6 +98,8 @@ OPTIONS:
     --max-attempts N   give up after N consecutive failed connection attempts (0 = never)
     --tls-ca FILE      PEM file of extra trusted CA certificates for rtmps:// destinations
     --audio MODE       silent (default: a silent AAC track, which platforms require) | none
+    --record DIR       also record to DIR: fragmented MP4 segments of 60 s, at most 2 GiB
+                       in all, oldest deleted first ([record] in the file sets the rest)
     -v, --verbose      debug logging
     -h, --help         this text
 
@@ -218,6 +223,8 @@ pub struct RunArgs {
     pub max_attempts: Option<u32>,
     pub tls_ca: Option<PathBuf>,
     pub audio: Option<String>,
+    /// `--record DIR`: record to DIR with the `[record]` defaults (or the file's settings).
+    pub record: Option<PathBuf>,
     pub verbose: bool,
 }
 
@@ -323,6 +330,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
                     }
                     "--tls-ca" => run.tls_ca = Some(value("--tls-ca")?.into()),
                     "--audio" => run.audio = Some(value("--audio")?),
+                    "--record" => run.record = Some(value("--record")?.into()),
                     "--loop" => run.looping = true,
                     "--no-pace" => run.no_pace = true,
                     "-v" | "--verbose" => run.verbose = true,
@@ -395,6 +403,9 @@ impl RunArgs {
         }
         if let Some(audio) = &self.audio {
             raw.audio.source = Some(audio.clone());
+        }
+        if let Some(dir) = &self.record {
+            raw.record.get_or_insert_with(Default::default).dir = Some(from_working_dir(dir));
         }
         if !self.urls.is_empty() {
             raw.outputs = self
@@ -610,6 +621,32 @@ mod tests {
         assert_eq!(c.outputs[1].url.stream_key, "sk-flag-b");
         assert_eq!(c.outputs[1].url.app, "app");
         assert_eq!(c.outputs[0].key_file.as_deref(), Some(a.as_path()));
+    }
+
+    #[test]
+    fn record_dir_records_with_the_defaults_or_over_the_files_record_section() {
+        let Command::Run(r) =
+            parse(args("run --url rtmp://h/a/k --source stdin --record rec")).unwrap()
+        else {
+            panic!("not a run");
+        };
+        let c = r.to_raw_config().unwrap().check().unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            c.record,
+            Some(crate::record::RecordSettings::in_dir(cwd.join("rec")))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.toml");
+        std::fs::write(&config, "[source]\nspec = \"stdin\"\n[[output]]\nurl = \"rtmp://h/a/k\"\n[record]\ndir = \"/srv/rec\"\nsegment_s = 5\n").unwrap();
+        let r = RunArgs {
+            config: Some(config),
+            record: Some("/mnt/usb".into()),
+            ..RunArgs::default()
+        };
+        let record = r.to_raw_config().unwrap().check().unwrap().record.unwrap();
+        assert_eq!(record.dir, std::path::PathBuf::from("/mnt/usb"));
+        assert_eq!(record.segment, std::time::Duration::from_secs(5));
     }
 
     #[test]

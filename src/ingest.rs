@@ -355,6 +355,7 @@ impl Ingest {
         let info = self.params.info().cloned();
         h.metadata.clear();
         if let Some(i) = &info {
+            (h.width, h.height) = (i.width, i.height);
             flv::write_metadata(
                 &mut h.metadata,
                 &flv::Metadata {

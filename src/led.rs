@@ -262,7 +262,10 @@ impl Pattern {
             }
             Status::Streaming => Pattern::Solid,
             Status::WaitingForSource | Status::Error(ErrorKind::Source) => Pattern::FastBlink,
-            Status::Error(ErrorKind::Refused | ErrorKind::Config) => Pattern::DoubleBlink,
+            // A person has to act: a wrong key, a wrong setting, a full or missing disk.
+            Status::Error(ErrorKind::Refused | ErrorKind::Config | ErrorKind::Storage) => {
+                Pattern::DoubleBlink
+            }
         }
     }
 

@@ -13,6 +13,8 @@
 //!                                 interleaves audio (`audio`: silent AAC-LC) by timestamp
 //!   -> rtmp                    -> sans-IO: handshake, chunk writer/reader, AMF0 commands, session
 //!   -> transport               -> TCP or TLS (rustls) with deadlines
+//!   -> record (with [record])  -> one more destination: fragmented MP4 segments on the board,
+//!                                 on a thread of its own (`record::fmp4` writes the boxes)
 //! ```
 //!
 //! `ingest` runs the first half (source to queues) on the source thread, `publisher` the second
@@ -35,8 +37,9 @@
 //!                        of each stage's checked section, error places and redaction of
 //!                        secrets, board profiles (boards/*.toml)
 //! led, notify, logging   observers of the status: the LED, systemd; log lines
-//! ingest, publisher      the two halves of the data path: the source thread (source -> h264 ->
-//!                        flv -> queues) and one per destination (queue -> rtmp -> transport)
+//! ingest, publisher,     the two halves of the data path: the source thread (source -> h264 ->
+//!   record/              flv -> queues) and one per destination (queue -> rtmp -> transport;
+//!                        or queue -> fragmented MP4 files on the board)
 //! source/, queue,        the Source trait and sources; per-destination queues, stream headers;
 //!   backlog, bitrate     what a connection has sent and the server not received, as media
 //!                        time; the adaptive bitrate rule (sans-IO)
@@ -83,6 +86,7 @@ pub mod platform;
 pub mod pool;
 pub mod publisher;
 pub mod queue;
+pub mod record;
 pub mod rtmp;
 pub mod setting;
 pub mod small_file;

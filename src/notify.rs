@@ -128,9 +128,9 @@ pub fn watchdog_due(status: Status, moved: Moved, silence: Silence) -> bool {
         Status::Starting
         | Status::Connecting
         | Status::WaitingForSource
-        | Status::Error(ErrorKind::Network | ErrorKind::Refused | ErrorKind::Source) => {
-            moved.frames_in || moved.frames_sent || moved.source_alive
-        }
+        | Status::Error(
+            ErrorKind::Network | ErrorKind::Refused | ErrorKind::Source | ErrorKind::Storage,
+        ) => moved.frames_in || moved.frames_sent || moved.source_alive,
         Status::Error(ErrorKind::Config) | Status::Stopped => true,
     }
 }

@@ -145,6 +145,8 @@ pub struct FrameQueue {
     ready: Notify,
     /// Wakes a blocked producer (sync side, `Policy::Block`).
     room: Condvar,
+    /// Wakes a consumer on a thread of its own ([`FrameQueue::pop_wait`]: the recorder).
+    ready_sync: Condvar,
     keyframe_wanted: AtomicBool,
     dropped: AtomicU64,
     /// Capture time of the oldest frame the publisher sent that has not arrived at the server
@@ -176,6 +178,7 @@ impl FrameQueue {
             policy,
             ready: Notify::new(),
             room: Condvar::new(),
+            ready_sync: Condvar::new(),
             keyframe_wanted: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
             oldest_in_flight_us: AtomicU64::new(NONE_IN_FLIGHT),
@@ -254,6 +257,7 @@ impl FrameQueue {
         inner.frames.push_back(frame);
         drop(inner);
         self.ready.notify_one();
+        self.ready_sync.notify_one();
         Pushed::Queued { dropped }
     }
 
@@ -384,6 +388,22 @@ impl FrameQueue {
         }
     }
 
+    /// Waits up to `timeout` for the next frame, for a consumer on a thread of its own (the
+    /// recorder): `Ok(None)` when none came, `Err(Closed)` once closed and drained.
+    pub fn pop_wait(&self, timeout: Duration) -> Result<Option<Frame>, Closed> {
+        {
+            let inner = self.lock();
+            if inner.frames.is_empty() && !inner.closed {
+                drop(
+                    self.ready_sync
+                        .wait_timeout(inner, timeout)
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
+            }
+        }
+        self.try_pop()
+    }
+
     /// Drops what precedes a queued keyframe, so the next frame popped decodes on its own: the
     /// newest keyframe after a reconnect of a live queue (least latency), else the oldest (lose
     /// nothing: the first connection of a stream, or a blocking queue). With no keyframe queued,
@@ -420,6 +440,7 @@ impl FrameQueue {
     pub fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_one();
+        self.ready_sync.notify_all();
         self.room.notify_all();
     }
 
@@ -511,6 +532,9 @@ pub struct Headers {
     pub sequence_header: Vec<u8>,
     /// FLV script data body: `@setDataFrame` `onMetaData` {...}.
     pub metadata: Vec<u8>,
+    /// Picture size from the SPS (for the recorder's MP4 track header).
+    pub width: u32,
+    pub height: u32,
 }
 
 /// Headers shared between the ingest thread and the publishers.

@@ -2,7 +2,9 @@
 //! → queue → publisher (+ the silent AAC track) → rtmp → TCP, against a real RTMP server
 //! (scuffle-rtmp, in-process); and the same over TLS (an in-process rustls front), with each
 //! TLS version and each kind of AEAD, since campush seals and opens TLS records in place in
-//! buffers allocated once per connection.
+//! buffers allocated once per connection. Recording (`[record]`: file source → ingest → the
+//! recorder's queue → fragmented MP4 on disk, with the silent AAC track) is measured the same
+//! way, on the ingest and recorder threads.
 //!
 //! The counting global allocator (`campush::alloc::Counting`) counts only on threads watched as
 //! campush's (the ingest thread and the publisher's runtime thread), so the server's own
@@ -26,6 +28,7 @@ use campush::platform::Platforms;
 use campush::pool::Pool;
 use campush::publisher::{Outcome, Publisher, PublisherSettings};
 use campush::queue::{FrameQueue, Limits, Outputs, Policy, SharedHeaders};
+use campush::record::{RecordSettings, Recorder};
 use campush::rtmp::RtmpUrl;
 use campush::source::file::FileSource;
 use campush::status::{Counters, SharedStatus};
@@ -40,6 +43,9 @@ const FIXTURE: &str = "tests/fixtures/clip-320x240-30fps.h264";
 const FRAMES: u64 = 900; // the 90-frame fixture, looped ten times
 const WARMUP: u64 = 100;
 
+/// The allocation counter is global: one measurement at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// What one measured push cost.
 struct Measured {
     frames: u64,
@@ -51,8 +57,6 @@ struct Measured {
 /// Streams `FRAMES` frames of the looping fixture to `url`, counting the allocations of the
 /// campush threads between the 100th frame sent and the last, then checks what the server got.
 fn stream_and_count(server: &inproc::ScuffleServer, url: &str, tls: TlsOptions) -> Measured {
-    // The counter is global: one measurement at a time.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let url = RtmpUrl::parse(url).unwrap();
     let received_before = server.received();
@@ -250,4 +254,104 @@ fn over_tls_steady_state_streaming_allocates_nothing_per_frame() {
             m.frames
         );
     }
+}
+
+#[test]
+fn steady_state_recording_allocates_nothing_per_frame() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let source = FileSource::open(Path::new(FIXTURE), None, false, true).unwrap();
+    let pool = Pool::new(64, 64 * 1024);
+    let limits = Limits {
+        max_frames: 48,
+        ..Limits::default()
+    };
+    let queue = Arc::new(FrameQueue::new(limits, Policy::Block));
+    let headers = SharedHeaders::default();
+    let status = SharedStatus::new();
+    let recorder_status = status.set_destinations(1).remove(0);
+    let settings = RecordSettings {
+        // One segment for the whole run: opening one allocates (its names), a frame must not.
+        segment: Duration::from_secs(3600),
+        min_free_bytes: 0,
+        ..RecordSettings::in_dir(dir.path().to_owned())
+    };
+    let recorder = Recorder::new(
+        settings,
+        Arc::clone(&queue),
+        headers.clone(),
+        recorder_status.clone(),
+        Vec::new(),
+        AudioSpec::Silent(AudioFormat::default()),
+        limits.max_frames,
+    );
+    let recorder_thread = std::thread::spawn(move || recorder.run());
+    let mut ingest = Ingest::new(
+        Box::new(source),
+        pool.clone(),
+        Outputs::new(vec![Arc::clone(&queue)]),
+        headers,
+        IngestSettings::default(),
+        status.clone(),
+    );
+    let recorded = || Counters::get(&recorder_status.counters().frames_sent);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ingest_thread = std::thread::spawn({
+        let recorder_status = recorder_status.clone();
+        move || {
+            campush::alloc::watch_this_thread();
+            let recorded = || Counters::get(&recorder_status.counters().frames_sent);
+            let mut counted = (0, 0);
+            for i in 0..FRAMES {
+                if i == WARMUP {
+                    while recorded() < WARMUP {
+                        assert!(
+                            Instant::now() < deadline,
+                            "stuck at {} recorded",
+                            recorded()
+                        );
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    counted.0 = campush::alloc::watched_allocations();
+                }
+                assert!(ingest.step().unwrap(), "a looping file never ends");
+            }
+            while recorded() < FRAMES {
+                assert!(
+                    Instant::now() < deadline,
+                    "stuck at {} recorded",
+                    recorded()
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            counted.1 = campush::alloc::watched_allocations();
+            (ingest, counted)
+        }
+    });
+    let (ingest, (start, end)) = ingest_thread.join().unwrap();
+    queue.close();
+    recorder_thread.join().unwrap();
+    drop(ingest);
+    assert_eq!(recorded(), FRAMES);
+    let allocs = end - start;
+    eprintln!(
+        "recording: {allocs} allocations over {} frames",
+        FRAMES - WARMUP
+    );
+    assert_eq!(allocs, 0, "allocations per recorded frame");
+
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0].extension().is_some_and(|e| e == "mp4"),
+        "{files:?}"
+    );
+    assert_eq!(
+        pool.available(),
+        pool.size(),
+        "every slot is back in the pool"
+    );
 }

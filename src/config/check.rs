@@ -23,6 +23,7 @@ use crate::led::{LedConfig, RawLed};
 use crate::platform::Platforms;
 use crate::publisher::{Output, PublisherSettings};
 use crate::queue::Limits;
+use crate::record::RecordSettings;
 use crate::source::settings::SourceSettings;
 use crate::source::SourceSpec;
 use crate::status::ReportSettings;
@@ -97,6 +98,10 @@ impl RawConfig {
         let led = LedConfig::check(led_of(&self.led, board.as_ref()))
             .map_err(|e| ConfigError::setting("led", e))?;
         let audio = AudioSpec::check(&self.audio).map_err(|e| ConfigError::setting("audio", e))?;
+        let record = (self.record.as_ref())
+            .map(RecordSettings::check)
+            .transpose()
+            .map_err(|e| ConfigError::setting("record", e))?;
         let platforms = Platforms::of_hosts(outputs.iter().map(|o| o.url.host.as_str()));
         let config = Config {
             ingest: IngestSettings {
@@ -129,6 +134,7 @@ impl RawConfig {
             file: self.origin.as_ref().map(|o| o.path.clone()),
             file_holds_key: self.origin.as_ref().is_some_and(|o| o.holds_key),
             audio,
+            record,
         };
         // Settings a platform, H.264 or the board's encoder cannot take (the rest are warnings).
         match platforms::first_error(&platforms::findings(&config)) {

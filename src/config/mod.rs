@@ -74,6 +74,7 @@ use crate::ingest::IngestSettings;
 use crate::led::LedConfig;
 use crate::publisher::PublisherSettings;
 use crate::queue::Limits;
+use crate::record::RecordSettings;
 use crate::source::rpicam::RpicamSettings;
 use crate::source::SourceSpec;
 use crate::status::ReportSettings;
@@ -107,6 +108,8 @@ pub struct Config {
     /// Whether that file holds a stream key (in `key` or in a `url`).
     pub file_holds_key: bool,
     pub audio: AudioSpec,
+    /// `[record]` or `--record DIR`: recording on the board, if asked for.
+    pub record: Option<RecordSettings>,
 }
 
 impl Config {
@@ -122,14 +125,19 @@ impl Config {
             && self.ingest.video_kbps == other.ingest.video_kbps
             && self.queue.max_frames == other.queue.max_frames
             && self.audio == other.audio
-            && self.outputs.len() <= other.pool_destinations()
+            && self.destinations() <= other.pool_destinations()
+    }
+
+    /// The destinations: the outputs, and the recorder with `[record]`.
+    pub fn destinations(&self) -> usize {
+        self.outputs.len() + usize::from(self.record.is_some())
     }
 
     /// How many destinations the frame pool is sized for (see `pool::slots_for`): at least four,
     /// so that a reload adding a destination or two keeps the source running. Unused slots cost
     /// address space, not memory.
     pub fn pool_destinations(&self) -> usize {
-        self.outputs.len().max(4)
+        self.destinations().max(4)
     }
 
     /// The files that hold a stream key: the configuration file when it has one, and the key
@@ -211,6 +219,9 @@ impl Config {
             _ => {}
         }
         s += &format!("audio = {}\n", self.audio);
+        if let Some(record) = &self.record {
+            s += &format!("record = {record}\n");
+        }
         for o in &self.outputs {
             s += &format!("output = {}", o.url);
             if let Some(ca) = &o.tls.ca_file {

@@ -21,6 +21,7 @@ use crate::audio::RawAudio;
 use crate::led::RawLed;
 use crate::publisher::{RawNetwork, RawOutput};
 use crate::queue::RawQueue;
+use crate::record::RawRecord;
 use crate::source::settings::RawSource;
 use crate::status::RawStatus;
 
@@ -79,6 +80,8 @@ pub struct RawConfig {
     pub led: RawLed,
     #[serde(default)]
     pub audio: RawAudio,
+    /// `[record]`: recording on the board; absent, nothing is recorded.
+    pub record: Option<RawRecord>,
     /// Set by [`RawConfig::parse`]; not a key.
     #[serde(skip)]
     pub origin: Option<Origin>,

@@ -58,6 +58,9 @@ pub enum ErrorKind {
     Network,
     /// The source failed (device gone, input not H.264).
     Source,
+    /// The recording directory cannot be written (full, read-only, missing): the live stream
+    /// goes on, the recording is retried.
+    Storage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +75,7 @@ pub enum Status {
 
 impl Status {
     /// Every status there is.
-    pub const ALL: [Status; 9] = [
+    pub const ALL: [Status; 10] = [
         Status::Starting,
         Status::WaitingForSource,
         Status::Connecting,
@@ -82,6 +85,7 @@ impl Status {
         Status::Error(ErrorKind::Refused),
         Status::Error(ErrorKind::Network),
         Status::Error(ErrorKind::Source),
+        Status::Error(ErrorKind::Storage),
     ];
 
     /// How far from "streaming" this is; the shared status shows the least healthy part.
@@ -90,11 +94,13 @@ impl Status {
             Status::Streaming => 0,
             Status::Stopped => 1,
             Status::Starting => 2,
-            Status::Connecting => 3,
-            Status::Error(ErrorKind::Network) => 4,
-            Status::WaitingForSource | Status::Error(ErrorKind::Source) => 5,
-            Status::Error(ErrorKind::Refused) => 6,
-            Status::Error(ErrorKind::Config) => 7,
+            // The live stream goes on: any trouble of the stream itself shows first.
+            Status::Error(ErrorKind::Storage) => 3,
+            Status::Connecting => 4,
+            Status::Error(ErrorKind::Network) => 5,
+            Status::WaitingForSource | Status::Error(ErrorKind::Source) => 6,
+            Status::Error(ErrorKind::Refused) => 7,
+            Status::Error(ErrorKind::Config) => 8,
         }
     }
 
@@ -110,6 +116,7 @@ impl Status {
             Status::Error(ErrorKind::Refused) => "error_refused",
             Status::Error(ErrorKind::Network) => "error_network",
             Status::Error(ErrorKind::Source) => "error_source",
+            Status::Error(ErrorKind::Storage) => "error_storage",
         }
     }
 }
@@ -126,6 +133,7 @@ impl std::fmt::Display for Status {
             Status::Error(ErrorKind::Refused) => f.write_str("refused by the server"),
             Status::Error(ErrorKind::Network) => f.write_str("network error"),
             Status::Error(ErrorKind::Source) => f.write_str("source error"),
+            Status::Error(ErrorKind::Storage) => f.write_str("recording error"),
         }
     }
 }

@@ -198,6 +198,6 @@ pub fn publish_exit_code(e: &PublishError) -> u8 {
     match e.kind() {
         ErrorKind::Refused => exit::REFUSED,
         ErrorKind::Config => exit::CONFIG,
-        ErrorKind::Network | ErrorKind::Source => exit::UNAVAILABLE,
+        ErrorKind::Network | ErrorKind::Source | ErrorKind::Storage => exit::UNAVAILABLE,
     }
 }

@@ -1,7 +1,8 @@
 //! One life of the source (a pipeline) and, inside it, the generations of destinations.
 //!
-//! Owns: the pool, the queues and the ingest thread of one source, and the publishers of each
-//! generation. A pipeline opens the source and sizes the pool once, starts the ingest thread, then
+//! Owns: the pool, the queues and the ingest thread of one source, and the publishers (and the
+//! recorder, with `[record]`) of each generation. The recorder's queue comes after the
+//! publishers' in the list the ingest thread pushes to; its thread ends with its generation. A pipeline opens the source and sizes the pool once, starts the ingest thread, then
 //! runs one generation of publishers after another ([`supervise`]) until the input ends, a stop is
 //! requested, a destination gives up, or a reload changes the source. On the way out it raises
 //! the source's [`Stop`] and waits, bounded ([`stop_limit`]), for the ingest thread to end: every
@@ -20,6 +21,7 @@ use crate::ingest::Ingest;
 use crate::pool::{self, Pool};
 use crate::publisher::{PublishError, Publisher, PublisherSettings};
 use crate::queue::{FrameQueue, Outputs, Policy, SharedHeaders};
+use crate::record::Recorder;
 use crate::source::auto::{AutoSettings, AutoSource};
 use crate::source::file::FileSource;
 use crate::source::rpicam::child::KILL_GRACE;
@@ -174,7 +176,8 @@ async fn supervise(
             }
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let destinations = status.set_destinations(config.outputs.len());
+        let mut destinations = status.set_destinations(config.destinations());
+        let recorder = start_recorder(&config, &queues, &mut destinations, headers);
         let mut tasks = tokio::task::JoinSet::new();
         for ((output, queue), dest) in config.outputs.iter().zip(queues).zip(destinations) {
             let settings = PublisherSettings {
@@ -232,6 +235,19 @@ async fn supervise(
                 }
             }
         }
+        if let Some((queue, thread)) = recorder {
+            // It drains what is queued, closes its segment and ends.
+            queue.close();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while !thread.is_finished() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            } else {
+                log::warn!("the recorder did not finish within 5 s (a slow disk?)");
+            }
+        }
         match reload_to {
             Some(new) if !stopping && new.same_source(&config) => {
                 config = new;
@@ -252,18 +268,43 @@ async fn supervise(
     result
 }
 
-/// One queue per destination. An unpaced file or pipe is a batch job: its queues make the source
-/// wait for the network rather than drop frames.
+/// One queue per destination, the recorder's last. An unpaced file or pipe is a batch job: its
+/// queues make the source wait for the network (and the disk) rather than drop frames.
 fn make_queues(config: &Config) -> Vec<Arc<FrameQueue>> {
     let policy = match config.source {
         SourceSpec::File(_) | SourceSpec::Stdin if !config.pace => Policy::Block,
         _ => Policy::DropGops,
     };
-    config
-        .outputs
-        .iter()
+    (0..config.destinations())
         .map(|_| Arc::new(FrameQueue::new(config.queue, policy)))
         .collect()
+}
+
+/// With `[record]`: starts this generation's recorder on a thread of its own, on the last queue
+/// and the last destination status (both taken out of the lists), watching the others.
+fn start_recorder(
+    config: &Config,
+    queues: &[Arc<FrameQueue>],
+    destinations: &mut Vec<crate::status::DestinationStatus>,
+    headers: &SharedHeaders,
+) -> Option<(Arc<FrameQueue>, std::thread::JoinHandle<()>)> {
+    let settings = config.record.clone()?;
+    let queue = Arc::clone(queues.get(config.outputs.len())?);
+    let status = destinations.pop()?;
+    let recorder = Recorder::new(
+        settings,
+        Arc::clone(&queue),
+        headers.clone(),
+        status,
+        destinations.clone(),
+        config.audio,
+        config.queue.max_frames,
+    );
+    let thread = std::thread::Builder::new()
+        .name("record".into())
+        .spawn(move || recorder.run())
+        .expect("spawn the recorder thread");
+    Some((queue, thread))
 }
 
 /// Makes the configured source. Nothing here starts a camera app: a source that runs one starts
