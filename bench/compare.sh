@@ -5,9 +5,11 @@
 # RTMPS (nginx's stream module terminating TLS in front of the same server) against campush over
 # RTMP. campush runs with --audio none throughout, like for like with ffmpeg's video-only push.
 #
-# Prints, side by side: CPU seconds (user+sys), peak RSS, socket writes per frame, heap
-# allocations per frame (campush only), and the ratio campush/ffmpeg; then RTMPS/RTMP CPU and
-# allocations, and the binary size (SIZES=1 also builds an RTMP-only binary to compare).
+# Prints, side by side: CPU seconds (user+sys), peak RSS, context switches per frame, socket
+# writes per frame, heap allocations per frame (campush only), and the ratio campush/ffmpeg;
+# then campush against the floor (examples/floor.rs: every message built beforehand, then one
+# send() per frame: the CPU of the sending only); then RTMPS/RTMP CPU and allocations, and the
+# binary size (SIZES=1 also builds an RTMP-only binary to compare).
 #
 # Needs nginx + libnginx-mod-rtmp + libnginx-mod-stream, openssl, ffmpeg/ffprobe, strace and
 # GNU time (package "time").
@@ -67,6 +69,9 @@ if [ -z "${CAMPUSH:-}" ]; then # CAMPUSH=path/to/campush compares an already bui
     cargo build --release --quiet
     CAMPUSH=$TARGET_DIR/release/campush
 fi
+echo "building the floor publisher (examples/floor.rs, release)..."
+cargo build --release --quiet --example floor
+FLOOR=$TARGET_DIR/release/examples/floor
 [ -x "$CAMPUSH" ] || die "$CAMPUSH was not built"
 
 # --- a throwaway CA and a certificate for localhost, for the TLS front -----------------------
@@ -106,7 +111,7 @@ measure() {
         publisher "$name" "$name$i"
         cpu=$({
             TIMEFORMAT='%3U %3S'
-            time CAMPUSH_ALLOC_STATS=1 /usr/bin/time -f '%M' -o "$WORK/rss" "${CMD[@]}" \
+            time CAMPUSH_ALLOC_STATS=1 /usr/bin/time -f '%M %w %c' -o "$WORK/rss" "${CMD[@]}" \
                 2>"$WORK/$name.stderr"
         } 2>&1) || die "$name push failed: $(tail -n 5 "$WORK/$name.stderr")"
         echo "$cpu $(tail -n 1 "$WORK/rss")" >>"$WORK/$name.times"
@@ -115,6 +120,15 @@ measure() {
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 cpu() { awk '{ printf "%.3f\n", $1 + $2 }' "$WORK/$1.times" | median; }
 rss_mib() { awk '{ printf "%.1f\n", $3 / 1024 }' "$WORK/$1.times" | median; }
+# Voluntary + involuntary context switches per frame (GNU time's %w and %c).
+switches() { awk -v f="$FRAMES" '{ printf "%.2f\n", ($4 + $5) / f }' "$WORK/$1.times" | median; }
+# The floor's CPU milliseconds for sending, median of RUNS runs.
+floor_ms() {
+    local i
+    for i in $(seq "$RUNS"); do
+        "$FLOOR" "$URL/floor$i" "$CLIP" | sed -n 's/.*cpu_ms=\([0-9.]*\).*/\1/p'
+    done | median
+}
 
 # Socket writes: strace -yy annotates every fd with what it is ("7<TCP:[a:p->b:q]>"), so
 # counting write/writev/sendto/sendmsg calls whose fd is a TCP socket leaves out log output
@@ -151,12 +165,20 @@ echo "$FRAMES frames of 1080p30 pushed unpaced to nginx-rtmp on loopback (median
 printf '%-28s %12s %12s %16s\n' "" campush ffmpeg campush/ffmpeg
 row "CPU seconds (user+sys)" "$(cpu campush)" "$(cpu ffmpeg)"
 row "peak RSS (MiB)" "$(rss_mib campush)" "$(rss_mib ffmpeg)"
+row "context switches per frame" "$(switches campush)" "$(switches ffmpeg)"
 row "socket writes per frame" "$WRITES_CAMPUSH" "$WRITES_FFMPEG"
 printf '%-28s %12s %12s\n' "heap allocations per frame" "${ALLOC_PER_FRAME:-?}" "n/a"
 echo "campush: ${ALLOC:-no alloc-stats line}"
 # alloc-stats counts the frames after the 30th (the warm-up).
 [ -z "$PUSHED" ] || [ "$((PUSHED + 30))" = "$FRAMES" ] ||
     echo "warning: campush reported $((PUSHED + 30)) frames published, the clip has $FRAMES"
+
+FLOOR_MS=$(floor_ms)
+CAMPUSH_MS=$(awk -v s="$(cpu campush)" 'BEGIN { printf "%.1f", s * 1000 }')
+echo
+echo "campush against the floor (every message built beforehand, one send() per frame)"
+printf '%-28s %12s %12s %16s\n' "" campush floor campush/floor
+row "CPU milliseconds" "$CAMPUSH_MS" "$FLOOR_MS"
 
 echo
 echo "campush over RTMPS (TLS terminated by nginx's stream module) versus RTMP, same clip"

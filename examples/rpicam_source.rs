@@ -14,6 +14,7 @@ use campush::pool::Pool;
 use campush::source::rpicam::{list_cameras, CameraApp, RawRpicam, RpicamSettings, RpicamSource};
 use campush::source::Source;
 use campush::status::SharedStatus;
+use campush::stop::Stop;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,7 +53,7 @@ fn stream(app: CameraApp, args: &[String]) {
         eprintln!("{e}");
         std::process::exit(78);
     });
-    let mut source = RpicamSource::new(app, settings, SharedStatus::new());
+    let mut source = RpicamSource::new(app, settings, SharedStatus::new(), Stop::new());
     let pool = Pool::new(2, source.frame_capacity_hint());
     let mut out = std::io::stdout().lock();
     let mut announced = None;

@@ -27,6 +27,7 @@ use campush::clock::monotonic_us;
 use campush::source::bytestream::ByteStream;
 use campush::source::v4l2::{Target, V4l2Source};
 use campush::status::{SharedStatus, Status};
+use campush::stop::Stop;
 use campush::v4l2::device::{BufType, Device, Format};
 use campush::v4l2::{FourCc, V4l2Settings};
 
@@ -310,7 +311,7 @@ fn m2m(camera: &str, encoder: &str, frames: u64, gop: u32, unplug_after: Option<
         encoder: Some(encoder.into()),
         coded: FourCc::FWHT,
     };
-    let mut source = match V4l2Source::new(target, settings, status.clone()) {
+    let mut source = match V4l2Source::new(target, settings, status.clone(), Stop::new()) {
         Ok(s) => s,
         Err(e) => {
             println!("m2m: FAIL open: {e}");
@@ -340,7 +341,11 @@ fn m2m(camera: &str, encoder: &str, frames: u64, gop: u32, unplug_after: Option<
         }
         let mut iframe = None;
         let info = match source.next_frame_with(&mut |bytes| iframe = fwht_is_iframe(bytes)) {
-            Ok(i) => i,
+            Ok(Some(i)) => i,
+            Ok(None) => {
+                failures.push("the source ended (stopped)".to_string());
+                break;
+            }
             Err(e) => {
                 failures.push(format!("source error: {e}"));
                 break;

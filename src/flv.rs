@@ -188,6 +188,12 @@ impl VideoTag {
         h264::avcc::push_unit(nal, &mut self.body);
     }
 
+    /// Appends units already length-prefixed (those an in-place rewrite placed before it
+    /// stopped).
+    pub fn push_converted(&mut self, units: &[u8]) {
+        self.body.extend_from_slice(units);
+    }
+
     /// Writes the header: key or inter frame, and PTS − DTS in milliseconds.
     pub fn finish(&mut self, keyframe: bool, composition_ms: i32) {
         let header = video_header(keyframe, AvcPacketType::Nalu, composition_ms);

@@ -6,29 +6,37 @@
 //! video tag under construction ([`flv::VideoTag`]).
 //!
 //! Per access unit, with no allocation in the steady state:
-//! 1. take a pool slot, let the source fill it with Annex B bytes;
+//! 1. take a pool slot, let the source fill it with Annex B bytes (after
+//!    [`FRONT_ROOM`](crate::pool::FRONT_ROOM) free bytes);
 //! 2. walk its NAL units once: each one is observed (changed SPS/PPS are cached, the first
-//!    slice's picture order is read) and appended to the FLV video tag being written; when
-//!    SPS/PPS changed, rebuild the [`Headers`](crate::queue::Headers) (AVC sequence header + `onMetaData`) under one
-//!    short lock;
+//!    slice's picture order is read) and rewritten length-prefixed in the slot itself
+//!    (`h264::avcc::InPlace`: a 4-byte start code becomes the length, nothing is copied); from
+//!    a unit whose 3-byte start code leaves no room on, into the FLV video tag
+//!    ([`flv::VideoTag`]) instead; when SPS/PPS changed, rebuild the
+//!    [`Headers`](crate::queue::Headers) (AVC sequence header + `onMetaData`) under one short
+//!    lock;
 //! 3. a unit without a picture (the legacy Pi camera sends SPS/PPS alone) or before any SPS/PPS
 //!    is counted and skipped;
-//! 4. finish the tag (keyframe, composition time) and swap its buffer with the slot's, so the
-//!    slot now holds the FLV tag body and the tag keeps the old capacity for the next frame;
+//! 4. finish the FLV tag body: the header (keyframe, composition time) into the front room, or
+//!    the tag finished and its buffer swapped with the slot's (the tag keeps the old capacity
+//!    for the next frame);
 //! 5. freeze the slot and push a reference to every destination queue.
 //!
 //! The source never waits for the network: queues drop whole GOPs instead (see `queue`). When the
 //! pool itself runs dry (only if every slot is held), the frame is read into a spare slot and
 //! dropped, and nothing is pushed until the next keyframe.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use crate::flv;
-use crate::h264::{self, AuInfo, H264Error, ParamSets, Reorder, SpsInfo};
-use crate::pool::{FrameMeta, FrameMut, Pool};
+use crate::h264::{avcc, AuInfo, H264Error, ParamSets, Reorder, SpsInfo};
+use crate::platform::{self, KeyframeWatch, Level, Platforms};
+use crate::pool::{FrameMeta, FrameMut, Pool, FRONT_ROOM};
+
+// The room sources leave in front of a frame is where its FLV tag header goes.
+const _: () = assert!(FRONT_ROOM == flv::VIDEO_HEADER_LEN);
 use crate::queue::{Outputs, Pushed, SharedHeaders};
 use crate::source::{Source, SourceError};
 use crate::status::{Counters, SharedStatus, Status};
+use crate::stop::Stop;
 
 /// Pictures without SPS/PPS after which the input is declared unusable.
 pub const MAX_PICTURES_WITHOUT_PARAMETERS: u64 = 300;
@@ -37,7 +45,7 @@ pub const MAX_PICTURES_WITHOUT_PARAMETERS: u64 = 300;
 pub enum IngestError {
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("the input has pictures but no SPS/PPS (after {0} pictures); is it an H.264 Annex B stream with parameter sets (rpicam-vid: --inline)?")]
+    #[error("the input has pictures but no usable SPS/PPS (after {0} pictures); is it an H.264 Annex B stream with parameter sets (rpicam-vid: --inline)?")]
     NoParameterSets(u64),
 }
 
@@ -50,6 +58,11 @@ pub struct IngestSettings {
     pub video_kbps: Option<f64>,
     /// The audio track the publishers send, announced in `onMetaData`.
     pub audio: Option<flv::AudioMetadata>,
+    /// The destinations' platforms, whose rules the running stream is held to.
+    pub platforms: Platforms,
+    /// Measure the keyframe spacing: the source's encoder is not one campush configures, so
+    /// the configuration could not check it.
+    pub watch_keyframes: bool,
 }
 
 pub struct Ingest {
@@ -60,9 +73,13 @@ pub struct Ingest {
     headers: SharedHeaders,
     params: ParamSets,
     order: Reorder,
+    /// The video tag a frame is finished in when its start codes leave no room to convert it
+    /// in place (3-byte start codes); `in_tag`: the current frame is there.
     tag: flv::VideoTag,
+    in_tag: bool,
     /// The SPS facts last logged, so a change is logged once.
     logged_info: Option<SpsInfo>,
+    keyframes: KeyframeWatch,
     settings: IngestSettings,
     status: SharedStatus,
     need_key: bool,
@@ -93,7 +110,9 @@ impl Ingest {
             params: ParamSets::new(),
             order: Reorder::new(),
             tag,
+            in_tag: false,
             logged_info: None,
+            keyframes: KeyframeWatch::new(settings.platforms),
             settings,
             status,
             need_key: false,
@@ -103,15 +122,16 @@ impl Ingest {
         }
     }
 
-    /// Runs until the source ends, fails, or `stop` is set; closes every queue on the way out.
-    pub fn run(mut self, stop: &AtomicBool) -> Result<(), IngestError> {
+    /// Runs until the source ends, fails, or `stop` is requested (the source, which holds the
+    /// same request, then ends its waits and returns); closes every queue on the way out.
+    pub fn run(mut self, stop: &Stop) -> Result<(), IngestError> {
         let result = self.run_inner(stop);
         self.outputs.close_all();
         result
     }
 
-    fn run_inner(&mut self, stop: &AtomicBool) -> Result<(), IngestError> {
-        while !stop.load(Ordering::Relaxed) {
+    fn run_inner(&mut self, stop: &Stop) -> Result<(), IngestError> {
+        while !stop.requested() {
             if !self.step()? {
                 return Ok(());
             }
@@ -139,6 +159,10 @@ impl Ingest {
             Ok(Some(c)) => c,
             Ok(None) => {
                 self.give_back(slot, pooled);
+                // An input that ended before it could be sent at all is not a success.
+                if !self.params.is_ready() && self.pictures_without_params > 0 {
+                    return Err(IngestError::NoParameterSets(self.pictures_without_params));
+                }
                 return Ok(false);
             }
             Err(e) => {
@@ -193,12 +217,16 @@ impl Ingest {
                 );
             }
             self.need_key = true;
+            self.keyframes.restart();
             self.source.request_keyframe();
             Counters::add(&self.status.counters.frames_dropped, 1);
             self.give_back(slot, pooled);
             return Ok(true);
         }
         self.need_key = false;
+        if self.settings.watch_keyframes {
+            self.watch_keyframes(capture.timestamp_us, info.keyframe);
+        }
 
         self.rewrite_as_flv(&mut slot, info.keyframe, composition_ms);
         let frame = slot.freeze(FrameMeta {
@@ -218,23 +246,68 @@ impl Ingest {
         Ok(true)
     }
 
-    /// Observes the slot's NAL units and appends them to the video tag: one pass over the bytes,
-    /// no allocation.
+    /// Observes the slot's NAL units and rewrites them as length-prefixed units: in the slot
+    /// itself while the start codes leave room for the lengths (no copy: the common case), else,
+    /// from the first unit that does not fit on, into the video tag (one copy). One pass over the
+    /// bytes, no allocation.
     fn observe_and_convert(&mut self, slot: &mut FrameMut) -> Result<AuInfo, H264Error> {
-        let bytes = slot.bytes();
-        self.tag.begin(bytes.len());
+        let mut bytes = slot.bytes();
         let mut info = AuInfo::default();
-        for nal in h264::nal_units(&bytes) {
+        let mut conv = avcc::InPlace::new(&bytes, FRONT_ROOM);
+        self.in_tag = false;
+        while let Some(unit) = conv.next_unit(&bytes) {
+            let nal = bytes.get(unit.clone()).unwrap_or_default();
             self.params.observe_unit(nal, &mut info)?;
-            self.tag.push_nal_unit(nal);
+            if self.in_tag {
+                self.tag.push_nal_unit(nal);
+            } else if !conv.place(&mut bytes, unit.clone()) {
+                self.in_tag = true;
+                self.tag.begin(bytes.len());
+                let placed = bytes.get(FRONT_ROOM..conv.written()).unwrap_or_default();
+                self.tag.push_converted(placed);
+                self.tag.push_nal_unit(bytes.get(unit).unwrap_or_default());
+            }
+        }
+        if !self.in_tag {
+            bytes.truncate(conv.written());
         }
         Ok(info)
     }
 
-    /// Completes the FLV AVC NALU tag body and swaps it into the slot.
+    /// Writes the FLV tag header in front of the units converted in place, or finishes the tag
+    /// and swaps it into the slot.
     fn rewrite_as_flv(&mut self, slot: &mut FrameMut, keyframe: bool, composition_ms: i32) {
-        self.tag.finish(keyframe, composition_ms);
-        self.tag.swap(&mut slot.bytes());
+        if self.in_tag {
+            self.tag.finish(keyframe, composition_ms);
+            self.tag.swap(&mut slot.bytes());
+        } else if let Some(room) = slot.bytes().get_mut(..FRONT_ROOM) {
+            room.copy_from_slice(&flv::video_header(
+                keyframe,
+                flv::AvcPacketType::Nalu,
+                composition_ms,
+            ));
+        }
+    }
+
+    /// The nominal frame rate: the SPS's, else the configured one, else 30 fps.
+    fn nominal_fps(&self) -> f64 {
+        self.params
+            .info()
+            .and_then(|sps| sps.fps)
+            .or(self.settings.fps)
+            .filter(|f| *f > 0.0)
+            .unwrap_or(30.0)
+    }
+
+    /// Holds the stream's keyframe spacing to the platforms' rules; says so once.
+    fn watch_keyframes(&mut self, timestamp_us: u64, keyframe: bool) {
+        if !keyframe {
+            return;
+        }
+        let fps = self.nominal_fps();
+        if let Some(finding) = self.keyframes.observe(timestamp_us, true, fps) {
+            log::warn!("the stream has {finding}");
+        }
     }
 
     /// How long after its decode time the picture is shown (0 without B-frames), in ms of the
@@ -247,12 +320,7 @@ impl Ingest {
         if frames == 0 {
             return 0;
         }
-        let fps = sps
-            .fps
-            .or(self.settings.fps)
-            .filter(|f| *f > 0.0)
-            .unwrap_or(30.0);
-        (f64::from(frames) * 1000.0 / fps).round() as i32
+        (f64::from(frames) * 1000.0 / self.nominal_fps()).round() as i32
     }
 
     fn give_back(&mut self, slot: FrameMut, pooled: bool) {
@@ -309,10 +377,28 @@ impl Ingest {
                     i.level_idc % 10,
                     i.fps.map(|f| format!(", {f} fps")).unwrap_or_default()
                 );
+                self.check_level(i);
             }
         }
         self.logged_info = info;
         h.generation = self.params.generation();
+    }
+
+    /// A stream whose SPS declares a level too low for its own picture size and rate: players
+    /// and transcoders that size their buffers by the level may refuse it. Said once per SPS.
+    fn check_level(&self, sps: &SpsInfo) {
+        let plan = platform::Plan {
+            width: Some(sps.width),
+            height: Some(sps.height),
+            fps: sps.fps.or(self.settings.fps),
+            level: Level::of_idc(sps.level_idc),
+            audio: true,
+            encoder: platform::Encoder::Carried,
+            ..platform::Plan::default()
+        };
+        for finding in platform::check(&plan, &[]) {
+            log::warn!("the stream's SPS: {finding}");
+        }
     }
 }
 

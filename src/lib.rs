@@ -49,7 +49,11 @@
 //! health/                board health (firmware flags, temperature, Wi-Fi, clock): sans-IO
 //!                        parsers, the sampler below the system root, its thread
 //! clock, alloc, exit,    CLOCK_MONOTONIC in µs; the allocation counter; exit codes; text a
-//!   peer_text            peer sent, made safe to log (short, one line, no control characters)
+//!   peer_text, stop,     peer sent, made safe to log (short, one line, no control characters);
+//!   small_file           the stop request a source's loops look at; a small text file read
+//!                        whole, bounded (regular files only)
+//! platform               settings the platforms reject: YouTube/Twitch/Facebook rules, H.264
+//!                        Table A-1, the Pi encoder's limits (pure rules, no IO)
 //! testing                for tests only: the one skip-or-require rule for outside tools
 //! setting                `Invalid { key, message }`: what a stage's check of its own section
 //!                        returns; `config` places it in the file
@@ -74,14 +78,17 @@ pub mod logging;
 pub mod notify;
 pub mod observers;
 pub mod peer_text;
+pub mod platform;
 pub mod pool;
 pub mod publisher;
 pub mod queue;
 pub mod record;
 pub mod rtmp;
 pub mod setting;
+pub mod small_file;
 pub mod source;
 pub mod status;
+pub mod stop;
 pub mod supervisor;
 pub mod transport;
 pub mod v4l2;

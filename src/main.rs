@@ -74,7 +74,7 @@ fn check_config(file: Option<std::path::PathBuf>) -> u8 {
     };
     match raw.and_then(|raw| raw.check()) {
         Ok(config) => {
-            for warning in config.key_warnings() {
+            for warning in config.warnings() {
                 eprintln!("campush: warning: {warning}");
             }
             print!("{}", config.describe());
@@ -102,18 +102,19 @@ fn run(args: RunArgs) -> u8 {
     if args.tls_ca.is_some() && config.outputs.iter().all(|o| o.tls.ca_file.is_none()) {
         log::warn!("--tls-ca: no rtmps:// destination uses it");
     }
-    warn_of_readable_keys(&config);
+    warn_of(&config);
     // A reload reads the same file (and applies the same flags) again, and warns again.
     supervisor::run(config, move || {
         let config = args.to_raw_config().and_then(|raw| raw.check())?;
-        warn_of_readable_keys(&config);
+        warn_of(&config);
         Ok(config)
     })
 }
 
-/// Files holding a stream key that every user can read: named once per start or reload.
-fn warn_of_readable_keys(config: &campush::config::Config) {
-    for warning in config.key_warnings() {
+/// Files holding a stream key that every user can read, settings a platform objects to: named
+/// once per start or reload.
+fn warn_of(config: &campush::config::Config) {
+    for warning in config.warnings() {
         log::warn!("{warning}");
     }
 }

@@ -14,6 +14,15 @@
 //!   restarts campush. Waiting for a camera does not: the sources retry on their own (a camera
 //!   app that exits or freezes is restarted, a device that vanishes is reopened), and a restart
 //!   of campush every `WatchdogSec` would only cut those retries short;
+//!
+//!   The status judged is [`WatchdogView::judged`]: the shared status without the destinations
+//!   that gave up on a configuration error (a TLS setup failing at run time), which would
+//!   otherwise, as the least healthy part, stand for the whole process and keep the pings
+//!   coming whatever the rest does. A source that falls silent while streaming and says it is
+//!   waiting (within its own stall rule, [`WatchdogView::source_stall`]) keeps the pings going
+//!   for as long as that rule lets it be silent; its rule then reports it waiting for its camera
+//!   (pinged as above). Silent for longer while the status still says streaming, it is stuck:
+//!   the pings stop;
 //! - `STOPPING=1` when the status becomes `Stopped`.
 //!
 //! Without `NOTIFY_SOCKET` (not under systemd, or `Type=simple`) nothing is sent.
@@ -22,7 +31,7 @@ use std::io;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::Duration;
 
-use crate::status::{Counters, ErrorKind, SharedStatus, Status};
+use crate::status::{Counters, ErrorKind, SharedStatus, Status, WatchdogView};
 
 /// A connection to the service manager's notification socket.
 pub struct Notifier {
@@ -87,20 +96,35 @@ pub struct Moved {
     pub source_alive: bool,
 }
 
-/// Whether to ping the watchdog, given the status and which counters moved since the last ping.
+/// How long the source has been silent (no access unit since), and how long its own stall rule
+/// lets it be silent while it counts as streaming ([`WatchdogView::source_stall`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Silence {
+    pub lasted: Duration,
+    pub allowed: Duration,
+}
+
+/// Whether to ping the watchdog, given the status (as [`WatchdogView::judged`] folds it), which
+/// counters moved since the last ping, and how long the source has been silent.
 ///
 /// The ping means "campush is alive and trying". While streaming, that is frames reaching the
-/// server: a stream that stops moving while connected is wedged. In every other running state
-/// it is any sign of the data path working: frames arriving from the source (the network is
-/// down and the publishers reconnect), or the source loop stepping while it waits for its
-/// camera (a camera app being restarted, a device being reopened, `auto` looking again). Neither
-/// a network outage nor a missing camera gets campush restarted (that would restart the camera,
-/// or cut the source's own retries short); a source thread stuck past every deadline it has
-/// does. A configuration error (campush holds the error pattern on the LED until stopped) and a
-/// stop in progress are deliberate idleness.
-pub fn watchdog_due(status: Status, moved: Moved) -> bool {
+/// server: a stream that stops moving while connected is wedged. One exception: the source fell
+/// silent and its loop steps while it waits for data (the camera app has frozen, and the source
+/// waits out `stall_timeout_s` before replacing it): pinged while the silence is within the
+/// source's stall rule, not after (a source still "streaming" then has missed its own deadline).
+/// In every other running state it is any sign of the data path working: frames arriving from
+/// the source (the network is down and the publishers reconnect), or the source loop stepping
+/// while it waits for its camera (a camera app being restarted, a device being reopened, `auto`
+/// looking again). Neither a network outage nor a missing camera gets campush restarted (that
+/// would restart the camera, or cut the source's own retries short); a source thread stuck past
+/// every deadline it has does. A configuration error of the whole process (campush holds the
+/// error pattern on the LED until stopped) and a stop in progress are deliberate idleness.
+pub fn watchdog_due(status: Status, moved: Moved, silence: Silence) -> bool {
     match status {
-        Status::Streaming => moved.frames_sent,
+        Status::Streaming => {
+            moved.frames_sent
+                || (moved.source_alive && !moved.frames_in && silence.lasted < silence.allowed)
+        }
         Status::Starting
         | Status::Connecting
         | Status::WaitingForSource
@@ -124,6 +148,7 @@ pub async fn run_notifier(status: SharedStatus) {
 pub async fn run(notifier: Notifier, status: SharedStatus, watchdog: Option<Duration>) {
     let mut rx = status.subscribe();
     let counters = std::sync::Arc::clone(&status.counters);
+    let view: std::sync::Arc<WatchdogView> = status.watchdog();
     drop(status); // observe only: the loop ends when everyone else has let go of the shared status
     let send = |message: &str| {
         if let Err(e) = notifier.notify(message) {
@@ -158,6 +183,7 @@ pub async fn run(notifier: Notifier, status: SharedStatus, watchdog: Option<Dura
         ]
     };
     let mut seen = read();
+    let mut last_in = tokio::time::Instant::now();
     loop {
         tokio::select! {
             changed = rx.changed() => {
@@ -174,7 +200,14 @@ pub async fn run(notifier: Notifier, status: SharedStatus, watchdog: Option<Dura
                     frames_sent: now[1] > seen[1],
                     source_alive: now[2] > seen[2],
                 };
-                if watchdog_due(*rx.borrow(), moved) {
+                if moved.frames_in {
+                    last_in = tokio::time::Instant::now();
+                }
+                let silence = Silence {
+                    lasted: last_in.elapsed(),
+                    allowed: view.source_stall(),
+                };
+                if watchdog_due(view.judged(), moved, silence) {
                     send("WATCHDOG=1");
                 }
                 seen = now;
@@ -369,8 +402,135 @@ mod tests {
             (Status::Error(Config), none, true),
             (Status::Stopped, none, true),
         ] {
-            assert_eq!(watchdog_due(status, moved), due, "{status} {moved:?}");
+            assert_eq!(
+                watchdog_due(status, moved, Silence::default()),
+                due,
+                "{status} {moved:?}"
+            );
         }
+    }
+
+    #[test]
+    fn a_silent_source_that_says_it_waits_is_pinged_while_streaming_only_within_its_stall_rule() {
+        let alive = Moved {
+            source_alive: true,
+            ..Moved::default()
+        };
+        let silence = |secs: u64| Silence {
+            lasted: Duration::from_secs(secs),
+            allowed: Duration::from_secs(8),
+        };
+        assert!(watchdog_due(Status::Streaming, alive, silence(5)));
+        assert!(!watchdog_due(Status::Streaming, alive, silence(9)));
+        let never_waits = Silence {
+            lasted: Duration::ZERO,
+            allowed: Duration::ZERO,
+        };
+        assert!(
+            !watchdog_due(Status::Streaming, alive, never_waits),
+            "a source without a stall rule gets no grace"
+        );
+        assert!(
+            !watchdog_due(Status::Streaming, Moved::default(), silence(5)),
+            "a source that is silent and does not step is stuck"
+        );
+        let wedged = Moved {
+            frames_in: true,
+            source_alive: true,
+            ..Moved::default()
+        };
+        assert!(
+            !watchdog_due(Status::Streaming, wedged, silence(0)),
+            "frames come in and none leaves: wedged, whatever the source does"
+        );
+        assert!(
+            watchdog_due(Status::WaitingForSource, alive, silence(600)),
+            "waiting for the camera is pinged however long it lasts"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frozen_camera_keeps_the_pings_until_its_stall_rule_and_a_stuck_one_stops_them() {
+        let manager = Manager::new();
+        let status = SharedStatus::new();
+        status.set_destinations(1)[0].set(Status::Streaming);
+        status.set_source(Status::Streaming);
+        status.set_source_stall(Duration::from_secs(20));
+        let notifier = Notifier::connect(&manager.path).unwrap();
+        let _task = tokio::spawn(run(notifier, status.clone(), Some(Duration::from_secs(10))));
+        settle().await;
+        manager.received();
+        let pings = |m: &Manager| m.received().iter().filter(|s| *s == "WATCHDOG=1").count();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        for _ in 0..50 {
+            Counters::add(&status.counters.frames_in, 1);
+            Counters::add(&status.counters.frames_sent, 1);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        manager.received();
+        // The camera froze; the source waits for data within its stall rule (20 s), noting
+        // itself alive each second, and the status still says streaming.
+        for _ in 0..18 {
+            status.source_alive();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let fed = pings(&manager);
+        assert!(fed >= 3, "{fed} pings in the first 18 s of a frozen camera");
+        // Past its rule and still "streaming": the source missed its own deadline.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        manager.received();
+        for _ in 0..60 {
+            status.source_alive();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert_eq!(
+            pings(&manager),
+            0,
+            "pings for a source silent past its stall rule"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_destination_that_gave_up_on_its_configuration_does_not_mask_a_wedged_one() {
+        let manager = Manager::new();
+        let status = SharedStatus::new();
+        let destinations = status.set_destinations(2);
+        destinations[0].set(Status::Error(ErrorKind::Config));
+        destinations[1].set(Status::Streaming);
+        status.set_source(Status::Streaming);
+        assert_eq!(
+            status.get(),
+            Status::Error(ErrorKind::Config),
+            "the LED shows it"
+        );
+        let notifier = Notifier::connect(&manager.path).unwrap();
+        let _task = tokio::spawn(run(notifier, status.clone(), Some(Duration::from_secs(10))));
+        settle().await;
+        manager.received();
+        let pings = |m: &Manager| m.received().iter().filter(|s| *s == "WATCHDOG=1").count();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        // The camera delivers, nothing reaches the other server: wedged.
+        for _ in 0..300 {
+            Counters::add(&status.counters.frames_in, 1);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            pings(&manager) <= 1,
+            "pings while the live destination is wedged"
+        );
+        // It sends again: pinged.
+        for _ in 0..300 {
+            Counters::add(&status.counters.frames_in, 1);
+            Counters::add(&status.counters.frames_sent, 1);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(pings(&manager) >= 5);
+        // A configuration error of the whole process is still pinged, idle as it is.
+        status.set(Status::Error(ErrorKind::Config));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        manager.received();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(pings(&manager) >= 5);
     }
 
     #[test]

@@ -11,10 +11,15 @@
 //! - at most [`MAX_CHARS`] characters, escapes included, cut on a character boundary and never
 //!   inside an escape, ending with `…` when something was cut.
 //!
-//! Taking the stream key out is the caller's job, and must come first: cutting could otherwise
-//! leave the start of a key that redaction no longer recognises.
+//! Secrets go first: [`PeerText::redacted`] replaces each secret the caller names (the stream key
+//! and every piece of it a server may echo, see `rtmp::url::secret_pieces`) by `<redacted>`,
+//! longest first, before escaping and cutting: cutting could otherwise leave the start of a key
+//! that a search no longer recognises. Knowing what is secret is the caller's job.
 
 use std::fmt;
+
+/// What is shown in place of a secret.
+pub const REDACTED: &str = "<redacted>";
 
 /// Most characters of server text kept (ffmpeg keeps 255 bytes of a description).
 pub const MAX_CHARS: usize = 200;
@@ -67,6 +72,27 @@ impl PeerText {
             }
         }
         PeerText(out)
+    }
+
+    /// `raw` with every one of `secrets` replaced by `<redacted>` (the longest first, so a secret
+    /// inside another goes with it; empty ones are skipped), then escaped and cut as [`new`]
+    /// does.
+    ///
+    /// [`new`]: PeerText::new
+    pub fn redacted<S: AsRef<str>>(raw: &str, secrets: &[S]) -> Self {
+        let mut order: Vec<&str> = secrets
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|s| !s.is_empty())
+            .collect();
+        order.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut text = std::borrow::Cow::Borrowed(raw);
+        for secret in order {
+            if text.contains(secret) {
+                text = std::borrow::Cow::Owned(text.replace(secret, REDACTED));
+            }
+        }
+        PeerText::new(&text)
     }
 
     pub fn as_str(&self) -> &str {
@@ -133,6 +159,35 @@ mod tests {
         let text = format!("{}\u{1b}", "x".repeat(MAX_CHARS - 3));
         let cut = PeerText::new(&text);
         assert_eq!(cut.as_str(), format!("{}…", "x".repeat(MAX_CHARS - 3)));
+    }
+
+    #[test]
+    fn secrets_go_before_the_text_is_cut_longest_first() {
+        let text = format!(
+            "{} token abcdef, query token=abcdef&sig=xyz, key name?token=abcdef",
+            "x".repeat(100)
+        );
+        let secrets = [
+            "name",
+            "name?token=abcdef",
+            "abcdef",
+            "token=abcdef",
+            "",
+            "sig=xyz",
+        ];
+        let shown = PeerText::redacted(&text, &secrets);
+        assert_eq!(
+            shown.as_str(),
+            format!(
+                "{} token <redacted>, query <redacted>&<redacted>, key <redacted>",
+                "x".repeat(100)
+            )
+        );
+        // A secret that straddles the cut is taken out before the cut, not half left.
+        let long = format!("{}SECRETKEY-1234", "y".repeat(MAX_CHARS - 5));
+        let shown = PeerText::redacted(&long, &["SECRETKEY-1234"]);
+        assert!(!shown.contains("SECR"), "{shown}");
+        assert!(shown.ends_with('…'), "{shown}");
     }
 
     #[test]

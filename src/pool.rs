@@ -2,8 +2,8 @@
 //!
 //! Owns: a fixed set of slots allocated once at start-up, each a byte buffer with a capacity
 //! hint (the encoder's `sizeimage`, or a default), plus the free list. A slot is taken
-//! exclusively as a [`FrameMut`] (the source fills it, the ingest stage rewrites it into an FLV
-//! tag body), then frozen into a shared, immutable [`Frame`] that any number of destination
+//! exclusively as a [`FrameMut`] (the source fills it after [`FRONT_ROOM`] free bytes, the
+//! ingest stage rewrites it into an FLV tag body, in place when it can), then frozen into a shared, immutable [`Frame`] that any number of destination
 //! queues hold at once; cloning a `Frame` bumps a refcount, never copies bytes. When the last
 //! handle drops, the slot returns to the free list.
 //!
@@ -21,6 +21,11 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Bytes a source leaves free in front of what it puts in a slot ([`FrameMut::fill_from`]), so
+/// the ingest stage can write the FLV tag header (5 bytes) in front of the units it rewrites in
+/// place, instead of copying the frame into a second buffer.
+pub const FRONT_ROOM: usize = 5;
 
 /// Slots for a pipeline whose destination queues hold at most `max_frames` frames each.
 ///
@@ -171,11 +176,13 @@ impl FrameMut {
         );
     }
 
-    /// Replaces the slot's contents with `data`.
+    /// Replaces the slot's contents with [`FRONT_ROOM`] zero bytes, then `data`.
     pub fn fill_from(&mut self, data: &[u8]) {
         self.bytes().clear();
-        self.reserve(data.len());
-        self.bytes().extend_from_slice(data);
+        self.reserve(FRONT_ROOM + data.len());
+        let mut bytes = self.bytes();
+        bytes.resize(FRONT_ROOM, 0);
+        bytes.extend_from_slice(data);
     }
 
     /// Freezes the slot into a shareable frame.
@@ -263,12 +270,16 @@ mod tests {
         let mut f = pool.acquire().unwrap();
         f.fill_from(b"abc");
         let frame = f.freeze(FrameMeta::default());
-        assert_eq!(frame.meta().len, 3);
+        assert_eq!(
+            frame.meta().len as usize,
+            FRONT_ROOM + 3,
+            "the room in front, then abc"
+        );
         let copy = frame.clone();
         assert_eq!(pool.available(), 1);
         drop(frame);
         assert_eq!(pool.available(), 1, "still held by the clone");
-        assert_eq!(&copy.bytes()[..], b"abc");
+        assert_eq!(&copy.bytes()[FRONT_ROOM..], b"abc");
         drop(copy);
         assert_eq!(pool.available(), 2);
     }

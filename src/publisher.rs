@@ -39,10 +39,10 @@ use crate::clock::monotonic_us;
 use crate::flv;
 use crate::pool::Frame;
 use crate::queue::{FrameQueue, SharedHeaders};
-use crate::rtmp::{ClientSession, RtmpError, RtmpUrl, Scheme, SessionConfig};
+use crate::rtmp::{ClientSession, Framing, RtmpError, RtmpUrl, Scheme, SessionConfig};
 use crate::setting::Invalid;
 use crate::status::{Counters, DestinationStatus, ErrorKind, Status};
-use crate::transport::{Connection, Connector, Endpoint, TlsOptions, TransportError};
+use crate::transport::{vectored, Connection, Connector, Endpoint, TlsOptions, TransportError};
 
 /// Deadlines and sizes of one destination.
 #[derive(Debug, Clone)]
@@ -192,7 +192,7 @@ impl Output {
             }
             (Some(k), None) => (Some(k.trim().to_owned()), "key"),
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(path)
+                let text = crate::small_file::read_to_string(path, KEY_FILE_LIMIT)
                     .map_err(|e| Invalid::new("key_file", unreadable_key_file(path, &e)))?;
                 let key = text.trim_start_matches('\u{feff}').trim().to_owned();
                 (Some(key), "key_file")
@@ -222,6 +222,10 @@ impl Output {
         Ok(Output { url, tls, key_file })
     }
 }
+
+/// The most a key file may hold: a stream key is tens of bytes (a line, maybe a comment more).
+/// Only a regular file is read, so `/dev/zero` or a FIFO is refused rather than read forever.
+pub const KEY_FILE_LIMIT: usize = 4096;
 
 /// Why a key file cannot be read, naming its directory but not its name (a key pasted into
 /// `key_file` by mistake would be its name). A key file kept from other users (root:campush 0640
@@ -507,7 +511,11 @@ impl Publisher {
                     session.receive(&self.inbuf[..n], &mut self.out)?;
                 }
                 frame = self.queue.pop() => match frame {
-                    Some(frame) => self.write_frame(session, &mut st, frame),
+                    Some(frame) => {
+                        if let Some(framing) = self.write_frame(session, &mut st, &frame) {
+                            self.send_body_now(conn, &frame, &framing)?;
+                        }
+                    }
                     None => break Outcome::Finished,
                 },
             }
@@ -519,9 +527,16 @@ impl Publisher {
         Ok(outcome)
     }
 
-    /// Chunks one frame (and, when the parameter sets changed, the headers first) into `out`,
-    /// preceded by every audio frame captured up to it.
-    fn write_frame(&mut self, session: &mut ClientSession, st: &mut Stream, frame: Frame) {
+    /// Chunks what goes before one frame into `out`: the headers when the parameter sets
+    /// changed, every audio frame captured up to it, and the first chunk header of the frame's
+    /// own message; returns how the frame's body follows ([`send_body_now`](Self::send_body_now)
+    /// sends it from its pool slot). `None` for a frame a connection cannot start with.
+    fn write_frame(
+        &mut self,
+        session: &mut ClientSession,
+        st: &mut Stream,
+        frame: &Frame,
+    ) -> Option<Framing> {
         let meta = *frame.meta();
         let base = match st.base_us {
             Some(base) => base,
@@ -531,7 +546,7 @@ impl Publisher {
                 }
                 *st.base_us.insert(meta.timestamp_us)
             }
-            None => return, // cannot start here; the queue resync makes this rare
+            None => return None, // cannot start here; the queue resync makes this rare
         };
         // Milliseconds since the first frame of this connection; modulo 2^32 like RTMP itself.
         let ts = (meta.timestamp_us.saturating_sub(base) / 1000) as u32;
@@ -562,8 +577,37 @@ impl Publisher {
                 session.write_audio(&mut self.out, ats.min(ts), tag);
             }
         }
-        session.write_video(&mut self.out, ts, &frame.bytes());
+        let framing = session.write_video_header(&mut self.out, ts, meta.len as usize);
         self.status.count_frame_sent();
+        framing
+    }
+
+    /// Sends `out` and then the frame's body from its pool slot, framed, in as few `writev`
+    /// calls as the socket takes now (plain TCP: no copy of the body on a link that keeps up);
+    /// what it does not take is copied into `out` for [`write_out`](Self::write_out). Over TLS
+    /// the body is copied into `out` (it is sealed from a copy anyway). Never waits, so the
+    /// slot's lock is never held across an await.
+    fn send_body_now(
+        &mut self,
+        conn: &Connection,
+        frame: &Frame,
+        framing: &Framing,
+    ) -> Result<(), PublishError> {
+        let body = frame.bytes();
+        let pieces = framing
+            .pieces(&body)
+            .flat_map(|(header, chunk)| [header, chunk]);
+        if conn.is_tls() {
+            for piece in pieces {
+                self.out.extend_from_slice(piece);
+            }
+            return Ok(());
+        }
+        let written = vectored::write_now(&mut self.out, pieces, |slices| {
+            conn.try_write_vectored(slices)
+        })?;
+        self.status.count_bytes_sent(written as u64);
+        Ok(())
     }
 
     /// Writes `out` in full. The deadline is on progress, not on the whole buffer: a large
@@ -683,6 +727,64 @@ mod tests {
         let msg = unreadable_key_file(path, &missing);
         assert!(!msg.contains("sudo"), "{msg}");
         assert!(!msg.contains("sk-pasted"), "{msg}");
+    }
+
+    fn output_with_key_file(path: &Path) -> Result<Output, Invalid> {
+        Output::check(
+            &RawOutput {
+                url: Some("rtmp://127.0.0.1/live".into()),
+                key_file: Some(path.to_path_buf()),
+                ..RawOutput::default()
+            },
+            None,
+        )
+    }
+
+    #[test]
+    fn a_key_file_is_read_trimmed_and_only_when_it_is_a_small_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stream.key");
+        std::fs::write(&path, "\u{feff}sk-1234\n").unwrap();
+        let out = output_with_key_file(&path).unwrap();
+        assert_eq!(out.url.stream_key, "sk-1234");
+
+        std::fs::write(&path, vec![b'k'; KEY_FILE_LIMIT + 1]).unwrap();
+        let e = output_with_key_file(&path).unwrap_err();
+        assert_eq!(e.key, "key_file");
+        assert!(
+            e.message.contains("larger than 4096 bytes"),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("kkkk"), "{}", e.message);
+
+        let t = std::time::Instant::now();
+        let e = output_with_key_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(1));
+        assert!(e.message.contains("not a regular file"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_key_file_that_is_a_fifo_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stream.key");
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo on a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let asked = path.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(output_with_key_file(&asked).map(|_| ()));
+        });
+        let got = rx.recv_timeout(Duration::from_secs(2));
+        if got.is_err() {
+            // Unblock the reader (a writer opens and closes), so the thread ends.
+            let _ = std::fs::OpenOptions::new().write(true).open(&path);
+        }
+        let Ok(Err(e)) = got else {
+            panic!("a FIFO key file was not refused within 2 s: {got:?}");
+        };
+        assert!(e.message.contains("a FIFO"), "{}", e.message);
     }
 
     #[test]

@@ -393,6 +393,36 @@ fn a_url_that_still_holds_a_key_next_to_a_separate_key_is_never_printed_whole() 
 }
 
 #[test]
+fn a_key_pasted_as_the_whole_path_of_the_url_is_printed_by_its_start_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_case(
+        dir.path(),
+        &format!(
+            "[source]\nspec = \"stdin\"\n[[output]]\nurl = \"rtmp://ingest.example/{KEY}\"\n\
+             key = \"other-key-1\"\n[[output]]\nurl = \"rtmp://ingest.example/live2\"\n\
+             key = \"other-key-2\"\n"
+        ),
+    );
+    let out = campush(dir.path(), &["check-config", path.to_str().unwrap()]);
+    let printed = all_output(&out);
+    assert_eq!(out.status.code(), Some(0), "{printed}");
+    assert!(
+        printed.contains("output = rtmp://ingest.example:1935/sk…/<redacted>"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("output = rtmp://ingest.example:1935/live2/<redacted>"),
+        "{printed}"
+    );
+    assert_no_secret(
+        "a key pasted as the app",
+        &[KEY, &KEY[..5], "other-key"],
+        "check-config",
+        &printed,
+    );
+}
+
+#[test]
 fn a_key_file_given_on_the_command_line_is_not_printed_either() {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("stream.key");

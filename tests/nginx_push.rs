@@ -210,6 +210,32 @@ fn source_that_cannot_be_opened_exits_66() {
 }
 
 #[test]
+fn a_short_file_without_parameter_sets_exits_65_instead_of_succeeding_with_nothing_sent() {
+    if !require_all() {
+        return;
+    }
+    // The 3 s clip without its SPS and PPS: 90 pictures, none of them decodable.
+    let clip = clip_360p(3);
+    let data = std::fs::read(&clip.path).unwrap();
+    let slices_only: Vec<u8> = annexb_nals(&data)
+        .iter()
+        .filter(|n| !matches!(data[n.header] & 0x1f, 7 | 8))
+        .flat_map(|n| data[n.start..n.end].iter().copied())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-sps.h264");
+    std::fs::write(&path, slices_only).unwrap();
+    let nginx = Nginx::start(NginxOpts::default());
+    let (url, source) = (nginx.url("nosps"), format!("file:{}", path.display()));
+    let run = run_campush(&run_args(&url, &source, &["--no-pace"]), PUSH_TIMEOUT);
+    assert_eq!(run.code, Some(65), "{run}");
+    assert!(
+        run.stderr.contains("no usable SPS/PPS (after 90 pictures)"),
+        "{run}"
+    );
+}
+
+#[test]
 fn paced_push_takes_real_time() {
     if !require_all() {
         return;

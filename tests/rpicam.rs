@@ -17,6 +17,7 @@ use campush::source::rpicam::{
 };
 use campush::source::{Source, SourceError};
 use campush::status::{Counters, SharedStatus, Status};
+use campush::stop::Stop;
 
 mod support;
 
@@ -112,6 +113,8 @@ impl Unit {
 struct Driver {
     rx: Receiver<Result<Unit, SourceError>>,
     status: SharedStatus,
+    /// The source's stop request; its thread ends when the source returns `Ok(None)`.
+    stop: Stop,
 }
 
 fn drive(app: CameraApp, settings: RpicamSettings) -> Driver {
@@ -119,9 +122,11 @@ fn drive(app: CameraApp, settings: RpicamSettings) -> Driver {
     // As the ingest stage leaves it once video flowed: the source reports only its trouble.
     status.set_source(Status::Streaming);
     let board = status.clone();
+    let stop = Stop::new();
+    let asked = stop.clone();
     let (tx, rx) = mpsc::sync_channel(1000);
     std::thread::spawn(move || {
-        let mut source = RpicamSource::new(app, settings, board);
+        let mut source = RpicamSource::new(app, settings, board, asked);
         let pool = Pool::new(4, source.frame_capacity_hint());
         loop {
             let mut slot = pool.acquire().expect("slot");
@@ -142,7 +147,7 @@ fn drive(app: CameraApp, settings: RpicamSettings) -> Driver {
             }
         }
     });
-    Driver { rx, status }
+    Driver { rx, status, stop }
 }
 
 impl Driver {
@@ -167,6 +172,21 @@ impl Driver {
                 u.bytes.len()
             ),
             Err(e) => panic!("expected the source to fail: {e}"),
+        }
+    }
+
+    /// Whether the source ended (`Ok(None)`, its thread gone) within `within`, whatever it
+    /// delivered before.
+    fn ended(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => panic!("the source failed: {e}"),
+                Err(RecvTimeoutError::Disconnected) => return true,
+                Err(RecvTimeoutError::Timeout) => return false,
+            }
         }
     }
 
@@ -391,6 +411,63 @@ fn no_camera_shows_waiting_for_source_with_the_reason_until_one_appears() {
     assert_eq!(unit.restarts, 2);
     assert_eq!(driver.status.get(), Status::Streaming, "video again");
     assert_eq!(Counters::get(&driver.status.counters.source_restarts), 2);
+}
+
+#[test]
+fn a_stop_request_during_the_backoff_ends_the_source_and_no_app_is_started_again() {
+    if !python3_present() {
+        return;
+    }
+    let cam = Camera::new(&[("RPICAM_STANDIN_FAIL", "no-cameras")]);
+    let driver = drive(cam.app.clone(), settings(5.0, &[]));
+    // Two failed runs: the source now waits out a backoff of 2 s, then 4 s.
+    assert!(
+        driver.wait_status(Duration::from_secs(10), |_| cam.runs().len() >= 2),
+        "runs: {:?}",
+        cam.runs()
+    );
+    let asked = Instant::now();
+    driver.stop.request();
+    assert!(
+        driver.ended(Duration::from_millis(800)),
+        "the source still runs 0.8 s after the stop"
+    );
+    assert!(asked.elapsed() < Duration::from_secs(1));
+    let (runs, alive) = (
+        cam.runs().len(),
+        Counters::get(&driver.status.counters.source_alive),
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(cam.runs().len(), runs, "the app was started after the stop");
+    assert_eq!(
+        Counters::get(&driver.status.counters.source_alive),
+        alive,
+        "the stopped source still notes itself alive"
+    );
+}
+
+#[test]
+fn a_stop_request_while_streaming_stops_and_reaps_the_app_before_the_source_ends() {
+    if !python3_present() {
+        return;
+    }
+    // SIGTERM is not enough: the stop takes the grace period, then SIGKILL.
+    let cam = Camera::new(&[("RPICAM_STANDIN_IGNORE_SIGTERM", "1")]);
+    let driver = drive(cam.app.clone(), settings(5.0, &[]));
+    let pid = driver
+        .next(FIRST_UNIT)
+        .app_pid
+        .expect("the app runs while it delivers");
+    driver.stop.request();
+    assert!(
+        driver.ended(Duration::from_secs(6)),
+        "the source still runs 6 s after the stop"
+    );
+    assert!(
+        group_members(pid).is_empty(),
+        "the app's group outlived its source"
+    );
+    assert_eq!(cam.runs().len(), 1, "the app was started again");
 }
 
 #[test]

@@ -9,7 +9,6 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +21,7 @@ use campush::rtmp::url::RtmpUrl;
 use campush::source::rpicam::{CameraApp, RawRpicam, RpicamSettings, RpicamSource};
 use campush::source::Source;
 use campush::status::{Counters, SharedStatus};
+use campush::stop::Stop;
 use support::*;
 
 const STANDIN: &str = concat!(
@@ -91,7 +91,8 @@ fn each_restart_of_the_camera_app_resumes_the_push_with_a_decodable_segment() {
     let nginx = Nginx::start(NginxOpts::default());
     let url = RtmpUrl::parse(&nginx.url("rpicam")).unwrap();
     let status = SharedStatus::new();
-    let source = RpicamSource::new(app, settings, status.clone());
+    let stop = Stop::new();
+    let source = RpicamSource::new(app, settings, status.clone(), stop.clone());
     let limits = Limits::default();
     let queue = Arc::new(FrameQueue::new(limits, Policy::DropGops));
     let pool = Pool::new(
@@ -111,9 +112,8 @@ fn each_restart_of_the_camera_app_resumes_the_push_with_a_decodable_segment() {
         },
         status.clone(),
     );
-    let stop = Arc::new(AtomicBool::new(false));
     let ingest_thread = {
-        let stop = Arc::clone(&stop);
+        let stop = stop.clone();
         std::thread::spawn(move || ingest.run(&stop))
     };
 
@@ -149,7 +149,7 @@ fn each_restart_of_the_camera_app_resumes_the_push_with_a_decodable_segment() {
         }
         // (Stopping refuses the frame in flight: count the drops before.)
         let dropped = Counters::get(&counters.frames_dropped);
-        stop.store(true, Ordering::Relaxed);
+        stop.request();
         outputs.close_all();
         (
             dropped,

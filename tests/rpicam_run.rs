@@ -4,7 +4,9 @@
 //!
 //! What it proves: `spec = "rpicam"` streams and the recording decodes; a camera app that dies
 //! mid-stream is started again, counted (status file, summary line), and the push resumes on a
-//! keyframe; a frozen one is replaced within `stall_timeout_s` plus the backoff; when campush
+//! keyframe; one whose camera times out and that exits shows "waiting for source" in the status
+//! file, then "streaming" again once its replacement delivers; a frozen one is replaced within
+//! `stall_timeout_s` plus the backoff; when campush
 //! itself is SIGKILLed no process of the app's group is left; `spec = "auto"` picks the stand-in
 //! camera, and one plugged in after the start; and the README's walkthrough, `board = "rpi-4"`
 //! with one `[[output]]`, streams with the board's settings reaching the camera app.
@@ -120,6 +122,82 @@ fn a_camera_app_that_dies_mid_stream_is_restarted_counted_and_the_push_resumes_o
         "the packet after the restart is a keyframe"
     );
     assert!(rec.frames >= 45 + 60, "{} frames decoded", rec.frames);
+}
+
+/// The `"status"` of a status file (`{"status":"streaming",...`), empty if there is none yet.
+fn status_of(status: &str) -> String {
+    status
+        .strip_prefix("{\"status\":\"")
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn a_camera_that_times_out_and_exits_shows_waiting_in_the_status_file_then_streams_again() {
+    if !tools() {
+        return;
+    }
+    // The first run stalls after 45 frames: libcamera's dequeue timeout, the app's own restart
+    // of the camera fails and it exits. The second run streams.
+    let camera = StandIn::new(&[
+        ("RPICAM_STANDIN_FAIL", "device-timeout-exit"),
+        ("RPICAM_STANDIN_FAIL_AFTER", "45"),
+        ("RPICAM_STANDIN_BAD_RUNS", "1"),
+    ]);
+    let nginx = Nginx::start(NginxOpts::default());
+    let url = nginx.url("timeout");
+    let mut campush = start(&camera, |dir| {
+        config(dir, "spec = \"rpicam\"\nfps = 30", &url)
+    });
+    // Every status the file shows, in order, each once (the first run's start shows waiting
+    // too: the source waits for its first video).
+    let mut shown: Vec<String> = Vec::new();
+    let mut file_while_waiting = String::new();
+    let back = poll_until(Duration::from_secs(60), || {
+        let file = status_file(&campush);
+        let now = status_of(&file);
+        if !now.is_empty() && shown.last() != Some(&now) {
+            shown.push(now);
+        }
+        let Some(streamed) = shown.iter().position(|s| s == "streaming") else {
+            return false;
+        };
+        let waited = shown[streamed..].iter().any(|s| s == "waiting_for_source");
+        if waited && file_while_waiting.is_empty() && status_of(&file) == "waiting_for_source" {
+            file_while_waiting = file;
+        }
+        waited && shown.last().is_some_and(|s| s == "streaming")
+    });
+    assert!(
+        back,
+        "the status file showed {shown:?}, not streaming, waiting, streaming again\n{}",
+        campush.log()
+    );
+    assert!(
+        file_while_waiting.contains("\"last_error\":\"rpicam-vid: "),
+        "{file_while_waiting}"
+    );
+    wait_counter(&campush, "source_restarts", 1, Duration::from_secs(10));
+    let sent = counter(&status_file(&campush), "frames_sent");
+    wait_counter(&campush, "frames_sent", sent + 30, Duration::from_secs(30));
+    let (code, _) = campush.terminate();
+    assert_eq!(code, Some(0), "{}", campush.log());
+    let log = campush.log();
+    assert!(log.contains("Device timeout detected"), "{log}");
+    assert!(
+        log.contains("failed to start camera; starting it again in 1.0 s"),
+        "{log}"
+    );
+    assert_eq!(camera.runs().len(), 2, "{:?}", camera.runs());
+    let rec = probe_recording(&nginx.recording_of("timeout"));
+    assert_eq!(rec.decode_errors, "", "the whole recording decodes");
+    let after = gaps(&rec, 500);
+    assert_eq!(after.len(), 1, "one gap, at the restart: {after:?}");
+    assert!(
+        rec.keys[after[0]],
+        "the packet after the restart is a keyframe"
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //!
 //! Owns: which section goes to which stage's check, the board profile under the user's keys, the
 //! rules that span sections (a file pushed once gives up after one failed attempt; at least one
-//! `[[output]]`), and the LED to show an error on when the file does not check. It checks no
+//! `[[output]]`; settings the destinations' platforms cannot take, `platforms.rs`), and the LED to show an error on when the file does not check. It checks no
 //! value itself: each stage checks its own section and returns its typed settings
 //! ([`SourceSettings::check`], [`Output::check`], [`PublisherSettings::check`],
 //! [`Limits::check`], [`ReportSettings::check`], [`LedConfig::check`], [`AudioSpec::check`]);
@@ -13,12 +13,14 @@ use serde::Deserialize;
 
 use super::board::Board;
 use super::error::{without_file, ConfigError, FileText};
+use super::platforms;
 use super::raw::RawConfig;
 use super::Config;
 use crate::audio::AudioSpec;
 use crate::flv::AudioMetadata;
 use crate::ingest::IngestSettings;
 use crate::led::{LedConfig, RawLed};
+use crate::platform::Platforms;
 use crate::publisher::{Output, PublisherSettings};
 use crate::queue::Limits;
 use crate::record::RecordSettings;
@@ -100,8 +102,14 @@ impl RawConfig {
             .map(RecordSettings::check)
             .transpose()
             .map_err(|e| ConfigError::setting("record", e))?;
-        Ok(Config {
+        let platforms = Platforms::of_hosts(outputs.iter().map(|o| o.url.host.as_str()));
+        let config = Config {
             ingest: IngestSettings {
+                platforms,
+                watch_keyframes: !matches!(
+                    source.spec,
+                    SourceSpec::Rpicam(_) | SourceSpec::V4l2M2m { .. }
+                ),
                 fps,
                 video_kbps: video_kbps.map(f64::from),
                 audio: audio.format().map(|f| AudioMetadata {
@@ -127,7 +135,12 @@ impl RawConfig {
             file_holds_key: self.origin.as_ref().is_some_and(|o| o.holds_key),
             audio,
             record,
-        })
+        };
+        // Settings a platform, H.264 or the board's encoder cannot take (the rest are warnings).
+        match platforms::first_error(&platforms::findings(&config)) {
+            Some(e) => Err(e),
+            None => Ok(config),
+        }
     }
 }
 

@@ -19,6 +19,7 @@
 //! error.rs   ConfigError, placed in the file: line, column, key, excerpt
 //! redact.rs  what counts as a secret, and how an error hides it
 //! exposure.rs keys at rest: a file holding a key that every user can read, and the warning
+//! platforms.rs the platform rules (crate::platform) over the checked configuration
 //! suggest.rs "did you mean ...?"
 //! ```
 //!
@@ -55,6 +56,7 @@ pub mod board;
 mod check;
 mod error;
 mod exposure;
+mod platforms;
 mod raw;
 mod redact;
 mod suggest;
@@ -159,6 +161,20 @@ impl Config {
     /// log at start and on reload, and check-config's standard error.
     pub fn key_warnings(&self) -> Vec<String> {
         exposure::warnings(&self.files_with_keys())
+    }
+
+    /// One line per setting a destination's platform, H.264 or the board's encoder objects to
+    /// without it being unable to work (those are configuration errors): the key, whose rule,
+    /// and the value that works. For the log at start and on reload, and check-config.
+    pub fn platform_warnings(&self) -> Vec<String> {
+        platforms::warnings(&platforms::findings(self))
+    }
+
+    /// Every warning about this configuration: keys at rest, then the platforms' rules.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut all = self.key_warnings();
+        all.extend(self.platform_warnings());
+        all
     }
 
     /// The effective configuration, for `check-config` and the start-up log. No secrets.

@@ -9,8 +9,17 @@
 //! Invariant: never allocates when `out` has capacity for the result, which
 //! is at most the input length plus one byte per NAL unit (every start code
 //! is at least 3 bytes and becomes a 4-byte length).
+//!
+//! Two ways: into another buffer ([`annexb_to_avcc`], [`push_unit`]), or inside
+//! the access unit's own buffer ([`InPlace`]), which costs no copy when every
+//! start code has room for the 4-byte length (4-byte start codes, as the Pi's
+//! encoder and x264 write them before the units that start a picture; a
+//! dropped AUD or a longer run of zeros makes room too). Where a 3-byte start
+//! code leaves no room, the caller finishes the unit through the other way.
 
-use super::nal::{nal_type, nal_units};
+use std::ops::Range;
+
+use super::nal::{find_start_code, nal_type, nal_units, trim_trailing_zeros};
 
 /// Appends the NAL units of an Annex B access unit to `out` as 4-byte
 /// big-endian length-prefixed units. Drops AUD (9) and filler data (12);
@@ -28,10 +37,7 @@ pub fn annexb_to_avcc(annexb: &[u8], out: &mut Vec<u8>) -> usize {
 /// or filler data, or 4 GiB or larger (it cannot be described). Allocation-free when `out` has
 /// capacity.
 pub fn push_unit(nal: &[u8], out: &mut Vec<u8>) {
-    if matches!(
-        nal_type(nal),
-        super::nal_type::AUD | super::nal_type::FILLER
-    ) {
+    if !kept(nal) {
         return;
     }
     let Ok(len) = u32::try_from(nal.len()) else {
@@ -39,6 +45,83 @@ pub fn push_unit(nal: &[u8], out: &mut Vec<u8>) {
     };
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(nal);
+}
+
+/// Whether a unit survives the rewrite (AUD and filler data do not).
+fn kept(nal: &[u8]) -> bool {
+    !matches!(
+        nal_type(nal),
+        super::nal_type::AUD | super::nal_type::FILLER
+    )
+}
+
+/// Rewrites an Annex B access unit into length-prefixed units inside its own buffer.
+///
+/// The buffer holds `front` bytes of room (for the caller's header), then the Annex B bytes.
+/// [`next_unit`](Self::next_unit) finds each unit (the same units as [`nal_units`]), still where
+/// it was; [`place`](Self::place) writes its length and moves it down to the write position
+/// (nothing moves when the start codes are 4 bytes: the length overwrites the start code).
+/// Every write lands before the end of the unit being placed, and the next unit is found before
+/// any write, so the scan only ever reads bytes as they arrived. At the end the units fill
+/// `front..written()`.
+#[derive(Debug, Clone)]
+pub struct InPlace {
+    /// Where the next unit's header byte is (just after its start code).
+    next: Option<usize>,
+    write: usize,
+}
+
+impl InPlace {
+    pub fn new(buf: &[u8], front: usize) -> InPlace {
+        InPlace {
+            next: find_start_code(buf, front),
+            write: front,
+        }
+    }
+
+    /// The next unit's place in `buf`, not yet moved; `None` at the end.
+    pub fn next_unit(&mut self, buf: &[u8]) -> Option<Range<usize>> {
+        loop {
+            let start = self.next?;
+            let following = find_start_code(buf, start);
+            let raw_end = following.map_or(buf.len(), |p| p.saturating_sub(3));
+            self.next = following;
+            let unit = buf.get(start..raw_end).unwrap_or_default();
+            let end = start + trim_trailing_zeros(unit).len();
+            if end > start {
+                return Some(start..end);
+            }
+        }
+    }
+
+    /// Writes `unit`'s length and moves it down to the write position (or drops it, for an AUD
+    /// or filler data). `false`, with nothing written, when the start code before it leaves no
+    /// room for the 4-byte length: the caller goes on through [`push_unit`].
+    pub fn place(&mut self, buf: &mut [u8], unit: Range<usize>) -> bool {
+        let Some(nal) = buf.get(unit.clone()) else {
+            return false;
+        };
+        if !kept(nal) {
+            return true;
+        }
+        let (Ok(len), true) = (u32::try_from(nal.len()), self.write + 4 <= unit.start) else {
+            return false;
+        };
+        let to = self.write + 4;
+        if to != unit.start {
+            buf.copy_within(unit.clone(), to);
+        }
+        if let Some(prefix) = buf.get_mut(self.write..to) {
+            prefix.copy_from_slice(&len.to_be_bytes());
+        }
+        self.write = to + unit.len();
+        true
+    }
+
+    /// The end of what has been placed: the units fill `front..written()`.
+    pub fn written(&self) -> usize {
+        self.write
+    }
 }
 
 #[cfg(test)]
@@ -89,6 +172,91 @@ mod tests {
             let n = annexb_to_avcc(input, &mut out);
             assert_eq!(out[1..], **expected, "{what}");
             assert_eq!(n, expected.len(), "{what}");
+        }
+    }
+
+    /// Converts in place after 5 bytes of room, finishing through `push_unit` where a start
+    /// code is too short, as the ingest stage does. Returns the units and whether all of them
+    /// were placed in place.
+    fn in_place(annexb: &[u8]) -> (Vec<u8>, bool) {
+        let mut buf = vec![0xaa; 5];
+        buf.extend_from_slice(annexb);
+        let mut conv = InPlace::new(&buf, 5);
+        while let Some(unit) = conv.next_unit(&buf) {
+            if !conv.place(&mut buf, unit.clone()) {
+                let mut out = buf[5..conv.written()].to_vec();
+                push_unit(&buf[unit], &mut out);
+                while let Some(rest) = conv.next_unit(&buf) {
+                    push_unit(&buf[rest], &mut out);
+                }
+                return (out, false);
+            }
+        }
+        assert_eq!(buf[..5], [0xaa; 5], "the front room is the caller's");
+        (buf[5..conv.written()].to_vec(), true)
+    }
+
+    #[test]
+    fn in_place_gives_the_same_units_as_the_copy_and_needs_no_copy_with_4_byte_start_codes() {
+        let cases: &[(&[u8], bool)] = &[
+            (&[0, 0, 0, 1, 0x65, 0x88, 0x84], true),
+            // The AUD dropped leaves room for the 3-byte start code after it.
+            (
+                &[
+                    0, 0, 0, 1, 0x09, 0xf0, 0, 0, 1, 0x65, 0x88, 0x84, 0, 0, 0, 1, 0x65, 0x11,
+                ],
+                true,
+            ),
+            // A 3-byte start code with no room before it: finished by copying.
+            (
+                &[
+                    0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0, 0, 1, 0x06,
+                    0x05, 0x80, 0, 0, 1, 0x0c, 0xff, 0xff, 0x80, 0, 0, 1, 0x41, 0x9a,
+                ],
+                false,
+            ),
+            (&[0, 0, 1, 0x41, 0, 0, 3, 1, 0x80, 0, 0, 0, 0], false),
+            // Garbage and a long run of zeros before the first start code.
+            (
+                &[
+                    7, 7, 0, 0, 0, 0, 0, 1, 0x41, 0x80, 0, 0, 0, 0, 1, 0x41, 0x81,
+                ],
+                true,
+            ),
+            (&[], true),
+            (&[0x12, 0x34], true),
+        ];
+        for (input, all_in_place) in cases {
+            let mut copied = Vec::new();
+            annexb_to_avcc(input, &mut copied);
+            assert_eq!(in_place(input), (copied, *all_in_place), "{input:02x?}");
+        }
+    }
+
+    #[test]
+    fn in_place_matches_the_copy_on_arbitrary_streams() {
+        // Units of random length and content (no 00 00 0x inside, none ending in 0) behind 3-
+        // or 4-byte start codes, zero runs, AUDs and filler: a deterministic generator.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..500 {
+            let mut input = Vec::new();
+            for _ in 0..1 + next(6) {
+                input.extend(std::iter::repeat_n(0u8, 2 + next(3) as usize));
+                input.push(1);
+                input.push([0x65, 0x41, 0x06, 0x09, 0x0c, 0x67][next(6) as usize]);
+                for _ in 0..next(20) {
+                    input.push(1 + next(255) as u8);
+                }
+            }
+            let mut copied = Vec::new();
+            annexb_to_avcc(&input, &mut copied);
+            assert_eq!(in_place(&input).0, copied, "{input:02x?}");
         }
     }
 

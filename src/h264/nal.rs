@@ -71,7 +71,7 @@ pub(crate) fn start_code_begin(buf: &[u8], payload: usize) -> usize {
 }
 
 /// `bytes` without its trailing zero bytes.
-fn trim_trailing_zeros(bytes: &[u8]) -> &[u8] {
+pub(crate) fn trim_trailing_zeros(bytes: &[u8]) -> &[u8] {
     let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     bytes.get(..end).unwrap_or_default()
 }

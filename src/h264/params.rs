@@ -18,7 +18,7 @@
 //! * a parameter set that cannot be parsed or stored leaves the cache as it
 //!   was.
 
-use h264_reader::nal::sps::{FrameMbsFlags, PicOrderCntType, SeqParameterSet};
+use h264_reader::nal::sps::{FrameMbsFlags, PicOrderCntType, SeqParameterSet, SpsError};
 use h264_reader::rbsp::{BitRead, BitReader, BitReaderError, ByteReader, Integer, Primitive};
 
 use super::nal::{nal_type, nal_type::is_vcl, nal_units};
@@ -319,11 +319,44 @@ fn pps_header(nal: &[u8]) -> Result<(u8, bool), H264Error> {
     Ok((id, bottom_field_poc))
 }
 
+/// The byte of an SPS NAL unit (header included) that holds `level_idc`.
+const LEVEL_IDC_BYTE: usize = 3;
+
+/// Reads an SPS. h264-reader refuses a picture larger than the SPS's own level allows
+/// (Table A-1 MaxFS); decoders play such streams (x264 writes them when told a level too low,
+/// and cameras do), so the SPS is read again as if it declared level 6.2, and the level it
+/// does declare is kept: `platform` names the mismatch instead of the stream being refused.
+fn read_sps(nal: &[u8]) -> Result<SeqParameterSet, SpsError> {
+    let read = |nal: &[u8]| {
+        SeqParameterSet::from_bits(Lenient(BitReader::new(ByteReader::skipping_h264_header(
+            nal,
+        ))))
+    };
+    let first = read(nal);
+    let (
+        Err(SpsError::FieldValueTooLarge {
+            name: "pic_size_in_map_units",
+            ..
+        }),
+        Some(&declared),
+    ) = (&first, nal.get(LEVEL_IDC_BYTE))
+    else {
+        return first;
+    };
+    // Once per changed SPS, not per frame.
+    let mut lifted = nal.to_vec();
+    if let Some(level) = lifted.get_mut(LEVEL_IDC_BYTE) {
+        *level = 62;
+    }
+    let mut sps = read(&lifted)?;
+    sps.level_idc = declared;
+    Ok(sps)
+}
+
 /// Parses an SPS NAL unit into the facts we need.
 fn parse_sps(nal: &[u8]) -> Result<SpsInfo, H264Error> {
     let bad = H264Error::BadSps;
-    let reader = Lenient(BitReader::new(ByteReader::skipping_h264_header(nal)));
-    let sps = SeqParameterSet::from_bits(reader).map_err(|e| bad(format!("{e:?}")))?;
+    let sps = read_sps(nal).map_err(|e| bad(format!("{e:?}")))?;
     let (width, height) = sps.pixel_dimensions().map_err(|e| bad(format!("{e:?}")))?;
     if width == 0 || height == 0 {
         return Err(bad(format!("picture of {width}x{height} pixels")));
@@ -513,6 +546,16 @@ mod tests {
             (66, 0xc0, 31)
         );
         assert_eq!((info.width, info.height, info.fps), (1280, 720, Some(30.0)));
+    }
+
+    #[test]
+    fn reads_an_sps_whose_level_is_too_low_for_its_picture_and_keeps_that_level() {
+        // The 720p baseline SPS declaring level 1.0 (99 macroblocks a frame, not 3,600):
+        // decoders play it, so it must not stop the stream.
+        let mut low = from_hex(BASE_SPS);
+        low[LEVEL_IDC_BYTE] = 10;
+        let info = observed(&[&low]).info().cloned().unwrap();
+        assert_eq!((info.level_idc, info.width, info.height), (10, 1280, 720));
     }
 
     #[test]

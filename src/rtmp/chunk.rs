@@ -183,19 +183,22 @@ impl Default for ChunkWriter {
     }
 }
 
-fn push_basic_header(out: &mut Vec<u8>, fmt: u8, csid: u32) {
+/// The basic header of a chunk: 1 to 3 bytes, and how many.
+fn basic_header(fmt: u8, csid: u32) -> ([u8; 3], usize) {
     let fmt = fmt << 6;
     if csid < 64 {
-        out.push(fmt | csid as u8);
+        ([fmt | csid as u8, 0, 0], 1)
     } else if csid < 320 {
-        out.push(fmt);
-        out.push((csid - 64) as u8);
+        ([fmt, (csid - 64) as u8, 0], 2)
     } else {
         let c = csid - 64;
-        out.push(fmt | 1);
-        out.push(c as u8);
-        out.push((c >> 8) as u8);
+        ([fmt | 1, c as u8, (c >> 8) as u8], 3)
     }
+}
+
+fn push_basic_header(out: &mut Vec<u8>, fmt: u8, csid: u32) {
+    let (bytes, len) = basic_header(fmt, csid);
+    out.extend_from_slice(bytes.get(..len).unwrap_or_default());
 }
 
 fn push_u24(out: &mut Vec<u8>, v: u32) {
@@ -254,16 +257,38 @@ impl ChunkWriter {
         stream_id: u32,
         payload: &[u8],
     ) {
-        debug_assert!(
-            payload.len() <= MAX_MESSAGE_LEN,
-            "message too long to frame"
-        );
-        let Some(length) = u32::try_from(payload.len())
-            .ok()
-            .filter(|&l| l as usize <= MAX_MESSAGE_LEN)
+        let Some(framing) =
+            self.write_message_header(out, csid, timestamp, type_id, stream_id, payload.len())
         else {
             return;
         };
+        out.reserve(
+            payload.len() + framing.continuations(payload.len()) * framing.continuation().len(),
+        );
+        for (continuation, chunk) in framing.pieces(payload) {
+            out.extend_from_slice(continuation);
+            out.extend_from_slice(chunk);
+        }
+    }
+
+    /// Appends the first chunk header of a message of `length` payload bytes and returns how
+    /// the payload goes out after it ([`Framing`]), so a caller can send the payload from
+    /// where it lies (one `writev`) instead of copying it into `out`. `None` (nothing written)
+    /// for a payload longer than [`MAX_MESSAGE_LEN`]. The writer's state moves on as if the
+    /// whole message had been written: the caller must send the payload as framed.
+    pub fn write_message_header(
+        &mut self,
+        out: &mut Vec<u8>,
+        csid: u32,
+        timestamp: u32,
+        type_id: u8,
+        stream_id: u32,
+        length: usize,
+    ) -> Option<Framing> {
+        debug_assert!(length <= MAX_MESSAGE_LEN, "message too long to frame");
+        let length = u32::try_from(length)
+            .ok()
+            .filter(|&l| l as usize <= MAX_MESSAGE_LEN)?;
         debug_assert!((MIN_CSID..=MAX_CSID).contains(&csid), "invalid csid {csid}");
         let csid = csid.clamp(MIN_CSID, MAX_CSID);
 
@@ -287,11 +312,7 @@ impl ChunkWriter {
         };
         let extended = field >= EXTENDED;
 
-        let chunk_size = self.chunk_size.max(1) as usize;
-        let continuations = payload.len().saturating_sub(1) / chunk_size;
-        let ext_len = if extended { 4 } else { 0 };
-        out.reserve(MAX_HEADER_LEN + payload.len() + continuations * (3 + ext_len));
-
+        out.reserve(MAX_HEADER_LEN);
         push_basic_header(out, fmt, csid);
         push_u24(out, if extended { EXTENDED } else { field });
         if fmt <= 1 {
@@ -304,15 +325,6 @@ impl ChunkWriter {
         if extended {
             out.extend_from_slice(&field.to_be_bytes());
         }
-        for (i, chunk) in payload.chunks(chunk_size).enumerate() {
-            if i > 0 {
-                push_basic_header(out, 3, csid);
-                if extended {
-                    out.extend_from_slice(&field.to_be_bytes());
-                }
-            }
-            out.extend_from_slice(chunk);
-        }
 
         if let Some(s) = self.slots.get_mut(slot) {
             *s = OutHeader {
@@ -323,6 +335,50 @@ impl ChunkWriter {
                 stream_id,
             };
         }
+        // The header of every chunk after the first: type 3, and the extended timestamp again.
+        let mut continuation = heapless::Vec::new();
+        let (basic, basic_len) = basic_header(3, csid);
+        let _ = continuation.extend_from_slice(basic.get(..basic_len).unwrap_or_default());
+        if extended {
+            let _ = continuation.extend_from_slice(&field.to_be_bytes());
+        }
+        Some(Framing {
+            chunk_size: self.chunk_size.max(1) as usize,
+            continuation,
+        })
+    }
+}
+
+/// How a message's payload follows its first chunk header: in pieces of `chunk_size` bytes,
+/// each after the first preceded by the same continuation header (type 3, and the extended
+/// timestamp when the message has one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Framing {
+    chunk_size: usize,
+    continuation: heapless::Vec<u8, 7>,
+}
+
+impl Framing {
+    /// The header before every chunk after the first.
+    pub fn continuation(&self) -> &[u8] {
+        &self.continuation
+    }
+
+    /// How many chunks after the first a payload of `length` bytes takes.
+    pub fn continuations(&self, length: usize) -> usize {
+        length.saturating_sub(1) / self.chunk_size
+    }
+
+    /// The payload's pieces in order, each with the header that goes before it (empty for the
+    /// first, which follows the message header).
+    pub fn pieces<'a>(
+        &'a self,
+        payload: &'a [u8],
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone {
+        payload
+            .chunks(self.chunk_size)
+            .enumerate()
+            .map(|(i, chunk)| (if i == 0 { &[][..] } else { self.continuation() }, chunk))
     }
 }
 
@@ -768,6 +824,52 @@ mod tests {
                 type_id: m.type_id,
                 stream_id: m.stream_id,
                 payload: m.payload.to_vec(),
+            }
+        }
+    }
+
+    #[test]
+    fn a_header_and_the_payload_from_where_it_lies_frame_a_message_exactly_as_a_copy_does() {
+        // Sizes around the chunk size, csids of 1, 2 and 3 basic-header bytes, timestamps that
+        // need the extended field, and header compression from one message to the next.
+        let payload: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        for chunk_size in [128u32, 4096] {
+            for csid in [6u32, 100, 400] {
+                let (mut copying, mut framing) = (ChunkWriter::new(), ChunkWriter::new());
+                copying.set_chunk_size(chunk_size);
+                framing.set_chunk_size(chunk_size);
+                let (mut copied, mut framed) = (Vec::new(), Vec::new());
+                for (i, (len, ts)) in [
+                    (0usize, 0u32),
+                    (1, 33),
+                    (127, 66),
+                    (128, 100),
+                    (4097, 133),
+                    (4097, 166),
+                    (20_000, 0x00ff_fff0),
+                    (300, 0x0100_0000),
+                    (8192, 0x0100_0021),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let body = &payload[..len];
+                    copying.write_message(&mut copied, csid, ts, 9, 1, body);
+                    let f = framing
+                        .write_message_header(&mut framed, csid, ts, 9, 1, len)
+                        .unwrap();
+                    let mut pieces = 0;
+                    for (continuation, chunk) in f.pieces(body) {
+                        framed.extend_from_slice(continuation);
+                        framed.extend_from_slice(chunk);
+                        pieces += 1;
+                    }
+                    assert_eq!(pieces, f.continuations(len) + usize::from(len > 0), "{i}");
+                    assert_eq!(framed, copied, "chunk size {chunk_size}, csid {csid}, {i}");
+                }
+                let mut reader = ChunkReader::new(1 << 20);
+                reader.set_chunk_size(chunk_size).unwrap();
+                assert_eq!(read_all(&mut reader, &framed, 1000).len(), 9);
             }
         }
     }

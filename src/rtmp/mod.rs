@@ -43,7 +43,7 @@ pub mod handshake;
 pub mod session;
 pub mod url;
 
-pub use chunk::{ChunkError, ChunkReader, ChunkWriter, Message};
+pub use chunk::{ChunkError, ChunkReader, ChunkWriter, Framing, Message};
 pub use handshake::{ClientHandshake, HandshakeError};
 pub use session::{ClientSession, RtmpError, SessionConfig, SessionState};
 pub use url::{RtmpUrl, Scheme, UrlError};

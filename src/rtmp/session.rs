@@ -19,8 +19,9 @@
 //! Refusals are typed: `_error` for connect / createStream / publish, or an `onStatus` (or
 //! `_result`) whose info object has level `"error"`, becomes [`RtmpError::Refused`] with the
 //! server's code and description. Servers echo the stream key in descriptions, so both have the
-//! key replaced by `<redacted>`, and then become [`PeerText`]: one line, 200 characters at
-//! most, whatever the server sent.
+//! key replaced by `<redacted>` — with every piece of it and of the app a server may echo, its
+//! query parameters and their values among them ([`secret_pieces`]) — and then become
+//! [`PeerText`]: one line, 200 characters at most, whatever the server sent.
 //!
 //! What the session accepts from a server, after reading what ffmpeg (libavformat/rtmpproto.c,
 //! also a publishing client) and nginx-rtmp (ngx_rtmp_receive.c) accept; the chunk-level cases
@@ -53,10 +54,10 @@
 use std::fmt;
 
 use super::chunk::{
-    ChunkError, ChunkReader, ChunkWriter, Message, ReaderLimits, DEFAULT_MAX_MESSAGE_SIZE,
+    ChunkError, ChunkReader, ChunkWriter, Framing, Message, ReaderLimits, DEFAULT_MAX_MESSAGE_SIZE,
 };
 use super::handshake::{ClientHandshake, HandshakeError};
-use super::url::RtmpUrl;
+use super::url::{secret_pieces, RtmpUrl};
 use super::{msg_type, user_control};
 use super::{CSID_AUDIO, CSID_COMMAND, CSID_DATA, CSID_PROTOCOL_CONTROL, CSID_VIDEO};
 use crate::amf0::{self, Amf0Error, Value};
@@ -113,9 +114,11 @@ impl SessionConfig {
 
 impl fmt::Debug for SessionConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The app's query may hold a token (`live?token=...`), and tcUrl holds the app.
+        let before_query = |s: &str| s.split('?').next().unwrap_or_default().to_owned();
         f.debug_struct("SessionConfig")
-            .field("app", &self.app)
-            .field("tc_url", &self.tc_url)
+            .field("app", &before_query(&self.app))
+            .field("tc_url", &before_query(&self.tc_url))
             .field("stream_key", &"<redacted>")
             .field("flash_ver", &self.flash_ver)
             .field("chunk_size", &self.chunk_size)
@@ -259,18 +262,6 @@ fn info_str<'v>(info: Option<&'v Value>, key: &str) -> &'v str {
     info.and_then(|i| i.get(key))
         .and_then(Value::as_str)
         .unwrap_or("")
-}
-
-/// `text` with the stream key (and its name without the query) replaced by `<redacted>`.
-fn redact(text: &str, key: &str) -> String {
-    let mut s = text.to_owned();
-    let name = key.split('?').next().unwrap_or("");
-    for needle in [key, name] {
-        if !needle.is_empty() && s.contains(needle) {
-            s = s.replace(needle, "<redacted>");
-        }
-    }
-    s
 }
 
 /// The publishing client. See the module doc for the sequence. `Debug` shows the state only
@@ -494,8 +485,8 @@ impl ClientSession {
 
     fn refused(&self, command: &'static str, info: Option<&Value>) -> RtmpError {
         // Redacted first: cutting could leave the start of a key that redaction would miss.
-        let key = &self.cfg.stream_key;
-        let text = |field| PeerText::new(&redact(info_str(info, field), key));
+        let secrets = secret_pieces(&self.cfg.stream_key, &self.cfg.app);
+        let text = |field| PeerText::redacted(info_str(info, field), &secrets);
         RtmpError::Refused {
             command,
             code: text("code"),
@@ -591,6 +582,23 @@ impl ClientSession {
     /// Allocation-free when `out` has room for the body plus chunk headers.
     pub fn write_video(&mut self, out: &mut Vec<u8>, timestamp: u32, body: &[u8]) {
         self.write_media(out, CSID_VIDEO, timestamp, msg_type::VIDEO, body);
+    }
+
+    /// Appends the first chunk header of a video message of `length` bytes and returns how its
+    /// body follows ([`Framing`]), for a caller that sends the body from where it lies, with
+    /// the continuation headers between its chunks (one `writev`). `None`, with nothing
+    /// written, unless published.
+    pub fn write_video_header(
+        &mut self,
+        out: &mut Vec<u8>,
+        timestamp: u32,
+        length: usize,
+    ) -> Option<Framing> {
+        let (SessionState::Published, Some(sid)) = (self.state, self.stream_id) else {
+            return None;
+        };
+        self.writer
+            .write_message_header(out, CSID_VIDEO, timestamp, msg_type::VIDEO, sid, length)
     }
 
     /// Appends an audio message (type 8, an FLV audio tag body). Does nothing unless published.
@@ -1524,10 +1532,63 @@ mod tests {
     }
 
     #[test]
-    fn redaction() {
-        assert_eq!(redact("a KEY b", "KEY"), "a <redacted> b");
-        assert_eq!(redact("k?x=1 and k", "k?x=1"), "<redacted> and <redacted>");
-        assert_eq!(redact("nothing", ""), "nothing");
+    fn tokens_in_the_key_and_the_app_are_redacted_from_what_the_server_says() {
+        let mut cfg = config();
+        cfg.app = "live?token=apptoken99".into();
+        cfg.stream_key = "name?secret=keysecret77&v=1".into();
+        let mut c = ClientSession::new(cfg);
+        let mut srv = Server::new();
+        let mut out = Vec::new();
+        c.start(&mut out);
+        let mut steps = script(&mut srv);
+        steps.pop();
+        for step in &steps {
+            c.receive(step, &mut out).expect("ok");
+        }
+        let refusal = srv.on_status(
+            1,
+            "error",
+            "NetStream.Publish.Denied",
+            "app live?token=apptoken99: bad token apptoken99; secret=keysecret77 (keysecret77) \
+             for name, v=1",
+        );
+        let err = c.receive(&refusal, &mut out).expect_err("refused");
+        let text = err.to_string();
+        for secret in ["apptoken99", "keysecret77", "v=1"] {
+            assert!(!text.contains(secret), "{secret}: {text}");
+        }
+        assert!(
+            text.contains("app live?<redacted>: bad token <redacted>"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_key_pasted_as_the_app_is_redacted_from_what_the_server_says() {
+        let mut cfg = config();
+        cfg.app = "sk-PASTED-4242".into();
+        cfg.stream_key = "other".into();
+        let mut c = ClientSession::new(cfg);
+        let mut srv = Server::new();
+        let mut out = Vec::new();
+        c.start(&mut out);
+        c.receive(&Server::s0s1s2(), &mut out).expect("ok");
+        let refusal = srv.command(
+            0,
+            &[
+                s("_error"),
+                Value::Number(1.0),
+                Value::Null,
+                obj(&[
+                    ("level", s("error")),
+                    ("code", s("NetConnection.Connect.Rejected")),
+                    ("description", s("no such application: sk-PASTED-4242")),
+                ]),
+            ],
+        );
+        let err = c.receive(&refusal, &mut out).expect_err("refused");
+        let text = err.to_string();
+        assert!(!text.contains("PASTED"), "{text}");
     }
 
     /// Whether `text` could go into a log line as it is: one line, no control characters.

@@ -22,6 +22,14 @@
 //!   is the app, and a URL pasted with its key (or a `?token=`) still in it would otherwise be
 //!   printed whole; the first segment is what a person needs to tell destinations apart, and
 //!   what the configuration's error excerpts keep too (`config/redact.rs`).
+//! * Except when that whole path is one segment and not a known app name ([`KNOWN_APPS`]):
+//!   `url = "rtmp://host/KEY"` next to a `key_file` is a key pasted in the app's place as often
+//!   as it is an app of its own, so only its first [`SHOWN_PREFIX`] characters are printed
+//!   (`rtmp://host:1935/sk…/<redacted>`). With the key in the URL (`rtmp://host/app/KEY`) the
+//!   app is what comes before the key, and is printed.
+//! * Text a server sends back is searched for [`secret_pieces`] before it is kept: the key, its
+//!   name, its query and each of its parameters and values, the same of the app's query, and
+//!   the app itself when it may be a key.
 //! * With a key given separately, a URL that ends with that same key is refused
 //!   ([`UrlError::KeyTwice`]): the key would become part of the app, which the server refuses.
 
@@ -65,6 +73,84 @@ pub struct RtmpUrl {
     pub stream_key: String,
     /// `scheme://host[:port]/app`; never contains the key.
     pub tc_url: String,
+    /// The URL's whole path is the app (the key was given apart, [`RtmpUrl::with_key`]).
+    path_is_app: bool,
+}
+
+/// App names of ingest services and servers, printed whole even when they are a URL's whole
+/// path (compared ignoring case): `live` (nginx-rtmp, SRS, Restream), `live2` (YouTube), `app`
+/// (Twitch, Mux), `rtmp` (Facebook), and other words servers use for their publishing app.
+pub const KNOWN_APPS: [&str; 16] = [
+    "live",
+    "live2",
+    "app",
+    "rtmp",
+    "rtmps",
+    "stream",
+    "streams",
+    "publish",
+    "ingest",
+    "input",
+    "broadcast",
+    "show",
+    "hls",
+    "dash",
+    "origin",
+    "push",
+];
+
+/// Characters printed of a one-segment app that may be a key, before `…`.
+pub const SHOWN_PREFIX: usize = 2;
+
+/// The shortest query value, or app that may be a key, searched for on its own in server text
+/// (shorter ones would match ordinary words; their `name=value` pair is still searched for).
+pub const MIN_SEARCHED: usize = 4;
+
+/// The app's first segment (up to `/`, `?` or `#`).
+fn first_segment(app: &str) -> &str {
+    app.split(['/', '?', '#']).next().unwrap_or_default()
+}
+
+/// Whether `app` is one segment (its query aside) that is not a known app name.
+fn unknown_single_segment(app: &str) -> bool {
+    let path = app.split(['?', '#']).next().unwrap_or_default();
+    !path.contains('/') && !KNOWN_APPS.iter().any(|k| k.eq_ignore_ascii_case(path))
+}
+
+/// What of a publishing address a server's text must not show, longest first: the stream key
+/// whole, its name (before `?`), its query, each `name=value` parameter of it and each value of
+/// at least [`MIN_SEARCHED`] characters; the same of the app's query (`live?token=abc`); and
+/// the app's first segment when it is one segment that is not a known app name (a key pasted as
+/// the app; over-redacting an app of its own costs a log line a word).
+pub fn secret_pieces(key: &str, app: &str) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut add = |s: &str| {
+        if !s.is_empty() && !pieces.iter().any(|p| p == s) {
+            pieces.push(s.to_owned());
+        }
+    };
+    add(key);
+    add(key.split('?').next().unwrap_or_default());
+    for text in [key, app] {
+        let Some((_, query)) = text.split_once('?') else {
+            continue;
+        };
+        add(query);
+        for pair in query.split(['&', ';']) {
+            add(pair);
+            if let Some((_, value)) = pair.split_once('=') {
+                if value.chars().count() >= MIN_SEARCHED {
+                    add(value);
+                }
+            }
+        }
+    }
+    let first = first_segment(app);
+    if unknown_single_segment(app) && first.chars().count() >= MIN_SEARCHED {
+        add(first);
+    }
+    pieces.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    pieces
 }
 
 /// Why a URL was refused. Messages never repeat the stream key.
@@ -206,7 +292,7 @@ fn check_key(key: &str) -> Result<(), UrlError> {
     Ok(())
 }
 
-fn build(parts: &Parts<'_>, app: &str, key: &str) -> RtmpUrl {
+fn build(parts: &Parts<'_>, app: &str, key: &str, path_is_app: bool) -> RtmpUrl {
     let host_in_url = if parts.host.contains(':') {
         format!("[{}]", parts.host)
     } else {
@@ -230,6 +316,7 @@ fn build(parts: &Parts<'_>, app: &str, key: &str) -> RtmpUrl {
         app: app.to_owned(),
         stream_key: key.to_owned(),
         tc_url,
+        path_is_app,
     }
 }
 
@@ -264,7 +351,7 @@ impl RtmpUrl {
             .ok_or(UrlError::MissingKey)?;
         debug_assert!(key.ends_with(query));
         check_key(key)?;
-        Ok(build(&parts, app, key))
+        Ok(build(&parts, app, key, false))
     }
 
     /// Builds a URL from an ingest base whose whole path is the app (a trailing `/` is
@@ -289,13 +376,20 @@ impl RtmpUrl {
         if last_segment.is_some_and(|last| last == without_query(key)) {
             return Err(UrlError::KeyTwice);
         }
-        Ok(build(&parts, app, key))
+        Ok(build(&parts, app, key, true))
     }
 
-    /// `rtmp://host:port/app/<redacted>`, with the app up to its first `/`, `?` or `#`: for
-    /// logs, never the key, nor what a URL pasted with its key still holds (see the module doc).
+    /// `rtmp://host:port/app/<redacted>`, with the app up to its first `/`, `?` or `#`, or only
+    /// its start when it may be a key: for logs, never the key, nor what a URL pasted with its
+    /// key still holds (see the module doc).
     pub fn redacted(&self) -> String {
-        let app = self.app.split(['/', '?', '#']).next().unwrap_or_default();
+        let first = first_segment(&self.app);
+        let app = if self.path_is_app && unknown_single_segment(&self.app) {
+            let start: String = first.chars().take(SHOWN_PREFIX).collect();
+            format!("{start}…")
+        } else {
+            first.to_owned()
+        };
         if self.host.contains(':') {
             format!(
                 "{}://[{}]:{}/{app}/<redacted>",
@@ -520,5 +614,70 @@ mod tests {
         let v6 = RtmpUrl::parse("rtmps://[2001:db8::2]/app/k").expect("ok");
         assert_eq!(v6.redacted(), "rtmps://[2001:db8::2]:443/app/<redacted>");
         assert_eq!(v6.tc_url, "rtmps://[2001:db8::2]/app");
+    }
+
+    #[test]
+    fn a_whole_path_of_one_unknown_segment_may_be_a_key_and_only_its_start_is_printed() {
+        let pasted = RtmpUrl::with_key(&format!("rtmp://example.com/{KEY}"), "other").unwrap();
+        assert_eq!(pasted.app, KEY, "sent as the app all the same");
+        assert_eq!(pasted.redacted(), "rtmp://example.com:1935/sk…/<redacted>");
+        assert!(!format!("{pasted} {pasted:?}").contains("SECRET"));
+        let with_query =
+            RtmpUrl::with_key(&format!("rtmp://example.com/{KEY}?t=1"), "other").unwrap();
+        assert_eq!(
+            with_query.redacted(),
+            "rtmp://example.com:1935/sk…/<redacted>"
+        );
+        for known in ["live", "live2", "app", "rtmp", "LIVE"] {
+            let u = RtmpUrl::with_key(&format!("rtmp://example.com/{known}"), KEY).unwrap();
+            assert_eq!(
+                u.redacted(),
+                format!("rtmp://example.com:1935/{known}/<redacted>")
+            );
+        }
+        let token = RtmpUrl::with_key("rtmp://example.com/live?token=abc123", KEY).unwrap();
+        assert_eq!(token.redacted(), "rtmp://example.com:1935/live/<redacted>");
+        // Two segments: the first is the app, the rest may hold the key (shown as before).
+        let deep = RtmpUrl::with_key("rtmp://example.com/myapp/inst", KEY).unwrap();
+        assert_eq!(deep.redacted(), "rtmp://example.com:1935/myapp/<redacted>");
+        // The key in the URL: the app is what comes before it, whatever its name.
+        let inline = RtmpUrl::parse(&format!("rtmp://example.com/myapp/{KEY}")).unwrap();
+        assert_eq!(
+            inline.redacted(),
+            "rtmp://example.com:1935/myapp/<redacted>"
+        );
+    }
+
+    #[test]
+    fn the_secret_pieces_are_the_key_its_name_and_every_query_token_of_key_and_app() {
+        let pieces = secret_pieces("name?secret=x&token=abcdef;v", "live?auth=zz99&k=1");
+        for piece in [
+            "name?secret=x&token=abcdef;v",
+            "name",
+            "secret=x&token=abcdef;v",
+            "secret=x",
+            "token=abcdef",
+            "abcdef",
+            "v",
+            "auth=zz99&k=1",
+            "auth=zz99",
+            "zz99",
+            "k=1",
+        ] {
+            assert!(pieces.iter().any(|p| p == piece), "{piece}: {pieces:?}");
+        }
+        for kept in ["x", "1", "live", "auth", "token"] {
+            assert!(!pieces.iter().any(|p| p == kept), "{kept}: {pieces:?}");
+        }
+        assert!(
+            pieces.windows(2).all(|w| w[0].len() >= w[1].len()),
+            "longest first: {pieces:?}"
+        );
+        assert_eq!(secret_pieces("k", "live"), ["k"]);
+        assert!(
+            secret_pieces("k", KEY).iter().any(|p| p == KEY),
+            "a pasted key"
+        );
+        assert!(!secret_pieces("k", "app/inst").iter().any(|p| p == "app"));
     }
 }

@@ -29,6 +29,10 @@
 //! chosen source (a size the device does not offer, options the app refuses) end the run as
 //! they would for that source named directly.
 //!
+//! Stop: the source and the one it picked hold their pipeline's [`Stop`]. Once it is requested
+//! no look is made again, the backoffs end, and the source ends (`Ok(None)`); a look already
+//! under way finishes first (`--list-cameras` is bounded by [`LIST_TIMEOUT`]).
+//!
 //! Threads: the camera app is started by its source on the thread that reads it (the ingest
 //! thread; see `rpicam::child`). `--list-cameras` is a one-shot child waited for where it runs.
 //!
@@ -43,6 +47,7 @@ use super::v4l2::{capture_target, m2m_target, V4l2Source};
 use super::{Capture, Source, SourceError};
 use crate::pool::FrameMut;
 use crate::status::{SharedStatus, Status};
+use crate::stop::Stop;
 use crate::v4l2::probe::{choose, probe_all, NodeReport, V4l2Choice};
 use crate::v4l2::V4l2Settings;
 
@@ -203,12 +208,18 @@ pub struct AutoSource {
     /// This source reported "waiting for source" (delivery reports streaming again).
     waiting: bool,
     last_ts: u64,
+    stop: Stop,
 }
 
 impl AutoSource {
     /// Looks for a camera and makes its source (logging the pick and why, or what it looked
-    /// at). `Err` only for a configuration error of the picked source.
-    pub fn new(settings: AutoSettings, status: SharedStatus) -> Result<AutoSource, SourceError> {
+    /// at). `Err` only for a configuration error of the picked source. Once `stop` is
+    /// requested the source (and the one it picked, which holds the same request) ends.
+    pub fn new(
+        settings: AutoSettings,
+        status: SharedStatus,
+        stop: Stop,
+    ) -> Result<AutoSource, SourceError> {
         let mut source = AutoSource {
             settings,
             status,
@@ -218,6 +229,7 @@ impl AutoSource {
             looks_failed: 0,
             waiting: false,
             last_ts: 0,
+            stop,
         };
         source.look()?;
         Ok(source)
@@ -274,8 +286,13 @@ impl AutoSource {
                     ..self.settings.rpicam.clone()
                 };
                 Inner::Rpicam(
-                    RpicamSource::new(app.clone(), settings, self.status.clone())
-                        .hand_back_on_loss(),
+                    RpicamSource::new(
+                        app.clone(),
+                        settings,
+                        self.status.clone(),
+                        self.stop.clone(),
+                    )
+                    .hand_back_on_loss(),
                 )
             }
             Choice::V4l2(c) => {
@@ -284,8 +301,13 @@ impl AutoSource {
                     V4l2Choice::Raw { camera, encoder } => m2m_target(camera, Some(encoder)),
                 };
                 Inner::V4l2(
-                    V4l2Source::new(target, self.settings.v4l2.clone(), self.status.clone())?
-                        .hand_back_on_loss(),
+                    V4l2Source::new(
+                        target,
+                        self.settings.v4l2.clone(),
+                        self.status.clone(),
+                        self.stop.clone(),
+                    )?
+                    .hand_back_on_loss(),
                 )
             }
         };
@@ -304,10 +326,18 @@ impl AutoSource {
 impl Source for AutoSource {
     fn next_access_unit(&mut self, frame: &mut FrameMut) -> Result<Option<Capture>, SourceError> {
         loop {
+            if self.stop.requested() {
+                // The picked source stops its app (and reaps it) or releases its device when it
+                // is dropped, with this one, before the ingest thread ends.
+                return Ok(None);
+            }
             if self.look_again {
                 if self.looks_failed > 0 {
-                    self.status.sleep_alive(self.backoff);
+                    self.status.sleep_alive(self.backoff, &self.stop);
                     self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                    if self.stop.requested() {
+                        continue;
+                    }
                 }
                 self.look()?;
                 continue;

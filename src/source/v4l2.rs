@@ -21,6 +21,10 @@
 //! Alive: every open attempt and every slice of a backoff notes the source alive
 //! ([`SharedStatus::source_alive`]), so the systemd watchdog knows it is trying.
 //!
+//! Stop: the source holds its pipeline's [`Stop`]. Once it is requested the backoff ends, no
+//! reopen is tried, the device is released and the source ends (`Ok(None)`), at the latest one
+//! frame wait ([`FIRST_FRAME`]) after the request.
+//!
 //! Timestamps: the buffer's own timestamp when it is on `CLOCK_MONOTONIC` (driver-stamped, or
 //! copied through the encoder from the camera's), else the dequeue time; never decreasing.
 //!
@@ -33,7 +37,8 @@ use std::time::Duration;
 use super::{Capture, Source, SourceError};
 use crate::clock::monotonic_us;
 use crate::pool::FrameMut;
-use crate::status::{SharedStatus, Status};
+use crate::status::{SharedStatus, Status, ALIVE_SLICE};
+use crate::stop::Stop;
 use crate::v4l2::capture::H264Capture;
 use crate::v4l2::m2m::{find_encoder, M2mPipeline, M2mRequest};
 use crate::v4l2::queue::Dequeued;
@@ -125,16 +130,21 @@ pub struct V4l2Source {
     delivered: bool,
     opens: u64,
     hand_back: bool,
+    stop: Stop,
 }
 
 impl V4l2Source {
     /// Tries the device once, so the pool can be sized from its `sizeimage` and configuration
     /// errors surface at start-up; a device that is merely unavailable is waited for later.
+    /// Once `stop` is requested the source releases the device and ends (`Ok(None)`).
     pub fn new(
         target: Target,
         settings: V4l2Settings,
         status: SharedStatus,
+        stop: Stop,
     ) -> Result<V4l2Source, SourceError> {
+        // Silent while streaming for at most SILENCE, then it releases the device and waits.
+        status.set_source_stall(SILENCE + ALIVE_SLICE);
         let mut s = V4l2Source {
             target,
             settings,
@@ -151,6 +161,7 @@ impl V4l2Source {
             delivered: false,
             opens: 0,
             hand_back: false,
+            stop,
         };
         match s.open() {
             Ok(a) => {
@@ -230,7 +241,7 @@ impl V4l2Source {
                 self.unavailable_logged
             );
         }
-        self.status.sleep_alive(self.backoff);
+        self.status.sleep_alive(self.backoff, &self.stop);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 
@@ -245,9 +256,17 @@ impl V4l2Source {
     }
 
     /// The next frame from the device, reopening it as often as needed. `f` sees the payload.
-    /// Errors only for configuration-type problems.
-    pub fn next_frame_with(&mut self, f: &mut dyn FnMut(&[u8])) -> Result<FrameInfo, SourceError> {
+    /// `None` once a stop is requested (the device released). Errors only for
+    /// configuration-type problems.
+    pub fn next_frame_with(
+        &mut self,
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<Option<FrameInfo>, SourceError> {
         loop {
+            if self.stop.requested() {
+                self.active = None;
+                return Ok(None);
+            }
             if self.active.is_none() {
                 match self.open() {
                     Ok(a) => self.active = Some(a),
@@ -284,7 +303,7 @@ impl V4l2Source {
                     self.delivered = true;
                     self.recovered();
                     info.timestamp_us = self.stamp(info.timestamp_us);
-                    return Ok(info);
+                    return Ok(Some(info));
                 }
                 Err(V4l2Error::Unsupported(m)) => return Err(SourceError::Device(m)),
                 Err(V4l2Error::Unavailable(m)) => {
@@ -360,7 +379,7 @@ impl FrameInfo {
 impl Source for V4l2Source {
     fn next_access_unit(&mut self, frame: &mut FrameMut) -> Result<Option<Capture>, SourceError> {
         let info = self.next_frame_with(&mut |bytes| frame.fill_from(bytes))?;
-        Ok(Some(Capture {
+        Ok(info.map(|info| Capture {
             timestamp_us: info.timestamp_us,
         }))
     }
@@ -399,6 +418,7 @@ mod tests {
             capture_target(Path::new("/nonexistent/video99")),
             V4l2Settings::default(),
             status.clone(),
+            Stop::new(),
         )
         .expect("absent is transient");
         assert_eq!(s.frame_capacity_hint(), DEFAULT_CAPACITY);
@@ -412,6 +432,7 @@ mod tests {
             capture_target(Path::new("/nonexistent/video99")),
             V4l2Settings::default(),
             SharedStatus::new(),
+            Stop::new(),
         )
         .unwrap();
         let now = monotonic_us();
@@ -437,6 +458,7 @@ mod tests {
             capture_target(Path::new("/nonexistent/video99")),
             V4l2Settings::default(),
             status.clone(),
+            Stop::new(),
         )
         .unwrap();
         s.backoff = Duration::from_millis(1);
@@ -448,11 +470,48 @@ mod tests {
     }
 
     #[test]
+    fn a_stop_ends_the_wait_for_an_absent_device_and_it_stops_noting_itself_alive() {
+        let status = SharedStatus::new();
+        let stop = Stop::new();
+        let mut s = V4l2Source::new(
+            capture_target(Path::new("/nonexistent/video99")),
+            V4l2Settings::default(),
+            status.clone(),
+            stop.clone(),
+        )
+        .unwrap();
+        // Far into the backoff: without a look at the stop, each wait would take 4 s.
+        s.backoff = BACKOFF_MAX;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let got = s.next_frame_with(&mut |_| {});
+            let _ = tx.send(got.map(|info| info.is_some()));
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let alive = crate::status::Counters::get(&status.counters.source_alive);
+        assert!(alive > 0, "the source notes itself alive while it waits");
+        stop.request();
+        let ended = rx.recv_timeout(Duration::from_millis(500));
+        assert!(
+            matches!(ended, Ok(Ok(false))),
+            "the source did not end within 0.5 s of the stop: {ended:?}"
+        );
+        let after = crate::status::Counters::get(&status.counters.source_alive);
+        std::thread::sleep(Duration::from_millis(1200));
+        assert_eq!(
+            crate::status::Counters::get(&status.counters.source_alive),
+            after,
+            "a stopped source no longer notes itself alive"
+        );
+    }
+
+    #[test]
     fn keyframe_requests_are_spaced() {
         let mut s = V4l2Source::new(
             capture_target(Path::new("/nonexistent/video99")),
             V4l2Settings::default(),
             SharedStatus::new(),
+            Stop::new(),
         )
         .unwrap();
         s.force_keyframe();

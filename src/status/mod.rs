@@ -14,6 +14,11 @@
 //! is named by its redacted URL. The latest board health sample ([`crate::health`]) is kept here
 //! too, for the files and the summary line.
 //!
+//! For the systemd watchdog ([`crate::notify`]) it also keeps a [`WatchdogView`]: the value
+//! folded again without the destinations that gave up on a configuration error (deliberately
+//! idle: they must not mask the parts still trying), and how long the source may be silent
+//! while it counts as streaming (its own stall rule, [`SharedStatus::set_source_stall`]).
+//!
 //! Files, each written to a temporary name and renamed (readers never see half a file), world
 //! readable whatever the umask (they hold no secret, and `campush status` is run by a person,
 //! not the service's user):
@@ -40,6 +45,7 @@ use tokio::sync::watch;
 
 use crate::health::Health;
 use crate::setting::Invalid;
+use crate::stop::Stop;
 
 /// Why campush is not streaming, coarse enough to pick an LED pattern and a retry policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +223,31 @@ pub struct SharedStatus {
     tx: Arc<watch::Sender<Status>>,
     parts: Arc<Mutex<Parts>>,
     pub counters: Arc<Counters>,
+    watchdog: Arc<WatchdogView>,
+}
+
+/// What the systemd watchdog judges, apart from the status value (holding it does not keep the
+/// value's channel open).
+#[derive(Debug)]
+pub struct WatchdogView {
+    judged: Mutex<Status>,
+    stall_ms: AtomicU64,
+}
+
+impl WatchdogView {
+    /// The status folded from the source and the destinations still trying: those in
+    /// `Error(Config)` (a TLS setup that failed at run time: that destination has given up) are
+    /// left out. A configuration error of the whole process ([`SharedStatus::set`], shown until
+    /// campush is stopped) is the source's part too, and so stays.
+    pub fn judged(&self) -> Status {
+        *self.judged.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long the source may be silent while it counts as streaming, before its own stall
+    /// rule reports it waiting ([`SharedStatus::set_source_stall`]); zero when it never waits.
+    pub fn source_stall(&self) -> Duration {
+        Duration::from_millis(self.stall_ms.load(Ordering::Relaxed))
+    }
 }
 
 /// A destination's handle on the shared status.
@@ -241,7 +272,25 @@ impl SharedStatus {
                 health: Health::default(),
             })),
             counters: Arc::new(Counters::default()),
+            watchdog: Arc::new(WatchdogView {
+                judged: Mutex::new(Status::Starting),
+                stall_ms: AtomicU64::new(0),
+            }),
         }
+    }
+
+    /// What the systemd watchdog judges.
+    pub fn watchdog(&self) -> Arc<WatchdogView> {
+        Arc::clone(&self.watchdog)
+    }
+
+    /// Sets how long the source may go without delivering while it still counts as streaming:
+    /// its stall rule (the camera app's `stall_timeout_s` plus the time to stop the app, a V4L2
+    /// device's silence limit) after which it reports `WaitingForSource`. Set by each source
+    /// when it is made; zero (the default) for sources that never wait for their input.
+    pub fn set_source_stall(&self, d: Duration) {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.watchdog.stall_ms.store(ms, Ordering::Relaxed);
     }
 
     fn parts(&self) -> MutexGuard<'_, Parts> {
@@ -296,17 +345,24 @@ impl SharedStatus {
         Counters::add(&self.counters.source_alive, 1);
     }
 
-    /// Sleeps `d` in slices of at most [`ALIVE_SLICE`], noting the source alive at each: for a
-    /// source waiting out a backoff on its own thread.
-    pub fn sleep_alive(&self, d: Duration) {
+    /// Sleeps `d`, noting the source alive at the start and after every [`ALIVE_SLICE`], for a
+    /// source waiting out a backoff on its own thread. Ends early, with `false` and without
+    /// noting the source alive again, once `stop` is requested (looked at every
+    /// [`crate::stop::SLICE`]).
+    pub fn sleep_alive(&self, d: Duration, stop: &Stop) -> bool {
         let until = Instant::now() + d;
         loop {
+            if stop.requested() {
+                return false;
+            }
             self.source_alive();
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return;
+                return true;
             }
-            std::thread::sleep(left.min(ALIVE_SLICE));
+            if !stop.sleep(left.min(ALIVE_SLICE)) {
+                return false;
+            }
         }
     }
 
@@ -330,21 +386,34 @@ impl SharedStatus {
     }
 
     fn publish(&self) {
-        let overall = {
+        let (overall, judged) = {
             let p = self.parts();
-            let worst = p
-                .destinations
-                .iter()
-                .map(|d| d.status)
-                .max_by_key(|s| s.severity())
-                // No destination registered (yet): the process-wide or source state shows.
-                .unwrap_or(p.source);
-            if p.source != Status::Streaming {
-                p.source
-            } else {
-                worst
-            }
+            let fold = |destinations: &mut dyn Iterator<Item = Status>| {
+                let worst = destinations
+                    .max_by_key(|s| s.severity())
+                    // No destination registered (yet): the process-wide or source state shows.
+                    .unwrap_or(p.source);
+                if p.source != Status::Streaming {
+                    p.source
+                } else {
+                    worst
+                }
+            };
+            let all = fold(&mut p.destinations.iter().map(|d| d.status));
+            let trying = fold(
+                &mut p
+                    .destinations
+                    .iter()
+                    .map(|d| d.status)
+                    .filter(|s| *s != Status::Error(ErrorKind::Config)),
+            );
+            (all, trying)
         };
+        *self
+            .watchdog
+            .judged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = judged;
         self.tx.send_if_modified(|s| {
             if *s == overall {
                 false

@@ -25,6 +25,10 @@ pub const STALE: u8 = 2;
 pub const NO_FILE: u8 = 3;
 pub const UNREADABLE: u8 = 4;
 
+/// The most `campush status` reads of a status file (campush writes a few kilobytes). Only a
+/// regular file is read: `/dev/zero` or a FIFO given as the file is refused, not read forever.
+pub const STATUS_FILE_LIMIT: usize = 1024 * 1024;
+
 /// The status file is rewritten every 5 s: after this long without a write, nobody writes it.
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
 
@@ -38,7 +42,7 @@ pub struct Shown {
 /// Reads the status file at `path` (its age from its modification time, against `now`) and
 /// summarises it.
 pub fn show(path: &Path, now: SystemTime) -> Shown {
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::small_file::read_to_string(path, STATUS_FILE_LIMIT) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Shown {
@@ -314,6 +318,41 @@ mod tests {
             STALE
         );
         assert_eq!(show(dir.path(), now).code, UNREADABLE, "a directory");
+    }
+
+    #[test]
+    fn a_device_a_fifo_or_a_huge_file_is_refused_at_once_as_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        let huge = dir.path().join("huge.json");
+        std::fs::write(&huge, vec![b' '; STATUS_FILE_LIMIT + 1]).unwrap();
+        let shown = show(&huge, now);
+        assert_eq!(shown.code, UNREADABLE);
+        assert!(shown.text.contains("larger than"), "{}", shown.text);
+
+        let fifo = dir.path().join("status.json");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo on a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let asked = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(show(&asked, SystemTime::now()));
+        });
+        let got = rx.recv_timeout(Duration::from_secs(2));
+        if got.is_err() {
+            // Unblock the reader (a writer opens and closes), so the thread ends.
+            let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+        }
+        let shown = got.expect("a FIFO status file was not refused within 2 s");
+        assert_eq!(shown.code, UNREADABLE);
+        assert!(shown.text.contains("a FIFO"), "{}", shown.text);
+
+        let t = std::time::Instant::now();
+        let shown = show(Path::new("/dev/zero"), now);
+        assert!(t.elapsed() < Duration::from_secs(1));
+        assert_eq!(shown.code, UNREADABLE);
+        assert!(shown.text.contains("not a regular file"), "{}", shown.text);
     }
 
     #[test]

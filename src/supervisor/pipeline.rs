@@ -4,11 +4,13 @@
 //! recorder, with `[record]`) of each generation. The recorder's queue comes after the
 //! publishers' in the list the ingest thread pushes to; its thread ends with its generation. A pipeline opens the source and sizes the pool once, starts the ingest thread, then
 //! runs one generation of publishers after another ([`supervise`]) until the input ends, a stop is
-//! requested, a destination gives up, or a reload changes the source. On the way out it stops the
-//! ingest thread (waiting at most a second: a source may be blocked in a read) and logs the
+//! requested, a destination gives up, or a reload changes the source. On the way out it raises
+//! the source's [`Stop`] and waits, bounded ([`stop_limit`]), for the ingest thread to end: every
+//! retry and backoff of a source looks at that request, and a camera source stops and reaps its
+//! app before its thread ends, so a reload never runs two camera apps at once and a source left
+//! behind does not go on retrying (or noting itself alive for the watchdog). Then it logs the
 //! counters.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,11 +24,13 @@ use crate::queue::{FrameQueue, Outputs, Policy, SharedHeaders};
 use crate::record::Recorder;
 use crate::source::auto::{AutoSettings, AutoSource};
 use crate::source::file::FileSource;
+use crate::source::rpicam::child::KILL_GRACE;
 use crate::source::rpicam::{CameraApp, RpicamSource};
 use crate::source::stdin::StdinSource;
 use crate::source::v4l2::{self, V4l2Source};
 use crate::source::{Source, SourceError, SourceSpec};
 use crate::status::{Counters, SharedStatus};
+use crate::stop::Stop;
 
 /// What the supervisor does after a pipeline ends.
 pub(super) enum Next {
@@ -54,8 +58,9 @@ pub(super) fn run_pipeline(
         log::debug!("config: {line}");
     }
 
-    // Source, and the buffers it fills: allocated here, once.
-    let source = match open_source(&config, status) {
+    // Source, and the buffers it fills: allocated here, once. Its loops end on `stop`.
+    let stop = Stop::new();
+    let source = match open_source(&config, status, &stop) {
         Ok(s) => s,
         Err(e) => {
             log::error!("{e}");
@@ -71,7 +76,6 @@ pub(super) fn run_pipeline(
     let first_queues = make_queues(&config);
     let outputs = Outputs::new(first_queues.clone());
     let headers = SharedHeaders::default();
-    let stop = Arc::new(AtomicBool::new(false));
 
     // Source thread: source -> h264 -> flv -> every destination's queue.
     let ingest = Ingest::new(
@@ -83,7 +87,7 @@ pub(super) fn run_pipeline(
         status.clone(),
     );
     let ingest_thread = {
-        let stop = Arc::clone(&stop);
+        let stop = stop.clone();
         std::thread::Builder::new()
             .name("ingest".into())
             .spawn(move || ingest.run(&stop))
@@ -91,6 +95,7 @@ pub(super) fn run_pipeline(
     };
 
     // Network side: one publisher per destination, on this thread's runtime.
+    let config_source = config.source.clone();
     let supervised = runtime.block_on(supervise(
         config,
         first_queues,
@@ -101,10 +106,19 @@ pub(super) fn run_pipeline(
         reload,
     ));
 
-    // The source may be blocked in a read (stdin) or a pacing sleep: wait briefly, then leave.
-    stop.store(true, Ordering::Relaxed);
+    // The source ends its waits on `stop`, and stops and reaps its camera app (if any) on the
+    // way out: wait for that (bounded), so that the next source never starts while the old
+    // one still holds the camera. Only a read that cannot be interrupted (stdin) is left behind.
+    let limit = stop_limit(&config_source);
+    stop.request();
     outputs.close_all();
-    let ingest_result = wait_for(ingest_thread, Duration::from_secs(1));
+    let ingest_result = wait_for(ingest_thread, limit);
+    if ingest_result.is_none() {
+        log::warn!(
+            "the source did not stop within {:.0} s; leaving it behind",
+            limit.as_secs_f64()
+        );
+    }
     let c = &status.counters;
     log::info!(
         "frames in {}, sent {}, dropped {}, {} bytes sent, {} reconnect(s)",
@@ -295,7 +309,13 @@ fn start_recorder(
 
 /// Makes the configured source. Nothing here starts a camera app: a source that runs one starts
 /// it on the thread that reads it (the ingest thread), which its death signal is tied to.
-fn open_source(config: &Config, status: &SharedStatus) -> Result<Box<dyn Source>, SourceError> {
+fn open_source(
+    config: &Config,
+    status: &SharedStatus,
+    stop: &Stop,
+) -> Result<Box<dyn Source>, SourceError> {
+    // The sources that wait for their input set their own stall rule; the others never wait.
+    status.set_source_stall(Duration::ZERO);
     Ok(match &config.source {
         SourceSpec::Rpicam(_) => {
             let Some(app) = CameraApp::find() else {
@@ -311,6 +331,7 @@ fn open_source(config: &Config, status: &SharedStatus) -> Result<Box<dyn Source>
                 app,
                 config.rpicam.clone(),
                 status.clone(),
+                stop.clone(),
             ))
         }
         SourceSpec::Auto => Box::new(AutoSource::new(
@@ -320,6 +341,7 @@ fn open_source(config: &Config, status: &SharedStatus) -> Result<Box<dyn Source>
                 encoder: config.encoder.clone(),
             },
             status.clone(),
+            stop.clone(),
         )?),
         SourceSpec::File(path) => Box::new(FileSource::open(
             path,
@@ -332,13 +354,30 @@ fn open_source(config: &Config, status: &SharedStatus) -> Result<Box<dyn Source>
             v4l2::capture_target(path),
             config.v4l2.clone(),
             status.clone(),
+            stop.clone(),
         )?),
         SourceSpec::V4l2M2m { capture, encoder } => Box::new(V4l2Source::new(
             v4l2::m2m_target(capture, encoder.as_deref()),
             config.v4l2.clone(),
             status.clone(),
+            stop.clone(),
         )?),
     })
+}
+
+/// How long the ingest thread may take to end once stopped. A camera source looks at the stop
+/// request every [`crate::stop::SLICE`] and then stops its app: SIGTERM, SIGKILL after
+/// [`KILL_GRACE`], its last words, the reap; the device sources end within one frame wait
+/// ([`v4l2::FIRST_FRAME`] at worst). A file or pipe ends within a frame, unless blocked in a
+/// read of stdin, which nothing interrupts: a short wait, then it is left behind.
+fn stop_limit(source: &SourceSpec) -> Duration {
+    match source {
+        SourceSpec::File(_) | SourceSpec::Stdin => Duration::from_secs(1),
+        SourceSpec::Auto
+        | SourceSpec::Rpicam(_)
+        | SourceSpec::V4l2(_)
+        | SourceSpec::V4l2M2m { .. } => KILL_GRACE + v4l2::FIRST_FRAME,
+    }
 }
 
 /// The thread's result if it ends within `limit`; `None` if it is still running (it is left

@@ -232,6 +232,39 @@ fn a_reload_to_another_source_restarts_the_pipeline_with_that_source() {
 }
 
 #[test]
+fn a_reload_away_from_an_absent_camera_ends_its_retries_before_the_new_source_starts() {
+    let server = ScuffleServer::start();
+    let absent = config("v4l2:/nonexistent/video99", &[server.url("before")], |_| {});
+    let clip = config(&file(Path::new(CLIP)), &[server.url("after")], |args| {
+        args.looping = true
+    });
+    let running = start(absent, move || Ok(clip.clone()));
+    let alive = || Counters::get(&running.status.counters.source_alive);
+    let deadline = Instant::now() + PATIENCE;
+    while alive() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the absent device is not retried"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running.control.reload();
+    server.wait_for("the new source streaming", PATIENCE, |r| {
+        published(r, "after") && r.videos.len() >= 3
+    });
+    // The file source never notes itself alive: only the old retry loop could.
+    let at_switch = alive();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        alive(),
+        at_switch,
+        "the old source still retries its device after the reload"
+    );
+    running.control.stop();
+    assert_eq!(running.exit_code(PATIENCE), exit::OK);
+}
+
+#[test]
 fn a_reload_to_a_source_that_cannot_be_opened_ends_the_run_with_66() {
     let server = ScuffleServer::start();
     let looping = |args: &mut RunArgs| args.looping = true;

@@ -28,10 +28,13 @@
 //!   the connection, not by rustls's buffered API (which allocates per record): streaming over
 //!   TLS allocates nothing per frame, like plain TCP. `transport/tls/` says how and why.
 //!
-//! [`Connection`] is one type for both, so the publisher above has a single code path.
+//! [`Connection`] is one type for both, so the publisher above has a single code path; over
+//! plain TCP it also writes a frame from where it lies (`vectored.rs`, one `writev` of the
+//! chunk headers and the body in its pool slot).
 
 #[cfg(feature = "tls")]
 mod tls;
+pub mod vectored;
 
 use std::io;
 use std::net::SocketAddr;
@@ -186,6 +189,17 @@ impl Connection {
 
     pub fn is_tls(&self) -> bool {
         !matches!(self, Connection::Plain(_))
+    }
+
+    /// Writes what the socket takes now from `slices` (one `writev`), without waiting:
+    /// `WouldBlock` when it takes nothing. Plain TCP only: over TLS the bytes are sealed into
+    /// records from a copy anyway, so this says `Unsupported` and the caller writes normally.
+    pub fn try_write_vectored(&self, slices: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Connection::Plain(s) => s.try_write_vectored(slices),
+            #[cfg(feature = "tls")]
+            Connection::Tls(_) => Err(io::ErrorKind::Unsupported.into()),
+        }
     }
 }
 

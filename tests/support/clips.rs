@@ -80,6 +80,22 @@ pub fn clip_360p(secs: u32) -> Clip {
     cached_clip(&format!("360p30-{secs}s"), 640, 360, secs, args, false)
 }
 
+/// 640x360 at 30 fps, no B-frames, a keyframe every `gop` frames, the SPS declaring `level`
+/// (x264 writes what it is told, even a level too low for the picture).
+pub fn clip_360p_gop_level(secs: u32, gop: u32, level: &str) -> Clip {
+    let args = format!(
+        "-preset veryfast -bf 0 -g {gop} -keyint_min {gop} -level {level} -x264-params scenecut=0"
+    );
+    cached_clip(
+        &format!("360p30-gop{gop}-level{level}-{secs}s"),
+        640,
+        360,
+        secs,
+        &args,
+        false,
+    )
+}
+
 /// Generates the clip once (keyed by name and encoder arguments) into the target dir.
 fn cached_clip(name: &str, w: u32, h: u32, secs: u32, x264: &str, strip: bool) -> Clip {
     static GENERATING: Mutex<()> = Mutex::new(());

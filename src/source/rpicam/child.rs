@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use super::messages::{classify, Failure, Forwarder, LineAssembler};
 use crate::status::{SharedStatus, Status, ALIVE_SLICE};
+use crate::stop::{self, Stop};
 
 /// Between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -154,10 +155,14 @@ pub struct AppProcess {
     status: SharedStatus,
     /// The status board shows this source waiting (set here or by the source).
     waiting: bool,
+    /// Reads give up (an `Other` error, "stopped") once this is requested.
+    stop: Stop,
+    /// When a read with no data last noted the source alive.
+    noted_alive: Instant,
 }
 
 impl AppProcess {
-    pub fn new(program: &'static str, status: SharedStatus) -> Self {
+    pub fn new(program: &'static str, status: SharedStatus, stop: Stop) -> Self {
         AppProcess {
             program,
             running: None,
@@ -168,6 +173,8 @@ impl AppProcess {
             errbuf: vec![0; 4096],
             status,
             waiting: false,
+            stop,
+            noted_alive: Instant::now(),
         }
     }
 
@@ -344,8 +351,12 @@ impl Read for AppProcess {
                 },
             ];
             // In slices: a silent app is waited for up to its deadline, noting the source
-            // alive each second (the systemd watchdog's view of "trying").
-            let wait = (self.deadline - now).min(ALIVE_SLICE);
+            // alive each second (the systemd watchdog's view of "trying") and looking at the
+            // stop request between slices.
+            if self.stop.requested() {
+                return Err(io::Error::other("stopped"));
+            }
+            let wait = (self.deadline - now).min(stop::SLICE);
             let ms = wait.as_millis().clamp(1, i32::MAX as u128) as i32;
             // SAFETY: poll on two pollfds we own.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
@@ -357,7 +368,10 @@ impl Read for AppProcess {
                 return Err(e);
             }
             if n == 0 {
-                self.status.source_alive();
+                if self.noted_alive.elapsed() >= ALIVE_SLICE {
+                    self.noted_alive = Instant::now();
+                    self.status.source_alive();
+                }
                 continue;
             }
             if fds[1].revents != 0 {
@@ -574,7 +588,7 @@ mod tests {
 
     #[test]
     fn reading_ends_at_the_deadline_or_at_the_end_of_stdout_with_stderr_forwarded() {
-        let mut app = AppProcess::new("test-app", SharedStatus::new());
+        let mut app = AppProcess::new("test-app", SharedStatus::new(), Stop::new());
         app.start(
             Path::new("/bin/sh"),
             &sh("echo 'ERROR: *** no cameras available ***' >&2; printf abc; exit 255"),
@@ -616,10 +630,38 @@ mod tests {
     }
 
     #[test]
+    fn a_read_waiting_for_a_silent_app_gives_up_soon_after_a_stop_request() {
+        let stop = Stop::new();
+        let mut app = AppProcess::new("test-app", SharedStatus::new(), stop.clone());
+        app.start(
+            Path::new("/bin/sh"),
+            &sh("sleep 30"),
+            Instant::now() + Duration::from_secs(20),
+        )
+        .unwrap();
+        let asker = stop.clone();
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            asker.request();
+        });
+        let start = Instant::now();
+        let mut buf = [0u8; 16];
+        let err = app.read(&mut buf).unwrap_err();
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "the read went on for {:?} after the stop",
+            start.elapsed()
+        );
+        assert_ne!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(app.stop().is_some());
+        thread.join().unwrap();
+    }
+
+    #[test]
     fn a_device_timeout_shows_the_source_waiting_at_once() {
         let status = SharedStatus::new();
         status.set_source(Status::Streaming);
-        let mut app = AppProcess::new("test-app", status.clone());
+        let mut app = AppProcess::new("test-app", status.clone(), Stop::new());
         app.start(
             Path::new("/bin/sh"),
             &sh("echo 'ERROR: Device timeout detected, attempting a restart!!!' >&2; sleep 30"),

@@ -36,6 +36,11 @@
 //! Alive: while it waits (a backoff, a read with no data yet) the source notes itself alive
 //! every second ([`SharedStatus::sleep_alive`]), so the systemd watchdog knows it is trying.
 //!
+//! Stop: the source holds its pipeline's [`Stop`], looked at in every backoff and every wait
+//! for the app's output (each [`crate::stop::SLICE`]). Once it is requested no app is started
+//! again; the running one is stopped (SIGTERM, SIGKILL after [`child::KILL_GRACE`]) and reaped,
+//! and the source ends (`Ok(None)`) without reporting a failure, before its thread ends.
+//!
 //! Backoff: [`BACKOFF_MIN`] doubling to [`BACKOFF_MAX`] for runs that fail in a row; a run that
 //! delivered video for [`HEALTHY_RUN`] resets it. Failures in a row are logged in full three
 //! times, then at every power of two; the app's stderr goes to the log rate-limited
@@ -69,7 +74,8 @@ use super::{Capture, Source, SourceError};
 use crate::clock::monotonic_us;
 use crate::h264::{nal_type, nal_units};
 use crate::pool::FrameMut;
-use crate::status::{Counters, SharedStatus};
+use crate::status::{Counters, SharedStatus, ALIVE_SLICE};
+use crate::stop::Stop;
 use child::AppProcess;
 
 /// First wait before restarting a failed app.
@@ -128,14 +134,19 @@ pub struct RpicamSource {
     starts: u64,
     failures_in_a_row: u32,
     hand_back: bool,
+    stop: Stop,
 }
 
 impl RpicamSource {
     /// A source that will run `app` with `settings`. Nothing starts until the first read, on
-    /// the reading thread (the death signal is tied to the thread that starts the app).
-    pub fn new(app: CameraApp, settings: RpicamSettings, status: SharedStatus) -> Self {
+    /// the reading thread (the death signal is tied to the thread that starts the app). Once
+    /// `stop` is requested the source stops its app and ends (`Ok(None)`).
+    pub fn new(app: CameraApp, settings: RpicamSettings, status: SharedStatus, stop: Stop) -> Self {
         let args = settings.argv(app.kind);
-        let process = AppProcess::new(app.name(), status.clone());
+        // Silent while streaming for at most: the stall timeout, then the app's stop (SIGTERM,
+        // SIGKILL after the grace, its last words), then the source reports waiting.
+        status.set_source_stall(settings.stall_timeout + child::KILL_GRACE + ALIVE_SLICE);
+        let process = AppProcess::new(app.name(), status.clone(), stop.clone());
         // A whole access unit must fit; the buffer grows (logged) for a larger one.
         let capacity = 2 * settings.frame_capacity_hint();
         RpicamSource {
@@ -150,6 +161,7 @@ impl RpicamSource {
             starts: 0,
             failures_in_a_row: 0,
             hand_back: false,
+            stop,
         }
     }
 
@@ -303,7 +315,7 @@ impl RpicamSource {
             }
         }
         self.stream.reader_mut().report_waiting(&reason);
-        self.status.sleep_alive(self.backoff);
+        self.status.sleep_alive(self.backoff, &self.stop);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 
@@ -347,9 +359,19 @@ fn is_non_idr_picture(unit: &[u8]) -> bool {
 impl Source for RpicamSource {
     fn next_access_unit(&mut self, frame: &mut FrameMut) -> Result<Option<Capture>, SourceError> {
         loop {
+            if self.stop.requested() {
+                // Stopped and reaped before the thread ends: the next source may want the camera.
+                if let Some(pid) = self.app_pid() {
+                    log::debug!("{}: stopping (pid {pid})", self.app.name());
+                }
+                self.stream.reader_mut().stop();
+                return Ok(None);
+            }
             if !self.stream.reader_mut().is_running() {
                 match self.start() {
-                    Err(reason) if self.hand_back => return Err(SourceError::Lost(reason)),
+                    Err(reason) if self.hand_back && !self.stop.requested() => {
+                        return Err(SourceError::Lost(reason))
+                    }
                     _ => continue,
                 }
             }
@@ -370,6 +392,8 @@ impl Source for RpicamSource {
                 }
                 // The app's reader never reports a clean end; treat one like an exit.
                 Ok(None) => Ended::Exited,
+                // The read gave up on the stop request: not a failure (stopped above).
+                Err(_) if self.stop.requested() => continue,
                 Err(SourceError::Read { source, .. }) => match source.kind() {
                     io::ErrorKind::TimedOut => Ended::Stalled,
                     io::ErrorKind::UnexpectedEof | io::ErrorKind::NotConnected => Ended::Exited,
@@ -378,7 +402,7 @@ impl Source for RpicamSource {
                 Err(e) => Ended::NotH264(e.to_string()),
             };
             let reason = self.end_run(why)?;
-            if self.hand_back {
+            if self.hand_back && !self.stop.requested() {
                 return Err(SourceError::Lost(format!("{}: {reason}", self.app.name())));
             }
         }
