@@ -207,8 +207,10 @@ pub struct Meter {
     now_us: u64,
     /// Bytes per µs the server received between its last two acknowledgements.
     rate_per_us: f64,
-    /// The same, smoothed (0: not known yet).
+    /// The same, smoothed, from intervals in which the link was the bottleneck (0: not known).
     link_per_us: f64,
+    /// Bytes sent when the latest acknowledgement came.
+    sent_at_last_ack: u64,
     kernel_acked: Option<u64>,
 }
 
@@ -230,6 +232,7 @@ impl Meter {
             now_us: 0,
             rate_per_us: 0.0,
             link_per_us: 0.0,
+            sent_at_last_ack: 0,
             kernel_acked: None,
         }
     }
@@ -247,6 +250,7 @@ impl Meter {
         self.now_us = now_us;
         self.rate_per_us = 0.0;
         self.link_per_us = 0.0;
+        self.sent_at_last_ack = 0;
         self.kernel_acked = None;
     }
 
@@ -268,13 +272,20 @@ impl Meter {
             let since = now_us.saturating_sub(self.last_ack_us).max(1);
             self.rate_per_us = spacing as f64 / since as f64;
             self.spacing = spacing;
-            // The link's rate, smoothed over a few acknowledgements.
-            self.link_per_us = if self.link_per_us > 0.0 {
-                0.75 * self.link_per_us + 0.25 * self.rate_per_us
-            } else {
-                self.rate_per_us
-            };
+            // The link's rate, smoothed over a few acknowledgements, from intervals in which
+            // the link was the bottleneck only: the window acknowledged now had all been sent
+            // by the previous acknowledgement. Otherwise the interval measures how fast campush
+            // sent (a quiet scene, a camera that stalled), not what the link can take.
+            let waiting = self.sent_at_last_ack.saturating_sub(self.server_acked);
+            if waiting >= spacing && self.acks_seen > 1 {
+                self.link_per_us = if self.link_per_us > 0.0 {
+                    0.75 * self.link_per_us + 0.25 * self.rate_per_us
+                } else {
+                    self.rate_per_us
+                };
+            }
         }
+        self.sent_at_last_ack = self.backlog.sent_bytes();
         self.last_ack_us = now_us;
         self.now_us = self.now_us.max(now_us);
         self.server_acked = self.server_acked.max(total);
@@ -497,6 +508,25 @@ mod tests {
         assert_eq!(m.in_flight_us(), 2_900_000);
         // The link took 32 KiB per 100 ms.
         assert_eq!(m.link_bytes_per_s(), Some(327_680));
+    }
+
+    #[test]
+    fn acknowledgements_of_a_sender_that_kept_up_say_nothing_of_the_link() {
+        let mut m = Meter::new(256, W, true);
+        m.reset(0);
+        // 10 000 bytes every 100 ms, each acknowledged before the next is sent.
+        for i in 0..20u64 {
+            m.sent(10_000, Some(i * 100_000));
+            let seq = ((i + 1) * 10_000) as u32;
+            m.on_peer_ack(seq, i + 1, i * 100_000 + 50_000);
+            m.update(i * 100_000 + 50_000);
+        }
+        assert_eq!(m.estimate(), Estimate::ServerAcks);
+        assert_eq!(
+            m.link_bytes_per_s(),
+            None,
+            "campush's pace is not the link's rate"
+        );
     }
 
     #[test]
