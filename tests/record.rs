@@ -444,3 +444,182 @@ fn a_file_system_below_min_free_mib_is_a_storage_error_after_the_oldest_segments
     let (code, _) = campush.terminate();
     assert_eq!(code, Some(0));
 }
+
+/// A tmpfs of `size` mounted on `dir` for the test's life (root only), so the recorder meets a
+/// real small file system: its free space, and a read-only remount.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            campush::testing::skip_or_fail("mounting a tmpfs needs root");
+            return None;
+        }
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mount -t tmpfs on {dir:?} failed");
+        Some(Tmpfs(dir.to_owned()))
+    }
+
+    /// Makes the directory read-only for every file opened from now on (a read-only bind
+    /// mount over it: a file system with a file open for writing cannot be remounted
+    /// read-only as a whole), or writable again.
+    fn read_only(&self, yes: bool) {
+        let run = |args: &[&str]| {
+            let ok = std::process::Command::new(args[0])
+                .args(&args[1..])
+                .arg(&self.0)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "{args:?} on {:?} failed", self.0);
+        };
+        if yes {
+            let dir = self.0.to_str().unwrap();
+            run(&["mount", "--bind", dir]);
+            run(&["mount", "-o", "remount,bind,ro"]);
+        } else {
+            run(&["umount"]);
+        }
+    }
+
+    fn free_bytes(&self) -> u64 {
+        let out = std::process::Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(&self.0)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines().nth(1).unwrap().trim().parse().unwrap()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn on_a_small_tmpfs_the_oldest_segments_go_to_keep_min_free_mib_and_max_mib() {
+    if !require_all() {
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let rec = base.path().join("card");
+    fs::create_dir(&rec).unwrap();
+    let Some(tmpfs) = Tmpfs::mount(&rec, "3m") else {
+        return;
+    };
+    let clip = clip_360p(20); // about 2 MiB: more than the tmpfs can keep beside 1 MiB free
+    let nginx = Nginx::start(NginxOpts { record: true });
+    let url = nginx.url("small");
+    let mut campush = Campush::start(|_| {
+        format!(
+            "[source]\nspec = \"{}\"\npace = false\n[[output]]\nurl = \"{url}\"\n\
+             [record]\ndir = \"{}\"\nsegment_s = 2\nmax_mib = 2\nmin_free_mib = 1\n",
+            clip.source(),
+            rec.display()
+        )
+    });
+    assert_eq!(campush.wait_exit(Duration::from_secs(60)), Some(0));
+    let log = campush.log();
+    let created = log.matches("INFO  recording to ").count();
+    let (files, part) = segments(&rec);
+    assert!(!part, "{files:?}");
+    assert!(
+        files.len() < created,
+        "nothing was deleted ({created} made):\n{log}"
+    );
+    let total: u64 = files.iter().map(|f| fs::metadata(f).unwrap().len()).sum();
+    assert!(total <= 2 << 20, "max_mib: {total} bytes kept");
+    // The newest segment is kept, and at most one fragment's worth below the free minimum.
+    let last = log
+        .lines()
+        .filter_map(|l| l.split("INFO  recording to ").nth(1))
+        .next_back()
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        files.iter().any(|f| f.to_str() == Some(&last)),
+        "{last} not in {files:?}"
+    );
+    let free = tmpfs.free_bytes();
+    assert!(
+        free >= (1 << 20) - (256 << 10),
+        "min_free_mib: {free} bytes free"
+    );
+    for f in &files {
+        assert!(probe(f).first_packet_key, "{f:?}");
+    }
+    // Streaming was not hurt: the server has the whole clip.
+    let pushed = probe_recording(&nginx.recording_of("small"));
+    assert_eq!(pushed.frames, clip.frames, "{log}");
+}
+
+#[test]
+fn a_read_only_directory_is_a_storage_error_and_recording_resumes_when_it_is_writable() {
+    if !require_all() {
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let rec = base.path().join("card");
+    fs::create_dir(&rec).unwrap();
+    let Some(tmpfs) = Tmpfs::mount(&rec, "16m") else {
+        return;
+    };
+    let clip = clip_360p(20);
+    let nginx = Nginx::start(NginxOpts { record: false });
+    let status = base.path().join("status.json");
+    let url = nginx.url("readonly");
+    let record = format!(
+        "dir = \"{}\"\nsegment_s = 2\nmin_free_mib = 0",
+        rec.display()
+    );
+    let extra = format!("[status]\nfile = \"{}\"", status.display());
+    let mut campush = Campush::start(|_| config(&clip, &url, &record, &extra));
+    wait_for_status(&status, "streaming", |s| {
+        s.contains("\"status\":\"streaming\"")
+    });
+    tmpfs.read_only(true);
+    let failed = wait_for_status(&status, "error_storage", |s| {
+        s.contains("\"status\":\"error_storage\"")
+    });
+    let sent = |s: &str| json_number(&s.replace("\":", "\": "), "frames_sent");
+    let before = sent(&failed);
+    std::thread::sleep(Duration::from_secs(6));
+    let later = fs::read_to_string(&status).unwrap();
+    assert!(
+        sent(&later) > before,
+        "streaming stopped with the disk: {later}"
+    );
+
+    tmpfs.read_only(false);
+    let count = segments(&rec).0.len();
+    wait_for_status(&status, "streaming again", |s| {
+        s.contains("\"status\":\"streaming\"")
+    });
+    assert!(
+        poll_until(Duration::from_secs(15), || segments(&rec).0.len() > count),
+        "no new segment once writable:\n{}",
+        campush.log()
+    );
+    let (code, _) = campush.terminate();
+    assert_eq!(code, Some(0));
+    for f in segments(&rec).0 {
+        assert!(probe(&f).first_packet_key, "{f:?}");
+    }
+}
