@@ -9,6 +9,10 @@
 #   target (RUSTC_BOOTSTRAP=1 unlocks that nightly flag on the stable compiler).
 # - zig (PyPI `ziglang`, driven by PyPI `cargo-zigbuild`) is the C compiler and the linker, and
 #   brings its own musl: no cross gcc, no foreign dpkg architecture.
+# - `-Zbuild-std-features=panic-unwind`: std's default features without `backtrace`, whose
+#   symbolizer (gimli, addr2line, miniz_oxide, rustc-demangle: about 70 KiB) would only name
+#   the functions of a panic's backtrace, in a binary that is stripped anyway. A panic still
+#   prints its message and place.
 # - `-C link-self-contained=no`: Debian's rustc ships no self-contained musl start files
 #   (crt1.o, ...); zig supplies them.
 # - A separate target dir, so the host build and this one never invalidate each other.
@@ -174,6 +178,7 @@ for t in "${targets[@]}"; do
         -u CARGO_BUILD_RUSTFLAGS -u CARGO_BUILD_TARGET -u CARGO_TARGET_DIR \
         PATH="$BUILD_PATH" RUSTC_BOOTSTRAP=1 "$flags_var=-C link-self-contained=no" \
         cargo zigbuild --release --locked --target "$t" -Zbuild-std=std,panic_abort \
+        -Zbuild-std-features=panic-unwind \
         --target-dir "$TARGET_DIR" </dev/null
     echo "built $t in $((SECONDS - build_start)) s"
     built[$t]=$TARGET_DIR/$t/release/campush
