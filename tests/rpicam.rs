@@ -132,7 +132,8 @@ fn drive(app: CameraApp, settings: RpicamSettings) -> Driver {
             let mut slot = pool.acquire().expect("slot");
             let unit = match source.next_access_unit(&mut slot) {
                 Ok(Some(c)) => Ok(Unit {
-                    bytes: slot.bytes().clone(),
+                    // What the app wrote, after the room the pool leaves in front.
+                    bytes: slot.bytes()[campush::pool::FRONT_ROOM..].to_vec(),
                     timestamp_us: c.timestamp_us,
                     at: Instant::now(),
                     app_pid: source.app_pid(),
