@@ -16,8 +16,10 @@
 //! This is AIMD, as TCP's congestion control and OBS's dynamic bitrate do it: a quick retreat
 //! when the link is overrun, a slow probe back up.
 //!
-//! Not wired to an encoder yet: the V4L2 control (`V4L2_CID_MPEG_VIDEO_BITRATE`, accepted
-//! while streaming by the Pi's bcm2835-codec) and the `[source]` keys come next.
+//! Wired by `ingest` (once per frame, on the source thread) to a source that takes a bitrate
+//! while streaming (`Source::set_bitrate`: the V4L2 control `V4L2_CID_MPEG_VIDEO_BITRATE`,
+//! accepted while streaming by the Pi's bcm2835-codec); `[source] adaptive_bitrate` and
+//! `bitrate_min_kbps` turn it on and set the floor.
 //!
 //! Invariants: `floor <= current <= ceiling` at all times; at most one change per
 //! observation; a change is returned once (the caller logs it once, not per frame); no

@@ -17,8 +17,9 @@ use super::platforms;
 use super::raw::RawConfig;
 use super::Config;
 use crate::audio::AudioSpec;
+use crate::bitrate::Tuning;
 use crate::flv::AudioMetadata;
-use crate::ingest::IngestSettings;
+use crate::ingest::{AdaptiveBitrate, IngestSettings};
 use crate::led::{LedConfig, RawLed};
 use crate::platform::Platforms;
 use crate::publisher::{Output, PublisherSettings};
@@ -112,6 +113,12 @@ impl RawConfig {
                 ),
                 fps,
                 video_kbps: video_kbps.map(f64::from),
+                adaptive_bitrate: source
+                    .adaptive_floor_kbps
+                    .map(|floor_kbps| AdaptiveBitrate {
+                        floor_kbps,
+                        tuning: Tuning::default(),
+                    }),
                 audio: audio.format().map(|f| AudioMetadata {
                     rate: f.rate,
                     channels: f.channels,

@@ -193,6 +193,15 @@ impl Config {
         if let Some(kbps) = self.ingest.video_kbps {
             s += &format!("bitrate_kbps = {kbps}\n");
         }
+        match &self.ingest.adaptive_bitrate {
+            Some(a) => {
+                s += &format!(
+                    "adaptive_bitrate = true (where the encoder takes it), bitrate_min_kbps = {}\n",
+                    a.floor_kbps
+                )
+            }
+            None => s += "adaptive_bitrate = false\n",
+        }
         s += &format!("loop = {}\npace = {}\n", self.looping, self.pace);
         let device = self.v4l2.describe();
         match self.source {

@@ -94,6 +94,20 @@ impl Active {
         }
     }
 
+    fn bitrate(&self) -> Option<u32> {
+        match self {
+            Active::Capture(c) => c.bitrate(),
+            Active::M2m(p) => p.bitrate(),
+        }
+    }
+
+    fn set_bitrate(&mut self, bps: u32) -> bool {
+        match self {
+            Active::Capture(c) => c.set_bitrate(bps),
+            Active::M2m(p) => p.set_bitrate(bps),
+        }
+    }
+
     fn capacity(&self) -> usize {
         match self {
             Active::Capture(c) => c.frame_capacity(),
@@ -131,6 +145,8 @@ pub struct V4l2Source {
     opens: u64,
     hand_back: bool,
     stop: Stop,
+    /// The bitrate last set by [`Source::set_bitrate`], applied again on a reopen.
+    bitrate_set: Option<u32>,
 }
 
 impl V4l2Source {
@@ -162,6 +178,7 @@ impl V4l2Source {
             opens: 0,
             hand_back: false,
             stop,
+            bitrate_set: None,
         };
         match s.open() {
             Ok(a) => {
@@ -269,7 +286,14 @@ impl V4l2Source {
             }
             if self.active.is_none() {
                 match self.open() {
-                    Ok(a) => self.active = Some(a),
+                    Ok(mut a) => {
+                        // A reopened encoder starts at the configured bitrate: give it back
+                        // the one the adaptive bitrate had set.
+                        if let Some(bps) = self.bitrate_set {
+                            a.set_bitrate(bps);
+                        }
+                        self.active = Some(a);
+                    }
                     Err(V4l2Error::Unsupported(m)) => return Err(SourceError::Device(m)),
                     Err(V4l2Error::Unavailable(m)) => {
                         self.wait_after(&m);
@@ -390,6 +414,18 @@ impl Source for V4l2Source {
 
     fn frame_capacity_hint(&self) -> usize {
         self.capacity
+    }
+
+    /// The encoder's `video_bitrate` control: the `v4l2-m2m` encoder's, or a `v4l2:` H.264
+    /// camera's when it lists one. Known only once the device is open (a device that is
+    /// not there at start-up runs at its configured bitrate).
+    fn adjustable_bitrate(&self) -> Option<u32> {
+        self.active.as_ref().and_then(Active::bitrate)
+    }
+
+    fn set_bitrate(&mut self, bps: u32) -> bool {
+        self.bitrate_set = Some(bps);
+        self.active.as_mut().is_some_and(|a| a.set_bitrate(bps))
     }
 }
 
