@@ -553,6 +553,36 @@ url = "rtmp://127.0.0.1/live/secretkey"
     }
 
     #[test]
+    fn the_adaptive_bitrate_reaches_the_ingest_stage_and_check_config_shows_it() {
+        let c = parse(
+            "[source]\nspec = \"v4l2-m2m:/dev/video0\"\nbitrate_kbps = 3000\n\
+             [[output]]\nurl = \"rtmp://h/a/k\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.ingest.adaptive_bitrate.map(|a| a.floor_kbps), Some(750));
+        assert!(
+            c.describe().contains(
+                "adaptive_bitrate = true (where the encoder takes it), bitrate_min_kbps = 750\n"
+            ),
+            "{}",
+            c.describe()
+        );
+        let c = parse("[source]\nspec = \"rpicam\"\n[[output]]\nurl = \"rtmp://h/a/k\"\n").unwrap();
+        assert_eq!(c.ingest.adaptive_bitrate, None);
+        assert!(c.describe().contains("adaptive_bitrate = false\n"));
+        let e = parse(
+            "[source]\nspec = \"v4l2-m2m:/dev/video0\"\nbitrate_min_kbps = 10\n\
+             [[output]]\nurl = \"rtmp://h/a/k\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("bitrate_min_kbps") && e.contains("at least 25"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn every_key_the_user_sets_wins_over_the_board() {
         let c = parse(
             "board = \"rpi-4\"\n[source]\nspec = \"v4l2:/dev/video2\"\nfps = 25\nbitrate_kbps = 1000\n\

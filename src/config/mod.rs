@@ -123,6 +123,7 @@ impl Config {
             && self.looping == other.looping
             && self.pace == other.pace
             && self.ingest.video_kbps == other.ingest.video_kbps
+            && self.ingest.adaptive_bitrate == other.ingest.adaptive_bitrate
             && self.queue.max_frames == other.queue.max_frames
             && self.audio == other.audio
             && self.destinations() <= other.pool_destinations()

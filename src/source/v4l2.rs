@@ -25,6 +25,15 @@
 //! reopen is tried, the device is released and the source ends (`Ok(None)`), at the latest one
 //! frame wait ([`FIRST_FRAME`]) after the request.
 //!
+//! Bitrate (the adaptive bitrate, `crate::bitrate`): the encoder's `video_bitrate` control
+//! (`V4L2_CID_MPEG_VIDEO_BITRATE`), found by QUERYCTRL at open on the `v4l2-m2m` encoder's own
+//! descriptor or on a `v4l2:` H.264 camera, is set while streaming ([`Source::set_bitrate`]);
+//! the last value set is applied again when the device is reopened (an opened encoder starts at
+//! the configured bitrate). A device without the control (most UVC cameras; `vicodec`, the
+//! FWHT codec the guest tests drive this path with, has none either, so the guest tests do not
+//! exercise it) keeps its bitrate, and the adaptive bitrate stays off. Known only when the
+//! device is open at start-up.
+//!
 //! Timestamps: the buffer's own timestamp when it is on `CLOCK_MONOTONIC` (driver-stamped, or
 //! copied through the encoder from the camera's), else the dequeue time; never decreasing.
 //!
