@@ -5,7 +5,9 @@
 //!
 //! Owns: the current target bitrate and the timers of the rule:
 //! - the backlog above [`Tuning::high_us`] for [`Tuning::down_after_us`] → step down,
-//!   multiplicatively ([`Tuning::down_factor`]), and again after as long if it stays high;
+//!   multiplicatively ([`Tuning::down_factor`]), and again after as long if it stays high and
+//!   has not fallen since the last step (a backlog that falls is draining: the last step is
+//!   enough, and another would undershoot the link);
 //! - below [`Tuning::low_us`] for [`Tuning::up_after_us`] (longer) → step up, additively
 //!   ([`Tuning::up_step_kbps`]), toward the configured bitrate, never above it;
 //! - never below the floor (`[source] bitrate_min_kbps`: too low a bitrate has frozen the Pi's
@@ -16,8 +18,10 @@
 //! This is AIMD, as TCP's congestion control and OBS's dynamic bitrate do it: a quick retreat
 //! when the link is overrun, a slow probe back up.
 //!
-//! Not wired to an encoder yet: the V4L2 control (`V4L2_CID_MPEG_VIDEO_BITRATE`, accepted
-//! while streaming by the Pi's bcm2835-codec) and the `[source]` keys come next.
+//! Wired by `ingest` (once per frame, on the source thread) to a source that takes a bitrate
+//! while streaming (`Source::set_bitrate`: the V4L2 control `V4L2_CID_MPEG_VIDEO_BITRATE`,
+//! accepted while streaming by the Pi's bcm2835-codec); `[source] adaptive_bitrate` and
+//! `bitrate_min_kbps` turn it on and set the floor.
 //!
 //! Invariants: `floor <= current <= ceiling` at all times; at most one change per
 //! observation; a change is returned once (the caller logs it once, not per frame); no
@@ -63,6 +67,8 @@ pub struct Controller {
     /// Since when the slowest connected destination has been above `high_us` (below `low_us`).
     high_since: Option<u64>,
     low_since: Option<u64>,
+    /// The backlog at the last step down (or hold) of the current high spell.
+    backlog_at_step: Option<u64>,
 }
 
 impl Controller {
@@ -77,6 +83,7 @@ impl Controller {
             tuning,
             high_since: None,
             low_since: None,
+            backlog_at_step: None,
         }
     }
 
@@ -96,6 +103,7 @@ impl Controller {
             // Nobody connected: nothing to learn about any link.
             self.high_since = None;
             self.low_since = None;
+            self.backlog_at_step = None;
             return None;
         };
         let t = self.tuning;
@@ -104,11 +112,17 @@ impl Controller {
             let since = *self.high_since.get_or_insert(now_us);
             if now_us.saturating_sub(since) >= t.down_after_us {
                 self.high_since = Some(now_us); // the next step needs as long again
+                let draining = self.backlog_at_step.is_some_and(|b| worst < b);
+                self.backlog_at_step = Some(worst);
+                if draining {
+                    return None;
+                }
                 let lower = (f64::from(self.current_kbps) * t.down_factor) as u32;
                 return self.set(lower.max(self.floor_kbps));
             }
         } else if worst < t.low_us {
             self.high_since = None;
+            self.backlog_at_step = None;
             let since = *self.low_since.get_or_insert(now_us);
             if now_us.saturating_sub(since) >= t.up_after_us {
                 self.low_since = Some(now_us);
@@ -119,6 +133,7 @@ impl Controller {
             // In between: hold, and start both timers over.
             self.high_since = None;
             self.low_since = None;
+            self.backlog_at_step = None;
         }
         None
     }
@@ -155,6 +170,23 @@ mod tests {
         let mut c = controller();
         assert_eq!(run(&mut c, 0, 900_000, Some(S)), vec![], "not yet a second");
         assert_eq!(run(&mut c, S, 3 * S + 1, Some(S)), vec![3000, 2250, 1687]);
+    }
+
+    #[test]
+    fn a_high_backlog_that_is_draining_after_a_step_is_not_stepped_down_again() {
+        let mut c = controller();
+        assert_eq!(run(&mut c, 0, S + 1, Some(2 * S)), vec![3000]);
+        // Still high, but falling since the step: the step is working.
+        let changes: Vec<u32> = (11..40u64)
+            .filter_map(|i| c.observe(i * 100_000, [Some(2 * S - i * 30_000)]))
+            .collect();
+        assert_eq!(changes, vec![]);
+        assert_eq!(c.current_kbps(), 3000);
+        // Growing again: the next step comes.
+        let changes: Vec<u32> = (40..50u64)
+            .filter_map(|i| c.observe(i * 100_000, [Some(S + i * 10_000)]))
+            .collect();
+        assert_eq!(changes, vec![2250]);
     }
 
     #[test]

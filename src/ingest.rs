@@ -22,10 +22,21 @@
 //!    for the next frame);
 //! 5. freeze the slot and push a reference to every destination queue.
 //!
+//! 6. with the adaptive bitrate on (`[source] adaptive_bitrate`, a source whose encoder takes a
+//!    new bitrate while streaming: [`Source::adjustable_bitrate`]), read each queue's backlog
+//!    behind the frame just pushed ([`FrameQueue::backlog_us`](crate::queue::FrameQueue::backlog_us):
+//!    queued and in flight, `None` for a destination that is not streaming), hand the slowest
+//!    streaming one to the controller (`crate::bitrate`), and apply what it decides to the
+//!    source ([`Source::set_bitrate`]), logged once per change, shown in the status
+//!    (`Counters::encoder_kbps`).
+//!
 //! The source never waits for the network: queues drop whole GOPs instead (see `queue`). When the
 //! pool itself runs dry (only if every slot is held), the frame is read into a spare slot and
 //! dropped, and nothing is pushed until the next keyframe.
 
+use std::sync::atomic::Ordering;
+
+use crate::bitrate::{Controller, Tuning};
 use crate::flv;
 use crate::h264::{avcc, AuInfo, H264Error, ParamSets, Reorder, SpsInfo};
 use crate::platform::{self, KeyframeWatch, Level, Platforms};
@@ -63,6 +74,63 @@ pub struct IngestSettings {
     /// Measure the keyframe spacing: the source's encoder is not one campush configures, so
     /// the configuration could not check it.
     pub watch_keyframes: bool,
+    /// Adapt the encoder's bitrate to the slowest destination (`None`: off, or the source
+    /// cannot).
+    pub adaptive_bitrate: Option<AdaptiveBitrate>,
+}
+
+/// `[source] adaptive_bitrate = true`, checked: the floor, and the controller's rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdaptiveBitrate {
+    /// `[source] bitrate_min_kbps`: the bitrate never goes below this.
+    pub floor_kbps: u32,
+    pub tuning: Tuning,
+}
+
+/// The slowest streaming destination's backlog behind a frame captured at `newest_us`, in µs;
+/// `None` when no destination streams (one that is down says nothing about its link, and must
+/// not pull the bitrate down). One read lock and one queue lock per destination, no allocation.
+pub fn slowest_backlog_us(outputs: &Outputs, newest_us: u64) -> Option<u64> {
+    let mut worst = None;
+    outputs.for_each(|q| worst = worst.max(q.backlog_us(newest_us)));
+    worst
+}
+
+/// The adaptive bitrate as the source thread runs it: the controller, fed once per frame.
+struct Adaptive {
+    controller: Controller,
+}
+
+impl Adaptive {
+    /// Observes the destinations after a frame captured at `now_us` was pushed; a change is
+    /// applied to `source`, logged and shown once. A source that refuses a change ends the
+    /// adaptation (said once): `false`.
+    fn step(
+        &mut self,
+        outputs: &Outputs,
+        now_us: u64,
+        source: &mut dyn Source,
+        status: &SharedStatus,
+    ) -> bool {
+        let worst = slowest_backlog_us(outputs, now_us);
+        let Some(kbps) = self.controller.observe(now_us, [worst]) else {
+            return true;
+        };
+        if !source.set_bitrate(kbps.saturating_mul(1000)) {
+            log::warn!("the encoder refused a bitrate of {kbps} kbit/s; adaptive bitrate is off");
+            status.counters.encoder_kbps.store(0, Ordering::Relaxed);
+            return false;
+        }
+        log::info!(
+            "adaptive bitrate: video at {kbps} kbit/s (slowest destination {} ms behind)",
+            worst.unwrap_or(0) / 1000
+        );
+        status
+            .counters
+            .encoder_kbps
+            .store(u64::from(kbps), Ordering::Relaxed);
+        true
+    }
 }
 
 pub struct Ingest {
@@ -87,6 +155,7 @@ pub struct Ingest {
     delivering: bool,
     pictures_without_params: u64,
     bad_units: u64,
+    adaptive: Option<Adaptive>,
 }
 
 impl Ingest {
@@ -101,6 +170,28 @@ impl Ingest {
         let tag = flv::VideoTag::with_capacity(source.frame_capacity_hint());
         let spare = pool.acquire();
         status.set_source(Status::WaitingForSource);
+        let adaptive = match (settings.adaptive_bitrate, source.adjustable_bitrate()) {
+            (Some(a), Some(bps)) => {
+                let ceiling = (bps / 1000).max(1);
+                let controller = Controller::new(ceiling, a.floor_kbps, a.tuning);
+                log::info!(
+                    "adaptive bitrate: {} to {ceiling} kbit/s, following the slowest destination",
+                    a.floor_kbps.min(ceiling)
+                );
+                status
+                    .counters
+                    .encoder_kbps
+                    .store(u64::from(ceiling), Ordering::Relaxed);
+                Some(Adaptive { controller })
+            }
+            (Some(_), None) => {
+                log::info!(
+                    "adaptive bitrate: the source's encoder takes no bitrate while streaming"
+                );
+                None
+            }
+            (None, _) => None,
+        };
         Ingest {
             source,
             pool,
@@ -119,6 +210,7 @@ impl Ingest {
             delivering: false,
             pictures_without_params: 0,
             bad_units: 0,
+            adaptive,
         }
     }
 
@@ -242,6 +334,16 @@ impl Ingest {
         });
         if dropped > 0 {
             Counters::add(&self.status.counters.frames_dropped, dropped);
+        }
+        if let Some(a) = self.adaptive.as_mut() {
+            if !a.step(
+                &self.outputs,
+                capture.timestamp_us,
+                self.source.as_mut(),
+                &self.status,
+            ) {
+                self.adaptive = None;
+            }
         }
         Ok(true)
     }
@@ -406,4 +508,128 @@ impl Ingest {
 fn unreachable_spare() -> ! {
     // The spare slot is only ever out of `self.spare` for the duration of one `step`.
     panic!("frame pool: the spare slot is missing")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::queue::{FrameQueue, Limits, Policy};
+
+    fn queue() -> Arc<FrameQueue> {
+        Arc::new(FrameQueue::new(Limits::default(), Policy::DropGops))
+    }
+
+    #[test]
+    fn the_slowest_streaming_destination_decides_and_one_that_is_down_is_ignored() {
+        let (fast, slow, down) = (queue(), queue(), queue());
+        let outputs = Outputs::new(vec![fast.clone(), slow.clone(), down.clone()]);
+        assert_eq!(
+            slowest_backlog_us(&outputs, 10_000_000),
+            None,
+            "none streams"
+        );
+        fast.set_streaming(true);
+        fast.set_oldest_in_flight(Some(9_900_000));
+        slow.set_streaming(true);
+        slow.set_oldest_in_flight(Some(9_000_000));
+        // Down, with a stale backlog of 9 s: it must not pull the bitrate down.
+        down.set_oldest_in_flight(Some(1_000_000));
+        assert_eq!(slowest_backlog_us(&outputs, 10_000_000), Some(1_000_000));
+        slow.set_streaming(false);
+        assert_eq!(slowest_backlog_us(&outputs, 10_000_000), Some(100_000));
+    }
+
+    /// A source that records the bitrates it is given.
+    struct Encoder {
+        set: Vec<u32>,
+        accept: bool,
+    }
+
+    impl Source for Encoder {
+        fn next_access_unit(
+            &mut self,
+            _: &mut crate::pool::FrameMut,
+        ) -> Result<Option<crate::source::Capture>, SourceError> {
+            Ok(None)
+        }
+        fn adjustable_bitrate(&self) -> Option<u32> {
+            Some(4_000_000)
+        }
+        fn set_bitrate(&mut self, bps: u32) -> bool {
+            self.set.push(bps);
+            self.accept
+        }
+    }
+
+    fn adaptive() -> Adaptive {
+        Adaptive {
+            controller: Controller::new(4000, 1000, Tuning::default()),
+        }
+    }
+
+    #[test]
+    fn a_lasting_backlog_lowers_the_encoders_bitrate_once_per_step_not_per_frame() {
+        let q = queue();
+        let outputs = Outputs::new(vec![q.clone()]);
+        q.set_streaming(true);
+        let status = SharedStatus::new();
+        let mut encoder = Encoder {
+            set: Vec::new(),
+            accept: true,
+        };
+        let mut a = adaptive();
+        // 3 s at 30 fps with the server 0.8 s behind: steps at 1 s and 2 s (and 3 s, the last
+        // frame is at 2.966 s: not yet).
+        for i in 0..90u64 {
+            let now = 10_000_000 + i * 33_333;
+            q.set_oldest_in_flight(Some(now - 800_000));
+            assert!(a.step(&outputs, now, &mut encoder, &status));
+        }
+        assert_eq!(encoder.set, vec![3_000_000, 2_250_000]);
+        assert_eq!(Counters::get(&status.counters.encoder_kbps), 2250);
+    }
+
+    #[test]
+    fn nothing_changes_while_no_destination_streams() {
+        let q = queue();
+        let outputs = Outputs::new(vec![q.clone()]);
+        q.set_oldest_in_flight(Some(0)); // a stale backlog, not streaming
+        let status = SharedStatus::new();
+        let mut encoder = Encoder {
+            set: Vec::new(),
+            accept: true,
+        };
+        let mut a = adaptive();
+        for i in 0..300u64 {
+            assert!(a.step(&outputs, 10_000_000 + i * 33_333, &mut encoder, &status));
+        }
+        assert!(encoder.set.is_empty());
+    }
+
+    #[test]
+    fn an_encoder_that_refuses_a_bitrate_ends_the_adaptation() {
+        let q = queue();
+        let outputs = Outputs::new(vec![q.clone()]);
+        q.set_streaming(true);
+        let status = SharedStatus::new();
+        let mut encoder = Encoder {
+            set: Vec::new(),
+            accept: false,
+        };
+        let mut a = adaptive();
+        let mut running = true;
+        for i in 0..60u64 {
+            let now = 10_000_000 + i * 33_333;
+            q.set_oldest_in_flight(Some(now - 800_000));
+            running = a.step(&outputs, now, &mut encoder, &status);
+            if !running {
+                break;
+            }
+        }
+        assert!(!running);
+        assert_eq!(encoder.set.len(), 1);
+        assert_eq!(Counters::get(&status.counters.encoder_kbps), 0);
+    }
 }

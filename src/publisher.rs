@@ -500,7 +500,9 @@ impl Publisher {
             dropped as u64,
         );
         self.published_once = true;
+        self.queue.set_streaming(true);
         let result = self.stream(&mut conn, &mut session).await;
+        self.queue.set_streaming(false);
         self.streamed_for = Some(streaming_since.elapsed());
         self.queue.set_oldest_in_flight(None);
         self.queue.set_link(0, None);

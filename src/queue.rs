@@ -155,6 +155,9 @@ pub struct FrameQueue {
     /// Bytes sent that have not arrived, and the link's rate in bytes per second (0: unknown).
     in_flight_bytes: AtomicU64,
     link_bytes_per_s: AtomicU64,
+    /// The publisher is connected and streaming: [`Self::backlog_us`] says something about a
+    /// link only then.
+    streaming: AtomicBool,
 }
 
 impl FrameQueue {
@@ -184,6 +187,7 @@ impl FrameQueue {
             oldest_in_flight_us: AtomicU64::new(NONE_IN_FLIGHT),
             in_flight_bytes: AtomicU64::new(0),
             link_bytes_per_s: AtomicU64::new(0),
+            streaming: AtomicBool::new(false),
         }
     }
 
@@ -330,6 +334,41 @@ impl FrameQueue {
             bytes: self.in_flight_bytes.load(Ordering::Relaxed),
             link_bytes_per_s: (rate > 0).then_some(rate),
         }
+    }
+
+    /// Says whether the publisher is connected and streaming (set on publish, cleared when the
+    /// connection ends).
+    pub fn set_streaming(&self, streaming: bool) {
+        self.streaming.store(streaming, Ordering::Relaxed);
+    }
+
+    /// The lag a viewer has behind a frame captured at `newest_us` (the source side passes the
+    /// frame it has just pushed), in µs: from the oldest frame not yet at the server (queued,
+    /// or sent and on the way) to `newest_us`, or, when the link's rate is known and longer,
+    /// the time the bytes queued and in flight take to get through it. `None` while the
+    /// publisher is not streaming: a destination that is down says nothing about its link.
+    /// Takes the queue's lock once; no allocation.
+    pub fn backlog_us(&self, newest_us: u64) -> Option<u64> {
+        if !self.streaming.load(Ordering::Relaxed) {
+            return None;
+        }
+        let in_flight = self.in_flight();
+        let (front, bytes) = {
+            let inner = self.lock();
+            (
+                inner.frames.front().map(|f| f.meta().timestamp_us),
+                inner.bytes as u64,
+            )
+        };
+        let oldest = match (in_flight.oldest_us, front) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let span = oldest.map_or(0, |t| newest_us.saturating_sub(t));
+        let drain = in_flight.link_bytes_per_s.map_or(0, |rate| {
+            (in_flight.bytes + bytes).saturating_mul(1_000_000) / rate.max(1)
+        });
+        Some(span.max(drain))
     }
 
     /// The last value given to [`Self::set_oldest_in_flight`].
@@ -593,6 +632,32 @@ mod tests {
             q.try_pop().unwrap().unwrap();
         }
         assert_eq!(q.dropped(), 0);
+    }
+
+    #[test]
+    fn the_backlog_is_known_only_while_streaming_and_runs_from_the_oldest_frame_not_arrived() {
+        let pool = Pool::new(64, 16);
+        let q = FrameQueue::new(limits(10_000, 1 << 20), Policy::DropGops);
+        for f in frames(&pool, 10, 5, 10) {
+            q.push(f);
+        }
+        assert_eq!(q.backlog_us(900_000), None, "not streaming: nothing to say");
+        q.set_streaming(true);
+        assert_eq!(q.backlog_us(900_000), Some(900_000), "queued from frame 0");
+        q.set_oldest_in_flight(Some(0));
+        while q.try_pop().unwrap().is_some() {}
+        assert_eq!(
+            q.backlog_us(900_000),
+            Some(900_000),
+            "frame 0 still on the way"
+        );
+        q.set_oldest_in_flight(None);
+        assert_eq!(q.backlog_us(900_000), Some(0), "everything arrived");
+        // 100 kB in flight on a 50 kB/s link: 2 s to get through.
+        q.set_link(100_000, Some(50_000));
+        assert_eq!(q.backlog_us(900_000), Some(2_000_000));
+        q.set_streaming(false);
+        assert_eq!(q.backlog_us(900_000), None);
     }
 
     #[test]

@@ -17,8 +17,9 @@ use super::platforms;
 use super::raw::RawConfig;
 use super::Config;
 use crate::audio::AudioSpec;
+use crate::bitrate::Tuning;
 use crate::flv::AudioMetadata;
-use crate::ingest::IngestSettings;
+use crate::ingest::{AdaptiveBitrate, IngestSettings};
 use crate::led::{LedConfig, RawLed};
 use crate::platform::Platforms;
 use crate::publisher::{Output, PublisherSettings};
@@ -112,6 +113,12 @@ impl RawConfig {
                 ),
                 fps,
                 video_kbps: video_kbps.map(f64::from),
+                adaptive_bitrate: source
+                    .adaptive_floor_kbps
+                    .map(|floor_kbps| AdaptiveBitrate {
+                        floor_kbps,
+                        tuning: Tuning::default(),
+                    }),
                 audio: audio.format().map(|f| AudioMetadata {
                     rate: f.rate,
                     channels: f.channels,
@@ -542,6 +549,36 @@ url = "rtmp://127.0.0.1/live/secretkey"
              --level 4.1 --hflip --vflip --rotation 180 --autofocus-mode manual \
              --lens-position 0.5 --denoise cdn_fast --exposure sport --awb daylight \
              --shutter 8000"
+        );
+    }
+
+    #[test]
+    fn the_adaptive_bitrate_reaches_the_ingest_stage_and_check_config_shows_it() {
+        let c = parse(
+            "[source]\nspec = \"v4l2-m2m:/dev/video0\"\nbitrate_kbps = 3000\n\
+             [[output]]\nurl = \"rtmp://h/a/k\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.ingest.adaptive_bitrate.map(|a| a.floor_kbps), Some(750));
+        assert!(
+            c.describe().contains(
+                "adaptive_bitrate = true (where the encoder takes it), bitrate_min_kbps = 750\n"
+            ),
+            "{}",
+            c.describe()
+        );
+        let c = parse("[source]\nspec = \"rpicam\"\n[[output]]\nurl = \"rtmp://h/a/k\"\n").unwrap();
+        assert_eq!(c.ingest.adaptive_bitrate, None);
+        assert!(c.describe().contains("adaptive_bitrate = false\n"));
+        let e = parse(
+            "[source]\nspec = \"v4l2-m2m:/dev/video0\"\nbitrate_min_kbps = 10\n\
+             [[output]]\nurl = \"rtmp://h/a/k\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("bitrate_min_kbps") && e.contains("at least 25"),
+            "{e}"
         );
     }
 

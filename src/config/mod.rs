@@ -123,6 +123,7 @@ impl Config {
             && self.looping == other.looping
             && self.pace == other.pace
             && self.ingest.video_kbps == other.ingest.video_kbps
+            && self.ingest.adaptive_bitrate == other.ingest.adaptive_bitrate
             && self.queue.max_frames == other.queue.max_frames
             && self.audio == other.audio
             && self.destinations() <= other.pool_destinations()
@@ -192,6 +193,15 @@ impl Config {
         }
         if let Some(kbps) = self.ingest.video_kbps {
             s += &format!("bitrate_kbps = {kbps}\n");
+        }
+        match &self.ingest.adaptive_bitrate {
+            Some(a) => {
+                s += &format!(
+                    "adaptive_bitrate = true (where the encoder takes it), bitrate_min_kbps = {}\n",
+                    a.floor_kbps
+                )
+            }
+            None => s += "adaptive_bitrate = false\n",
         }
         s += &format!("loop = {}\npace = {}\n", self.looping, self.pace);
         let device = self.v4l2.describe();

@@ -390,6 +390,20 @@ impl Source for AutoSource {
             None => 0,
         }
     }
+
+    /// The raw-camera route's encoder (the camera app's has no runtime control).
+    fn adjustable_bitrate(&self) -> Option<u32> {
+        match self.inner.as_ref() {
+            Some((Inner::V4l2(s), _)) => s.adjustable_bitrate(),
+            _ => None,
+        }
+    }
+
+    fn set_bitrate(&mut self, bps: u32) -> bool {
+        self.inner
+            .as_mut()
+            .is_some_and(|(inner, _)| inner.source().set_bitrate(bps))
+    }
 }
 
 /// The `campush probe` section on libcamera cameras and what `auto` would pick.

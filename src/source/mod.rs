@@ -11,6 +11,13 @@
 //! time on `CLOCK_MONOTONIC` in microseconds. It may block (that is why sources run on their own
 //! thread), never allocates per frame, and returns `Ok(None)` only at a clean end of input.
 //! A source that can produce a keyframe on demand does so when asked (`request_keyframe`).
+//!
+//! Adaptive bitrate (`crate::bitrate`, run by `ingest`): a source whose encoder takes a new
+//! bitrate while streaming says so ([`Source::adjustable_bitrate`]) and takes it
+//! ([`Source::set_bitrate`]): the `v4l2-m2m` encoder (`V4L2_CID_MPEG_VIDEO_BITRATE` on the
+//! encoder's own descriptor) and a `v4l2:` H.264 camera that lists that control. `rpicam` cannot:
+//! the camera app's encoder is set once on its command line and has no runtime control; files
+//! and pipes carry what they carry.
 
 pub mod arrival;
 pub mod auto;
@@ -79,6 +86,18 @@ pub trait Source: Send {
     /// Bytes of input that were not part of any access unit (garbage, truncated data).
     fn skipped_bytes(&self) -> u64 {
         0
+    }
+
+    /// The encoder's target bitrate in bit/s when this source can change it while streaming
+    /// ([`Self::set_bitrate`]); `None`: it cannot (the default).
+    fn adjustable_bitrate(&self) -> Option<u32> {
+        None
+    }
+
+    /// Sets the encoder's target bitrate, bit/s, while streaming; `false`: not supported, or
+    /// the device refused it. Called only on a change (not per frame).
+    fn set_bitrate(&mut self, _bps: u32) -> bool {
+        false
     }
 }
 

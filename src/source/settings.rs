@@ -37,6 +37,12 @@ pub struct RawSource {
     pub pace: Option<bool>,
     /// Announced in onMetaData, and the encoder's target bit rate (`v4l2-m2m`, `rpicam`).
     pub bitrate_kbps: Option<u32>,
+    /// Lower the encoder's bitrate while the slowest destination falls behind, and raise it
+    /// again up to `bitrate_kbps` (default: on where the encoder allows it).
+    pub adaptive_bitrate: Option<bool>,
+    /// The adaptive bitrate's floor (default: a quarter of `bitrate_kbps`, at least 25; 500
+    /// without `bitrate_kbps`).
+    pub bitrate_min_kbps: Option<u32>,
     // Camera and encoder: V4L2 (see `v4l2::V4l2Settings`) and the camera app (see
     // `rpicam::RpicamSettings`).
     pub width: Option<u32>,
@@ -116,6 +122,8 @@ pub struct SourceSettings {
     pub looping: bool,
     pub pace: bool,
     pub bitrate_kbps: Option<u32>,
+    /// The adaptive bitrate's floor, kbit/s; `None`: no adaptive bitrate.
+    pub adaptive_floor_kbps: Option<u32>,
     /// Device settings of `v4l2:`, `v4l2-m2m:` and `auto` sources.
     pub v4l2: V4l2Settings,
     /// Camera app settings of `rpicam` and `auto` sources.
@@ -168,6 +176,12 @@ const CAMERAS: &[Kind] = &[Kind::V4l2, Kind::V4l2M2m, Kind::Rpicam, Kind::Auto];
 const ENCODERS: &[Kind] = &[Kind::V4l2M2m, Kind::Rpicam, Kind::Auto];
 const M2M: &[Kind] = &[Kind::V4l2M2m, Kind::Auto];
 const APP: &[Kind] = &[Kind::Rpicam, Kind::Auto];
+/// The sources whose encoder may take a new bitrate while streaming (a `v4l2:` camera only if
+/// it lists the control; `auto` only on its V4L2 route): see `source`'s module documentation.
+const ADAPTIVE: &[Kind] = &[Kind::V4l2, Kind::V4l2M2m, Kind::Auto];
+
+/// The lowest `bitrate_min_kbps`: below this an encoder makes mush, or freezes.
+pub const MIN_FLOOR_KBPS: u32 = 25;
 
 /// The device keys and the sources they apply to (`spec`, `fps`, `pace`, `bitrate_kbps` apply
 /// to every source; `loop` to files only).
@@ -190,6 +204,7 @@ pub const KEYS: &[(&str, &[Kind])] = &[
     ("awb", APP),
     ("stall_timeout_s", APP),
     ("rpicam_args", APP),
+    ("bitrate_min_kbps", ADAPTIVE),
 ];
 
 fn applies(key: &str, kind: Kind) -> bool {
@@ -220,6 +235,7 @@ impl RawSource {
             self.awb.is_some(),
             self.stall_timeout_s.is_some(),
             self.rpicam_args.is_some(),
+            self.bitrate_min_kbps.is_some(),
         ];
         KEYS.iter()
             .zip(set)
@@ -283,6 +299,7 @@ impl SourceSettings {
         let gop = raw
             .gop
             .or(defaults.gop.filter(|_| applies("gop", kind) && camera));
+        let adaptive_floor_kbps = adaptive_floor(raw, kind, bitrate_kbps)?;
 
         let v4l2 = match kind {
             Kind::V4l2 | Kind::V4l2M2m | Kind::Auto => V4l2Settings::check(&RawV4l2 {
@@ -348,11 +365,60 @@ impl SourceSettings {
             looping,
             pace: raw.pace.unwrap_or(true),
             bitrate_kbps,
+            adaptive_floor_kbps,
             v4l2,
             rpicam,
             encoder: defaults.encoder.clone().filter(|_| kind == Kind::Auto),
         })
     }
+}
+
+/// `adaptive_bitrate` and `bitrate_min_kbps`: the floor when the adaptive bitrate is on.
+fn adaptive_floor(
+    raw: &RawSource,
+    kind: Kind,
+    bitrate_kbps: Option<u32>,
+) -> Result<Option<u32>, Invalid> {
+    let supported = ADAPTIVE.contains(&kind);
+    match raw.adaptive_bitrate {
+        Some(true) if !supported => {
+            return Err(Invalid::new(
+                "adaptive_bitrate",
+                format!(
+                    "{} has no encoder that takes a bitrate while streaming (the camera app's \
+                     is set once on its command line); it applies to v4l2-m2m:, v4l2: and auto",
+                    kind.name()
+                ),
+            ))
+        }
+        Some(false) if raw.bitrate_min_kbps.is_some() => {
+            return Err(Invalid::new(
+                "bitrate_min_kbps",
+                "has no effect with adaptive_bitrate = false",
+            ))
+        }
+        Some(false) => return Ok(None),
+        _ if !supported => return Ok(None),
+        _ => {}
+    }
+    let Some(floor) = raw.bitrate_min_kbps else {
+        // The controller also keeps the floor at most the encoder's own bitrate.
+        let quarter = bitrate_kbps.map(|b| (b / 4).max(MIN_FLOOR_KBPS).min(b));
+        return Ok(Some(quarter.unwrap_or(500)));
+    };
+    if floor < MIN_FLOOR_KBPS {
+        return Err(Invalid::new(
+            "bitrate_min_kbps",
+            format!("{floor} is too low: expected at least {MIN_FLOOR_KBPS}"),
+        ));
+    }
+    if let Some(b) = bitrate_kbps.filter(|b| floor > *b) {
+        return Err(Invalid::new(
+            "bitrate_min_kbps",
+            format!("{floor} is above bitrate_kbps ({b}): the floor is at most the bitrate"),
+        ));
+    }
+    Ok(Some(floor))
 }
 
 /// `key` is set for a source it does not apply to.
@@ -539,6 +605,69 @@ mod tests {
         // A file or a pipe has its own timing.
         let s = SourceSettings::check_under(&raw("stdin"), &board()).unwrap();
         assert_eq!((s.fps, s.bitrate_kbps), (None, None));
+    }
+
+    #[test]
+    fn the_adaptive_bitrate_is_on_where_the_encoder_allows_it_with_a_quarter_as_floor() {
+        let with = |spec: &str, kbps: Option<u32>| {
+            SourceSettings::check(&RawSource {
+                bitrate_kbps: kbps,
+                ..raw(spec)
+            })
+            .unwrap()
+            .adaptive_floor_kbps
+        };
+        assert_eq!(with("v4l2-m2m:/dev/video0", Some(4000)), Some(1000));
+        assert_eq!(with("v4l2:/dev/video0", None), Some(500));
+        assert_eq!(with("auto", Some(60)), Some(25), "at least 25");
+        assert_eq!(with("rpicam", Some(4000)), None, "the camera app cannot");
+        assert_eq!(with("file:a.h264", None), None);
+        let off = RawSource {
+            adaptive_bitrate: Some(false),
+            ..raw("v4l2-m2m:/dev/video0")
+        };
+        assert_eq!(
+            SourceSettings::check(&off).unwrap().adaptive_floor_kbps,
+            None
+        );
+    }
+
+    #[test]
+    fn an_adaptive_bitrate_that_cannot_work_or_a_floor_out_of_range_is_refused_by_name() {
+        let refused = |r: RawSource| SourceSettings::check(&r).unwrap_err();
+        let e = refused(RawSource {
+            adaptive_bitrate: Some(true),
+            ..raw("rpicam")
+        });
+        assert_eq!(e.key, "adaptive_bitrate");
+        assert!(e.message.contains("command line"), "{}", e.message);
+        let e = refused(RawSource {
+            bitrate_min_kbps: Some(10),
+            ..raw("v4l2-m2m:/dev/video0")
+        });
+        assert_eq!(e.key, "bitrate_min_kbps");
+        assert!(e.message.contains("at least 25"), "{}", e.message);
+        let e = refused(RawSource {
+            bitrate_kbps: Some(1000),
+            bitrate_min_kbps: Some(1500),
+            ..raw("v4l2-m2m:/dev/video0")
+        });
+        assert!(
+            e.message.contains("above bitrate_kbps (1000)"),
+            "{}",
+            e.message
+        );
+        let e = refused(RawSource {
+            bitrate_min_kbps: Some(300),
+            ..raw("file:a.h264")
+        });
+        assert_eq!(e.key, "bitrate_min_kbps");
+        let e = refused(RawSource {
+            adaptive_bitrate: Some(false),
+            bitrate_min_kbps: Some(300),
+            ..raw("v4l2-m2m:/dev/video0")
+        });
+        assert!(e.message.contains("no effect"), "{}", e.message);
     }
 
     #[test]

@@ -158,6 +158,9 @@ pub struct Counters {
     /// stops only when the source thread is stuck (the systemd watchdog reads it).
     pub source_alive: AtomicU64,
     pub skipped_units: AtomicU64,
+    /// The video bitrate the encoder was last set to, kbit/s, while the adaptive bitrate runs
+    /// (`ingest`); 0: not adjusted (a source without the control, or adaptive bitrate off).
+    pub encoder_kbps: AtomicU64,
     /// Allocation accounting for `CAMPUSH_ALLOC_STATS` (see `alloc`): the process's allocation
     /// count at the 30th frame sent and after the latest frame sent.
     pub warmup_frames: AtomicU64,
@@ -446,6 +449,10 @@ impl SharedStatus {
             kbps,
             Counters::get(&c.reconnects),
         );
+        let encoder = Counters::get(&c.encoder_kbps);
+        if encoder > 0 {
+            s += &format!(", encoder {encoder} kbit/s");
+        }
         // Only sources that run a producer (the camera app) restart; others never show it.
         let restarts = Counters::get(&c.source_restarts);
         if restarts > 0 {
@@ -491,6 +498,7 @@ impl SharedStatus {
             status: self.get(),
             uptime,
             bitrate_kbps: kbps,
+            encoder_kbps: Some(Counters::get(&c.encoder_kbps)).filter(|k| *k > 0),
             frames_in: Counters::get(&c.frames_in),
             frames_sent: Counters::get(&c.frames_sent),
             frames_dropped: Counters::get(&c.frames_dropped),
@@ -521,6 +529,9 @@ pub struct Snapshot {
     pub status: Status,
     pub uptime: Duration,
     pub bitrate_kbps: f64,
+    /// The encoder's current video bitrate under the adaptive bitrate, kbit/s (`None`: not
+    /// adjusted).
+    pub encoder_kbps: Option<u64>,
     pub frames_in: u64,
     pub frames_sent: u64,
     pub frames_dropped: u64,
@@ -569,7 +580,7 @@ impl Snapshot {
         }
         destinations.push(']');
         format!(
-            "{{\"status\":\"{}\",\"uptime_s\":{},\"frames_in\":{},\"frames_sent\":{},\"frames_dropped\":{},\"bytes_sent\":{},\"bitrate_kbps\":{:.1},\"connects\":{},\"reconnects\":{},\"source_restarts\":{},\"last_error\":{},\"destinations\":{},\"health\":{}}}\n",
+            "{{\"status\":\"{}\",\"uptime_s\":{},\"frames_in\":{},\"frames_sent\":{},\"frames_dropped\":{},\"bytes_sent\":{},\"bitrate_kbps\":{:.1},\"encoder_bitrate_kbps\":{},\"connects\":{},\"reconnects\":{},\"source_restarts\":{},\"last_error\":{},\"destinations\":{},\"health\":{}}}\n",
             self.status.name(),
             self.uptime.as_secs(),
             self.frames_in,
@@ -577,6 +588,8 @@ impl Snapshot {
             self.frames_dropped,
             self.bytes_sent,
             self.bitrate_kbps,
+            self.encoder_kbps
+                .map_or_else(|| "null".to_string(), |k| k.to_string()),
             self.connects,
             self.reconnects,
             self.source_restarts,
@@ -986,6 +999,24 @@ mod tests {
             json.contains(r#""last_error":"server said \"no\"\u000a""#),
             "{json}"
         );
+        assert!(json.contains("\"encoder_bitrate_kbps\":null"), "{json}");
+    }
+
+    #[test]
+    fn the_encoder_bitrate_set_by_the_adaptive_bitrate_is_in_the_files_and_the_summary() {
+        let status = SharedStatus::new();
+        assert!(!status
+            .to_prometheus(0.0, Duration::ZERO)
+            .contains("encoder"));
+        status.counters.encoder_kbps.store(1875, Ordering::Relaxed);
+        let json = status.to_json(0.0, Duration::ZERO);
+        assert!(json.contains("\"encoder_bitrate_kbps\":1875"), "{json}");
+        let text = status.to_prometheus(0.0, Duration::ZERO);
+        assert!(
+            text.contains("\ncampush_encoder_bitrate_bits_per_second 1875000\n"),
+            "{text}"
+        );
+        assert!(status.summary(0.0).contains("encoder 1875 kbit/s"));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!
 //! Families:
 //! - `campush_status{status}` (1 for the current one, 0 for the others: a state set),
-//!   `campush_uptime_seconds`, `campush_bitrate_bits_per_second`;
+//!   `campush_uptime_seconds`, `campush_bitrate_bits_per_second`,
+//!   `campush_encoder_bitrate_bits_per_second` (while the adaptive bitrate adjusts the encoder);
 //! - counters of the whole process: `campush_{frames_in,frames_sent,frames_dropped,bytes_sent,
 //!   connects,reconnects,source_restarts}_total`;
 //! - per destination, with the one label `destination` (the redacted URL, as in the status file
@@ -57,6 +58,14 @@ pub(super) fn render(s: &Snapshot) -> String {
         &[],
         (s.bitrate_kbps * 1000.0).round(),
     );
+    if let Some(kbps) = s.encoder_kbps {
+        t.family(
+            "campush_encoder_bitrate_bits_per_second",
+            "gauge",
+            "The video bitrate the encoder is set to by the adaptive bitrate.",
+        );
+        t.sample("campush_encoder_bitrate_bits_per_second", &[], kbps * 1000);
+    }
     for (name, help, value) in [
         (
             "campush_frames_in_total",

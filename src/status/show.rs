@@ -99,7 +99,10 @@ pub fn summarize(text: &str, age: Option<Duration>) -> Result<Shown, String> {
         *out += &format!("  {name:<12}{text}\n");
     };
     if let Some(kbps) = number("bitrate_kbps") {
-        line(&mut out, "bitrate", &format!("{kbps:.0} kbit/s"));
+        let encoder = number("encoder_bitrate_kbps")
+            .map(|e| format!(" (encoder at {e:.0} kbit/s, adaptive)"))
+            .unwrap_or_default();
+        line(&mut out, "bitrate", &format!("{kbps:.0} kbit/s{encoder}"));
     }
     line(
         &mut out,
@@ -240,6 +243,20 @@ mod tests {
     }
 
     #[test]
+    fn the_encoders_bitrate_under_the_adaptive_bitrate_is_shown_next_to_the_bitrate_sent() {
+        let status = streaming_board();
+        Counters::add(&status.counters.encoder_kbps, 1875);
+        let shown = summarize(&status.to_json(1800.0, Duration::ZERO), None).unwrap();
+        assert!(
+            shown
+                .text
+                .contains("bitrate     1800 kbit/s (encoder at 1875 kbit/s, adaptive)"),
+            "{}",
+            shown.text
+        );
+    }
+
+    #[test]
     fn a_streaming_camera_shows_its_numbers_and_board_and_exits_0() {
         let json = streaming_board().to_json(2512.4, Duration::from_secs(2 * 3600 + 5 * 60));
         let shown = summarize(&json, Some(Duration::from_secs(2))).unwrap();
@@ -260,6 +277,7 @@ mod tests {
             assert!(text.contains(needle), "{needle:?} not in:\n{text}");
         }
         assert!(!text.contains("last error"), "{text}");
+        assert!(!text.contains("encoder at"), "{text}");
     }
 
     #[test]

@@ -40,7 +40,7 @@ use super::device::{
     fps_text, poll, BufType, Caps, Device, Format, FourCc, FrameInterval, FrameSize,
 };
 use super::queue::{Dequeued, Queue};
-use super::sys::{v4l2_fract, V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME};
+use super::sys::{v4l2_fract, V4L2_CID_MPEG_VIDEO_BITRATE, V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME};
 use super::{V4l2Error, V4l2Settings};
 
 /// Buffers requested on a capture queue.
@@ -301,6 +301,23 @@ pub fn has_force_key_frame(dev: &Device) -> bool {
         .unwrap_or(false)
 }
 
+/// The current value of `dev`'s `video_bitrate` control (bit/s) when it has a usable one, the
+/// adaptive bitrate's handle (`crate::bitrate`); `None`: no such control.
+pub fn bitrate_control(dev: &Device) -> Option<u32> {
+    dev.control(V4L2_CID_MPEG_VIDEO_BITRATE)
+        .ok()
+        .filter(|c| c.usable())?;
+    dev.get_control(V4L2_CID_MPEG_VIDEO_BITRATE)
+        .ok()
+        .and_then(|v| u32::try_from(v).ok())
+        .filter(|v| *v > 0)
+}
+
+/// Sets `dev`'s `video_bitrate` control while streaming; false when refused.
+pub fn set_bitrate_control(dev: &Device, bps: u32) -> bool {
+    i32::try_from(bps).is_ok_and(|v| dev.set_control(V4L2_CID_MPEG_VIDEO_BITRATE, v).is_ok())
+}
+
 /// What the source does with one dequeued buffer: copy it, and learn its metadata.
 pub type FrameFn<'a, R> = &'a mut dyn FnMut(&[u8], &Dequeued) -> R;
 
@@ -320,6 +337,8 @@ pub struct H264Capture {
     label: String,
     path: PathBuf,
     force_key: bool,
+    /// The camera's own encoder has a `video_bitrate` control (its value at open).
+    bitrate: Option<u32>,
     rejected_full: u64,
 }
 
@@ -349,6 +368,7 @@ impl H264Capture {
         }
         queue.stream_on().map_err(|e| io("STREAMON", e))?;
         let force_key = has_force_key_frame(&dev);
+        let bitrate = bitrate_control(&dev);
         log::info!(
             "{label}: streaming {format}, {} buffers{}",
             queue.count(),
@@ -364,6 +384,7 @@ impl H264Capture {
             label,
             path: path.to_owned(),
             force_key,
+            bitrate,
             rejected_full: 0,
         })
     }
@@ -393,6 +414,16 @@ impl H264Capture {
 
     pub fn can_force_keyframes(&self) -> bool {
         self.force_key
+    }
+
+    /// The camera's bitrate when it has a `video_bitrate` control (bit/s, at open).
+    pub fn bitrate(&self) -> Option<u32> {
+        self.bitrate
+    }
+
+    /// Sets the camera encoder's bitrate while streaming; false without the control.
+    pub fn set_bitrate(&mut self, bps: u32) -> bool {
+        self.bitrate.is_some() && set_bitrate_control(self.queue.device(), bps)
     }
 
     /// Waits up to `timeout` for the next H.264 buffer and passes its payload to `f`.

@@ -37,7 +37,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::capture::{
-    has_force_key_frame, interval_of, label, negotiate, open_device, wait_readable, FrameFn,
+    bitrate_control, has_force_key_frame, interval_of, label, negotiate, open_device,
+    set_bitrate_control, wait_readable, FrameFn,
 };
 use super::device::{BufType, Device, Format, FourCc};
 use super::queue::{Dequeued, Queue};
@@ -411,6 +412,8 @@ pub struct M2mPipeline {
     camera_path: PathBuf,
     encoder_path: PathBuf,
     force_key: bool,
+    /// The encoder's `video_bitrate` control, read after the controls were applied (bit/s).
+    bitrate: Option<u32>,
     stats: M2mStats,
     last_raw_us: u64,
 }
@@ -594,6 +597,7 @@ impl M2mPipeline {
             .map_err(|e| io_enc("STREAMON (CAPTURE)", e))?;
         cam.stream_on().map_err(|e| io_cam("STREAMON", e))?;
         let force_key = has_force_key_frame(&enc_dev);
+        let bitrate = bitrate_control(&enc_dev);
         log::info!(
             "{camera_label} -> {encoder_label}: {camera_format} at {} fps -> {} ({}), {}{}",
             super::device::fps_text(fps),
@@ -626,6 +630,7 @@ impl M2mPipeline {
             camera_path: req.camera.to_owned(),
             encoder_path: req.encoder.to_owned(),
             force_key,
+            bitrate,
             stats: M2mStats::default(),
             last_raw_us: 0,
         })
@@ -660,6 +665,18 @@ impl M2mPipeline {
 
     pub fn can_force_keyframes(&self) -> bool {
         self.force_key
+    }
+
+    /// The encoder's bitrate (bit/s, as set at open) when it has a `video_bitrate` control.
+    pub fn bitrate(&self) -> Option<u32> {
+        self.bitrate
+    }
+
+    /// Sets the encoder's bitrate while streaming (`V4L2_CID_MPEG_VIDEO_BITRATE` on its own
+    /// fd: the Pi's bcm2835-codec takes it at any time); false without the control or when
+    /// refused.
+    pub fn set_bitrate(&mut self, bps: u32) -> bool {
+        self.bitrate.is_some() && set_bitrate_control(self.enc_cap.device(), bps)
     }
 
     /// Presses the encoder's `force_key_frame` button; false when it has none.

@@ -14,6 +14,7 @@
 //! - `runs`: processes with bounded waits: [`run_campush`], [`run_bounded`] (output captured),
 //!   [`Campush`] (in the background from a config file), [`Background`], [`ffprobe`] and
 //!   [`ffprobe_video`], [`wait_child`], [`poll_until`], [`wait_until`], [`signal`].
+//! - `proxy`: [`throttling_proxy`], a link slower than the stream on loopback ([`Buffer`]).
 //! - `standin`: the stand-in rpicam-vid as a camera on `PATH` ([`StandIn`]), [`python3_present`],
 //!   [`group_members`].
 //!
@@ -24,6 +25,7 @@
 
 mod clips;
 mod nginx;
+mod proxy;
 mod recordings;
 mod runs;
 mod standin;
@@ -31,4 +33,4 @@ mod tools;
 
 // Each test binary uses its own subset of what is re-exported.
 #[allow(unused_imports)]
-pub use {clips::*, nginx::*, recordings::*, runs::*, standin::*, tools::*};
+pub use {clips::*, nginx::*, proxy::*, recordings::*, runs::*, standin::*, tools::*};
