@@ -76,7 +76,7 @@ fn stream(app: CameraApp, args: &[String]) {
         let slot_bytes = slot.bytes();
         // What the app wrote, after the room the pool leaves in front.
         let bytes = &slot_bytes[campush::pool::FRONT_ROOM..];
-        let idr = campush::h264::nal_units(&bytes).any(|nal| campush::h264::nal_type(nal) == 5);
+        let idr = campush::h264::nal_units(bytes).any(|nal| campush::h264::nal_type(nal) == 5);
         let _ = writeln!(
             out,
             "unit {n} {} {} {}",
