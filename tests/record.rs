@@ -209,17 +209,7 @@ fn retention_deletes_the_oldest_segments_to_stay_within_max_mib() {
     assert!(total <= 1 << 20, "{total} bytes kept in {files:?}");
     assert!(files.len() < created, "nothing was deleted: {files:?}");
     // The newest are kept: the last segment created is among them.
-    let last = log
-        .lines()
-        .filter_map(|l| l.split("INFO  recording to ").nth(1))
-        .next_back()
-        .unwrap()
-        .trim()
-        .to_owned();
-    assert!(
-        files.iter().any(|f| f.to_str() == Some(&last)),
-        "{last} not in {files:?}"
-    );
+    assert_keeps_the_newest(&log, &files);
     assert!(
         rec.path().join("notes.txt").exists(),
         "a file not ours was touched"
@@ -227,6 +217,20 @@ fn retention_deletes_the_oldest_segments_to_stay_within_max_mib() {
     for f in &files {
         assert!(probe(f).first_packet_key, "{f:?}");
     }
+}
+
+/// The newest segment campush's log says it made is among `files`.
+fn assert_keeps_the_newest(log: &str, files: &[PathBuf]) {
+    let last = log
+        .lines()
+        .filter_map(|l| l.split("INFO  recording to ").nth(1))
+        .next_back()
+        .expect("a segment was made")
+        .trim();
+    assert!(
+        files.iter().any(|f| f.to_str() == Some(last)),
+        "{last} not in {files:?}"
+    );
 }
 
 /// The status file's `"status"` and `last_error` once `done` holds for them, or a panic.
@@ -546,17 +550,7 @@ fn on_a_small_tmpfs_the_oldest_segments_go_to_keep_min_free_mib_and_max_mib() {
     let total: u64 = files.iter().map(|f| fs::metadata(f).unwrap().len()).sum();
     assert!(total <= 2 << 20, "max_mib: {total} bytes kept");
     // The newest segment is kept, and at most one fragment's worth below the free minimum.
-    let last = log
-        .lines()
-        .filter_map(|l| l.split("INFO  recording to ").nth(1))
-        .next_back()
-        .unwrap()
-        .trim()
-        .to_owned();
-    assert!(
-        files.iter().any(|f| f.to_str() == Some(&last)),
-        "{last} not in {files:?}"
-    );
+    assert_keeps_the_newest(&log, &files);
     let free = tmpfs.free_bytes();
     assert!(
         free >= (1 << 20) - (256 << 10),

@@ -15,7 +15,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{free_port, probe_recording, require_all, wait_until, Campush, Nginx, NginxOpts};
+use support::{
+    free_port, probe_recording, require_all, throttling_proxy, wait_until, Buffer, Campush, Nginx,
+    NginxOpts,
+};
 
 const FIXTURE: &str = "tests/fixtures/clip-320x240-30fps.h264";
 
@@ -276,83 +279,6 @@ fn a_frozen_server_costs_no_memory_and_streaming_resumes_when_it_thaws() {
     );
 }
 
-/// A TCP proxy that forwards client → server at `bytes_per_sec` (server → client unthrottled),
-/// with a small receive buffer, like a slow uplink with a short router queue.
-fn throttling_proxy(target: u16, bytes_per_sec: usize, stop: Arc<AtomicBool>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            let Ok((client, _)) = listener.accept() else {
-                thread::sleep(Duration::from_millis(10));
-                continue;
-            };
-            client.set_nonblocking(false).unwrap();
-            set_rcvbuf(&client, 32 * 1024);
-            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-                continue;
-            };
-            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-            let stop2 = Arc::clone(&stop);
-            thread::spawn(move || {
-                let mut buf = [0u8; 16 * 1024];
-                while !stop2.load(Ordering::Relaxed) {
-                    match s2.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if c2.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-            });
-            let (mut client, mut server) = (client, server);
-            let stop3 = Arc::clone(&stop);
-            thread::spawn(move || {
-                let tick = Duration::from_millis(20);
-                let per_tick = (bytes_per_sec / 50).max(1);
-                let mut buf = vec![0u8; per_tick];
-                client
-                    .set_read_timeout(Some(Duration::from_millis(200)))
-                    .unwrap();
-                while !stop3.load(Ordering::Relaxed) {
-                    let started = Instant::now();
-                    match client.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            if server.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(_) => break,
-                    }
-                    if let Some(rest) = tick.checked_sub(started.elapsed()) {
-                        thread::sleep(rest);
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
-fn set_rcvbuf(sock: &TcpStream, bytes: i32) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: setsockopt on a socket we own, pointing at a live c_int.
-    unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            &bytes as *const i32 as *const libc::c_void,
-            std::mem::size_of::<i32>() as libc::socklen_t,
-        );
-    }
-}
-
 #[test]
 fn a_link_at_half_the_bitrate_drops_whole_gops_and_keeps_latency_bounded() {
     if !require_all() {
@@ -363,10 +289,13 @@ fn a_link_at_half_the_bitrate_drops_whole_gops_and_keeps_latency_bounded() {
     let bytes_per_sec = clip_bytes / (clip.frames as f64 / 30.0);
     let nginx = Nginx::start(NginxOpts { record: true });
     let stop = Arc::new(AtomicBool::new(false));
+    // A slow uplink with a short router queue (32 KiB).
     let proxy = throttling_proxy(
         nginx.port(),
         (bytes_per_sec / 2.0) as usize,
+        Buffer::Shallow(32 * 1024),
         Arc::clone(&stop),
+        Duration::from_secs(300),
     );
     let key = "throttled";
     let mut campush = start_campush(
