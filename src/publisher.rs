@@ -324,6 +324,8 @@ pub enum Outcome {
 /// One destination.
 pub struct Publisher {
     url: RtmpUrl,
+    /// The URL as logs show it (redacted), made once.
+    label: String,
     settings: PublisherSettings,
     queue: Arc<FrameQueue>,
     headers: SharedHeaders,
@@ -366,7 +368,8 @@ impl Publisher {
     ) -> Self {
         let connector = Connector::new(settings.tls.clone());
         let audio = settings.audio.open();
-        status.set_label(url.to_string());
+        let label = url.to_string();
+        status.set_label(label.clone());
         let use_acks = std::env::var_os(IGNORE_ACKS_ENV).is_none();
         let meter = Meter::new(
             // Frames remembered in flight: four times the queue's frame cap.
@@ -376,6 +379,7 @@ impl Publisher {
         );
         Publisher {
             url,
+            label,
             settings,
             queue,
             headers,
@@ -709,7 +713,9 @@ impl Publisher {
             }
             Estimate::Pending => "the socket's send queue until the server acknowledges",
         };
-        log::info!("{}: backlog measured by {how}", self.url);
+        // The label (the redacted URL, made once): this line may come in the steady state, and
+        // formatting the URL again would allocate.
+        log::info!("{}: backlog measured by {how}", self.label);
     }
 
     /// Writes `out` in full. The deadline is on progress, not on the whole buffer: a large

@@ -236,6 +236,33 @@ fn a_short_file_without_parameter_sets_exits_65_instead_of_succeeding_with_nothi
 }
 
 #[test]
+fn a_paced_low_bitrate_push_allocates_nothing_after_the_warm_up_even_when_it_logs() {
+    if !require_all() {
+        return;
+    }
+    // 320x240 at 30 fps fills the 32 KiB acknowledgement window only after the warm-up (30
+    // frames), so the line naming the backlog estimate is logged in the measured span.
+    let nginx = Nginx::start(NginxOpts { record: false });
+    let url = nginx.url("quiet");
+    let mut cmd = std::process::Command::new(CAMPUSH);
+    cmd.args(["run", "--url", &url, "--source"])
+        .arg("file:tests/fixtures/clip-320x240-30fps.h264")
+        .env("CAMPUSH_ALLOC_STATS", "1");
+    let run = run_bounded(cmd, None, PUSH_TIMEOUT);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stderr.contains("backlog measured by"), "{run}");
+    let stats = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("alloc-stats:"))
+        .unwrap_or_else(|| panic!("no alloc-stats line:\n{run}"));
+    assert!(
+        stats.contains(" allocs_steady=0 ") && stats.contains("frames=60 "),
+        "{stats}\n{run}"
+    );
+}
+
+#[test]
 fn paced_push_takes_real_time() {
     if !require_all() {
         return;
