@@ -61,7 +61,7 @@ impl log::Log for Logger {
     fn flush(&self) {}
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` without a date library (civil-from-days, H. Hinnant), written
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` without a date library (`clock::civil_from_days`), written
 /// straight into the line: a log line allocates nothing, so one in the steady state (a
 /// reconnect, a change of backlog estimate) costs no heap allocation either.
 struct UtcNow(std::time::Duration);
@@ -80,15 +80,7 @@ impl std::fmt::Display for UtcNow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let secs = self.0.as_secs() as i64;
         let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (year, month, day) = crate::clock::civil_from_days(days);
         write!(
             f,
             "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",

@@ -10,6 +10,7 @@
 //! loss is renamed to `.mp4` when the directory is scanned (it plays up to its last complete
 //! fragment). Listing and naming allocate, once per segment, never per frame.
 
+use crate::clock::civil_from_days;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -201,20 +202,6 @@ pub fn is_segment_name(name: &str) -> bool {
             || suffix
                 .strip_prefix('_')
                 .is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit())))
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
