@@ -415,11 +415,12 @@ impl Publisher {
                 .streamed_for
                 .is_some_and(|d| d >= self.settings.healthy_after);
             failures = if healthy { 1 } else { failures + 1 };
-            self.status.set(Status::Error(e.kind()));
             let clock = e.clock_note(self.status.shared().health().clock_synced);
+            // The error first: a status write woken by the state change shows both.
             self.status
                 .shared()
                 .set_last_error(&format_args!("{}: {e}{clock}", self.url));
+            self.status.set(Status::Error(e.kind()));
             log::warn!("{}: {e}{clock}", self.url);
             if self
                 .settings

@@ -392,10 +392,11 @@ impl Recorder {
                 RETRY.as_secs()
             );
         }
-        self.status.set(Status::Error(ErrorKind::Storage));
+        // The error first: a status write woken by the state change shows both.
         self.status
             .shared()
             .set_last_error(&format_args!("recording to {dir}: {e}"));
+        self.status.set(Status::Error(ErrorKind::Storage));
         if let Some(seg) = self.segment.take() {
             // What reached the file plays up to its last complete fragment: keep it as a
             // segment when the directory still allows the rename. Without a fragment it holds
