@@ -27,6 +27,8 @@
 //!
 //! Settings: `[audio]` ([`RawAudio`] → [`AudioSpec::check`]).
 
+pub mod pcm;
+
 use std::fmt;
 
 use serde::Deserialize;
