@@ -116,11 +116,12 @@ push() {
     esac
     PUB_PID=$!
     sleep "$RUN_S"
+    # campush's own view just before the end (its status file, written every 5 s).
+    if [ "$name" = campush ]; then cp "$WORK/status.json" "$WORK/campush.status.json" 2>/dev/null || true; fi
     # The end: the link is cut; what nginx has now is all a viewer could have seen.
     proc_stop "$PROXY_PID" KILL 2 2>/dev/null # (no "Killed" line from bash)
     ended=$(date +%s.%N)
     PROXY_PID=
-    if [ "$name" = campush ]; then cp "$WORK/status.json" "$WORK/campush.status.json" 2>/dev/null || true; fi
     proc_stop "$PUB_PID" TERM 5
     PUB_PID=
     nginx_wait_disconnect "$disconnects"
@@ -150,9 +151,8 @@ printf '%-34s %12s %12s\n' "" campush ffmpeg
 printf '%-34s %12s %12s\n' "lag at the end (s)" "$(field campush 2)" "$(field ffmpeg 2)"
 printf '%-34s %12s %12s\n' "frames recorded" "$(field campush 3)" "$(field ffmpeg 3)"
 printf '%-34s %12s %12s\n' "recording decodes" "$(field campush 4)" "$(field ffmpeg 4)"
-# campush's own view at the cut, from its status file (written every 5 s).
 if [ -s "$WORK/campush.status.json" ]; then
-    sed -n 's/.*"frames_dropped":\([0-9]*\).*"backlog_ms":\([0-9a-z]*\),"backlog_estimate":\([^}]*\)}.*/campush status file at the cut: \1 frames dropped, backlog \2 ms measured by \3/p' \
+    sed -n 's/.*"frames_dropped":\([0-9]*\).*"backlog_ms":\([0-9a-z]*\),"backlog_estimate":\([^}]*\)}.*/campush status file before the cut: \1 frames dropped, backlog \2 ms measured by \3/p' \
         "$WORK/campush.status.json"
 fi
 grep -h "backlog measured by" "$WORK/campush.log" | tail -n 1 | sed 's/^.*INFO  /campush log: /' || true
