@@ -17,7 +17,8 @@
 //! 3. answer the server (pings, acknowledgements) whenever it sends something; after every read
 //!    and write, and every 100 ms, measure the backlog beyond the queue (`backlog`: by the
 //!    server's acknowledgements of the window we announce, else the socket's send queue; said
-//!    once per connection) and hand it to the queue's drop policy;
+//!    once per connection) and hand it to the queue's drop policy; every 100 ms, show the
+//!    end-to-end backlog (queued and in flight) and its estimate in the status;
 //! 4. at the end of the input or on stop: `FCUnpublish` + `deleteStream`, half-close, and wait
 //!    (bounded) for the server to close, which proves it has read everything we sent.
 //!
@@ -52,7 +53,7 @@ use crate::queue::{FrameQueue, SharedHeaders};
 use crate::rtmp::session::DEFAULT_WINDOW_ACK_SIZE;
 use crate::rtmp::{ClientSession, Framing, RtmpError, RtmpUrl, Scheme, SessionConfig};
 use crate::setting::Invalid;
-use crate::status::{Counters, DestinationStatus, ErrorKind, Status};
+use crate::status::{BacklogEstimate, Counters, DestinationStatus, ErrorKind, Status};
 use crate::transport::{vectored, Connection, Connector, Endpoint, TlsOptions, TransportError};
 
 /// Deadlines and sizes of one destination.
@@ -347,6 +348,8 @@ pub struct Publisher {
     meter: Meter,
     /// Announce a window and believe the server's acknowledgements (unless [`IGNORE_ACKS_ENV`]).
     use_acks: bool,
+    /// When the backlog was last shown in the status (µs, monotonic).
+    backlog_shown_us: u64,
 }
 
 /// Per-connection media state.
@@ -395,6 +398,7 @@ impl Publisher {
             heard_from_server: false,
             meter,
             use_acks,
+            backlog_shown_us: 0,
         }
     }
 
@@ -508,6 +512,7 @@ impl Publisher {
         self.queue.set_streaming(true);
         let result = self.stream(&mut conn, &mut session).await;
         self.queue.set_streaming(false);
+        self.status.set_backlog(None);
         self.streamed_for = Some(streaming_since.elapsed());
         self.queue.set_oldest_in_flight(None);
         self.queue.set_link(0, None);
@@ -692,16 +697,28 @@ impl Publisher {
 
     /// Updates the backlog beyond the queue from the kernel's send queue (and the server's
     /// acknowledgements, already taken), says once which estimate the connection uses, and
-    /// hands the result to the queue's drop policy. No allocation unless it logs.
+    /// hands the result to the queue's drop policy; every [`MEASURE_EVERY`], shows the
+    /// end-to-end backlog (the queue's and in flight, up to now) in the status. No allocation
+    /// unless it logs.
     fn measure_backlog(&mut self, conn: &Connection) {
+        let now = monotonic_us();
         self.meter.on_kernel_queue(conn.send_queue_bytes());
-        if let Some(estimate) = self.meter.update(monotonic_us()) {
+        if let Some(estimate) = self.meter.update(now) {
             self.log_estimate(estimate);
         }
         self.queue
             .set_oldest_in_flight(self.meter.oldest_in_flight());
         self.queue
             .set_link(self.meter.in_flight_bytes(), self.meter.link_bytes_per_s());
+        if now.saturating_sub(self.backlog_shown_us) >= MEASURE_EVERY.as_micros() as u64 {
+            self.backlog_shown_us = now;
+            let estimate = match self.meter.estimate() {
+                Estimate::ServerAcks => BacklogEstimate::Acks,
+                Estimate::Pending | Estimate::KernelQueue => BacklogEstimate::Socket,
+            };
+            let backlog = self.queue.backlog_us(now).map(|us| (us, estimate));
+            self.status.set_backlog(backlog);
+        }
     }
 
     /// Says which estimate of the backlog a connection uses (once per change).
