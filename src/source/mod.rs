@@ -23,6 +23,7 @@ pub mod arrival;
 pub mod auto;
 pub mod bytestream;
 pub mod file;
+pub mod into_slot;
 pub mod rpicam;
 pub mod settings;
 pub mod stdin;
