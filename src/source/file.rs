@@ -123,6 +123,10 @@ impl Source for FileSource {
         Self::CAPACITY
     }
 
+    fn nal_starts(&self) -> Option<&[u32]> {
+        self.stream.nal_starts()
+    }
+
     fn skipped_bytes(&self) -> u64 {
         self.stream.skipped_bytes()
     }

@@ -166,6 +166,12 @@ impl<I: Input> SlotStream<I> {
         }
     }
 
+    /// After a unit: where its NAL units begin, counted from its first byte
+    /// ([`Source::nal_starts`](super::Source::nal_starts)).
+    pub fn nal_starts(&self) -> Option<&[u32]> {
+        self.splitter.unit_starts()
+    }
+
     /// Bytes that belonged to no access unit.
     pub fn skipped_bytes(&self) -> u64 {
         self.skipped
@@ -222,6 +228,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+    use crate::h264::nal::find_start_code;
     use crate::h264::test_support::{annexb, slice, XorShift};
     use crate::pool::Pool;
     use crate::source::bytestream::ByteStream;
@@ -297,7 +304,17 @@ mod tests {
             }
             let bytes = slot.bytes();
             assert_eq!(&bytes[..FRONT_ROOM], &[0; FRONT_ROOM], "the room in front");
-            units.push(bytes[FRONT_ROOM..].to_vec());
+            let unit = &bytes[FRONT_ROOM..];
+            let searched: Vec<u32> =
+                std::iter::successors(find_start_code(unit, 0), |&p| find_start_code(unit, p))
+                    .map(|p| p as u32)
+                    .collect();
+            assert_eq!(
+                stream.nal_starts(),
+                Some(&searched[..]),
+                "where units begin"
+            );
+            units.push(unit.to_vec());
         }
         panic!("no end of input");
     }

@@ -69,6 +69,10 @@ impl Source for StdinSource {
         CAPACITY
     }
 
+    fn nal_starts(&self) -> Option<&[u32]> {
+        self.stream.nal_starts()
+    }
+
     fn skipped_bytes(&self) -> u64 {
         self.stream.skipped_bytes()
     }
