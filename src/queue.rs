@@ -865,6 +865,35 @@ mod tests {
     }
 
     #[test]
+    fn a_consumer_waiting_on_its_own_thread_is_woken_by_a_push_not_by_its_timeout() {
+        let pool = Pool::new(8, 16);
+        let q = std::sync::Arc::new(FrameQueue::new(Limits::default(), Policy::DropGops));
+        let consumer = {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                let got = q.pop_wait(Duration::from_secs(30));
+                (got.map(|f| f.is_some()), started.elapsed())
+            })
+        };
+        // Push once the consumer waits (bounded: 10 s).
+        for _ in 0..1000 {
+            if q.lock().consumer_waiting {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(q.lock().consumer_waiting, "the consumer never waited");
+        for f in frames(&pool, 1, 1, 10) {
+            q.push(f);
+        }
+        let (got, waited) = consumer.join().unwrap();
+        assert_eq!(got, Ok(true));
+        assert!(waited < Duration::from_secs(20), "woken by its timeout");
+        assert!(!q.lock().consumer_waiting);
+    }
+
+    #[test]
     fn a_blocking_queue_holds_the_producer_until_the_consumer_makes_room() {
         let pool = Pool::new(64, 16);
         // Bounded by time (300 ms = 3 frames) here; by BLOCKING_DEPTH whatever the limits say.
