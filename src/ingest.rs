@@ -8,7 +8,8 @@
 //! Per access unit, with no allocation in the steady state:
 //! 1. take a pool slot, let the source fill it with Annex B bytes (after
 //!    [`FRONT_ROOM`](crate::pool::FRONT_ROOM) free bytes);
-//! 2. walk its NAL units once: each one is observed (changed SPS/PPS are cached, the first
+//! 2. walk its NAL units once (where they begin is searched for, unless the source's splitter
+//!    found it already: [`Source::nal_starts`]): each one is observed (changed SPS/PPS are cached, the first
 //!    slice's picture order is read) and rewritten length-prefixed in the slot itself
 //!    (`h264::avcc::InPlace`: a 4-byte start code becomes the length, nothing is copied); from
 //!    a unit whose 3-byte start code leaves no room on, into the FLV video tag
@@ -226,6 +227,10 @@ pub struct Ingest {
     /// in place (3-byte start codes); `in_tag`: the current frame is there.
     tag: flv::VideoTag,
     in_tag: bool,
+    /// Where the current unit's NAL units begin, when the source found them
+    /// ([`Source::nal_starts`]): the conversion then does not search the bytes again.
+    starts: heapless::Vec<u32, { crate::h264::MAX_UNIT_STARTS }>,
+    starts_known: bool,
     /// The SPS facts last logged, so a change is logged once.
     logged_info: Option<SpsInfo>,
     keyframes: KeyframeWatch,
@@ -262,6 +267,8 @@ impl Ingest {
             order: Reorder::new(),
             tag,
             in_tag: false,
+            starts: heapless::Vec::new(),
+            starts_known: false,
             logged_info: None,
             keyframes: KeyframeWatch::new(settings.platforms),
             settings,
@@ -329,6 +336,11 @@ impl Ingest {
             self.status.set_source(Status::Streaming);
         }
         Counters::add(&self.status.counters.frames_in, 1);
+        self.starts.clear();
+        self.starts_known = self
+            .source
+            .nal_starts()
+            .is_some_and(|s| self.starts.extend_from_slice(s).is_ok());
 
         let observed = self.observe_and_convert(&mut slot);
         let info = match observed {
@@ -411,7 +423,11 @@ impl Ingest {
     fn observe_and_convert(&mut self, slot: &mut FrameMut) -> Result<AuInfo, H264Error> {
         let mut bytes = slot.bytes();
         let mut info = AuInfo::default();
-        let mut conv = avcc::InPlace::new(&bytes, FRONT_ROOM);
+        let mut conv = if self.starts_known {
+            avcc::InPlace::with_starts(&self.starts, FRONT_ROOM)
+        } else {
+            avcc::InPlace::new(&bytes, FRONT_ROOM)
+        };
         self.in_tag = false;
         while let Some(unit) = conv.next_unit(&bytes) {
             let nal = bytes.get(unit.clone()).unwrap_or_default();

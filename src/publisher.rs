@@ -307,6 +307,10 @@ impl PublishError {
 /// that fallback against servers that do acknowledge.
 pub const IGNORE_ACKS_ENV: &str = "CAMPUSH_IGNORE_RTMP_ACKS";
 
+/// The most frames sent per wake-up before the server's messages and a stop are looked at again
+/// (an unpaced source refills the queue as fast as it drains).
+const DRAIN_AT_MOST: usize = 16;
+
 /// How often the backlog is measured while nothing is read or written.
 const MEASURE_EVERY: Duration = Duration::from_millis(100);
 
@@ -589,12 +593,26 @@ impl Publisher {
                 }
                 _ = tick.tick() => {}
                 frame = self.queue.pop() => match frame {
-                    Some(frame) => {
+                    Some(mut frame) => for batched in 1.. {
                         frame_ts = Some(frame.meta().timestamp_us);
                         if let Some(framing) = self.write_frame(session, &mut st, &frame) {
                             sent_now = self.send_body_now(conn, &frame, &framing)?;
                         }
-                    }
+                        // Drain what else is queued in this wake-up while the socket takes
+                        // every byte (`out` empty: nothing waits to be written); a frame that
+                        // leaves bytes behind, or TLS, ends the batch for `write_out`.
+                        if !self.out.is_empty() || batched == DRAIN_AT_MOST {
+                            break;
+                        }
+                        let Ok(Some(next)) = self.queue.try_pop() else {
+                            break;
+                        };
+                        if sent_now > 0 {
+                            self.meter.sent(sent_now as u64, frame_ts);
+                            sent_now = 0;
+                        }
+                        frame = next;
+                    },
                     None => break Outcome::Finished,
                 },
             }
