@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use campush::audio::{AudioFormat, AudioSpec};
+use campush::audio::{AudioFormat, AudioTrack};
 use campush::ingest::{Ingest, IngestSettings};
 use campush::platform::Platforms;
 use campush::pool::Pool;
@@ -115,7 +115,7 @@ fn stream_and_count(server: &inproc::ScuffleServer, url: &str, tls: TlsOptions) 
             url,
             PublisherSettings {
                 max_attempts: Some(1),
-                audio: AudioSpec::Silent(AudioFormat::default()),
+                audio: AudioTrack::Silent(AudioFormat::default()),
                 tls,
                 ..PublisherSettings::default()
             },
@@ -282,7 +282,7 @@ fn steady_state_recording_allocates_nothing_per_frame() {
         headers.clone(),
         recorder_status.clone(),
         Vec::new(),
-        AudioSpec::Silent(AudioFormat::default()),
+        AudioTrack::Silent(AudioFormat::default()),
         limits.max_frames,
     );
     let recorder_thread = std::thread::spawn(move || recorder.run());
