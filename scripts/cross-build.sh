@@ -44,7 +44,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/nginx.sh
 . scripts/lib/nginx.sh
 
-MAX_BYTES=$((2 * 1024 * 1024))
+MAX_BYTES=$((4 * 1024 * 1024))
 ZIG_PIP=(ziglang==0.17.1 cargo-zigbuild==0.24.1)
 CARGO_DEB_VERSION=3.8.0
 DEFAULT_TARGETS=(aarch64-unknown-linux-musl arm-unknown-linux-musleabihf)

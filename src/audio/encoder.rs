@@ -39,6 +39,10 @@
 use super::ring::MAX_FRAME_BYTES;
 use super::{silent_frame, AudioFormat, SAMPLES_PER_FRAME};
 
+/// The most heap allocations per frame `rusty_aac` makes on this route: 91 measured (a 1 kHz
+/// tone, 48 kHz stereo at 96 kbit/s; `tests/zero_alloc.rs` holds it to this bound).
+pub const MAX_ALLOCATIONS_PER_FRAME: u64 = 120;
+
 /// Frames encoded per call of the `rusty_aac` encoder.
 pub const CHUNK_BLOCKS: usize = 8;
 
