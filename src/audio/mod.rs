@@ -233,10 +233,16 @@ impl AudioSpec {
             .map_err(|m| Invalid::new("channels", m))?;
         let source = raw.source.as_deref().map(str::trim);
         let is_mic = source.is_some_and(|s| s.starts_with("alsa:"));
-        if let (Some(kbps), false) = (raw.bitrate_kbps, is_mic) {
+        // Checked whatever the source (the template sets it); only a microphone uses it.
+        let kbps = raw.bitrate_kbps.unwrap_or(default_kbps(format.channels));
+        let (lo, hi) = kbps_bounds(format.channels);
+        if !(lo..=hi).contains(&kbps) {
             return Err(Invalid::new(
                 "bitrate_kbps",
-                format!("{kbps}: a bit rate is for a microphone (source = \"alsa:DEVICE\")"),
+                format!(
+                    "{kbps}: expected {lo} to {hi} kbit/s for {} channel(s)",
+                    format.channels
+                ),
             ));
         }
         match source {
@@ -245,14 +251,6 @@ impl AudioSpec {
             Some(s) if is_mic => {
                 let device = s["alsa:".len()..].trim();
                 check_alsa_device(device).map_err(|m| Invalid::new("source", m))?;
-                let kbps = raw.bitrate_kbps.unwrap_or(default_kbps(format.channels));
-                let (lo, hi) = kbps_bounds(format.channels);
-                if !(lo..=hi).contains(&kbps) {
-                    return Err(Invalid::new(
-                        "bitrate_kbps",
-                        format!("{kbps}: expected {lo} to {hi} kbit/s for {} channel(s)", format.channels),
-                    ));
-                }
                 Ok(AudioSpec::Mic(MicSpec {
                     device: device.to_owned(),
                     format,

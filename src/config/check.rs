@@ -285,7 +285,6 @@ url = "rtmp://127.0.0.1/live/secretkey"
                 "source = \"alsa:hw:1,0\"\nchannels = 1\nbitrate_kbps = 200",
                 "32 to 160",
             ),
-            ("bitrate_kbps = 96", "for a microphone"),
         ] {
             let msg = parse(&format!("{base}{text}\n")).unwrap_err().to_string();
             assert!(msg.contains(needle), "{needle}: {msg}");
