@@ -21,7 +21,7 @@ campush: push hardware-encoded H.264 to RTMP servers, and never give up
 USAGE:
     campush run [--config FILE]
     campush run --url URL --source SPEC [--fps N] [--loop] [--no-pace] [--url URL2 ...]
-                [--key-file FILE ...] [--max-attempts N] [--tls-ca FILE] [--audio silent|none]
+                [--key-file FILE ...] [--max-attempts N] [--tls-ca FILE] [--audio silent|none|alsa:DEVICE]
                 [--record DIR]
     campush check-config [FILE]
     campush probe
@@ -57,6 +57,7 @@ OPTIONS of run:
     --max-attempts N   give up after N consecutive failed connection attempts (0 = never)
     --tls-ca FILE      PEM file of extra trusted CA certificates for rtmps:// destinations
     --audio MODE       silent (default: a silent AAC track, which platforms require) | none
+                       | alsa:DEVICE (a microphone, e.g. alsa:hw:1,0; `campush probe` lists them)
     --record DIR       also record to DIR: fragmented MP4 segments of 60 s, at most 2 GiB
                        in all, oldest deleted first ([record] in the file sets the rest)
     -v, --verbose      debug logging
@@ -75,7 +76,7 @@ campush run: stream to one or more RTMP/RTMPS destinations until stopped
 USAGE:
     campush run [--config FILE]
     campush run --url URL --source SPEC [--fps N] [--loop] [--no-pace] [--url URL2 ...]
-                [--key-file FILE ...] [--max-attempts N] [--tls-ca FILE] [--audio silent|none]
+                [--key-file FILE ...] [--max-attempts N] [--tls-ca FILE] [--audio silent|none|alsa:DEVICE]
                 [--record DIR] [-v]
 
     Without --config, --url and --source, the configuration file is searched for in
@@ -98,6 +99,7 @@ OPTIONS:
     --max-attempts N   give up after N consecutive failed connection attempts (0 = never)
     --tls-ca FILE      PEM file of extra trusted CA certificates for rtmps:// destinations
     --audio MODE       silent (default: a silent AAC track, which platforms require) | none
+                       | alsa:DEVICE (a microphone, e.g. alsa:hw:1,0; `campush probe` lists them)
     --record DIR       also record to DIR: fragmented MP4 segments of 60 s, at most 2 GiB
                        in all, oldest deleted first ([record] in the file sets the rest)
     -v, --verbose      debug logging

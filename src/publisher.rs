@@ -44,7 +44,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use crate::audio::{AudioSource, AudioSpec};
+use crate::audio::{AudioSource, AudioTrack};
 use crate::backlog::{Estimate, Meter};
 use crate::clock::monotonic_us;
 use crate::flv;
@@ -74,7 +74,7 @@ pub struct PublisherSettings {
     /// Trust settings for `rtmps://`.
     pub tls: TlsOptions,
     /// The audio track sent with the video.
-    pub audio: AudioSpec,
+    pub audio: AudioTrack,
 }
 
 impl Default for PublisherSettings {
@@ -90,7 +90,7 @@ impl Default for PublisherSettings {
             backoff_max: Duration::from_secs(10),
             healthy_after: Duration::from_secs(30),
             tls: TlsOptions::default(),
-            audio: AudioSpec::None,
+            audio: AudioTrack::None,
         }
     }
 }

@@ -6,6 +6,12 @@
 //! recorder's queue → fragmented MP4 on disk, with the silent AAC track) is measured the same
 //! way, on the ingest and recorder threads.
 //!
+//! The microphone's path (a capture device's reads → conversion → drift correction → the AAC
+//! encoder → the shared ring → each destination's reader) is measured on its own, driven by a
+//! generator in place of ALSA: with a silent device it allocates nothing per audio frame; with
+//! sound, only the `rusty_aac` encoder allocates (its working vectors, per chunk; see
+//! `src/audio/encoder.rs`), and that count is pinned so that a change shows.
+//!
 //! The counting global allocator (`campush::alloc::Counting`) counts only on threads watched as
 //! campush's (the ingest thread and the publisher's runtime thread), so the server's own
 //! allocations are not counted. The count is
@@ -22,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use campush::audio::{AudioFormat, AudioSpec};
+use campush::audio::{AudioFormat, AudioTrack};
 use campush::ingest::{Ingest, IngestSettings};
 use campush::platform::Platforms;
 use campush::pool::Pool;
@@ -115,7 +121,7 @@ fn stream_and_count(server: &inproc::ScuffleServer, url: &str, tls: TlsOptions) 
             url,
             PublisherSettings {
                 max_attempts: Some(1),
-                audio: AudioSpec::Silent(AudioFormat::default()),
+                audio: AudioTrack::Silent(AudioFormat::default()),
                 tls,
                 ..PublisherSettings::default()
             },
@@ -282,7 +288,7 @@ fn steady_state_recording_allocates_nothing_per_frame() {
         headers.clone(),
         recorder_status.clone(),
         Vec::new(),
-        AudioSpec::Silent(AudioFormat::default()),
+        AudioTrack::Silent(AudioFormat::default()),
         limits.max_frames,
     );
     let recorder_thread = std::thread::spawn(move || recorder.run());
@@ -353,5 +359,108 @@ fn steady_state_recording_allocates_nothing_per_frame() {
         pool.available(),
         pool.size(),
         "every slot is back in the pool"
+    );
+}
+
+/// A generator in place of a capture device: stereo S16 at 48 kHz, 480 frames per read, a
+/// 1 kHz tone (or silence), its times on a simulated clock 100 ppm fast.
+struct Generator {
+    k: u64,
+    loud: bool,
+}
+
+impl campush::audio::pcm::PcmInput for Generator {
+    fn params(&self) -> campush::audio::pcm::PcmParams {
+        campush::audio::pcm::PcmParams {
+            format: campush::audio::pcm::SampleFormat::S16Le,
+            rate: 48_000,
+            channels: 2,
+            period_frames: 480,
+        }
+    }
+
+    fn read(
+        &mut self,
+        buf: &mut [u8],
+        _: Duration,
+    ) -> Result<campush::audio::pcm::PcmRead, campush::audio::pcm::PcmError> {
+        let n = 480.min(buf.len() / 4);
+        for (i, frame) in buf.chunks_exact_mut(4).take(n).enumerate() {
+            let t = (self.k + i as u64) as f64 / 48_000.0;
+            let v = if self.loud {
+                ((2.0 * std::f64::consts::PI * 1000.0 * t).sin() * 8000.0) as i16
+            } else {
+                0
+            };
+            frame[..2].copy_from_slice(&v.to_le_bytes());
+            frame[2..].copy_from_slice(&v.to_le_bytes());
+        }
+        let time_us = 1_000_000 + (self.k as f64 * 1e6 / (48_000.0 * 1.0001)) as u64;
+        self.k += n as u64;
+        Ok(campush::audio::pcm::PcmRead { frames: n, time_us })
+    }
+}
+
+/// Heap allocations per encoded audio frame on the microphone's path, after a warm-up, on a
+/// watched thread of its own; and the frames the readers got.
+fn mic_path_allocations(loud: bool) -> (f64, u64) {
+    use campush::audio::mic::{MicSettings, Pipeline};
+    use campush::audio::ring::Ring;
+    use campush::audio::AudioSource;
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    std::thread::spawn(move || {
+        campush::alloc::watch_this_thread();
+        let settings = MicSettings {
+            format: AudioFormat::default(),
+            bitrate_kbps: 96,
+            label: "alsa:generator".into(),
+        };
+        let ring = Ring::new(settings.format);
+        // Two destinations, each with its own cursor.
+        let mut readers = [ring.reader(), ring.reader()];
+        readers.iter_mut().for_each(|r| r.start(0));
+        let mut p = Pipeline::new(&settings, Arc::clone(&ring), Arc::default());
+        let mut device = Generator { k: 0, loud };
+        p.device_opened(campush::audio::pcm::PcmInput::params(&device))
+            .unwrap();
+        let mut run = |reads: usize| {
+            let mut got = 0u64;
+            for _ in 0..reads {
+                p.read_from(&mut device, Duration::from_millis(100))
+                    .unwrap();
+                for r in &mut readers {
+                    while r.next_until(u64::MAX).is_some() {
+                        got += 1;
+                    }
+                }
+            }
+            got
+        };
+        run(2_000); // 20 s: warm-up
+        let before = campush::alloc::watched_allocations();
+        let got = run(6_000); // 60 s of sound
+        let allocs = campush::alloc::watched_allocations() - before;
+        (allocs as f64 / (got / 2) as f64, got / 2)
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn the_microphone_path_allocates_nothing_per_audio_frame_while_the_device_is_silent() {
+    let (per_frame, frames) = mic_path_allocations(false);
+    // 60 s at 48 kHz is 2812 frames (the ring and readers are not short of any).
+    assert!(frames > 2_780, "{frames} frames");
+    assert_eq!(per_frame, 0.0, "{per_frame} allocations per audio frame");
+}
+
+#[test]
+fn with_sound_only_the_aac_encoder_allocates_and_no_more_than_measured() {
+    let (per_frame, frames) = mic_path_allocations(true);
+    assert!(frames > 2_780, "{frames} frames");
+    eprintln!("mic path with sound: {per_frame:.1} allocations per audio frame (rusty_aac)");
+    assert!(
+        per_frame <= campush::audio::encoder::MAX_ALLOCATIONS_PER_FRAME as f64,
+        "{per_frame} allocations per audio frame"
     );
 }

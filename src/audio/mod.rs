@@ -1,39 +1,48 @@
-//! The audio track: what YouTube, Facebook and Twitch require next to the video, as AAC-LC.
+//! The audio track: what YouTube, Facebook and Twitch require next to the video, as AAC-LC, and
+//! the sound of a microphone when one is configured.
 //!
 //! Owns: the audio formats campush sends ([`AudioFormat`]: 44.1 or 48 kHz, mono or stereo), the
-//! AudioSpecificConfig that describes them (ISO/IEC 14496-3 §1.6.2.1), the [`AudioSource`]
-//! interface the publisher pulls frames from, and its one implementation today, [`SilentAac`].
+//! AudioSpecificConfig that describes them (ISO/IEC 14496-3 §1.6.2.1), the `[audio]` settings
+//! ([`RawAudio`] → [`AudioSpec::check`]), the [`AudioSource`] interface the publisher and the
+//! recorder pull frames from, and the running track they are handed ([`AudioTrack`]).
 //!
-//! Shape (so that a microphone can be added without reshaping it): an audio source produces
-//! AAC access units stamped on the same monotonic capture clock as the video frames. Each
-//! publisher owns one source handle; on every connection it says where the connection's media
-//! starts ([`AudioSource::start`], the capture time of the first keyframe), and before writing a
-//! video frame captured at `t` it takes every audio frame stamped `<= t`
-//! ([`AudioSource::next_until`]), so audio and video leave interleaved by timestamp and the
-//! server's muxer never has to hold one track back waiting for the other. A future ALSA → AAC
-//! source would fill a ring of encoded frames from its own thread and answer `next_until` from
-//! it; the publisher would not change.
+//! Shape: an audio source produces AAC access units stamped on the same monotonic capture clock
+//! as the video frames. Each publisher owns one source handle; on every connection it says
+//! where the connection's media starts ([`AudioSource::start`], the capture time of the first
+//! keyframe), and before writing a video frame captured at `t` it takes every audio frame
+//! stamped `<= t` ([`AudioSource::next_until`]), so audio and video leave interleaved by
+//! timestamp and the server's muxer never has to hold one track back waiting for the other.
 //!
-//! [`SilentAac`] needs no encoder: a silent AAC-LC frame is a fixed byte string. Each frame is one
-//! `raw_data_block` with one channel element whose `max_sfb` is 0 (no scale factor bands, hence
-//! no spectral data: every coefficient is zero) followed by `ID_END`. The bytes are exactly what
-//! ffmpeg's AAC encoder emits for digital silence (global gain 140, KBD window), so every
-//! decoder that reads ffmpeg's output reads these; the unit tests rebuild them from the
-//! bitstream syntax. One frame is 1024 samples; frame `n` of a connection is stamped
-//! `start + n * 1024 / rate` seconds, computed exactly from `n` each time, so there is no drift.
+//! The modules, in the order sound flows through them:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`pcm`] | [`pcm::PcmInput`]: what a capture device (ALSA, or a generator) delivers |
+//! | [`convert`] | S16/S32, mono/stereo in → the encoder's f32 frames out (down/up-mix) |
+//! | [`drift`] | the device's clock held against CLOCK_MONOTONIC; single-sample corrections |
+//! | [`encoder`] | AAC-LC encoding (rusty_aac), one 1024-sample frame at a time; the comparison |
+//! | [`ring`] | the shared ring of encoded frames every destination reads with its own cursor |
+//! | [`mic`] | the capture thread that runs the above, reopens a lost device, fills silence |
+//! | [`silent`] | [`SilentAac`]: the silent track (fixed frames, no encoder) |
 //!
 //! Invariants: no allocation per frame (frames are static, or owned by the source and lent out);
 //! timestamps are strictly increasing within a connection and never precede its start.
-//!
-//! Settings: `[audio]` ([`RawAudio`] → [`AudioSpec::check`]).
 
+pub mod convert;
+pub mod drift;
+pub mod encoder;
+pub mod mic;
 pub mod pcm;
+pub mod ring;
+pub mod silent;
 
 use std::fmt;
 
 use serde::Deserialize;
 
 use crate::setting::Invalid;
+
+pub use silent::{silent_frame, SilentAac, SILENT_MONO, SILENT_STEREO};
 
 /// Samples per AAC-LC frame (per channel).
 pub const SAMPLES_PER_FRAME: u64 = 1024;
@@ -114,37 +123,88 @@ impl fmt::Display for AudioFormat {
     }
 }
 
+/// A microphone: its ALSA device, the format it is encoded to, and the AAC bit rate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MicSpec {
+    /// The ALSA device as written after `alsa:` (`hw:1,0`, `hw:Device,0`).
+    pub device: String,
+    pub format: AudioFormat,
+    pub bitrate_kbps: u32,
+}
+
+impl MicSpec {
+    /// How the status file and the logs name it: `alsa:hw:1,0`.
+    pub fn label(&self) -> String {
+        format!("alsa:{}", self.device)
+    }
+}
+
 /// What the configuration asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AudioSpec {
     /// No audio track.
     #[default]
     None,
     /// A silent AAC-LC track.
     Silent(AudioFormat),
+    /// A microphone through ALSA, encoded to AAC-LC.
+    Mic(MicSpec),
+}
+
+/// Default AAC bit rate, kbit/s: 96 for stereo, 64 for mono.
+pub fn default_kbps(channels: u8) -> u32 {
+    if channels == 1 {
+        64
+    } else {
+        96
+    }
+}
+
+/// Bit rates `[audio] bitrate_kbps` accepts for `channels`: 32 kbit/s at least (below it AAC-LC
+/// speech turns metallic), 160 per channel at most (above it nothing is audibly gained).
+pub fn kbps_bounds(channels: u8) -> (u32, u32) {
+    (32, 160 * u32::from(channels.max(1)))
+}
+
+/// Checks the device name after `alsa:`. Today only that it is there and plausible; the ALSA
+/// capture code's own parser (`hw:CARD,DEV`, CARD a number or an id) is to be called here.
+pub fn check_alsa_device(device: &str) -> Result<(), String> {
+    if device.is_empty() {
+        return Err(
+            "\"alsa:\" needs a device name, e.g. \"alsa:hw:1,0\" (campush probe lists them)".into(),
+        );
+    }
+    if device.len() > 64 || device.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{device:?} is not an ALSA device name (e.g. hw:1,0 or hw:Device,0)"
+        ));
+    }
+    Ok(())
 }
 
 impl AudioSpec {
-    pub fn format(self) -> Option<AudioFormat> {
+    pub fn format(&self) -> Option<AudioFormat> {
         match self {
             AudioSpec::None => None,
-            AudioSpec::Silent(f) => Some(f),
-        }
-    }
-
-    /// A source for one destination, or `None` without audio.
-    pub fn open(self) -> Option<Box<dyn AudioSource>> {
-        match self {
-            AudioSpec::None => None,
-            AudioSpec::Silent(f) => Some(Box::new(SilentAac::new(f))),
+            AudioSpec::Silent(f) => Some(*f),
+            AudioSpec::Mic(m) => Some(m.format),
         }
     }
 
     /// Bit rate to announce in `onMetaData`, kbit/s.
-    pub fn kbps(self) -> Option<f64> {
+    pub fn kbps(&self) -> Option<f64> {
         match self {
             AudioSpec::None => None,
-            AudioSpec::Silent(f) => Some(SilentAac::new(f).kbps()),
+            AudioSpec::Silent(f) => Some(SilentAac::new(*f).kbps()),
+            AudioSpec::Mic(m) => Some(f64::from(m.bitrate_kbps)),
+        }
+    }
+
+    /// The microphone, if this is one.
+    pub fn mic(&self) -> Option<&MicSpec> {
+        match self {
+            AudioSpec::Mic(m) => Some(m),
+            _ => None,
         }
     }
 }
@@ -153,12 +213,14 @@ impl AudioSpec {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAudio {
-    /// `silent` (default) or `none`.
+    /// `silent` (default), `none`, or `alsa:DEVICE`.
     pub source: Option<String>,
     /// 44100 or 48000 (default).
     pub rate: Option<u32>,
     /// 1 or 2 (default).
     pub channels: Option<u8>,
+    /// AAC bit rate of a microphone, kbit/s (default 96 stereo, 64 mono).
+    pub bitrate_kbps: Option<u32>,
 }
 
 impl AudioSpec {
@@ -169,13 +231,36 @@ impl AudioSpec {
         AudioFormat::new(rate, default.channels).map_err(|m| Invalid::new("rate", m))?;
         let format = AudioFormat::new(rate, raw.channels.unwrap_or(default.channels))
             .map_err(|m| Invalid::new("channels", m))?;
-        match raw.source.as_deref().map(str::trim) {
+        let source = raw.source.as_deref().map(str::trim);
+        let is_mic = source.is_some_and(|s| s.starts_with("alsa:"));
+        // Checked whatever the source (the template sets it); only a microphone uses it.
+        let kbps = raw.bitrate_kbps.unwrap_or(default_kbps(format.channels));
+        let (lo, hi) = kbps_bounds(format.channels);
+        if !(lo..=hi).contains(&kbps) {
+            return Err(Invalid::new(
+                "bitrate_kbps",
+                format!(
+                    "{kbps}: expected {lo} to {hi} kbit/s for {} channel(s)",
+                    format.channels
+                ),
+            ));
+        }
+        match source {
             None | Some("silent") => Ok(AudioSpec::Silent(format)),
             Some("none") => Ok(AudioSpec::None),
+            Some(s) if is_mic => {
+                let device = s["alsa:".len()..].trim();
+                check_alsa_device(device).map_err(|m| Invalid::new("source", m))?;
+                Ok(AudioSpec::Mic(MicSpec {
+                    device: device.to_owned(),
+                    format,
+                    bitrate_kbps: kbps,
+                }))
+            }
             Some(other) => Err(Invalid::new(
                 "source",
                 format!(
-                    "{other:?}: expected \"silent\" (a silent AAC track, which YouTube and Facebook need) or \"none\""
+                    "{other:?}: expected \"silent\" (a silent AAC track, which YouTube and Facebook need), \"none\", or \"alsa:DEVICE\" (a microphone, e.g. \"alsa:hw:1,0\")"
                 ),
             )),
         }
@@ -187,6 +272,61 @@ impl fmt::Display for AudioSpec {
         match self {
             AudioSpec::None => f.write_str("none"),
             AudioSpec::Silent(format) => write!(f, "silent, {format}"),
+            AudioSpec::Mic(m) => write!(
+                f,
+                "alsa:{}, {} at {} kbit/s",
+                m.device, m.format, m.bitrate_kbps
+            ),
+        }
+    }
+}
+
+/// The audio track as it runs: what a publisher or the recorder opens its source from.
+#[derive(Clone, Default)]
+pub enum AudioTrack {
+    /// No audio track.
+    #[default]
+    None,
+    /// A silent track, one [`SilentAac`] per destination.
+    Silent(AudioFormat),
+    /// The running microphone: each destination gets its own cursor on the shared ring.
+    Mic(mic::MicFeed),
+}
+
+impl AudioTrack {
+    pub fn format(&self) -> Option<AudioFormat> {
+        match self {
+            AudioTrack::None => None,
+            AudioTrack::Silent(f) => Some(*f),
+            AudioTrack::Mic(feed) => Some(feed.format()),
+        }
+    }
+
+    /// A source for one destination, or `None` without audio.
+    pub fn open(&self) -> Option<Box<dyn AudioSource>> {
+        match self {
+            AudioTrack::None => None,
+            AudioTrack::Silent(f) => Some(Box::new(SilentAac::new(*f))),
+            AudioTrack::Mic(feed) => Some(Box::new(feed.reader())),
+        }
+    }
+
+    /// The track of a specification that needs no running microphone (a microphone's becomes
+    /// a silent track of its format: the stream stays valid).
+    pub fn without_mic(spec: &AudioSpec) -> AudioTrack {
+        match spec.format() {
+            None => AudioTrack::None,
+            Some(f) => AudioTrack::Silent(f),
+        }
+    }
+}
+
+impl fmt::Debug for AudioTrack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AudioTrack::None => f.write_str("None"),
+            AudioTrack::Silent(format) => write!(f, "Silent({format})"),
+            AudioTrack::Mic(feed) => write!(f, "Mic({})", feed.format()),
         }
     }
 }
@@ -209,196 +349,4 @@ pub trait AudioSource: Send {
 
     /// The next frame captured at or before `until_us`, if there is one. Allocation-free.
     fn next_until(&mut self, until_us: u64) -> Option<AudioFrame<'_>>;
-}
-
-/// `raw_data_block` of a silent mono frame: SCE(tag 0) { global_gain 140, ics_info: long
-/// window, KBD shape, max_sfb 0; no pulse, TNS or gain control } END.
-pub const SILENT_MONO: [u8; 4] = [0x01, 0x18, 0x20, 0x07];
-/// `raw_data_block` of a silent stereo frame: CPE(tag 0, common_window 1) { ics_info: long
-/// window, KBD shape, max_sfb 0; ms_mask_present 0; two channel streams with global_gain 140
-/// and nothing else } END.
-pub const SILENT_STEREO: [u8; 6] = [0x21, 0x10, 0x04, 0x60, 0x8c, 0x1c];
-
-/// A silent AAC-LC track: precomputed frames, no encoder.
-#[derive(Debug, Clone)]
-pub struct SilentAac {
-    format: AudioFormat,
-    start_us: u64,
-    next: u64,
-}
-
-impl SilentAac {
-    pub fn new(format: AudioFormat) -> Self {
-        SilentAac {
-            format,
-            start_us: 0,
-            next: 0,
-        }
-    }
-
-    /// The frame every call returns.
-    pub fn frame(&self) -> &'static [u8] {
-        if self.format.channels == 1 {
-            &SILENT_MONO
-        } else {
-            &SILENT_STEREO
-        }
-    }
-
-    /// Bit rate of the track, kbit/s.
-    pub fn kbps(&self) -> f64 {
-        (self.frame().len() * 8) as f64 * f64::from(self.format.rate)
-            / SAMPLES_PER_FRAME as f64
-            / 1000.0
-    }
-}
-
-impl AudioSource for SilentAac {
-    fn format(&self) -> AudioFormat {
-        self.format
-    }
-
-    fn start(&mut self, start_us: u64) {
-        self.start_us = start_us;
-        self.next = 0;
-    }
-
-    fn next_until(&mut self, until_us: u64) -> Option<AudioFrame<'_>> {
-        let timestamp_us = self.format.frame_time_us(self.start_us, self.next);
-        if timestamp_us > until_us {
-            return None;
-        }
-        self.next += 1;
-        Some(AudioFrame {
-            timestamp_us,
-            data: self.frame(),
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// MSB-first bit writer, for rebuilding frames from the bitstream syntax.
-    #[derive(Default)]
-    struct Bits(Vec<bool>);
-
-    impl Bits {
-        fn put(&mut self, value: u32, n: u32) -> &mut Self {
-            for i in (0..n).rev() {
-                self.0.push(value >> i & 1 == 1);
-            }
-            self
-        }
-        fn bytes(&self) -> Vec<u8> {
-            self.0
-                .chunks(8)
-                .map(|c| {
-                    c.iter()
-                        .enumerate()
-                        .fold(0u8, |b, (i, &bit)| b | (u8::from(bit) << (7 - i)))
-                })
-                .collect()
-        }
-    }
-
-    /// ics_info() for a long window with KBD shape and no scale factor bands (Table 4.6).
-    fn ics_info(b: &mut Bits) {
-        b.put(0, 1) // ics_reserved_bit
-            .put(0, 2) // window_sequence: ONLY_LONG_SEQUENCE
-            .put(1, 1) // window_shape: KBD
-            .put(0, 6) // max_sfb: 0, so no section, scale factor or spectral data follow
-            .put(0, 1); // predictor_data_present
-    }
-
-    /// individual_channel_stream() after ics_info (Table 4.44) for max_sfb = 0.
-    fn channel_stream(b: &mut Bits, global_gain: u32) {
-        b.put(global_gain, 8)
-            .put(0, 1) // pulse_data_present
-            .put(0, 1) // tns_data_present
-            .put(0, 1); // gain_control_data_present
-    }
-
-    const ID_SCE: u32 = 0;
-    const ID_CPE: u32 = 1;
-    const ID_END: u32 = 7;
-
-    #[test]
-    fn the_silent_mono_frame_is_an_empty_single_channel_element() {
-        let mut b = Bits::default();
-        b.put(ID_SCE, 3).put(0, 4); // element_instance_tag
-        b.put(140, 8); // global_gain comes before ics_info in an SCE
-        ics_info(&mut b);
-        b.put(0, 3); // pulse, tns, gain control
-        b.put(ID_END, 3);
-        assert_eq!(b.bytes(), SILENT_MONO);
-    }
-
-    #[test]
-    fn the_silent_stereo_frame_is_an_empty_channel_pair_with_a_common_window() {
-        let mut b = Bits::default();
-        b.put(ID_CPE, 3).put(0, 4).put(1, 1); // common_window
-        ics_info(&mut b);
-        b.put(0, 2); // ms_mask_present
-        channel_stream(&mut b, 140);
-        channel_stream(&mut b, 140);
-        b.put(ID_END, 3);
-        assert_eq!(b.bytes(), SILENT_STEREO);
-    }
-
-    #[test]
-    fn audio_specific_config_byte_table() {
-        for (rate, channels, asc) in [
-            (48_000, 2, [0x11, 0x90]),
-            (48_000, 1, [0x11, 0x88]),
-            (44_100, 2, [0x12, 0x10]),
-            (44_100, 1, [0x12, 0x08]),
-        ] {
-            let f = AudioFormat::new(rate, channels).unwrap();
-            assert_eq!(f.audio_specific_config(), asc, "{f}");
-        }
-    }
-
-    #[test]
-    fn only_the_formats_the_platforms_take_are_accepted() {
-        assert!(AudioFormat::new(32_000, 2).is_err());
-        assert!(AudioFormat::new(48_000, 6).is_err());
-        assert!(AudioFormat::new(48_000, 0).is_err());
-    }
-
-    #[test]
-    fn frame_times_are_exact_and_never_drift() {
-        let f = AudioFormat::new(44_100, 2).unwrap();
-        // 44100 frames of 1024 samples are exactly 1024 s.
-        assert_eq!(f.frame_time_us(7, 44_100), 7 + 1_024_000_000);
-        assert_eq!(f.frame_time_us(0, 1), 23_219); // 23.2199.. ms, rounded down
-        let f = AudioFormat::new(48_000, 1).unwrap();
-        assert_eq!(f.frame_time_us(0, 3), 64_000);
-        // Ten years of frames still do not overflow.
-        assert!(f.frame_time_us(0, 15_000_000_000) > 0);
-    }
-
-    #[test]
-    fn the_silent_source_gives_every_frame_up_to_the_asked_time_and_restarts_per_connection() {
-        let mut s = SilentAac::new(AudioFormat::new(48_000, 2).unwrap());
-        s.start(1_000_000);
-        let mut got = Vec::new();
-        while let Some(frame) = s.next_until(1_000_000 + 100_000) {
-            assert_eq!(frame.data, SILENT_STEREO);
-            got.push(frame.timestamp_us);
-        }
-        // 0, 21.333, 42.666, 64, 85.333 ms: five frames start within the first 100 ms.
-        assert_eq!(got, [1_000_000, 1_021_333, 1_042_666, 1_064_000, 1_085_333]);
-        assert!(s.next_until(1_106_665).is_none());
-        assert!(s.next_until(1_106_666).is_some());
-        s.start(5_000_000);
-        assert_eq!(s.next_until(u64::MAX).unwrap().timestamp_us, 5_000_000);
-    }
-
-    #[test]
-    fn the_silent_track_is_tiny() {
-        let stereo = SilentAac::new(AudioFormat::default());
-        assert!((stereo.kbps() - 2.25).abs() < 1e-9, "{}", stereo.kbps());
-    }
 }

@@ -252,6 +252,46 @@ url = "rtmp://127.0.0.1/live/secretkey"
     }
 
     #[test]
+    fn a_microphone_is_an_alsa_device_with_a_bit_rate_that_defaults_by_channels() {
+        use crate::audio::MicSpec;
+        let base = "[source]\nspec=\"stdin\"\n[[output]]\nurl=\"rtmp://h/a/k\"\n[audio]\n";
+        let c = parse(&format!("{base}source = \"alsa:hw:1,0\"\n")).unwrap();
+        assert_eq!(
+            c.audio,
+            AudioSpec::Mic(MicSpec {
+                device: "hw:1,0".into(),
+                format: AudioFormat::new(48_000, 2).unwrap(),
+                bitrate_kbps: 96,
+            })
+        );
+        // onMetaData announces the configured bit rate.
+        assert_eq!(c.ingest.audio.unwrap().kbps, 96.0);
+        let c = parse(&format!(
+            "{base}source = \"alsa:hw:Device,0\"\nchannels = 1\n"
+        ))
+        .unwrap();
+        assert_eq!(c.audio.mic().unwrap().bitrate_kbps, 64);
+        let c = parse(&format!(
+            "{base}source = \"alsa:hw:1,0\"\nbitrate_kbps = 128\n"
+        ))
+        .unwrap();
+        assert_eq!(c.ingest.audio.unwrap().kbps, 128.0);
+        assert!(c.describe().contains("alsa:hw:1,0"), "{}", c.describe());
+        for (text, needle) in [
+            ("source = \"alsa:\"", "needs a device name"),
+            ("source = \"alsa:hw 1\"", "not an ALSA device name"),
+            ("source = \"alsa:hw:1,0\"\nbitrate_kbps = 8", "32 to 320"),
+            (
+                "source = \"alsa:hw:1,0\"\nchannels = 1\nbitrate_kbps = 200",
+                "32 to 160",
+            ),
+        ] {
+            let msg = parse(&format!("{base}{text}\n")).unwrap_err().to_string();
+            assert!(msg.contains(needle), "{needle}: {msg}");
+        }
+    }
+
+    #[test]
     fn a_v4l2_m2m_source_takes_its_device_settings() {
         let c = parse(
             "[source]\nspec=\"v4l2-m2m:/dev/video0\"\nwidth=1280\nheight=720\nfps=30\n\
@@ -459,6 +499,7 @@ url = "rtmp://127.0.0.1/live/secretkey"
             ("[source]\nspec=\"stdin\"\n[[output]]\nurl=\"rtmp://h/a/k\"\n[status]\nsummary_interval_s=-5", "status.summary_interval_s", 6),
             ("[source]\nspec=\"stdin\"\n[[output]]\nurl=\"rtmp://h/a/k\"\n[audio]\nrate=32000", "audio.rate", 6),
             ("[source]\nspec=\"stdin\"\n[[output]]\nurl=\"rtmp://h/a/k\"\n[audio]\nsource=\"mic\"", "audio.source", 6),
+            ("[source]\nspec=\"stdin\"\n[[output]]\nurl=\"rtmp://h/a/k\"\n[audio]\nsource=\"alsa:hw:1,0\"\nbitrate_kbps=1000", "audio.bitrate_kbps", 7),
             ("[source]\nloop=true\n[[output]]\nurl=\"rtmp://h/a/k\"", "source.spec", 1),
         ] {
             let err = parse(text).unwrap_err();

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::files::{self, Store};
 use super::fmp4::{Muxer, VideoSample, VideoTrack};
 use super::{Mode, RecordSettings, RETRY};
-use crate::audio::{AudioFormat, AudioSource, AudioSpec};
+use crate::audio::{AudioFormat, AudioSource, AudioTrack};
 use crate::flv::VIDEO_HEADER_LEN;
 use crate::pool::{Frame, FrameMeta};
 use crate::queue::{Closed, FrameQueue, SharedHeaders};
@@ -103,7 +103,7 @@ impl Recorder {
         headers: SharedHeaders,
         status: DestinationStatus,
         network: Vec<DestinationStatus>,
-        audio: AudioSpec,
+        audio: AudioTrack,
         max_frames: usize,
     ) -> Recorder {
         status.set_label(format!("record:{}", settings.dir.display()));
@@ -457,7 +457,7 @@ mod tests {
             headers.clone(),
             mine,
             dests.clone(),
-            AudioSpec::None,
+            AudioTrack::None,
             128,
         );
         let mut ingest = Ingest::new(

@@ -34,6 +34,7 @@
 //!
 //! Settings: `[status]` ([`RawStatus`] → [`ReportSettings::check`]).
 
+pub mod audio;
 mod json;
 mod prometheus;
 pub mod show;
@@ -49,6 +50,7 @@ use tokio::sync::watch;
 use crate::health::Health;
 use crate::setting::Invalid;
 use crate::stop::Stop;
+pub use audio::{AudioSnapshot, AudioStats, MicState};
 
 /// Why campush is not streaming, coarse enough to pick an LED pattern and a retry policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,6 +270,8 @@ struct Parts {
     last_error: Option<String>,
     /// The latest board health sample (all unknown until the first).
     health: Health,
+    /// The microphone (`alsa:DEVICE`) and its statistics, when there is one.
+    audio: Option<(String, Arc<AudioStats>)>,
 }
 
 /// Where stages report and observers look. Cheap to clone.
@@ -323,6 +327,7 @@ impl SharedStatus {
                 destinations: Vec::new(),
                 last_error: None,
                 health: Health::default(),
+                audio: None,
             })),
             counters: Arc::new(Counters::default()),
             watchdog: Arc::new(WatchdogView {
@@ -348,6 +353,14 @@ impl SharedStatus {
 
     fn parts(&self) -> MutexGuard<'_, Parts> {
         self.parts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers the microphone named `source` (`alsa:DEVICE`), or none; returns the
+    /// statistics its capture thread stores into.
+    pub fn set_audio(&self, source: Option<String>) -> Arc<AudioStats> {
+        let stats = Arc::new(AudioStats::default());
+        self.parts().audio = source.map(|s| (s, Arc::clone(&stats)));
+        stats
     }
 
     /// Registers `n` destinations (replacing the previous set, as a reload does).
@@ -560,6 +573,10 @@ impl SharedStatus {
             destinations,
             health: p.health,
             last_error: p.last_error.clone(),
+            audio: p
+                .audio
+                .as_ref()
+                .map(|(source, stats)| stats.snapshot(source)),
         }
     }
 
@@ -593,6 +610,8 @@ pub struct Snapshot {
     pub destinations: Vec<DestinationSnapshot>,
     pub health: Health,
     pub last_error: Option<String>,
+    /// The microphone, when there is one.
+    pub audio: Option<AudioSnapshot>,
 }
 
 /// One destination in a [`Snapshot`].
@@ -637,7 +656,7 @@ impl Snapshot {
         }
         destinations.push(']');
         format!(
-            "{{\"status\":\"{}\",\"uptime_s\":{},\"frames_in\":{},\"frames_sent\":{},\"frames_dropped\":{},\"bytes_sent\":{},\"bitrate_kbps\":{:.1},\"encoder_bitrate_kbps\":{},\"connects\":{},\"reconnects\":{},\"source_restarts\":{},\"last_error\":{},\"destinations\":{},\"health\":{}}}\n",
+            "{{\"status\":\"{}\",\"uptime_s\":{},\"frames_in\":{},\"frames_sent\":{},\"frames_dropped\":{},\"bytes_sent\":{},\"bitrate_kbps\":{:.1},\"encoder_bitrate_kbps\":{},\"connects\":{},\"reconnects\":{},\"source_restarts\":{},\"last_error\":{},\"destinations\":{},\"health\":{},\"audio\":{}}}\n",
             self.status.name(),
             self.uptime.as_secs(),
             self.frames_in,
@@ -653,6 +672,9 @@ impl Snapshot {
             last_error,
             destinations,
             health_json(&self.health),
+            self.audio
+                .as_ref()
+                .map_or_else(|| "null".to_owned(), AudioSnapshot::to_json),
         )
     }
 }

@@ -25,6 +25,7 @@
 //! drives no LED, talks to no systemd and installs no signal handler, so a test can run it
 //! in-process.
 
+mod audio;
 mod pipeline;
 mod signals;
 #[cfg(test)]
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 
+pub use self::audio::MicOwner;
 use self::pipeline::{run_pipeline, Next};
 use self::signals::forward_signals;
 use crate::config::{Config, ConfigError};
@@ -83,6 +85,8 @@ pub struct Supervisor {
     reload: Reload,
     status: SharedStatus,
     control: Control,
+    /// The microphone, kept across pipelines.
+    mic: MicOwner,
 }
 
 impl Supervisor {
@@ -97,6 +101,7 @@ impl Supervisor {
             reload: Box::new(reload),
             status: SharedStatus::new(),
             control: Control::default(),
+            mic: MicOwner::default(),
         }
     }
 
@@ -122,6 +127,7 @@ impl Supervisor {
                 &self.status,
                 &self.control,
                 &mut self.reload,
+                &mut self.mic,
             ) {
                 Next::Exit(code) => return code,
                 Next::Restart(new) => {

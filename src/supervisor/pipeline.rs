@@ -14,7 +14,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ingest_exit_code, publish_exit_code, source_exit_code, Control, Reload};
+use super::{ingest_exit_code, publish_exit_code, source_exit_code, Control, MicOwner, Reload};
+use crate::audio::AudioTrack;
 use crate::config::Config;
 use crate::exit;
 use crate::ingest::Ingest;
@@ -47,6 +48,7 @@ pub(super) fn run_pipeline(
     status: &SharedStatus,
     control: &Control,
     reload: &mut Reload,
+    mic: &mut MicOwner,
 ) -> Next {
     log::info!(
         "campush {} streaming {} to {} destination(s)",
@@ -104,6 +106,7 @@ pub(super) fn run_pipeline(
         status,
         control,
         reload,
+        mic,
     ));
 
     // The source ends its waits on `stop`, and stops and reaps its camera app (if any) on the
@@ -153,6 +156,8 @@ enum Supervised {
 /// Runs one generation of publishers after another: a reload with a valid configuration that
 /// keeps the same source stops the current destinations cleanly and starts the new ones while
 /// the source keeps running. A stop ends every destination cleanly.
+// The pipeline's parts, each owned elsewhere: bundling them would only rename them.
+#[allow(clippy::too_many_arguments)]
 async fn supervise(
     mut config: Config,
     first_queues: Vec<Arc<FrameQueue>>,
@@ -161,6 +166,7 @@ async fn supervise(
     status: &SharedStatus,
     control: &Control,
     reload: &mut Reload,
+    mic: &mut MicOwner,
 ) -> Supervised {
     let alloc_stats = std::env::var_os("CAMPUSH_ALLOC_STATS")
         .map(|_| tokio::spawn(alloc_stats_at_exit(status.clone())));
@@ -177,12 +183,14 @@ async fn supervise(
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut destinations = status.set_destinations(config.destinations());
-        let recorder = start_recorder(&config, &queues, &mut destinations, headers);
+        // One capture thread for every destination (kept while `[audio]` stays the same).
+        let audio = mic.track(&config.audio, status);
+        let recorder = start_recorder(&config, &queues, &mut destinations, headers, &audio);
         let mut tasks = tokio::task::JoinSet::new();
         for ((output, queue), dest) in config.outputs.iter().zip(queues).zip(destinations) {
             let settings = PublisherSettings {
                 tls: output.tls.clone(),
-                audio: config.audio,
+                audio: audio.clone(),
                 ..config.publisher.clone()
             };
             let mut publisher = Publisher::new(
@@ -287,6 +295,7 @@ fn start_recorder(
     queues: &[Arc<FrameQueue>],
     destinations: &mut Vec<crate::status::DestinationStatus>,
     headers: &SharedHeaders,
+    audio: &AudioTrack,
 ) -> Option<(Arc<FrameQueue>, std::thread::JoinHandle<()>)> {
     let settings = config.record.clone()?;
     let queue = Arc::clone(queues.get(config.outputs.len())?);
@@ -297,7 +306,7 @@ fn start_recorder(
         headers.clone(),
         status,
         destinations.clone(),
-        config.audio,
+        audio.clone(),
         config.queue.max_frames,
     );
     let thread = std::thread::Builder::new()
