@@ -27,6 +27,7 @@
 //!
 //! Settings: `[audio]` ([`RawAudio`] → [`AudioSpec::check`]).
 
+pub mod alsa_input;
 pub mod pcm;
 
 use std::fmt;
