@@ -732,10 +732,11 @@ fn alsa_rate_shift(card_id: &str, value: i64) -> i32 {
     let node = device::control_node(root, card);
     for dev in 0..2 {
         let set =
-            control::Control::open(&node, "PCM Rate Shift 100000", dev, 0).and_then(|mut c| {
-                c.set(value)?;
-                c.get()
-            });
+            control::Control::open(&node, control::Iface::Pcm, "PCM Rate Shift 100000", dev, 0)
+                .and_then(|mut c| {
+                    c.set(value)?;
+                    c.get()
+                });
         match set {
             Ok(v) => println!("alsa-rate-shift: device {dev} substream 0 = {v}"),
             Err(e) => {

@@ -55,16 +55,31 @@ pub fn card_info(path: &Path) -> io::Result<CardInfo> {
     })
 }
 
-/// One integer mixer control.
+/// Which interface a control element belongs to (`SNDRV_CTL_ELEM_IFACE_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Iface {
+    /// Mixer controls (volumes, switches).
+    Mixer,
+    /// Controls of a PCM device (snd-aloop's "PCM Rate Shift 100000").
+    Pcm,
+}
+
+/// One integer control.
 pub struct Control {
     file: File,
     value: snd_ctl_elem_value,
 }
 
 impl Control {
-    /// The mixer control `name` of PCM `device`, substream `subdevice`, on the card whose
-    /// control node is `path`.
-    pub fn open(path: &Path, name: &str, device: u32, subdevice: u32) -> io::Result<Control> {
+    /// The control `name` of interface `iface`, PCM `device`, substream `subdevice`, on the
+    /// card whose control node is `path`.
+    pub fn open(
+        path: &Path,
+        iface: Iface,
+        name: &str,
+        device: u32,
+        subdevice: u32,
+    ) -> io::Result<Control> {
         if name.len() >= SNDRV_CTL_ELEM_ID_NAME_MAXLEN {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -74,7 +89,10 @@ impl Control {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         // SAFETY: plain data, all-zero is valid.
         let mut value: snd_ctl_elem_value = unsafe { zeroed() };
-        value.id.iface = SNDRV_CTL_ELEM_IFACE_MIXER;
+        value.id.iface = match iface {
+            Iface::Mixer => SNDRV_CTL_ELEM_IFACE_MIXER,
+            Iface::Pcm => SNDRV_CTL_ELEM_IFACE_PCM,
+        };
         value.id.device = device;
         value.id.subdevice = subdevice;
         value.id.name[..name.len()].copy_from_slice(name.as_bytes());

@@ -157,6 +157,7 @@ pub const SNDRV_PCM_STATE_SUSPENDED: i32 = 7;
 pub const SNDRV_PCM_STATE_DISCONNECTED: i32 = 8;
 
 pub const SNDRV_CTL_ELEM_IFACE_MIXER: i32 = 2;
+pub const SNDRV_CTL_ELEM_IFACE_PCM: i32 = 3;
 pub const SNDRV_CTL_ELEM_ID_NAME_MAXLEN: usize = 44;
 
 /// Bits of `snd_interval`'s flags word (C bitfields, allocated from bit 0 on every target here).
