@@ -1,7 +1,7 @@
-//! Reading a small text file whole, bounded in time and memory: a stream key (`key_file`), the
-//! status file (`campush status`).
+//! Reading a small file whole, bounded in time and memory: a stream key (`key_file`), the
+//! status file (`campush status`), the configuration file, a TLS CA file (`tls_ca`).
 //!
-//! Owns: [`read_to_string`]. Invariants: only a regular file is read; the file is opened with
+//! Owns: [`read`], [`read_to_string`]. Invariants: only a regular file is read; the file is opened with
 //! `O_NONBLOCK` (a FIFO with no writer opens at once instead of blocking forever) and checked
 //! with `fstat` on the open descriptor (no race between the check and the read), so a device
 //! (`/dev/zero`, `/dev/stdin` on a terminal), a FIFO, a socket or a directory is refused with an
@@ -15,8 +15,8 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
-/// The text of the regular file at `path`, which must hold at most `limit` bytes of UTF-8.
-pub fn read_to_string(path: &Path, limit: usize) -> io::Result<String> {
+/// The bytes of the regular file at `path`, which must hold at most `limit` bytes.
+pub fn read(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -26,7 +26,7 @@ pub fn read_to_string(path: &Path, limit: usize) -> io::Result<String> {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
-                "not a regular file but {}: expected a small text file",
+                "not a regular file but {}: expected a small file",
                 describe(meta.file_type())
             ),
         ));
@@ -37,10 +37,15 @@ pub fn read_to_string(path: &Path, limit: usize) -> io::Result<String> {
     if bytes.len() > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("larger than {limit} bytes: expected a small text file"),
+            format!("larger than {limit} bytes: expected a small file"),
         ));
     }
-    String::from_utf8(bytes).map_err(|_| {
+    Ok(bytes)
+}
+
+/// The text of the regular file at `path`, which must hold at most `limit` bytes of UTF-8.
+pub fn read_to_string(path: &Path, limit: usize) -> io::Result<String> {
+    String::from_utf8(read(path, limit)?).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             "not UTF-8 text: expected a small text file",

@@ -75,3 +75,22 @@ fn version_and_unknown_commands() {
     assert_eq!(code, 78);
     assert!(stderr.contains("--bogus"), "{stderr}");
 }
+
+#[test]
+fn a_configuration_that_is_a_device_or_a_fifo_is_refused_at_once_not_read_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("campush.toml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path the test owns.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for (path, what) in [
+        ("/dev/zero", "a character device"),
+        (fifo.to_str().unwrap(), "a FIFO"),
+    ] {
+        let started = std::time::Instant::now();
+        let (code, _, err) = campush(&["check-config", path]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(code, 78, "{path}: {err}");
+        assert!(err.contains(what), "{path}: {err}");
+    }
+}

@@ -417,6 +417,10 @@ url = "rtmp://127.0.0.1/live/secretkey"
                 "url=\"rtmps://h/a/k\"\ntls_ca=\"/nonexistent/ca.pem\"",
                 "CA file",
             ),
+            (
+                "url=\"rtmps://h/a/k\"\ntls_ca=\"/dev/zero\"",
+                "a character device",
+            ),
         ] {
             let msg = parse(&format!("{base}{text}\n")).unwrap_err().to_string();
             assert!(msg.contains(needle), "{needle}: {msg}");

@@ -25,6 +25,9 @@ use crate::record::RawRecord;
 use crate::source::settings::RawSource;
 use crate::status::RawStatus;
 
+/// The largest configuration file read: a real one is a few KiB.
+pub const CONFIG_LIMIT: usize = 1 << 20;
+
 /// Where campush looks for its configuration when not given `--config`, in this order.
 pub const SEARCH_PATHS: [&str; 3] = [
     "/boot/firmware/campush.toml",
@@ -107,11 +110,14 @@ impl RawConfig {
         Ok(raw)
     }
 
+    /// Reads and parses the file at `path` (at most [`CONFIG_LIMIT`] bytes, a regular file:
+    /// a FIFO or a device given by mistake is refused at once, not read forever).
     pub fn load(path: &Path) -> Result<RawConfig, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes =
+            crate::small_file::read(path, CONFIG_LIMIT).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
         let text = String::from_utf8(bytes).map_err(|e| ConfigError::Parse {
             place: Box::new(Place {
                 path: path.to_owned(),

@@ -222,13 +222,15 @@ impl AsyncWrite for TlsStream {
     }
 }
 
+/// The largest CA file read.
+const CA_FILE_LIMIT: usize = 4 << 20;
+
 pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let shown = path.display();
-    let iter = CertificateDer::pem_file_iter(path).map_err(|e| match e {
-        rustls_pki_types::pem::Error::Io(e) => format!("cannot read the CA file {shown}: {e}"),
-        e => format!("the CA file {shown} is not PEM: {e}"),
-    })?;
-    let certs = iter
+    // Bounded like every file campush reads (Debian's whole bundle is about 220 KB).
+    let pem = crate::small_file::read(path, CA_FILE_LIMIT)
+        .map_err(|e| format!("cannot read the CA file {shown}: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("the CA file {shown} is not valid PEM: {e}"))?;
     if certs.is_empty() {
