@@ -361,6 +361,13 @@ pub fn offer(path: &Path) -> Result<Offer, AlsaError> {
     })
 }
 
+/// When the oldest of `avail` unread frames was captured, given that the newest was captured
+/// at `newest_us` (the status timestamp) at `rate` frames per second (see the module doc).
+pub fn first_frame_time_us(newest_us: u64, avail: usize, rate: u32) -> u64 {
+    let age_us = avail as u128 * 1_000_000 / u128::from(rate.max(1));
+    newest_us.saturating_sub(age_us as u64)
+}
+
 impl Pcm {
     /// Opens the node at `path` in direction `dir` and sets it up as near `wish` as it goes
     /// (see the module doc); a capture stream is started.
@@ -647,11 +654,9 @@ impl Pcm {
                     0 => crate::clock::monotonic_us(),
                     t => t,
                 };
-                let age_us =
-                    (avail as u128 * 1_000_000 / u128::from(self.setup.rate.max(1))) as u64;
                 return Ok(Captured {
                     frames: (x.result.max(0) as usize).min(frames),
-                    time_us: newest_us.saturating_sub(age_us),
+                    time_us: first_frame_time_us(newest_us, avail, self.setup.rate),
                 });
             }
             let now = Instant::now();
@@ -732,6 +737,16 @@ mod tests {
             };
         assert_eq!(p.range(SNDRV_PCM_HW_PARAM_PERIOD_TIME), (20_000, 20_000));
         assert_eq!(p.value(SNDRV_PCM_HW_PARAM_PERIOD_TIME), 20_000);
+    }
+
+    #[test]
+    fn the_first_unread_frame_was_captured_avail_frames_before_the_status_time() {
+        // 960 frames waiting at 48 kHz: the oldest is 20 ms older than the pointer update.
+        assert_eq!(first_frame_time_us(10_000_000, 960, 48_000), 9_980_000);
+        assert_eq!(first_frame_time_us(10_000_000, 441, 44_100), 9_990_000);
+        assert_eq!(first_frame_time_us(10_000_000, 0, 48_000), 10_000_000);
+        // Never before the clock's start.
+        assert_eq!(first_frame_time_us(1_000, 48_000, 48_000), 0);
     }
 
     #[test]
