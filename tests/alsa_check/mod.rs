@@ -10,9 +10,9 @@
 //!   capture tool's own CLOCK_MONOTONIC reading at its end;
 //! - S16 mono and S32 stereo both; no overrun; no allocation by the reads after the first;
 //! - the loopback's clock set 1000 ppm slow ("PCM Rate Shift 100000" = 100100) shows in the
-//!   timestamps as that drift (the fit of time against frames), and the nominal runs show
-//!   none, each within 150 ppm (the loopback's pointer moves in timer ticks of 4 ms, under
-//!   TCG; over 3 to 6 s that is the resolution);
+//!   timestamps as 1000 ppm within 150 over a 6 s capture, and the nominal 3 s runs show none
+//!   within 200 ppm ([`drift_ppm`]: the loopback's pointer moves in 4 ms timer ticks, late
+//!   under TCG, so over seconds that is the resolution; 100 ppm would need a minute);
 //! - the card unbound under a running capture reads as gone, and once the driver is back the
 //!   same name opens again and delivers.
 
@@ -82,25 +82,33 @@ fn time_of(reads: &[(u64, u64)], k: usize) -> f64 {
     f64::NAN
 }
 
-/// The drift of the capture clock against CLOCK_MONOTONIC, ppm: the least-squares slope of
-/// read times against frames read before them, against the nominal 1e6 / RATE µs per frame.
-/// Positive: the samples come slower than nominal.
+/// The drift of the capture clock against CLOCK_MONOTONIC, ppm (positive: the samples come
+/// slower than nominal), from the lower envelope of the timestamps: each read's time less the
+/// nominal time of the frames before it; the smallest of those in the first third of the
+/// reads and in the last third, and the slope between the two. snd-aloop moves its pointer in
+/// timer ticks (4 ms) and a starved TCG guest updates it late, so a timestamp can be late
+/// against its samples but never early: a least-squares fit through that one-sided noise
+/// leans on whichever end had the busier moment, the envelope does not.
 fn drift_ppm(reads: &[(u64, u64)]) -> f64 {
     let mut cum = 0u64;
-    let pts: Vec<(f64, f64)> = reads
+    let residuals: Vec<(f64, f64)> = reads
         .iter()
         .map(|&(f, t)| {
-            let p = (cum as f64, t as f64);
+            let at = cum as f64;
             cum += f;
-            p
+            (at, t as f64 - at * 1e6 / RATE)
         })
         .collect();
-    let n = pts.len() as f64;
-    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
-    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
-    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    (sxy / sxx * RATE / 1e6 - 1.0) * 1e6
+    let third = residuals.len() / 3;
+    let lowest = |part: &[(f64, f64)]| {
+        part.iter()
+            .copied()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap()
+    };
+    let a = lowest(&residuals[..third]);
+    let b = lowest(&residuals[residuals.len() - third..]);
+    (b.1 - a.1) / ((b.0 - a.0) * 1e6 / RATE) * 1e6
 }
 
 /// Checks one capture; returns its measured drift (ppm).
@@ -196,15 +204,15 @@ pub fn verify(share: &Path, log: &str) {
         assert!(p.contains(" 0 underruns"), "player {play}: {p}");
     }
     let ppm = check_capture(share, "alsa-S16_LE-1", 2, 1, log);
-    assert!(ppm.abs() < 150.0, "nominal S16 mono: {ppm:+.0} ppm");
+    assert!(ppm.abs() < 200.0, "nominal S16 mono: {ppm:+.0} ppm");
     let ppm = check_capture(share, "alsa-S32_LE-2", 4, 2, log);
-    assert!(ppm.abs() < 150.0, "nominal S32 stereo: {ppm:+.0} ppm");
+    assert!(ppm.abs() < 200.0, "nominal S32 stereo: {ppm:+.0} ppm");
 
     let shift = read(share, "alsa-rate-shift.log");
     assert!(shift.contains("device 1 substream 0 = 100100"), "{shift}");
     let ppm = check_capture(share, "alsa-drift", 2, 1, log);
     assert!(
-        (ppm.abs() - 1000.0).abs() < 150.0,
+        (ppm - 1000.0).abs() < 150.0,
         "the loopback 1000 ppm off: the capture times say {ppm:+.0} ppm"
     );
 
