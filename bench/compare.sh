@@ -19,6 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/nginx.sh
 . scripts/lib/nginx.sh
+# shellcheck source=scripts/lib/clip.sh
+. scripts/lib/clip.sh
 
 RUNS=${RUNS:-3} # CPU and RSS are the median of this many runs each
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -47,14 +49,7 @@ cleanup() {
 trap cleanup EXIT
 
 # --- the clip (made once) ---------------------------------------------------------------------
-if [ ! -s "$CLIP" ]; then
-    echo "making $CLIP (once; takes a minute)..."
-    mkdir -p "$CLIP_DIR"
-    ffmpeg -nostdin -v error -y -f lavfi -i testsrc2=size=1920x1080:rate=30 -t 60 \
-        -c:v libx264 -b:v 5M -maxrate 5M -bufsize 10M -bf 0 -g 60 -x264-params scenecut=0 \
-        -pix_fmt yuv420p -f h264 "$CLIP.tmp"
-    mv "$CLIP.tmp" "$CLIP"
-fi
+bench_clip "$CLIP" 1920x1080 60 5 || die "cannot make the clip"
 if [ ! -s "$CLIP.frames" ]; then
     ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames \
         -of csv=p=0 -f h264 "$CLIP" | tr -d ',\n' >"$CLIP.frames"

@@ -15,6 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/nginx.sh
 . scripts/lib/nginx.sh
+# shellcheck source=scripts/lib/clip.sh
+. scripts/lib/clip.sh
 
 MINUTES=${1:-10}
 RESTART_EVERY=${RESTART_EVERY:-30}
@@ -33,15 +35,7 @@ nginx_require rtmp || exit 1
 # --- the clip: 10 s of 720p30, one keyframe every 2 s (made once) ----------------------------
 if [ -z "${CLIP:-}" ]; then
     CLIP=$TARGET_DIR/bench-clips/720p30-2M-10s.h264
-    if [ ! -s "$CLIP" ]; then
-        command -v ffmpeg >/dev/null || die "ffmpeg not found; install it with: apt-get install ffmpeg"
-        echo "making $CLIP (once)..."
-        mkdir -p "$(dirname "$CLIP")"
-        ffmpeg -nostdin -v error -y -f lavfi -i testsrc2=size=1280x720:rate=30 -t 10 \
-            -c:v libx264 -b:v 2M -maxrate 2M -bufsize 4M -bf 0 -g 60 -x264-params scenecut=0 \
-            -pix_fmt yuv420p -f h264 "$CLIP.tmp"
-        mv "$CLIP.tmp" "$CLIP"
-    fi
+    bench_clip "$CLIP" 1280x720 10 2 || die "cannot make the clip"
 fi
 [ -s "$CLIP" ] || die "clip $CLIP is missing or empty"
 

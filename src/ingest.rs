@@ -8,7 +8,8 @@
 //! Per access unit, with no allocation in the steady state:
 //! 1. take a pool slot, let the source fill it with Annex B bytes (after
 //!    [`FRONT_ROOM`](crate::pool::FRONT_ROOM) free bytes);
-//! 2. walk its NAL units once: each one is observed (changed SPS/PPS are cached, the first
+//! 2. walk its NAL units once (where they begin is searched for, unless the source's splitter
+//!    found it already: [`Source::nal_starts`]): each one is observed (changed SPS/PPS are cached, the first
 //!    slice's picture order is read) and rewritten length-prefixed in the slot itself
 //!    (`h264::avcc::InPlace`: a 4-byte start code becomes the length, nothing is copied); from
 //!    a unit whose 3-byte start code leaves no room on, into the FLV video tag
@@ -28,7 +29,10 @@
 //!    queued and in flight, `None` for a destination that is not streaming), hand the slowest
 //!    streaming one to the controller (`crate::bitrate`), and apply what it decides to the
 //!    source ([`Source::set_bitrate`]), logged once per change, shown in the status
-//!    (`Counters::encoder_kbps`).
+//!    (`Counters::encoder_kbps`). The controller attaches when the source first has such an
+//!    encoder, not only at start: a V4L2 device missing at start, or `auto` before it picks,
+//!    has none yet ([`Adaptation`]); it detaches when the source no longer has one (`auto`
+//!    picked another camera) and attaches afresh, at that encoder's bitrate, when one comes.
 //!
 //! The source never waits for the network: queues drop whole GOPs instead (see `queue`). When the
 //! pool itself runs dry (only if every slot is held), the frame is read into a spare slot and
@@ -96,6 +100,84 @@ pub fn slowest_backlog_us(outputs: &Outputs, newest_us: u64) -> Option<u64> {
     worst
 }
 
+/// The adaptive bitrate on the source thread: off, waiting for the source to have an encoder
+/// that takes a bitrate while streaming, or running. Looked at once per frame pushed: one call
+/// to [`Source::adjustable_bitrate`] (a field read), no allocation.
+enum Adaptation {
+    /// Not configured, or ended: the encoder refused a bitrate.
+    Off,
+    /// Configured, and the source has no adjustable encoder (yet).
+    Waiting(AdaptiveBitrate),
+    Running(AdaptiveBitrate, Adaptive),
+}
+
+impl Adaptation {
+    /// As configured, attached at once when the source already has an adjustable encoder.
+    fn new(settings: Option<AdaptiveBitrate>, source: &dyn Source, status: &SharedStatus) -> Self {
+        let Some(a) = settings else {
+            return Adaptation::Off;
+        };
+        let mut adaptation = Adaptation::Waiting(a);
+        if !adaptation.attach(source, status) {
+            log::info!(
+                "adaptive bitrate: the source has no encoder that takes a bitrate while                  streaming (yet); it starts when one appears"
+            );
+        }
+        adaptation
+    }
+
+    /// Waiting, and the source has an adjustable encoder now: starts a controller at its
+    /// bitrate (said once). True when running afterwards.
+    fn attach(&mut self, source: &dyn Source, status: &SharedStatus) -> bool {
+        let Adaptation::Waiting(a) = *self else {
+            return matches!(self, Adaptation::Running(..));
+        };
+        let Some(bps) = source.adjustable_bitrate() else {
+            return false;
+        };
+        let ceiling = (bps / 1000).max(1);
+        log::info!(
+            "adaptive bitrate: {} to {ceiling} kbit/s, following the slowest destination",
+            a.floor_kbps.min(ceiling)
+        );
+        status
+            .counters
+            .encoder_kbps
+            .store(u64::from(ceiling), Ordering::Relaxed);
+        let controller = Controller::new(ceiling, a.floor_kbps, a.tuning);
+        *self = Adaptation::Running(a, Adaptive { controller });
+        true
+    }
+
+    /// After a frame captured at `now_us` was pushed: attaches, detaches, or lets the
+    /// controller observe the destinations and apply its decision.
+    fn after_frame(
+        &mut self,
+        outputs: &Outputs,
+        now_us: u64,
+        source: &mut dyn Source,
+        status: &SharedStatus,
+    ) {
+        match self {
+            Adaptation::Off => {}
+            Adaptation::Waiting(_) => {
+                self.attach(source, status);
+            }
+            Adaptation::Running(a, _) if source.adjustable_bitrate().is_none() => {
+                // The encoder went with the camera (`auto` picked another): wait for the next.
+                log::info!("adaptive bitrate: the new source's encoder takes no bitrate; paused");
+                status.counters.encoder_kbps.store(0, Ordering::Relaxed);
+                *self = Adaptation::Waiting(*a);
+            }
+            Adaptation::Running(_, adaptive) => {
+                if !adaptive.step(outputs, now_us, source, status) {
+                    *self = Adaptation::Off;
+                }
+            }
+        }
+    }
+}
+
 /// The adaptive bitrate as the source thread runs it: the controller, fed once per frame.
 struct Adaptive {
     controller: Controller,
@@ -145,6 +227,10 @@ pub struct Ingest {
     /// in place (3-byte start codes); `in_tag`: the current frame is there.
     tag: flv::VideoTag,
     in_tag: bool,
+    /// Where the current unit's NAL units begin, when the source found them
+    /// ([`Source::nal_starts`]): the conversion then does not search the bytes again.
+    starts: heapless::Vec<u32, { crate::h264::MAX_UNIT_STARTS }>,
+    starts_known: bool,
     /// The SPS facts last logged, so a change is logged once.
     logged_info: Option<SpsInfo>,
     keyframes: KeyframeWatch,
@@ -155,7 +241,7 @@ pub struct Ingest {
     delivering: bool,
     pictures_without_params: u64,
     bad_units: u64,
-    adaptive: Option<Adaptive>,
+    adaptation: Adaptation,
 }
 
 impl Ingest {
@@ -170,28 +256,7 @@ impl Ingest {
         let tag = flv::VideoTag::with_capacity(source.frame_capacity_hint());
         let spare = pool.acquire();
         status.set_source(Status::WaitingForSource);
-        let adaptive = match (settings.adaptive_bitrate, source.adjustable_bitrate()) {
-            (Some(a), Some(bps)) => {
-                let ceiling = (bps / 1000).max(1);
-                let controller = Controller::new(ceiling, a.floor_kbps, a.tuning);
-                log::info!(
-                    "adaptive bitrate: {} to {ceiling} kbit/s, following the slowest destination",
-                    a.floor_kbps.min(ceiling)
-                );
-                status
-                    .counters
-                    .encoder_kbps
-                    .store(u64::from(ceiling), Ordering::Relaxed);
-                Some(Adaptive { controller })
-            }
-            (Some(_), None) => {
-                log::info!(
-                    "adaptive bitrate: the source's encoder takes no bitrate while streaming"
-                );
-                None
-            }
-            (None, _) => None,
-        };
+        let adaptation = Adaptation::new(settings.adaptive_bitrate, source.as_ref(), &status);
         Ingest {
             source,
             pool,
@@ -202,6 +267,8 @@ impl Ingest {
             order: Reorder::new(),
             tag,
             in_tag: false,
+            starts: heapless::Vec::new(),
+            starts_known: false,
             logged_info: None,
             keyframes: KeyframeWatch::new(settings.platforms),
             settings,
@@ -210,7 +277,7 @@ impl Ingest {
             delivering: false,
             pictures_without_params: 0,
             bad_units: 0,
-            adaptive,
+            adaptation,
         }
     }
 
@@ -269,6 +336,11 @@ impl Ingest {
             self.status.set_source(Status::Streaming);
         }
         Counters::add(&self.status.counters.frames_in, 1);
+        self.starts.clear();
+        self.starts_known = self
+            .source
+            .nal_starts()
+            .is_some_and(|s| self.starts.extend_from_slice(s).is_ok());
 
         let observed = self.observe_and_convert(&mut slot);
         let info = match observed {
@@ -335,16 +407,12 @@ impl Ingest {
         if dropped > 0 {
             Counters::add(&self.status.counters.frames_dropped, dropped);
         }
-        if let Some(a) = self.adaptive.as_mut() {
-            if !a.step(
-                &self.outputs,
-                capture.timestamp_us,
-                self.source.as_mut(),
-                &self.status,
-            ) {
-                self.adaptive = None;
-            }
-        }
+        self.adaptation.after_frame(
+            &self.outputs,
+            capture.timestamp_us,
+            self.source.as_mut(),
+            &self.status,
+        );
         Ok(true)
     }
 
@@ -355,7 +423,11 @@ impl Ingest {
     fn observe_and_convert(&mut self, slot: &mut FrameMut) -> Result<AuInfo, H264Error> {
         let mut bytes = slot.bytes();
         let mut info = AuInfo::default();
-        let mut conv = avcc::InPlace::new(&bytes, FRONT_ROOM);
+        let mut conv = if self.starts_known {
+            avcc::InPlace::with_starts(&self.starts, FRONT_ROOM)
+        } else {
+            avcc::InPlace::new(&bytes, FRONT_ROOM)
+        };
         self.in_tag = false;
         while let Some(unit) = conv.next_unit(&bytes) {
             let nal = bytes.get(unit.clone()).unwrap_or_default();
@@ -545,6 +617,8 @@ mod tests {
     struct Encoder {
         set: Vec<u32>,
         accept: bool,
+        /// The encoder's bitrate (bit/s) when it takes one while streaming.
+        adjustable: Option<u32>,
     }
 
     impl Source for Encoder {
@@ -555,11 +629,21 @@ mod tests {
             Ok(None)
         }
         fn adjustable_bitrate(&self) -> Option<u32> {
-            Some(4_000_000)
+            self.adjustable
         }
         fn set_bitrate(&mut self, bps: u32) -> bool {
             self.set.push(bps);
             self.accept
+        }
+    }
+
+    impl Encoder {
+        fn new(adjustable: Option<u32>, accept: bool) -> Self {
+            Encoder {
+                set: Vec::new(),
+                accept,
+                adjustable,
+            }
         }
     }
 
@@ -569,22 +653,30 @@ mod tests {
         }
     }
 
+    /// One destination's queue, streaming, and the outputs that hold it.
+    fn streaming() -> (Arc<FrameQueue>, Outputs) {
+        let q = queue();
+        q.set_streaming(true);
+        (q.clone(), Outputs::new(vec![q]))
+    }
+
+    /// The capture time of frame `i` at 30 fps from 10 s, with the server 0.8 s behind it.
+    fn behind(q: &FrameQueue, i: u64) -> u64 {
+        let now = 10_000_000 + i * 33_333;
+        q.set_oldest_in_flight(Some(now - 800_000));
+        now
+    }
+
     #[test]
     fn a_lasting_backlog_lowers_the_encoders_bitrate_once_per_step_not_per_frame() {
-        let q = queue();
-        let outputs = Outputs::new(vec![q.clone()]);
-        q.set_streaming(true);
+        let (q, outputs) = streaming();
         let status = SharedStatus::new();
-        let mut encoder = Encoder {
-            set: Vec::new(),
-            accept: true,
-        };
+        let mut encoder = Encoder::new(Some(4_000_000), true);
         let mut a = adaptive();
         // 3 s at 30 fps with the server 0.8 s behind: steps at 1 s and 2 s (and 3 s, the last
         // frame is at 2.966 s: not yet).
         for i in 0..90u64 {
-            let now = 10_000_000 + i * 33_333;
-            q.set_oldest_in_flight(Some(now - 800_000));
+            let now = behind(&q, i);
             assert!(a.step(&outputs, now, &mut encoder, &status));
         }
         assert_eq!(encoder.set, vec![3_000_000, 2_250_000]);
@@ -597,10 +689,7 @@ mod tests {
         let outputs = Outputs::new(vec![q.clone()]);
         q.set_oldest_in_flight(Some(0)); // a stale backlog, not streaming
         let status = SharedStatus::new();
-        let mut encoder = Encoder {
-            set: Vec::new(),
-            accept: true,
-        };
+        let mut encoder = Encoder::new(Some(4_000_000), true);
         let mut a = adaptive();
         for i in 0..300u64 {
             assert!(a.step(&outputs, 10_000_000 + i * 33_333, &mut encoder, &status));
@@ -610,19 +699,13 @@ mod tests {
 
     #[test]
     fn an_encoder_that_refuses_a_bitrate_ends_the_adaptation() {
-        let q = queue();
-        let outputs = Outputs::new(vec![q.clone()]);
-        q.set_streaming(true);
+        let (q, outputs) = streaming();
         let status = SharedStatus::new();
-        let mut encoder = Encoder {
-            set: Vec::new(),
-            accept: false,
-        };
+        let mut encoder = Encoder::new(Some(4_000_000), false);
         let mut a = adaptive();
         let mut running = true;
         for i in 0..60u64 {
-            let now = 10_000_000 + i * 33_333;
-            q.set_oldest_in_flight(Some(now - 800_000));
+            let now = behind(&q, i);
             running = a.step(&outputs, now, &mut encoder, &status);
             if !running {
                 break;
@@ -630,6 +713,68 @@ mod tests {
         }
         assert!(!running);
         assert_eq!(encoder.set.len(), 1);
+        assert_eq!(Counters::get(&status.counters.encoder_kbps), 0);
+    }
+
+    fn configured() -> Option<AdaptiveBitrate> {
+        Some(AdaptiveBitrate {
+            floor_kbps: 1000,
+            tuning: Tuning::default(),
+        })
+    }
+
+    #[test]
+    fn a_source_that_finds_its_encoder_after_start_gets_the_adaptive_bitrate_then() {
+        let (q, outputs) = streaming();
+        let status = SharedStatus::new();
+        // A camera missing at start: no encoder to adjust yet.
+        let mut encoder = Encoder::new(None, true);
+        let mut adaptation = Adaptation::new(configured(), &encoder, &status);
+        assert!(matches!(adaptation, Adaptation::Waiting(_)));
+        for i in 0..60 {
+            adaptation.after_frame(&outputs, behind(&q, i), &mut encoder, &status);
+        }
+        assert!(encoder.set.is_empty(), "nothing to adjust yet");
+        assert_eq!(Counters::get(&status.counters.encoder_kbps), 0);
+        // The camera appears, its encoder at 3 Mbit/s: the controller starts from there, and
+        // a lasting backlog steps it down.
+        encoder.adjustable = Some(3_000_000);
+        for i in 60..120 {
+            adaptation.after_frame(&outputs, behind(&q, i), &mut encoder, &status);
+        }
+        assert!(matches!(adaptation, Adaptation::Running(..)));
+        assert_eq!(encoder.set, vec![2_250_000]);
+        assert_eq!(Counters::get(&status.counters.encoder_kbps), 2250);
+    }
+
+    #[test]
+    fn a_source_whose_encoder_goes_away_pauses_the_adaptive_bitrate_until_another_comes() {
+        let (q, outputs) = streaming();
+        let status = SharedStatus::new();
+        let mut encoder = Encoder::new(Some(4_000_000), true);
+        let mut adaptation = Adaptation::new(configured(), &encoder, &status);
+        assert!(matches!(adaptation, Adaptation::Running(..)));
+        assert_eq!(Counters::get(&status.counters.encoder_kbps), 4000);
+        // `auto` picked a camera whose encoder takes no bitrate.
+        encoder.adjustable = None;
+        for i in 0..60 {
+            adaptation.after_frame(&outputs, behind(&q, i), &mut encoder, &status);
+        }
+        assert!(matches!(adaptation, Adaptation::Waiting(_)));
+        assert!(encoder.set.is_empty());
+        assert_eq!(Counters::get(&status.counters.encoder_kbps), 0);
+        // Another adjustable encoder: a fresh controller at its bitrate.
+        encoder.adjustable = Some(2_000_000);
+        adaptation.after_frame(&outputs, 20_000_000, &mut encoder, &status);
+        assert_eq!(Counters::get(&status.counters.encoder_kbps), 2000);
+    }
+
+    #[test]
+    fn without_the_setting_an_adjustable_encoder_is_left_alone() {
+        let status = SharedStatus::new();
+        let encoder = Encoder::new(Some(4_000_000), true);
+        let adaptation = Adaptation::new(None, &encoder, &status);
+        assert!(matches!(adaptation, Adaptation::Off));
         assert_eq!(Counters::get(&status.counters.encoder_kbps), 0);
     }
 }

@@ -58,7 +58,8 @@
 //!                        whole, bounded (regular files only)
 //! platform               settings the platforms reject: YouTube/Twitch/Facebook rules, H.264
 //!                        Table A-1, the Pi encoder's limits (pure rules, no IO)
-//! testing                for tests only: the one skip-or-require rule for outside tools
+//! testing                for tests only: the one skip-or-require rule for outside tools; the
+//!                        throttling proxy of the backlog tests and bench/lag.sh
 //! setting                `Invalid { key, message }`: what a stage's check of its own section
 //!                        returns; `config` places it in the file
 //! ```

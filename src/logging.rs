@@ -38,7 +38,7 @@ impl log::Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let mut err = std::io::stderr().lock();
+        let mut err = Line::new(std::io::stderr().lock());
         let _ = if self.journal {
             let prio = match record.level() {
                 log::Level::Error => 3,
@@ -56,9 +56,52 @@ impl log::Log for Logger {
                 record.args()
             )
         };
+        let _ = err.flush();
     }
 
     fn flush(&self) {}
+}
+
+/// A log line assembled on the stack and written with one `write` (stderr is unbuffered: written
+/// to directly, a line would take a system call per formatted piece, and lines of two threads
+/// could interleave). A longer line goes out in pieces of [`LINE_CAPACITY`] bytes.
+const LINE_CAPACITY: usize = 512;
+
+struct Line<W: Write> {
+    buf: [u8; LINE_CAPACITY],
+    len: usize,
+    out: W,
+}
+
+impl<W: Write> Line<W> {
+    fn new(out: W) -> Self {
+        Line {
+            buf: [0; LINE_CAPACITY],
+            len: 0,
+            out,
+        }
+    }
+}
+
+impl<W: Write> Write for Line<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.len == self.buf.len() {
+            self.flush()?;
+        }
+        let room = self.buf.get_mut(self.len..).unwrap_or_default();
+        let n = room.len().min(bytes.len());
+        room.get_mut(..n)
+            .unwrap_or_default()
+            .copy_from_slice(bytes.get(..n).unwrap_or_default());
+        self.len += n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let line = self.buf.get(..self.len).unwrap_or_default();
+        self.len = 0;
+        self.out.write_all(line)
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` without a date library (`clock::civil_from_days`), written
@@ -94,6 +137,39 @@ impl std::fmt::Display for UtcNow {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
+    /// Counts the writes it is given.
+    #[derive(Default)]
+    struct Writes(Vec<Vec<u8>>);
+    impl Write for &mut Writes {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.push(b.to_vec());
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_goes_out_in_one_write_and_a_long_one_whole_in_pieces() {
+        let mut writes = Writes::default();
+        let mut line = super::Line::new(&mut writes);
+        let level = "INFO";
+        writeln!(line, "2026-12-07 {level:5} {}", 42).unwrap();
+        line.flush().unwrap();
+        assert_eq!(writes.0, vec![b"2026-12-07 INFO  42\n".to_vec()]);
+
+        let long = "x".repeat(1300);
+        let mut writes = Writes::default();
+        let mut line = super::Line::new(&mut writes);
+        writeln!(line, "{long}").unwrap();
+        line.flush().unwrap();
+        assert_eq!(writes.0.len(), 3);
+        assert_eq!(writes.0.concat(), format!("{long}\n").into_bytes());
+    }
+
     #[test]
     fn utc_timestamps_have_the_iso_shape() {
         let t = super::UtcNow::now().to_string();

@@ -17,7 +17,8 @@
 //! 3. answer the server (pings, acknowledgements) whenever it sends something; after every read
 //!    and write, and every 100 ms, measure the backlog beyond the queue (`backlog`: by the
 //!    server's acknowledgements of the window we announce, else the socket's send queue; said
-//!    once per connection) and hand it to the queue's drop policy;
+//!    once per connection) and hand it to the queue's drop policy; every 100 ms, show the
+//!    end-to-end backlog (queued and in flight) and its estimate in the status;
 //! 4. at the end of the input or on stop: `FCUnpublish` + `deleteStream`, half-close, and wait
 //!    (bounded) for the server to close, which proves it has read everything we sent.
 //!
@@ -52,7 +53,7 @@ use crate::queue::{FrameQueue, SharedHeaders};
 use crate::rtmp::session::DEFAULT_WINDOW_ACK_SIZE;
 use crate::rtmp::{ClientSession, Framing, RtmpError, RtmpUrl, Scheme, SessionConfig};
 use crate::setting::Invalid;
-use crate::status::{Counters, DestinationStatus, ErrorKind, Status};
+use crate::status::{BacklogEstimate, Counters, DestinationStatus, ErrorKind, Status};
 use crate::transport::{vectored, Connection, Connector, Endpoint, TlsOptions, TransportError};
 
 /// Deadlines and sizes of one destination.
@@ -306,6 +307,10 @@ impl PublishError {
 /// that fallback against servers that do acknowledge.
 pub const IGNORE_ACKS_ENV: &str = "CAMPUSH_IGNORE_RTMP_ACKS";
 
+/// The most frames sent per wake-up before the server's messages and a stop are looked at again
+/// (an unpaced source refills the queue as fast as it drains).
+const DRAIN_AT_MOST: usize = 16;
+
 /// How often the backlog is measured while nothing is read or written.
 const MEASURE_EVERY: Duration = Duration::from_millis(100);
 
@@ -347,6 +352,8 @@ pub struct Publisher {
     meter: Meter,
     /// Announce a window and believe the server's acknowledgements (unless [`IGNORE_ACKS_ENV`]).
     use_acks: bool,
+    /// When the backlog was last shown in the status (µs, monotonic).
+    backlog_shown_us: u64,
 }
 
 /// Per-connection media state.
@@ -395,6 +402,7 @@ impl Publisher {
             heard_from_server: false,
             meter,
             use_acks,
+            backlog_shown_us: 0,
         }
     }
 
@@ -508,6 +516,7 @@ impl Publisher {
         self.queue.set_streaming(true);
         let result = self.stream(&mut conn, &mut session).await;
         self.queue.set_streaming(false);
+        self.status.set_backlog(None);
         self.streamed_for = Some(streaming_since.elapsed());
         self.queue.set_oldest_in_flight(None);
         self.queue.set_link(0, None);
@@ -584,12 +593,26 @@ impl Publisher {
                 }
                 _ = tick.tick() => {}
                 frame = self.queue.pop() => match frame {
-                    Some(frame) => {
+                    Some(mut frame) => for batched in 1.. {
                         frame_ts = Some(frame.meta().timestamp_us);
                         if let Some(framing) = self.write_frame(session, &mut st, &frame) {
                             sent_now = self.send_body_now(conn, &frame, &framing)?;
                         }
-                    }
+                        // Drain what else is queued in this wake-up while the socket takes
+                        // every byte (`out` empty: nothing waits to be written); a frame that
+                        // leaves bytes behind, or TLS, ends the batch for `write_out`.
+                        if !self.out.is_empty() || batched == DRAIN_AT_MOST {
+                            break;
+                        }
+                        let Ok(Some(next)) = self.queue.try_pop() else {
+                            break;
+                        };
+                        if sent_now > 0 {
+                            self.meter.sent(sent_now as u64, frame_ts);
+                            sent_now = 0;
+                        }
+                        frame = next;
+                    },
                     None => break Outcome::Finished,
                 },
             }
@@ -692,16 +715,28 @@ impl Publisher {
 
     /// Updates the backlog beyond the queue from the kernel's send queue (and the server's
     /// acknowledgements, already taken), says once which estimate the connection uses, and
-    /// hands the result to the queue's drop policy. No allocation unless it logs.
+    /// hands the result to the queue's drop policy; every [`MEASURE_EVERY`], shows the
+    /// end-to-end backlog (the queue's and in flight, up to now) in the status. No allocation
+    /// unless it logs.
     fn measure_backlog(&mut self, conn: &Connection) {
+        let now = monotonic_us();
         self.meter.on_kernel_queue(conn.send_queue_bytes());
-        if let Some(estimate) = self.meter.update(monotonic_us()) {
+        if let Some(estimate) = self.meter.update(now) {
             self.log_estimate(estimate);
         }
         self.queue
             .set_oldest_in_flight(self.meter.oldest_in_flight());
         self.queue
             .set_link(self.meter.in_flight_bytes(), self.meter.link_bytes_per_s());
+        if now.saturating_sub(self.backlog_shown_us) >= MEASURE_EVERY.as_micros() as u64 {
+            self.backlog_shown_us = now;
+            let estimate = match self.meter.estimate() {
+                Estimate::ServerAcks => BacklogEstimate::Acks,
+                Estimate::Pending | Estimate::KernelQueue => BacklogEstimate::Socket,
+            };
+            let backlog = self.queue.backlog_us(now).map(|us| (us, estimate));
+            self.status.set_backlog(backlog);
+        }
     }
 
     /// Says which estimate of the backlog a connection uses (once per change).

@@ -135,6 +135,10 @@ struct Inner {
     need_key: bool,
     /// A producer waits in `push` for room (`Policy::Block`).
     producer_waiting: bool,
+    /// A consumer on a thread of its own waits in [`FrameQueue::pop_wait`]: only then does
+    /// `push` signal `ready_sync` (a condition variable's signal is a system call even when
+    /// nobody waits).
+    consumer_waiting: bool,
 }
 
 pub struct FrameQueue {
@@ -176,6 +180,7 @@ impl FrameQueue {
                 closed: false,
                 need_key: true,
                 producer_waiting: false,
+                consumer_waiting: false,
             }),
             limits,
             policy,
@@ -259,9 +264,14 @@ impl FrameQueue {
         }
         inner.bytes += frame.meta().len as usize;
         inner.frames.push_back(frame);
+        let wake_sync = inner.consumer_waiting;
         drop(inner);
+        // Costs no system call unless the publisher's task sleeps on it (tokio's `Notify` is
+        // atomics; waking the sleeping runtime is the one unavoidable hand-over).
         self.ready.notify_one();
-        self.ready_sync.notify_one();
+        if wake_sync {
+            self.ready_sync.notify_one();
+        }
         Pushed::Queued { dropped }
     }
 
@@ -431,13 +441,14 @@ impl FrameQueue {
     /// recorder): `Ok(None)` when none came, `Err(Closed)` once closed and drained.
     pub fn pop_wait(&self, timeout: Duration) -> Result<Option<Frame>, Closed> {
         {
-            let inner = self.lock();
+            let mut inner = self.lock();
             if inner.frames.is_empty() && !inner.closed {
-                drop(
-                    self.ready_sync
-                        .wait_timeout(inner, timeout)
-                        .unwrap_or_else(|e| e.into_inner()),
-                );
+                inner.consumer_waiting = true;
+                let (mut inner, _) = self
+                    .ready_sync
+                    .wait_timeout(inner, timeout)
+                    .unwrap_or_else(|e| e.into_inner());
+                inner.consumer_waiting = false;
             }
         }
         self.try_pop()
@@ -851,6 +862,35 @@ mod tests {
             q.push(f);
         }
         assert_eq!(pool.available(), 64 - q.len());
+    }
+
+    #[test]
+    fn a_consumer_waiting_on_its_own_thread_is_woken_by_a_push_not_by_its_timeout() {
+        let pool = Pool::new(8, 16);
+        let q = std::sync::Arc::new(FrameQueue::new(Limits::default(), Policy::DropGops));
+        let consumer = {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                let got = q.pop_wait(Duration::from_secs(30));
+                (got.map(|f| f.is_some()), started.elapsed())
+            })
+        };
+        // Push once the consumer waits (bounded: 10 s).
+        for _ in 0..1000 {
+            if q.lock().consumer_waiting {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(q.lock().consumer_waiting, "the consumer never waited");
+        for f in frames(&pool, 1, 1, 10) {
+            q.push(f);
+        }
+        let (got, waited) = consumer.join().unwrap();
+        assert_eq!(got, Ok(true));
+        assert!(waited < Duration::from_secs(20), "woken by its timeout");
+        assert!(!q.lock().consumer_waiting);
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! loudly (a `*** SKIP` line on stderr that the test harness does not capture), and passes;
 //! unless `CAMPUSH_REQUIRE_TOOLS=1` is set (as CI does after installing everything), where it
 //! fails instead, naming what is missing. Nothing here runs on the data path.
+//!
+//! [`throttle`]: the throttling TCP proxy (a slow link with a deep or shallow buffer) shared by
+//! the backlog tests and the lag benchmark.
+
+pub mod throttle;
 
 use std::io::Write;
 use std::path::Path;

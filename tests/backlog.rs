@@ -10,6 +10,10 @@
 //!   faster than the link rate through a 32 KiB socket buffer, so the backlog stays in campush's
 //!   socket, where the kernel's send queue (the fallback) sees it.
 //!
+//! Both also read the status file while they run: the destination's end-to-end backlog
+//! (`backlog_ms`) must grow behind the link, under the name of the estimate that measures it
+//! (`backlog_estimate`: "acks" behind the deep buffer, "socket" without acknowledgements).
+//!
 //! Lag figures are printed for the record.
 
 mod support;
@@ -30,6 +34,50 @@ struct Throttled {
     lag: f64,
     frames: usize,
     log: String,
+    /// The first destination's backlog in the status file, sampled every half second while it
+    /// streamed: (ms, estimate name).
+    backlogs: Vec<(u64, String)>,
+}
+
+impl Throttled {
+    /// The status file showed the backlog growing past `ms`, measured by `estimate`.
+    fn assert_status_backlog_grew(&self, ms: u64, estimate: &str) {
+        let first = self.backlogs.first().map(|b| b.0);
+        let most = self.backlogs.iter().map(|b| b.0).max();
+        assert!(
+            most.is_some_and(|m| m >= ms && Some(m) > first),
+            "the backlog never grew past {ms} ms: {:?}",
+            self.backlogs
+        );
+        let late = &self.backlogs[self.backlogs.len() / 2..];
+        assert!(
+            late.iter().all(|b| b.1 == estimate),
+            "not measured by {estimate}: {:?}",
+            self.backlogs
+        );
+    }
+}
+
+/// The first destination's `backlog_ms` and `backlog_estimate` in a status file's text, when
+/// it shows one (it streams).
+fn status_backlog(json: &str) -> Option<(u64, String)> {
+    let after = |key: &str| json.split_once(key).map(|(_, rest)| rest);
+    let ms = after("\"backlog_ms\":")?;
+    let ms: u64 = ms[..ms.find(|c: char| !c.is_ascii_digit())?].parse().ok()?;
+    let name = after("\"backlog_estimate\":\"")?;
+    Some((ms, name[..name.find('"')?].to_owned()))
+}
+
+/// Samples the status file in `dir` every half second for `run`.
+fn sample_status(dir: &std::path::Path, run: Duration) -> Vec<(u64, String)> {
+    let until = Instant::now() + run;
+    let mut samples = Vec::new();
+    while Instant::now() < until {
+        thread::sleep(Duration::from_millis(500).min(until - Instant::now()));
+        let text = fs::read_to_string(dir.join("status.json")).unwrap_or_default();
+        samples.extend(status_backlog(&text));
+    }
+    samples
 }
 
 /// Pushes the paced 720p clip (looped) through the proxy for [`RUN`], cuts the link, and
@@ -61,7 +109,7 @@ fn push_through(buffer: Buffer, key: &str, env: &[(&str, &std::ffi::OsStr)]) -> 
         },
         env,
     );
-    thread::sleep(RUN);
+    let backlogs = sample_status(campush.dir(), RUN.saturating_sub(started.elapsed()));
     // The end: what nginx has now is all a viewer could have seen.
     cut.store(true, Ordering::Relaxed);
     let run_for = started.elapsed().as_secs_f64();
@@ -80,11 +128,21 @@ fn push_through(buffer: Buffer, key: &str, env: &[(&str, &std::ffi::OsStr)]) -> 
         rec.dts.len(),
         run_for - last_media
     );
+    eprintln!("status file backlog (ms, estimate), every 0.5 s: {backlogs:?}");
     Throttled {
         lag: run_for - last_media,
         frames: rec.dts.len(),
         log,
+        backlogs,
     }
+}
+
+#[test]
+fn the_status_files_backlog_is_read_with_its_estimate() {
+    let json = r#"{"destinations":[{"destination":"rtmp://h:1/live/<redacted>","bytes_sent":9,"backlog_ms":1840,"backlog_estimate":"acks"}]}"#;
+    assert_eq!(status_backlog(json), Some((1840, "acks".to_owned())));
+    let down = r#"{"destinations":[{"backlog_ms":null,"backlog_estimate":null}]}"#;
+    assert_eq!(status_backlog(down), None);
 }
 
 #[test]
@@ -93,6 +151,7 @@ fn behind_a_deep_buffered_link_at_half_the_bitrate_the_lag_stays_within_the_queu
         return;
     }
     let run = push_through(Buffer::Deep(16 << 20), "deep", &[]);
+    run.assert_status_backlog_grew(1000, "acks");
     assert!(
         run.log
             .contains("backlog measured by the server's RTMP acknowledgements"),
@@ -118,6 +177,7 @@ fn without_acknowledgements_the_socket_send_queue_bounds_the_lag_it_can_see() {
         "shallow",
         &[("CAMPUSH_IGNORE_RTMP_ACKS", off)],
     );
+    run.assert_status_backlog_grew(1000, "socket");
     assert!(
         run.log
             .contains("backlog measured by the socket's send queue"),

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use campush::alloc::{watch_this_thread, watched_allocations, Counting};
 use campush::health::sampler::{Live, Sampler};
 use campush::health::{Conditions, FirmwareFlags, Health, Interface, Wifi};
-use campush::status::{Counters, SharedStatus, Status};
+use campush::status::{BacklogEstimate, Counters, SharedStatus, Status};
 use inproc::ScuffleServer;
 use servers::Installed;
 use support::{kill_with_parent, poll_until, run_bounded, signal, wait_child, CAMPUSH};
@@ -174,6 +174,7 @@ fn the_prometheus_file_reads_the_same_in_the_reference_parser() {
     d[0].set(Status::Streaming);
     d[0].count_connect();
     d[0].count_bytes_sent(123_456);
+    d[0].set_backlog(Some((1_250_000, BacklogEstimate::Acks)));
     Counters::add(&status.counters.frames_in, 900);
     status.set_health(Health {
         firmware: Some(FirmwareFlags(0x50005)),
@@ -204,6 +205,9 @@ fn the_prometheus_file_reads_the_same_in_the_reference_parser() {
         r#"gauge campush_destination_streaming {"destination": "rtmp://a.example:1935/live/<redacted> #2"} 0.0"#,
         r#"counter campush_destination_bytes_sent_total {"destination": "rtmp://a.example:1935/live/<redacted>"} 123456.0"#,
         r#"gauge campush_destination_streaming {"destination": "rtmps://we\\ird\"host:443/a\nb/<redacted>"} 0.0"#,
+        r#"gauge campush_destination_backlog_seconds {"destination": "rtmp://a.example:1935/live/<redacted>"} 1.25"#,
+        r#"gauge campush_destination_backlog_estimate {"destination": "rtmp://a.example:1935/live/<redacted>", "estimate": "acks"} 1.0"#,
+        r#"gauge campush_destination_backlog_estimate {"destination": "rtmp://a.example:1935/live/<redacted>", "estimate": "socket"} 0.0"#,
         "gauge campush_board_under_voltage {} 1.0",
         "gauge campush_board_throttled {} 1.0",
         "gauge campush_board_freq_capped {} 0.0",

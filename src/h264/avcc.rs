@@ -64,18 +64,41 @@ fn kept(nal: &[u8]) -> bool {
 /// Every write lands before the end of the unit being placed, and the next unit is found before
 /// any write, so the scan only ever reads bytes as they arrived. At the end the units fill
 /// `front..written()`.
+///
+/// Where the units begin is searched for ([`new`](Self::new)), or taken from the splitter that
+/// already found them ([`with_starts`](Self::with_starts)): then the bytes are not searched again.
 #[derive(Debug, Clone)]
-pub struct InPlace {
+pub struct InPlace<'s> {
     /// Where the next unit's header byte is (just after its start code).
     next: Option<usize>,
     write: usize,
+    /// The header positions still to come (relative to `front`), when known.
+    known: Option<std::slice::Iter<'s, u32>>,
+    front: usize,
 }
 
-impl InPlace {
-    pub fn new(buf: &[u8], front: usize) -> InPlace {
+impl InPlace<'static> {
+    pub fn new(buf: &[u8], front: usize) -> InPlace<'static> {
         InPlace {
             next: find_start_code(buf, front),
             write: front,
+            known: None,
+            front,
+        }
+    }
+}
+
+impl<'s> InPlace<'s> {
+    /// Like [`new`](InPlace::new), for a unit whose NAL header positions, relative to `front`,
+    /// are `starts` ([`AccessUnitSplitter::unit_starts`](super::AccessUnitSplitter::unit_starts)
+    /// of the bytes after `front`).
+    pub fn with_starts(starts: &'s [u32], front: usize) -> InPlace<'s> {
+        let mut known = starts.iter();
+        InPlace {
+            next: known.next().map(|&p| front + p as usize),
+            write: front,
+            known: Some(known),
+            front,
         }
     }
 
@@ -83,7 +106,10 @@ impl InPlace {
     pub fn next_unit(&mut self, buf: &[u8]) -> Option<Range<usize>> {
         loop {
             let start = self.next?;
-            let following = find_start_code(buf, start);
+            let following = match &mut self.known {
+                Some(known) => known.next().map(|&p| self.front + p as usize),
+                None => find_start_code(buf, start),
+            };
             let raw_end = following.map_or(buf.len(), |p| p.saturating_sub(3));
             self.next = following;
             let unit = buf.get(start..raw_end).unwrap_or_default();
@@ -179,9 +205,24 @@ mod tests {
     /// code is too short, as the ingest stage does. Returns the units and whether all of them
     /// were placed in place.
     fn in_place(annexb: &[u8]) -> (Vec<u8>, bool) {
+        in_place_from(annexb, None)
+    }
+
+    /// Where the units of `annexb` begin, found by searching.
+    fn starts_of(annexb: &[u8]) -> Vec<u32> {
+        std::iter::successors(find_start_code(annexb, 0), |&p| find_start_code(annexb, p))
+            .map(|p| p as u32)
+            .collect()
+    }
+
+    /// [`InPlace`] searching for the units (`starts` `None`), or told where they begin.
+    fn in_place_from(annexb: &[u8], starts: Option<&[u32]>) -> (Vec<u8>, bool) {
         let mut buf = vec![0xaa; 5];
         buf.extend_from_slice(annexb);
-        let mut conv = InPlace::new(&buf, 5);
+        let mut conv = match starts {
+            Some(s) => InPlace::with_starts(s, 5),
+            None => InPlace::new(&buf, 5),
+        };
         while let Some(unit) = conv.next_unit(&buf) {
             if !conv.place(&mut buf, unit.clone()) {
                 let mut out = buf[5..conv.written()].to_vec();
@@ -257,6 +298,8 @@ mod tests {
             let mut copied = Vec::new();
             annexb_to_avcc(&input, &mut copied);
             assert_eq!(in_place(&input).0, copied, "{input:02x?}");
+            let told = in_place_from(&input, Some(&starts_of(&input)));
+            assert_eq!(told.0, copied, "told where units begin: {input:02x?}");
         }
     }
 

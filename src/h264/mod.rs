@@ -39,7 +39,7 @@ pub use avcc::annexb_to_avcc;
 pub use nal::{nal_type, nal_units, NalUnits};
 pub use order::Reorder;
 pub use params::{AuInfo, ParamSets, SpsInfo};
-pub use split::{split_whole, AccessUnitSplitter, Split};
+pub use split::{split_whole, AccessUnitSplitter, Split, MAX_UNIT_STARTS};
 
 /// Everything that can go wrong while interpreting an H.264 stream.
 #[derive(Debug, thiserror::Error)]

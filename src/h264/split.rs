@@ -57,6 +57,26 @@ enum Verdict {
     NeedMore,
 }
 
+/// The most NAL units of one access unit whose positions [`AccessUnitSplitter::unit_starts`]
+/// reports (more: `None`, and the caller searches the unit itself).
+pub const MAX_UNIT_STARTS: usize = 64;
+
+/// Where the NAL units of an access unit begin, as the splitter found them.
+#[derive(Debug, Default)]
+struct Starts {
+    /// The NAL header positions, relative to the front of the caller's buffer.
+    at: heapless::Vec<u32, MAX_UNIT_STARTS>,
+    /// More units than `at` holds (or a position beyond `u32`).
+    overflow: bool,
+}
+
+impl Starts {
+    fn push(&mut self, p: usize) {
+        let fits = u32::try_from(p).is_ok_and(|p| self.at.push(p).is_ok());
+        self.overflow |= !fits;
+    }
+}
+
 /// Incremental splitter; see the module documentation.
 #[derive(Debug, Default)]
 pub struct AccessUnitSplitter {
@@ -71,6 +91,10 @@ pub struct AccessUnitSplitter {
     has_vcl: bool,
     /// The latest slice of the current access unit.
     last_slice: Option<SliceKey>,
+    /// The NAL units of the current access unit, as they were found.
+    starts: Starts,
+    /// Those of the access unit last reported by `AccessUnit(n)`.
+    done: Starts,
 }
 
 impl AccessUnitSplitter {
@@ -116,11 +140,13 @@ impl AccessUnitSplitter {
                             in_unit: true,
                             pos: p - end,
                             pending: Some(p - end),
+                            done: std::mem::take(&mut self.starts),
                             ..Self::new()
                         };
                         return Split::AccessUnit(end);
                     }
                     Verdict::Belongs => {
+                        self.starts.push(p);
                         self.pending = None;
                         self.pos = p.saturating_add(1);
                     }
@@ -137,11 +163,24 @@ impl AccessUnitSplitter {
         self.no_more_start_codes(buf, eof)
     }
 
+    /// Right after `AccessUnit(n)`: where each NAL unit of `buf[..n]` begins (the position of
+    /// its header byte, just after its start code), in order: the units [`nal_units`] would find
+    /// in it, so a caller can rewrite them without searching the bytes again. `None` when the
+    /// unit had more than [`MAX_UNIT_STARTS`] NAL units.
+    ///
+    /// [`nal_units`]: super::nal::nal_units
+    pub fn unit_starts(&self) -> Option<&[u32]> {
+        (!self.done.overflow).then_some(self.done.at.as_slice())
+    }
+
     /// The decision once `buf` holds no unexamined start code.
     fn no_more_start_codes(&mut self, buf: &[u8], eof: bool) -> Split {
         if eof {
             let has_vcl = self.has_vcl;
-            *self = Self::new();
+            *self = Self {
+                done: std::mem::take(&mut self.starts),
+                ..Self::new()
+            };
             return match buf.len() {
                 0 => Split::NeedMore,
                 n if has_vcl => Split::AccessUnit(n),
@@ -374,6 +413,7 @@ impl<'a> BitCursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::h264::nal::find_start_code;
     use crate::h264::test_support::{annexb, nal, run_splitter, slice, BitWriter, XorShift};
 
     const AUD: &[u8] = &[0x09, 0xf0];
@@ -610,6 +650,73 @@ mod tests {
             let (units, skipped) = run_splitter(&input, || rng.below(17) as usize + 1);
             assert_eq!((units, skipped), (expected.clone(), 0));
         }
+    }
+
+    /// Splits `input` fed in pieces of `chunk` bytes; for every access unit, the NAL header
+    /// positions the splitter reports, and those a search of the unit finds.
+    fn reported_and_searched_starts(
+        input: &[u8],
+        chunk: usize,
+    ) -> Vec<(Option<Vec<u32>>, Vec<u32>)> {
+        let mut s = AccessUnitSplitter::new();
+        let (mut start, mut end) = (0, 0);
+        let mut out = Vec::new();
+        for _ in 0..4 * input.len() + 8 {
+            let eof = end == input.len();
+            match s.next(&input[start..end], eof) {
+                Split::AccessUnit(n) => {
+                    let unit = &input[start..start + n];
+                    let searched = std::iter::successors(find_start_code(unit, 0), |&p| {
+                        find_start_code(unit, p)
+                    })
+                    .map(|p| p as u32)
+                    .collect();
+                    out.push((s.unit_starts().map(<[u32]>::to_vec), searched));
+                    start += n;
+                }
+                Split::Skip(n) => start += n,
+                Split::NeedMore if eof => return out,
+                Split::NeedMore => end = (end + chunk).min(input.len()),
+            }
+        }
+        panic!("no progress");
+    }
+
+    #[test]
+    fn reports_where_the_nal_units_of_each_access_unit_begin_as_a_search_finds_them() {
+        let idr: Vec<Vec<u8>> = (0..4).map(|k| slice(IDR, k * 900, 0)).collect();
+        let p: Vec<Vec<u8>> = (0..4).map(|k| slice(P, k * 900, 0)).collect();
+        let (mut input, _) = joined(&[
+            &[AUD, SPS, PPS, SEI, &idr[0], &idr[1], &idr[2], &idr[3]],
+            &[AUD, &p[0], &p[1], &p[2], &p[3], END_OF_SEQUENCE],
+            &[SPS, PPS, &idr[0], &idr[1], &idr[2], &idr[3]],
+        ]);
+        // Garbage in front, and a 3-byte start code.
+        input.splice(0..0, [0x12, 0x00, 0x01]);
+        input.extend_from_slice(&[0, 0, 1]);
+        input.extend_from_slice(&slice(P, 0, 0));
+        for chunk in [1, 2, 3, 5, 17, input.len()] {
+            let got = reported_and_searched_starts(&input, chunk);
+            assert_eq!(got.len(), 4, "chunk {chunk}");
+            for (reported, searched) in got {
+                assert_eq!(reported, Some(searched), "chunk {chunk}");
+            }
+        }
+    }
+
+    #[test]
+    fn reports_no_starts_for_an_access_unit_with_too_many_nal_units() {
+        let slices: Vec<Vec<u8>> = (0..MAX_UNIT_STARTS as u32 + 1)
+            .map(|k| slice(P, k + 1, 0))
+            .collect();
+        let mut units: Vec<&[u8]> = vec![&[0x41, 0x88, 0x84, 0x21]];
+        units.extend(slices.iter().map(Vec::as_slice));
+        let (input, _) = joined(&[&units, &[&slice(P, 0, 0)]]);
+        let got = reported_and_searched_starts(&input, 100);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, None, "more units than it keeps");
+        assert_eq!(got[0].1.len(), MAX_UNIT_STARTS + 2);
+        assert_eq!(got[1].0.as_ref(), Some(&got[1].1));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Turns any `Read` of an H.264 Annex B byte stream into access units, with one read buffer
 //! allocated at start-up.
 //!
-//! Owns: the read buffer and the access-unit splitter (`h264::split`). Shared by the file and
-//! stdin sources.
+//! Owns: the read buffer and the access-unit splitter (`h264::split`). Used by the camera app's
+//! pipe (`rpicam`) and the V4L2 test bed; the file and stdin sources read straight into the pool
+//! slots instead (`into_slot`), which spares the copy of each unit out of this buffer.
 //!
 //! Invariants: the unconsumed bytes are `buf[start..end]`, and `buf[start]` is the first byte of
 //! the access unit being assembled, which is what the splitter expects. The buffer is compacted

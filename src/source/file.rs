@@ -13,7 +13,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::bytestream::ByteStream;
+use super::into_slot::{Fd, SlotStream};
 use super::{fps_from_sps, Capture, Source, SourceError};
 use crate::clock::monotonic_us;
 use crate::pool::FrameMut;
@@ -23,7 +23,7 @@ pub const DEFAULT_FPS: f64 = 30.0;
 
 pub struct FileSource {
     path: PathBuf,
-    stream: ByteStream<File>,
+    stream: SlotStream<Fd<File>>,
     configured_fps: Option<f64>,
     frame_us: Option<f64>,
     pace: bool,
@@ -42,7 +42,7 @@ impl FileSource {
         let file = open(path)?;
         Ok(FileSource {
             path: path.to_owned(),
-            stream: ByteStream::new(file, format!("file {}", path.display()), 1024 * 1024),
+            stream: SlotStream::new(Fd(file), format!("file {}", path.display()), Self::CAPACITY),
             configured_fps: fps,
             frame_us: fps.map(|f| 1e6 / f),
             pace,
@@ -78,6 +78,11 @@ impl FileSource {
     }
 }
 
+impl FileSource {
+    /// A slot's capacity: the stream reads into the slots and trades buffers with them.
+    const CAPACITY: usize = 512 * 1024;
+}
+
 fn open(path: &Path) -> Result<File, SourceError> {
     File::open(path).map_err(|source| SourceError::Open {
         what: format!("file {}", path.display()),
@@ -88,12 +93,12 @@ fn open(path: &Path) -> Result<File, SourceError> {
 impl Source for FileSource {
     fn next_access_unit(&mut self, frame: &mut FrameMut) -> Result<Option<Capture>, SourceError> {
         let can_loop = self.looping && self.stream.units() > 0;
-        let mut got = self.stream.next_unit()?.map(|unit| frame.fill_from(unit));
-        if got.is_none() && can_loop {
-            self.stream.reset(open(&self.path)?);
-            got = self.stream.next_unit()?.map(|unit| frame.fill_from(unit));
+        let mut got = self.stream.next_unit(frame)?;
+        if !got && can_loop {
+            self.stream.reset(Fd(open(&self.path)?));
+            got = self.stream.next_unit(frame)?;
         }
-        if got.is_none() {
+        if !got {
             return Ok(None);
         }
         let period = match self.frame_us {
@@ -112,6 +117,14 @@ impl Source for FileSource {
             }
         }
         Ok(Some(Capture { timestamp_us }))
+    }
+
+    fn frame_capacity_hint(&self) -> usize {
+        Self::CAPACITY
+    }
+
+    fn nal_starts(&self) -> Option<&[u32]> {
+        self.stream.nal_starts()
     }
 
     fn skipped_bytes(&self) -> u64 {

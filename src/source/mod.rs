@@ -23,6 +23,7 @@ pub mod arrival;
 pub mod auto;
 pub mod bytestream;
 pub mod file;
+pub mod into_slot;
 pub mod rpicam;
 pub mod settings;
 pub mod stdin;
@@ -73,6 +74,14 @@ pub enum SourceError {
 pub trait Source: Send {
     /// Blocks until the next access unit is written into `frame`; `Ok(None)` at a clean end.
     fn next_access_unit(&mut self, frame: &mut FrameMut) -> Result<Option<Capture>, SourceError>;
+
+    /// Where the NAL units of the access unit last written begin (the position of each header
+    /// byte, just after its start code), counted from the unit's first byte (after the slot's
+    /// room), when the source split the stream itself and found them: the ingest then does not
+    /// search the bytes again. `None` (the default): it searches.
+    fn nal_starts(&self) -> Option<&[u32]> {
+        None
+    }
 
     /// Asks for the next access unit to be an IDR picture. Sources that cannot honour it ignore
     /// it; the publisher then waits for the next natural keyframe.

@@ -12,13 +12,16 @@ use std::io::Stdin;
 use std::time::Duration;
 
 use super::arrival::ArrivalClock;
-use super::bytestream::ByteStream;
+use super::into_slot::{Fd, SlotStream};
 use super::{fps_from_sps, Capture, Source, SourceError};
 use crate::clock::monotonic_us;
 use crate::pool::FrameMut;
 
+/// A slot's capacity: the stream reads into the slots and trades buffers with them.
+const CAPACITY: usize = 512 * 1024;
+
 pub struct StdinSource {
-    stream: ByteStream<Stdin>,
+    stream: SlotStream<Fd<Stdin>>,
     configured_fps: Option<f64>,
     clock: ArrivalClock,
     started: bool,
@@ -27,7 +30,8 @@ pub struct StdinSource {
 impl StdinSource {
     pub fn new(fps: Option<f64>, pace: bool) -> Self {
         StdinSource {
-            stream: ByteStream::new(std::io::stdin(), "stdin".into(), 1024 * 1024),
+            // Read through the descriptor, past std's buffer: nothing else reads stdin.
+            stream: SlotStream::new(Fd(std::io::stdin()), "stdin".into(), CAPACITY),
             configured_fps: fps,
             clock: ArrivalClock::new(pace),
             started: false,
@@ -37,12 +41,7 @@ impl StdinSource {
 
 impl Source for StdinSource {
     fn next_access_unit(&mut self, frame: &mut FrameMut) -> Result<Option<Capture>, SourceError> {
-        if self
-            .stream
-            .next_unit()?
-            .map(|u| frame.fill_from(u))
-            .is_none()
-        {
+        if !self.stream.next_unit(frame)? {
             return Ok(None);
         }
         let arrival = monotonic_us();
@@ -64,6 +63,14 @@ impl Source for StdinSource {
             std::thread::sleep(Duration::from_micros(wait_us));
         }
         Ok(Some(Capture { timestamp_us }))
+    }
+
+    fn frame_capacity_hint(&self) -> usize {
+        CAPACITY
+    }
+
+    fn nal_starts(&self) -> Option<&[u32]> {
+        self.stream.nal_starts()
     }
 
     fn skipped_bytes(&self) -> u64 {

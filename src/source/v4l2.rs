@@ -31,8 +31,9 @@
 //! the last value set is applied again when the device is reopened (an opened encoder starts at
 //! the configured bitrate). A device without the control (most UVC cameras; `vicodec`, the
 //! FWHT codec the guest tests drive this path with, has none either, so the guest tests do not
-//! exercise it) keeps its bitrate, and the adaptive bitrate stays off. Known only when the
-//! device is open at start-up.
+//! exercise it) keeps its bitrate, and the adaptive bitrate stays off. Known once the device
+//! is open ([`Source::adjustable_bitrate`]): a device that appears after start-up gets the
+//! adaptive bitrate then (`ingest` looks again after every frame until it has one).
 //!
 //! Timestamps: the buffer's own timestamp when it is on `CLOCK_MONOTONIC` (driver-stamped, or
 //! copied through the encoder from the camera's), else the dequeue time; never decreasing.
@@ -426,8 +427,8 @@ impl Source for V4l2Source {
     }
 
     /// The encoder's `video_bitrate` control: the `v4l2-m2m` encoder's, or a `v4l2:` H.264
-    /// camera's when it lists one. Known only once the device is open (a device that is
-    /// not there at start-up runs at its configured bitrate).
+    /// camera's when it lists one. Known only once the device is open (`None` before: a device
+    /// that is not there at start-up has it once it delivers).
     fn adjustable_bitrate(&self) -> Option<u32> {
         self.active.as_ref().and_then(Active::bitrate)
     }

@@ -11,7 +11,10 @@
 //! The value travels on a `tokio::sync::watch` channel (observers wake on change); the counters
 //! are relaxed atomics, so the per-frame path bumps them without locks or allocation. Each
 //! destination also counts its own connections, frames and bytes ([`DestinationCounters`]), and
-//! is named by its redacted URL. The latest board health sample ([`crate::health`]) is kept here
+//! is named by its redacted URL, and shows its end-to-end backlog while it streams (what is
+//! queued and on the way to the server, in time, and whether the server's acknowledgements or
+//! the socket's send queue measure it: [`DestinationStatus::set_backlog`], two relaxed stores
+//! by the publisher). The latest board health sample ([`crate::health`]) is kept here
 //! too, for the files and the summary line.
 //!
 //! For the systemd watchdog ([`crate::notify`]) it also keeps a [`WatchdogView`]: the value
@@ -36,7 +39,7 @@ mod prometheus;
 pub mod show;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -202,6 +205,53 @@ pub struct DestinationCounters {
     pub reconnects: AtomicU64,
     pub frames_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
+    /// The end-to-end backlog, µs: what is queued and on the way to the server (see
+    /// `queue::FrameQueue::backlog_us`). Meaningful only while `backlog_estimate` is not 0.
+    pub backlog_us: AtomicU64,
+    /// How `backlog_us` is measured: 0 none (not streaming), else a [`BacklogEstimate`] + 1.
+    pub backlog_estimate: AtomicU8,
+}
+
+/// How a destination's backlog is measured, as the status files name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BacklogEstimate {
+    /// The server's RTMP acknowledgements: what it has received (`"acks"`).
+    Acks,
+    /// The socket's send queue: what has not left this machine's TCP stack (`"socket"`); the
+    /// server sends no acknowledgements, or none yet.
+    Socket,
+}
+
+impl BacklogEstimate {
+    /// The name in the status and Prometheus files.
+    pub fn name(self) -> &'static str {
+        match self {
+            BacklogEstimate::Acks => "acks",
+            BacklogEstimate::Socket => "socket",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            BacklogEstimate::Acks => 1,
+            BacklogEstimate::Socket => 2,
+        }
+    }
+
+    fn of_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(BacklogEstimate::Acks),
+            2 => Some(BacklogEstimate::Socket),
+            _ => None,
+        }
+    }
+}
+
+/// A destination's backlog as the files show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    pub ms: u64,
+    pub estimate: BacklogEstimate,
 }
 
 /// One destination's part of the status.
@@ -492,6 +542,7 @@ impl SharedStatus {
                 reconnects: Counters::get(&d.counters.reconnects),
                 frames_sent: Counters::get(&d.counters.frames_sent),
                 bytes_sent: Counters::get(&d.counters.bytes_sent),
+                backlog: d.counters.backlog(),
             });
         }
         Snapshot {
@@ -554,6 +605,8 @@ pub struct DestinationSnapshot {
     pub reconnects: u64,
     pub frames_sent: u64,
     pub bytes_sent: u64,
+    /// Its end-to-end backlog while it streams (`None`: not streaming).
+    pub backlog: Option<Backlog>,
 }
 
 impl Snapshot {
@@ -568,8 +621,12 @@ impl Snapshot {
             if i > 0 {
                 destinations.push(',');
             }
+            let (backlog_ms, estimate) = match d.backlog {
+                Some(b) => (b.ms.to_string(), format!("\"{}\"", b.estimate.name())),
+                None => ("null".to_owned(), "null".to_owned()),
+            };
             destinations += &format!(
-                "{{\"destination\":{},\"status\":\"{}\",\"connects\":{},\"reconnects\":{},\"frames_sent\":{},\"bytes_sent\":{}}}",
+                "{{\"destination\":{},\"status\":\"{}\",\"connects\":{},\"reconnects\":{},\"frames_sent\":{},\"bytes_sent\":{},\"backlog_ms\":{backlog_ms},\"backlog_estimate\":{estimate}}}",
                 json_string(&d.label),
                 d.status.name(),
                 d.connects,
@@ -628,7 +685,42 @@ impl Default for SharedStatus {
     }
 }
 
+/// For tests: destinations on the servers `hosts`, each named `rtmp://HOST:1935/live/<redacted>`.
+#[cfg(test)]
+pub(crate) fn destinations_on(status: &SharedStatus, hosts: &[&str]) -> Vec<DestinationStatus> {
+    let d = status.set_destinations(hosts.len());
+    for (d, host) in d.iter().zip(hosts) {
+        d.set_label(format!("rtmp://{host}:1935/live/<redacted>"));
+    }
+    d
+}
+
+impl DestinationCounters {
+    /// The backlog last set ([`DestinationStatus::set_backlog`]), in ms.
+    fn backlog(&self) -> Option<Backlog> {
+        let estimate = BacklogEstimate::of_code(self.backlog_estimate.load(Ordering::Relaxed))?;
+        Some(Backlog {
+            ms: self.backlog_us.load(Ordering::Relaxed) / 1000,
+            estimate,
+        })
+    }
+}
+
 impl DestinationStatus {
+    /// The end-to-end backlog behind this destination, µs, and how it is measured; `None` when
+    /// it is not streaming. Two relaxed stores, no allocation: the publisher calls it while it
+    /// streams.
+    pub fn set_backlog(&self, backlog: Option<(u64, BacklogEstimate)>) {
+        let c = &self.counters;
+        match backlog {
+            Some((us, estimate)) => {
+                c.backlog_us.store(us, Ordering::Relaxed);
+                c.backlog_estimate.store(estimate.code(), Ordering::Relaxed);
+            }
+            None => c.backlog_estimate.store(0, Ordering::Relaxed),
+        }
+    }
+
     pub fn set(&self, status: Status) {
         if let Some(d) = self.shared.parts().destinations.get_mut(self.index) {
             d.status = status;
@@ -1083,7 +1175,7 @@ mod tests {
         let json = status.to_json(0.0, Duration::ZERO);
         assert!(
             json.contains(
-                r#""destinations":[{"destination":"rtmp://h:1935/live/<redacted>","status":"streaming","connects":1,"reconnects":0,"frames_sent":1,"bytes_sent":500},{"destination":"destination 2","status":"starting","connects":1,"reconnects":1,"frames_sent":0,"bytes_sent":0}]"#
+                r#""destinations":[{"destination":"rtmp://h:1935/live/<redacted>","status":"streaming","connects":1,"reconnects":0,"frames_sent":1,"bytes_sent":500,"backlog_ms":null,"backlog_estimate":null},{"destination":"destination 2","status":"starting","connects":1,"reconnects":1,"frames_sent":0,"bytes_sent":0,"backlog_ms":null,"backlog_estimate":null}]"#
             ),
             "{json}"
         );
@@ -1091,6 +1183,28 @@ mod tests {
         assert!(json.contains(r#""connects":2,"reconnects":1"#), "{json}");
         assert_eq!(Counters::get(&status.counters.frames_sent), 1);
         assert_eq!(Counters::get(&d[0].counters().bytes_sent), 500);
+    }
+
+    #[test]
+    fn each_streaming_destination_shows_its_backlog_in_ms_and_the_estimate_that_measures_it() {
+        let status = SharedStatus::new();
+        let d = destinations_on(&status, &["a", "b", "c"]);
+        d[0].set_backlog(Some((1_234_567, BacklogEstimate::Acks)));
+        d[1].set_backlog(Some((80_000, BacklogEstimate::Socket)));
+        // Streamed, then the connection ended: no backlog to show.
+        d[2].set_backlog(Some((9_000_000, BacklogEstimate::Acks)));
+        d[2].set_backlog(None);
+        let json = status.to_json(0.0, Duration::ZERO);
+        for part in [
+            r#""destination":"rtmp://a:1935/live/<redacted>","status":"starting","connects":0,"reconnects":0,"frames_sent":0,"bytes_sent":0,"backlog_ms":1234,"backlog_estimate":"acks"}"#,
+            r#""bytes_sent":0,"backlog_ms":80,"backlog_estimate":"socket"}"#,
+            r#""destination":"rtmp://c:1935/live/<redacted>","status":"starting","connects":0,"reconnects":0,"frames_sent":0,"bytes_sent":0,"backlog_ms":null,"backlog_estimate":null}"#,
+        ] {
+            assert!(json.contains(part), "{part} not in {json}");
+        }
+        let parsed = json::parse(&json).unwrap();
+        let first = &parsed.get("destinations").unwrap().as_array().unwrap()[0];
+        assert_eq!(first.get("backlog_ms").unwrap().as_f64(), Some(1234.0));
     }
 
     #[test]

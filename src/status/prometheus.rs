@@ -14,7 +14,11 @@
 //!   connects,reconnects,source_restarts}_total`;
 //! - per destination, with the one label `destination` (the redacted URL, as in the status file
 //!   and the log): `campush_destination_streaming` and `campush_destination_{connects,
-//!   reconnects,frames_sent,bytes_sent}_total`;
+//!   reconnects,frames_sent,bytes_sent}_total`; while it streams, its end-to-end backlog
+//!   `campush_destination_backlog_seconds` (what is queued and on the way to the server: the
+//!   lag a viewer has) and `campush_destination_backlog_estimate{estimate}` (a state set:
+//!   `acks`, the server's RTMP acknowledgements, or `socket`, the socket's send queue); a
+//!   destination that does not stream has neither series;
 //! - board health, only where the board has the source (an absent source is an absent series,
 //!   Prometheus's way of saying null): `campush_board_{under_voltage,throttled,freq_capped,
 //!   soft_temp_limit,wifi_power_save,clock_synced}` (0 or 1), `campush_board_temperature_celsius`,
@@ -25,7 +29,40 @@
 
 use std::fmt::{Display, Write as _};
 
-use super::{Snapshot, Status};
+use super::{BacklogEstimate, Snapshot, Status};
+
+/// The backlog of each destination that streams: its length and the estimate that measures it.
+fn backlogs(t: &mut Text, s: &Snapshot) {
+    let streaming = || s.destinations.iter().filter_map(|d| Some((d, d.backlog?)));
+    if streaming().next().is_none() {
+        return;
+    }
+    let name = "campush_destination_backlog_seconds";
+    t.family(
+        name,
+        "gauge",
+        "End-to-end backlog behind the destination: media time queued and on the way to the server.",
+    );
+    for (d, b) in streaming() {
+        let seconds = b.ms as f64 / 1000.0;
+        t.sample(name, &[("destination", &d.label)], seconds);
+    }
+    let name = "campush_destination_backlog_estimate";
+    t.family(
+        name,
+        "gauge",
+        "How the backlog is measured: 1 for acks (the server's RTMP acknowledgements) or socket (the socket's send queue).",
+    );
+    for (d, b) in streaming() {
+        for estimate in [BacklogEstimate::Acks, BacklogEstimate::Socket] {
+            let labels = [
+                ("destination", d.label.as_str()),
+                ("estimate", estimate.name()),
+            ];
+            t.sample(name, &labels, u8::from(b.estimate == estimate));
+        }
+    }
+}
 
 /// Renders `s` in the text exposition format.
 pub(super) fn render(s: &Snapshot) -> String {
@@ -148,6 +185,7 @@ pub(super) fn render(s: &Snapshot) -> String {
                 t.sample(name, &[("destination", &d.label)], field(d));
             }
         }
+        backlogs(&mut t, s);
     }
     let h = &s.health;
     for (name, help, value) in [
@@ -337,6 +375,35 @@ mod tests {
         assert_eq!(
             sample_line(&text, "campush_connects_total "),
             Some("campush_connects_total 1")
+        );
+    }
+
+    #[test]
+    fn a_streaming_destination_has_its_backlog_in_seconds_and_its_estimate_as_a_state_set() {
+        let status = SharedStatus::new();
+        let d = crate::status::destinations_on(&status, &["a", "b"]);
+        let text = status.to_prometheus(0.0, Duration::ZERO);
+        assert!(!text.contains("backlog"), "nobody streams: {text}");
+        d[0].set_backlog(Some((2_345_000, crate::status::BacklogEstimate::Acks)));
+        let text = status.to_prometheus(0.0, Duration::ZERO);
+        assert!(
+            text.contains(
+                "# TYPE campush_destination_backlog_seconds gauge\n\
+                 campush_destination_backlog_seconds{destination=\"rtmp://a:1935/live/<redacted>\"} 2.345\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "# TYPE campush_destination_backlog_estimate gauge\n\
+                 campush_destination_backlog_estimate{destination=\"rtmp://a:1935/live/<redacted>\",estimate=\"acks\"} 1\n\
+                 campush_destination_backlog_estimate{destination=\"rtmp://a:1935/live/<redacted>\",estimate=\"socket\"} 0\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("backlog_seconds{destination=\"rtmp://b"),
+            "a destination that does not stream has no backlog series: {text}"
         );
     }
 

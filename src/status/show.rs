@@ -130,7 +130,11 @@ pub fn summarize(text: &str, age: Option<Duration>) -> Result<Shown, String> {
         line(
             &mut out,
             "destination",
-            &format!("{name}: {}, {again:.0} reconnects", words(state)),
+            &format!(
+                "{name}: {}, {again:.0} reconnects{}",
+                words(state),
+                backlog(d)
+            ),
         );
     }
     if let Some(board) = v.get("health").and_then(board) {
@@ -147,6 +151,20 @@ pub fn summarize(text: &str, age: Option<Duration>) -> Result<Shown, String> {
         NOT_STREAMING
     };
     Ok(Shown { text: out, code })
+}
+
+/// `, 1.2 s behind (by the server's acknowledgements)` for a destination that streams; empty
+/// without a backlog (not streaming, or a status file of an older campush).
+fn backlog(d: &Value) -> String {
+    let Some(ms) = d.get("backlog_ms").and_then(Value::as_f64) else {
+        return String::new();
+    };
+    let by = match d.get("backlog_estimate").and_then(Value::as_str) {
+        Some("acks") => " (by the server's acknowledgements)",
+        Some("socket") => " (by the socket's send queue)",
+        _ => "",
+    };
+    format!(", {:.1} s behind{by}", ms / 1000.0)
 }
 
 /// A status name as words (`error_network` → `network error`).
@@ -278,6 +296,33 @@ mod tests {
         }
         assert!(!text.contains("last error"), "{text}");
         assert!(!text.contains("encoder at"), "{text}");
+    }
+
+    #[test]
+    fn each_streaming_destination_shows_how_far_behind_it_is_and_how_that_is_measured() {
+        let status = streaming_board();
+        let d = crate::status::destinations_on(&status, &["a.example", "b.example"]);
+        d[0].set_backlog(Some((1_870_000, crate::status::BacklogEstimate::Acks)));
+        d[1].set_backlog(Some((40_000, crate::status::BacklogEstimate::Socket)));
+        let text = summarize(&status.to_json(0.0, Duration::ZERO), None)
+            .unwrap()
+            .text;
+        for needle in [
+            "destination rtmp://a.example:1935/live/<redacted>: starting, 0 reconnects, \
+             1.9 s behind (by the server's acknowledgements)\n",
+            "destination rtmp://b.example:1935/live/<redacted>: starting, 0 reconnects, \
+             0.0 s behind (by the socket's send queue)\n",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+        }
+        d[0].set_backlog(None);
+        let text = summarize(&status.to_json(0.0, Duration::ZERO), None)
+            .unwrap()
+            .text;
+        assert!(
+            text.contains("a.example:1935/live/<redacted>: starting, 0 reconnects\n"),
+            "{text}"
+        );
     }
 
     #[test]

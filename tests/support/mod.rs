@@ -14,7 +14,9 @@
 //! - `runs`: processes with bounded waits: [`run_campush`], [`run_bounded`] (output captured),
 //!   [`Campush`] (in the background from a config file), [`Background`], [`ffprobe`] and
 //!   [`ffprobe_video`], [`wait_child`], [`poll_until`], [`wait_until`], [`signal`].
-//! - `proxy`: [`throttling_proxy`], a link slower than the stream on loopback ([`Buffer`]).
+//! - [`throttling_proxy`], a link slower than the stream on loopback ([`Buffer`]): from
+//!   `campush::testing::throttle`, which `examples/throttle.rs` (the lag benchmark's proxy)
+//!   runs too.
 //! - `standin`: the stand-in rpicam-vid as a camera on `PATH` ([`StandIn`]), [`python3_present`],
 //!   [`group_members`].
 //!
@@ -25,7 +27,6 @@
 
 mod clips;
 mod nginx;
-mod proxy;
 mod recordings;
 mod runs;
 mod standin;
@@ -33,4 +34,6 @@ mod tools;
 
 // Each test binary uses its own subset of what is re-exported.
 #[allow(unused_imports)]
-pub use {clips::*, nginx::*, proxy::*, recordings::*, runs::*, standin::*, tools::*};
+pub use campush::testing::throttle::{throttling_proxy, Buffer};
+#[allow(unused_imports)]
+pub use {clips::*, nginx::*, recordings::*, runs::*, standin::*, tools::*};

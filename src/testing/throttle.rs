@@ -1,7 +1,12 @@
-//! A throttling TCP proxy on loopback: a link slower than the stream, with a deep buffer (a
-//! bloated router: it takes everything at once and forwards it at the link rate) or a shallow
-//! one (it reads no faster than it forwards). Used by `tests/backlog.rs` and
-//! `tests/adaptive_bitrate.rs`.
+//! For tests and benchmarks only: a throttling TCP proxy on loopback, a link slower than the
+//! stream, with a deep buffer (a bloated router: it takes everything at once and forwards it
+//! at the link rate) or a shallow one (it reads no faster than it forwards). Used by
+//! `tests/backlog.rs`, `tests/adaptive_bitrate.rs` and `tests/resilience.rs` (through
+//! `tests/support`), and by `examples/throttle.rs`, the standalone proxy of `bench/lag.sh`.
+//!
+//! Client → server goes at the link rate, a slice every 20 ms; server → client as fast as it
+//! comes. Threads per connection, blocking sockets, bounded waits; panics on setup failures
+//! (a test helper). Nothing here runs on campush's data path.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
