@@ -15,6 +15,18 @@
 //!   logic) with FWHT instead of H.264 as the coded format, so vicodec can stand in for the Pi
 //!   encoder; prints one line per frame and a verdict; optionally unbinds the vivid platform
 //!   device after UNPLUG_AFTER frames and binds it again 1.5 s later;
+//! - `alsa-play NAME FORMAT CHANNELS SECONDS`: an ALSA player (campush's own `alsa` module, the
+//!   playback direction) writing a 1 kHz sine at a quarter of full scale with a click (24
+//!   samples at +0.9 of full scale) at the start of every second of samples, FORMAT `S16_LE` or
+//!   `S32_LE`, at 48 kHz, into NAME (e.g. `hw:Loopback,0`);
+//! - `alsa-capture NAME FORMAT CHANNELS SECONDS OUT [reopen]`: captures NAME through
+//!   `campush::audio::alsa_input` (the `PcmInput` the audio pipeline reads) for SECONDS,
+//!   writing the raw samples to OUT.raw and one line `frames time_us` per read to OUT.times,
+//!   and a summary line `alsa-capture: ...` with the set-up, overruns and the heap allocations
+//!   made by the reads after the first. With `reopen`: after the device is gone, opens it
+//!   again every 100 ms (for at most 20 s) and captures one more second;
+//! - `alsa-rate-shift CARD_ID VALUE`: sets snd-aloop's "PCM Rate Shift 100000" control of
+//!   both cables of substream 0 (100000 = nominal, 100100 = the loopback runs 1000 ppm off);
 //! - `exit CODE`: leaves the guest through qemu's isa-debug-exit port (x86), else powers off.
 
 use std::io::Write;
@@ -30,6 +42,9 @@ use campush::status::{SharedStatus, Status};
 use campush::stop::Stop;
 use campush::v4l2::device::{BufType, Device, Format};
 use campush::v4l2::{FourCc, V4l2Settings};
+
+#[global_allocator]
+static ALLOC: campush::alloc::Counting = campush::alloc::Counting;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,6 +64,23 @@ fn main() {
             args[4].parse().expect("GOP"),
             args.get(5).map(|u| u.parse().expect("UNPLUG_AFTER")),
         ),
+        Some("alsa-play") if args.len() == 5 => alsa_play(
+            &args[1],
+            &args[2],
+            args[3].parse().expect("CHANNELS"),
+            args[4].parse().expect("SECONDS"),
+        ),
+        Some("alsa-capture") if args.len() >= 6 => alsa_capture(
+            &args[1],
+            &args[2],
+            args[3].parse().expect("CHANNELS"),
+            args[4].parse().expect("SECONDS"),
+            &args[5],
+            args.get(6).is_some_and(|a| a == "reopen"),
+        ),
+        Some("alsa-rate-shift") if args.len() == 3 => {
+            alsa_rate_shift(&args[1], args[2].parse().expect("VALUE"))
+        }
         Some("exit") if args.len() == 2 => guest_exit(args[1].parse().expect("CODE")),
         _ => {
             eprintln!("usage: v4l2_testbed record|feed|m2m|exit ... (see the source)");
@@ -456,6 +488,264 @@ fn m2m(camera: &str, encoder: &str, frames: u64, gop: u32, unplug_after: Option<
         }
         1
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ALSA
+
+const ALSA_RATE: u32 = 48_000;
+/// The test tone, Hz.
+const TONE_HZ: f64 = 1_000.0;
+/// Samples of each click, at the start of every second of samples.
+const CLICK_SAMPLES: u64 = 24;
+
+fn alsa_format(name: &str) -> campush::alsa::Format {
+    match name {
+        "S16_LE" => campush::alsa::Format::S16Le,
+        "S32_LE" => campush::alsa::Format::S32Le,
+        other => panic!("format {other}: S16_LE or S32_LE"),
+    }
+}
+
+fn alsa_formats(f: campush::alsa::Format) -> &'static [campush::alsa::Format] {
+    match f {
+        campush::alsa::Format::S16Le => &[campush::alsa::Format::S16Le],
+        campush::alsa::Format::S32Le => &[campush::alsa::Format::S32Le],
+    }
+}
+
+/// Sample `n` of the test signal, in [-1, 1].
+fn test_signal(n: u64) -> f64 {
+    if n % u64::from(ALSA_RATE) < CLICK_SAMPLES {
+        0.9
+    } else {
+        0.25 * (2.0 * std::f64::consts::PI * TONE_HZ * n as f64 / f64::from(ALSA_RATE)).sin()
+    }
+}
+
+fn alsa_play(name: &str, format: &str, channels: u32, seconds: f64) -> i32 {
+    use campush::alsa::{device, Direction, Pcm, Wish};
+    let root = Path::new("/");
+    let format = alsa_format(format);
+    let node = match device::DeviceName::parse(name)
+        .map_err(campush::alsa::AlsaError::from)
+        .and_then(|n| device::resolve(root, &n, Direction::Playback))
+    {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("alsa-play: {e}");
+            return 1;
+        }
+    };
+    let wish = Wish {
+        rate: ALSA_RATE,
+        channels,
+        formats: alsa_formats(format),
+        period_us: 20_000,
+    };
+    let mut pcm = match Pcm::open(&node, Direction::Playback, &wish) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("alsa-play: {e}");
+            return 1;
+        }
+    };
+    let setup = pcm.setup();
+    eprintln!("alsa-play: {} {setup:?}", node.display());
+    let total = (seconds * f64::from(setup.rate)) as u64;
+    let chunk = setup.period_frames as usize;
+    let frame_bytes = setup.frame_bytes();
+    let mut buf = vec![0u8; chunk * frame_bytes];
+    let mut n = 0u64;
+    let mut underruns = 0;
+    while n < total {
+        let frames = chunk.min((total - n) as usize);
+        for i in 0..frames {
+            let v = test_signal(n + i as u64);
+            for c in 0..setup.channels as usize {
+                let at = i * frame_bytes + c * format.bytes();
+                match format {
+                    campush::alsa::Format::S16Le => buf[at..at + 2]
+                        .copy_from_slice(&((v * f64::from(i16::MAX)) as i16).to_le_bytes()),
+                    campush::alsa::Format::S32Le => buf[at..at + 4]
+                        .copy_from_slice(&((v * f64::from(i32::MAX)) as i32).to_le_bytes()),
+                }
+            }
+        }
+        let mut off = 0;
+        while off < frames {
+            match pcm.write(
+                &buf[off * frame_bytes..frames * frame_bytes],
+                Duration::from_secs(2),
+            ) {
+                Ok(w) => off += w,
+                Err(campush::alsa::AlsaError::Xrun) => underruns += 1,
+                Err(e) => {
+                    eprintln!("alsa-play: {e} after {n} frames");
+                    return 1;
+                }
+            }
+        }
+        n += frames as u64;
+    }
+    eprintln!("alsa-play: {n} frames written, {underruns} underruns");
+    0
+}
+
+fn alsa_capture(
+    name: &str,
+    format: &str,
+    channels: u8,
+    seconds: f64,
+    out: &str,
+    reopen: bool,
+) -> i32 {
+    use campush::audio::alsa_input;
+    use campush::audio::pcm::{PcmError, PcmInput};
+    let root = Path::new("/");
+    let want = alsa_format(format);
+    let name = match campush::alsa::DeviceName::parse(name) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("alsa-capture: {e}");
+            return 2;
+        }
+    };
+    let mut input = match alsa_input::open(root, &name, ALSA_RATE, channels) {
+        Ok(i) => i,
+        Err(e) => {
+            println!("alsa-capture: open failed: {e}");
+            return 1;
+        }
+    };
+    let params = input.params();
+    let got = match params.format {
+        campush::audio::pcm::SampleFormat::S16Le => campush::alsa::Format::S16Le,
+        campush::audio::pcm::SampleFormat::S32Le => campush::alsa::Format::S32Le,
+    };
+    if got != want {
+        println!("alsa-capture: FAIL the device gave {got:?}, the player set {want:?}");
+    }
+    let mut raw = std::fs::File::create(format!("{out}.raw")).expect("create OUT.raw");
+    let mut buf = vec![0u8; params.period_frames as usize * 4 * params.frame_bytes()];
+    let mut times: Vec<(usize, u64)> = Vec::with_capacity(100_000);
+    let total = (seconds * f64::from(params.rate)) as usize;
+    let mut frames = 0usize;
+    let mut overruns = 0u64;
+    let mut allocs_before = None;
+    let mut result = 0;
+    let started = Instant::now();
+    while frames < total {
+        match input.read(&mut buf, Duration::from_secs(2)) {
+            Ok(r) => {
+                raw.write_all(&buf[..r.frames * params.frame_bytes()])
+                    .expect("write OUT.raw");
+                if times.len() < times.capacity() {
+                    times.push((r.frames, r.time_us));
+                }
+                frames += r.frames;
+                if allocs_before.is_none() {
+                    allocs_before = Some(campush::alloc::allocations());
+                }
+            }
+            Err(PcmError::Overrun) => overruns += 1,
+            Err(PcmError::Gone(e)) => {
+                let at = started.elapsed().as_secs_f64();
+                println!("alsa-capture: gone after {frames} frames ({at:.1} s): {e}");
+                drop(input);
+                if !reopen {
+                    result = 1;
+                    break;
+                }
+                let t = Instant::now();
+                let mut again = None;
+                while t.elapsed() < Duration::from_secs(20) {
+                    match alsa_input::open(root, &name, ALSA_RATE, channels) {
+                        Ok(i) => {
+                            again = Some(i);
+                            break;
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                    }
+                }
+                let Some(mut i) = again else {
+                    println!("alsa-capture: FAIL no reopen within 20 s");
+                    return 1;
+                };
+                println!(
+                    "alsa-capture: reopened after {:.1} s: {}",
+                    t.elapsed().as_secs_f64(),
+                    i.node().display()
+                );
+                let mut more = 0;
+                while more < params.rate as usize {
+                    match i.read(&mut buf, Duration::from_secs(2)) {
+                        Ok(r) => more += r.frames,
+                        Err(e) => {
+                            println!("alsa-capture: FAIL after the reopen: {e}");
+                            return 1;
+                        }
+                    }
+                }
+                println!("alsa-capture: read {more} frames after the reopen");
+                return 0;
+            }
+            Err(e) => {
+                println!("alsa-capture: FAIL {e} after {frames} frames");
+                result = 1;
+                break;
+            }
+        }
+    }
+    let allocs = allocs_before.map_or(0, |b| campush::alloc::allocations() - b);
+    let mut text = String::new();
+    for (f, t) in &times {
+        text.push_str(&format!("{f} {t}\n"));
+    }
+    std::fs::write(format!("{out}.times"), text).expect("write OUT.times");
+    println!(
+        "alsa-capture: {params:?} reads={} frames={frames} overruns={overruns} \
+         allocs_after_first_read={allocs} now_us={}",
+        times.len(),
+        monotonic_us()
+    );
+    result
+}
+
+fn alsa_rate_shift(card_id: &str, value: i64) -> i32 {
+    use campush::alsa::{control, device};
+    let root = Path::new("/");
+    let name = match device::DeviceName::parse(&format!("hw:{card_id}")) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("alsa-rate-shift: {e}");
+            return 2;
+        }
+    };
+    let card = match device::card_index(root, &name) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("alsa-rate-shift: {e}");
+            return 1;
+        }
+    };
+    let node = device::control_node(root, card);
+    for dev in 0..2 {
+        let set =
+            control::Control::open(&node, control::Iface::Pcm, "PCM Rate Shift 100000", dev, 0)
+                .and_then(|mut c| {
+                    c.set(value)?;
+                    c.get()
+                });
+        match set {
+            Ok(v) => println!("alsa-rate-shift: device {dev} substream 0 = {v}"),
+            Err(e) => {
+                eprintln!("alsa-rate-shift: {}: {e}", node.display());
+                return 1;
+            }
+        }
+    }
+    0
 }
 
 // ---------------------------------------------------------------------------------------------

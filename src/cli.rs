@@ -149,8 +149,10 @@ USAGE:
     campush probe
 
     Says which devices can feed a v4l2: or v4l2-m2m: source, which cameras rpicam-vid
-    (libcamera-vid) lists for an rpicam source, and what source = \"auto\" would use. Needs read
-    access to /dev/video* (and the camera, for the libcamera list).
+    (libcamera-vid) lists for an rpicam source, and what source = \"auto\" would use. Then the
+    microphones: every ALSA capture device (card, id, formats, channels, rates) and the
+    [audio] source line that would use it. Needs read access to /dev/video* and /dev/snd/*
+    (and the camera, for the libcamera list).
 ";
 
 /// Which usage text to print.

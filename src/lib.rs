@@ -45,6 +45,8 @@
 //!                        time; the adaptive bitrate rule (sans-IO)
 //! flv, rtmp/, audio,     FLV tag bodies; the sans-IO RTMP client; the audio track; V4L2
 //!   v4l2/, transport/    devices (capture, m2m encoder, probe); TCP or TLS with deadlines
+//! alsa/                   microphones through the kernel's ALSA PCM ioctls (no alsa-lib): device
+//!                        names, set-up, reads with CLOCK_MONOTONIC capture times, probe
 //! h264/, amf0            the H.264 bitstream (NAL units, SPS/PPS, AVCC, display order); AMF0
 //! pool, status           frame buffers allocated once; the one observable status, counters,
 //!                        the status file and the Prometheus file
@@ -66,6 +68,7 @@
 //! `V4l2Settings`, ...): `config` builds them, no stage reads `config`.
 
 pub mod alloc;
+pub mod alsa;
 pub mod amf0;
 pub mod audio;
 pub mod backlog;

@@ -33,6 +33,8 @@ fn main() -> ExitCode {
             let nodes = campush::v4l2::probe::probe_all();
             print!("{}", campush::v4l2::probe::render(&nodes));
             print!("{}", campush::source::auto::probe_report(&nodes));
+            let (cards, mics) = campush::alsa::probe::probe_all(&campush::config::system_root());
+            print!("{}", campush::alsa::probe::render(&cards, &mics));
             exit::OK
         }
         Command::Status(file) => show_status(file),

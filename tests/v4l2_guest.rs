@@ -22,6 +22,12 @@
 //! cached in `$CAMPUSH_GUEST_CACHE`, default ~/.cache/campush-guest, which the GPIO guest test
 //! shares). Without them it prints SKIP and passes, unless `CAMPUSH_REQUIRE_TOOLS=1`.
 //!
+//! - sound: snd-aloop (the ALSA loopback driver) carries a 1 kHz tone with clicks from the
+//!   testbed's player to campush's ALSA capture code (`alsa`, `audio::alsa_input`): the tone,
+//!   the clicks' spacing by the capture timestamps, CLOCK_MONOTONIC timestamps, S16 mono and
+//!   S32 stereo, a simulated clock drift measured from the timestamps, the card unbound under
+//!   a running capture and back (`tests/alsa_check`); on both guests.
+//!
 //! A second test boots an arm64 Debian kernel (`qemu-system-aarch64 -M virt -cpu cortex-a57`)
 //! with the aarch64 musl build from the cross route of `scripts/cross-build.sh` (the ABI check
 //! that matters for the Pi: the same ioctls and structs on a 64-bit ARM kernel), and runs the
@@ -29,6 +35,7 @@
 //! needs qemu-system-arm, gcc-aarch64-linux-gnu (v4l2loopback is cross-built) and the cross
 //! tools (`scripts/cross-build.sh --setup` makes them).
 
+mod alsa_check;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -261,6 +268,9 @@ fn campush_streams_from_real_v4l2_drivers_in_a_qemu_guest() {
         "the board's size, not offered, became the device's own:\n{auto_log}"
     );
     assert!(auto_log.contains("campush exit code 0"), "{auto_log}");
+
+    // (f) sound from snd-aloop through campush's ALSA capture.
+    alsa_check::verify(&share, &log());
     assert_eq!(
         decoded_frames(&share.join("auto-1.flv")),
         Some(CLIP_FRAMES),
@@ -424,6 +434,7 @@ fn campush_captures_h264_in_an_aarch64_guest() {
         "{stats}\n{}",
         log()
     );
+    alsa_check::verify(&share, &log());
     assert_eq!(read(&share, "result").trim(), "PASS", "{}", log());
     eprintln!("aarch64 guest test: {:.0} s", t.elapsed().as_secs_f64());
 }

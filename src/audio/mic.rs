@@ -46,17 +46,20 @@ use crate::status::{AudioStats, MicState};
 /// code provides one (`audio::alsa_input::open`); tests provide generators.
 pub type Opener = Box<dyn FnMut() -> Result<Box<dyn PcmInput>, PcmError> + Send>;
 
-/// The opener of a configured microphone (`[audio] source = "alsa:DEVICE"`): THE place the ALSA
-/// capture code plugs in, as
-/// `Box::new(move || super::alsa_input::open(&device, rate, channels))`. Until then it reports
-/// the device as gone, so the track is silence and the capture thread keeps trying (slowly).
-pub fn alsa_opener(spec: &MicSpec) -> Opener {
-    let label = spec.label();
-    Box::new(move || {
-        Err(PcmError::Gone(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            format!("{label}: this build has no ALSA capture"),
-        )))
+/// The opener of a configured microphone (`[audio] source = "alsa:DEVICE"`): the PCM capture
+/// device `hw:CARD,DEV` below the system `root` (`/`, or `CAMPUSH_ROOT`), set as near the
+/// configured rate and channels as it goes ([`super::alsa_input::open`]). The card is looked up
+/// again at every open, so a USB microphone that comes back under another number is found.
+pub fn alsa_opener(spec: &MicSpec, root: std::path::PathBuf) -> Opener {
+    let name = crate::alsa::device::DeviceName::parse(&spec.device);
+    let (rate, channels) = (spec.format.rate, spec.format.channels);
+    Box::new(move || match &name {
+        Ok(name) => super::alsa_input::open_boxed(&root, name, rate, channels),
+        // Checked with the configuration; kept as an error, not a panic, all the same.
+        Err(e) => Err(PcmError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            e.to_string(),
+        ))),
     })
 }
 

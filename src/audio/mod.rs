@@ -28,6 +28,7 @@
 //! Invariants: no allocation per frame (frames are static, or owned by the source and lent out);
 //! timestamps are strictly increasing within a connection and never precede its start.
 
+pub mod alsa_input;
 pub mod convert;
 pub mod drift;
 pub mod encoder;
@@ -166,8 +167,8 @@ pub fn kbps_bounds(channels: u8) -> (u32, u32) {
     (32, 160 * u32::from(channels.max(1)))
 }
 
-/// Checks the device name after `alsa:`. Today only that it is there and plausible; the ALSA
-/// capture code's own parser (`hw:CARD,DEV`, CARD a number or an id) is to be called here.
+/// Checks the device name after `alsa:` with the ALSA capture code's own parser (`hw:CARD,DEV`,
+/// CARD a number or an id; see [`crate::alsa::device::DeviceName`]).
 pub fn check_alsa_device(device: &str) -> Result<(), String> {
     if device.is_empty() {
         return Err(
@@ -179,7 +180,9 @@ pub fn check_alsa_device(device: &str) -> Result<(), String> {
             "{device:?} is not an ALSA device name (e.g. hw:1,0 or hw:Device,0)"
         ));
     }
-    Ok(())
+    crate::alsa::device::DeviceName::parse(device)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 impl AudioSpec {

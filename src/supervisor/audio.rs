@@ -21,7 +21,7 @@ pub struct MicOwner {
 
 impl Default for MicOwner {
     fn default() -> Self {
-        MicOwner::new(mic::alsa_opener)
+        MicOwner::new(|spec| mic::alsa_opener(spec, crate::config::system_root()))
     }
 }
 

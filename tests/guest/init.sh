@@ -138,6 +138,53 @@ auto_scenario() {
     true
 }
 
+# Sound through snd-aloop: the testbed plays a 1 kHz tone with a click every second into the
+# loopback's playback side (hw:Loopback,0) while campush's ALSA capture code reads the other
+# side (hw:Loopback,1): S16 mono, S32 stereo, and S16 mono with the loopback's clock 1000 ppm
+# slow ("PCM Rate Shift 100000" = 100100). Then the card goes away under a running capture
+# (the driver unbound: rmmod is refused while a PCM is open) and comes back.
+alsa_scenario() {
+    ls -l /dev/snd >/out/alsa-dev.txt 2>&1
+    cat /proc/asound/cards /proc/asound/pcm >>/out/alsa-dev.txt 2>&1
+    for run in S16_LE:1 S32_LE:2; do
+        f=${run%:*}
+        c=${run#*:}
+        /testbed alsa-play hw:Loopback,0 "$f" "$c" 4.5 2>"/out/alsa-play-$f-$c.log" &
+        PLAY=$!
+        sleep 0.3
+        /testbed alsa-capture hw:Loopback,1 "$f" "$c" 3 "/out/alsa-$f-$c" >"/out/alsa-capture-$f-$c.log" 2>&1 ||
+            fail "alsa capture $f $c"
+        wait $PLAY || fail "alsa play $f $c"
+    done
+    /testbed alsa-rate-shift Loopback 100100 >/out/alsa-rate-shift.log 2>&1 || fail "alsa rate shift"
+    /testbed alsa-play hw:Loopback,0 S16_LE 1 7.5 2>/out/alsa-play-drift.log &
+    PLAY=$!
+    sleep 0.3
+    /testbed alsa-capture hw:Loopback,1 S16_LE 1 6 /out/alsa-drift >/out/alsa-capture-drift.log 2>&1 ||
+        fail "alsa capture with drift"
+    wait $PLAY || fail "alsa play with drift"
+    /testbed alsa-rate-shift Loopback 100000 >>/out/alsa-rate-shift.log 2>&1
+
+    /testbed alsa-capture hw:Loopback,1 S16_LE 1 30 /out/alsa-unplug reopen >/out/alsa-capture-unplug.log 2>&1 &
+    CAP=$!
+    sleep 1.5
+    if rmmod snd_aloop 2>/out/alsa-rmmod.log; then
+        echo "rmmod succeeded with a PCM open" >>/out/alsa-rmmod.log
+    fi
+    echo snd_aloop.0 >/sys/bus/platform/drivers/snd_aloop/unbind &
+    UNBIND=$!
+    wait_for 10 grep -q "gone after" /out/alsa-capture-unplug.log || fail "alsa capture did not see the card go"
+    wait_for 10 dead $UNBIND || fail "the unbind did not finish: the capture kept the card"
+    rmmod snd_aloop || fail "rmmod snd_aloop after the unbind"
+    sleep 0.5
+    insmod /lib/modules/snd_aloop.ko || fail "insmod snd_aloop again"
+    wait_for 25 dead $CAP || {
+        fail "alsa capture did not finish after the card came back"
+        kill $CAP
+    }
+    wait $CAP || fail "alsa capture did not reopen"
+}
+
 case $(cat /scenario) in
 full)
     CAM=$(node_named vivid) || fail "no vivid node"
@@ -151,10 +198,16 @@ full)
         fail "m2m (encoder pads the frame)"
     capture_scenario with_loss
     auto_scenario
+    alsa_scenario
     ;;
 capture)
     /campush probe >/out/probe.txt 2>&1 || fail "campush probe failed"
     capture_scenario no_loss
+    alsa_scenario
+    ;;
+alsa)
+    /campush probe >/out/probe.txt 2>&1 || fail "campush probe failed"
+    alsa_scenario
     ;;
 esac
 

@@ -5,9 +5,11 @@
 #   run.sh ARCH CAMPUSH TESTBED OUTDIR
 #
 # ARCH: x86_64 (scenario "full": probe, M2M through vicodec, capture from v4l2loopback with a
-# device loss) or aarch64 (scenario "capture": capture from v4l2loopback only; qemu virt with a
+# device loss) or aarch64 (scenario "capture": capture from v4l2loopback only;
+# both: sound captured from snd-aloop, see init.sh's alsa_scenario; qemu virt with a
 # cortex-a57, v4l2loopback cross-built with gcc-aarch64-linux-gnu, no exit device: the guest
 # powers off and the result comes back on the share).
+# CAMPUSH_GUEST_SCENARIO=alsa runs the sound scenario alone (while working on it).
 # CAMPUSH / TESTBED: static binaries for ARCH. OUTDIR: results (share/ is the guest's 9p share).
 #
 # Downloads (Debian packages) and what is built from them are cached in $CAMPUSH_GUEST_CACHE
@@ -226,16 +228,16 @@ add_module() { # name
 }
 MODPATH[v4l2loopback]=$LB/v4l2loopback.ko
 # virtio_rng: without an entropy source getrandom() blocks for minutes in a fresh TCG guest.
-NEED=(virtio_pci virtio_rng 9pnet_virtio 9p vivid v4l2loopback)
+NEED=(virtio_pci virtio_rng 9pnet_virtio 9p vivid v4l2loopback snd_aloop)
 if [ "$ARCH" = x86_64 ]; then
     MODPATH[v4l2_mem2mem]=$VC/v4l2-mem2mem.ko
     MODPATH[vicodec]=$VC/vicodec.ko
     NEED+=(vicodec)
     # vicodec's .modinfo names v4l2-mem2mem, which the resolver finds in MODPATH.
-    echo full >"$STAGE/scenario"
+    echo "${CAMPUSH_GUEST_SCENARIO:-full}" >"$STAGE/scenario"
 else
-    NEED=(virtio_mmio virtio_pci virtio_rng 9pnet_virtio 9p videodev v4l2loopback)
-    echo capture >"$STAGE/scenario"
+    NEED=(virtio_mmio virtio_pci virtio_rng 9pnet_virtio 9p videodev v4l2loopback snd_aloop)
+    echo "${CAMPUSH_GUEST_SCENARIO:-capture}" >"$STAGE/scenario"
 fi
 for m in "${NEED[@]}"; do
     [ "$m" = virtio_mmio ] && [ -z "${MODPATH[virtio_mmio]:-}" ] && continue
