@@ -22,7 +22,11 @@
 //! - board health, only where the board has the source (an absent source is an absent series,
 //!   Prometheus's way of saying null): `campush_board_{under_voltage,throttled,freq_capped,
 //!   soft_temp_limit,wifi_power_save,clock_synced}` (0 or 1), `campush_board_temperature_celsius`,
-//!   `campush_board_wifi_signal_dbm`, `campush_board_wifi_link_quality`.
+//!   `campush_board_wifi_signal_dbm`, `campush_board_wifi_link_quality`;
+//! - a microphone, only where `[audio]` names one, with the one label `source`
+//!   (`alsa:hw:1,0`): `campush_audio_capturing` (0 while it is opened again and silence is
+//!   sent), `campush_audio_drift_ppm`, `campush_audio_offset_seconds`, and
+//!   `campush_audio_{overruns,reopens,frames_lost}_total`.
 //!
 //! The file is replaced atomically (`write_atomically`), so the collector never reads half of
 //! it; the collector adds its own `node_textfile_mtime_seconds`, which tells a stale file.
@@ -244,7 +248,62 @@ pub(super) fn render(s: &Snapshot) -> String {
         );
         t.sample(name, &[], q);
     }
+    if let Some(a) = &s.audio {
+        microphone(&mut t, a);
+    }
     t.0
+}
+
+/// The microphone, labelled by its source (`alsa:hw:1,0`): its state, the drift correction's
+/// measurements, and what it lost.
+fn microphone(t: &mut Text, a: &super::AudioSnapshot) {
+    let source = [("source", a.source.as_str())];
+    let name = "campush_audio_capturing";
+    t.family(
+        name,
+        "gauge",
+        "1 while the microphone is captured; 0 while it is opened (again) and silence is sent.",
+    );
+    t.sample(
+        name,
+        &source,
+        u8::from(a.state == super::MicState::Capturing),
+    );
+    for (name, help, value) in [
+        (
+            "campush_audio_drift_ppm",
+            "The microphone's sample clock against the video's capture clock, parts per million.",
+            a.drift_ppm,
+        ),
+        (
+            "campush_audio_offset_seconds",
+            "The sound's timestamps minus its capture times (the drift correction holds it near 0).",
+            a.offset_ms / 1000.0,
+        ),
+    ] {
+        t.family(name, "gauge", help);
+        t.sample(name, &source, value);
+    }
+    for (name, help, value) in [
+        (
+            "campush_audio_overruns_total",
+            "Capture overruns: samples the device overwrote before they were read.",
+            a.overruns,
+        ),
+        (
+            "campush_audio_reopens_total",
+            "Times the microphone was opened again after it went away or failed.",
+            a.reopens,
+        ),
+        (
+            "campush_audio_frames_lost_total",
+            "Encoded audio frames a destination lost by falling behind.",
+            a.frames_lost,
+        ),
+    ] {
+        t.family(name, "counter", help);
+        t.sample(name, &source, value);
+    }
 }
 
 /// The text being written.
@@ -405,6 +464,27 @@ mod tests {
             !text.contains("backlog_seconds{destination=\"rtmp://b"),
             "a destination that does not stream has no backlog series: {text}"
         );
+    }
+
+    #[test]
+    fn a_microphone_has_its_state_drift_offset_and_counters_labelled_by_its_source() {
+        let status = SharedStatus::new();
+        let text = status.to_prometheus(0.0, Duration::ZERO);
+        assert!(!text.contains("campush_audio"), "no microphone: {text}");
+        let mic = status.set_audio(Some("alsa:hw:1,0".into()));
+        mic.set_state(crate::status::MicState::Reopening);
+        mic.set_drift(-101.5, 2_500.0);
+        mic.reopens.store(4, std::sync::atomic::Ordering::Relaxed);
+        let text = status.to_prometheus(0.0, Duration::ZERO);
+        for want in [
+            "# TYPE campush_audio_capturing gauge\ncampush_audio_capturing{source=\"alsa:hw:1,0\"} 0\n",
+            "# TYPE campush_audio_drift_ppm gauge\ncampush_audio_drift_ppm{source=\"alsa:hw:1,0\"} -101.5\n",
+            "# TYPE campush_audio_offset_seconds gauge\ncampush_audio_offset_seconds{source=\"alsa:hw:1,0\"} 0.0025\n",
+            "# TYPE campush_audio_reopens_total counter\ncampush_audio_reopens_total{source=\"alsa:hw:1,0\"} 4\n",
+            "campush_audio_overruns_total{source=\"alsa:hw:1,0\"} 0\n",
+        ] {
+            assert!(text.contains(want), "{want:?} not in:\n{text}");
+        }
     }
 
     #[test]

@@ -137,6 +137,9 @@ pub fn summarize(text: &str, age: Option<Duration>) -> Result<Shown, String> {
             ),
         );
     }
+    if let Some(mic) = v.get("audio").and_then(microphone) {
+        line(&mut out, "sound", &mic);
+    }
     if let Some(board) = v.get("health").and_then(board) {
         line(&mut out, "board", &board);
     }
@@ -151,6 +154,31 @@ pub fn summarize(text: &str, age: Option<Duration>) -> Result<Shown, String> {
         NOT_STREAMING
     };
     Ok(Shown { text: out, code })
+}
+
+/// `alsa:hw:1,0 capturing, drift +12.3 ppm, offset -0.4 ms, 2 overruns, 1 reopen` for the
+/// status file's `"audio"` object; `None` without a microphone (`null`, or an older campush).
+fn microphone(a: &Value) -> Option<String> {
+    let source = a.get("source")?.as_str()?;
+    let state = a.get("state").and_then(Value::as_str).unwrap_or("?");
+    let n = |k: &str| a.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+    let mut text = format!(
+        "{source} {state}, drift {:+.1} ppm, offset {:+.1} ms",
+        n("drift_ppm"),
+        n("offset_ms")
+    );
+    for (key, one, many) in [
+        ("overruns", "overrun", "overruns"),
+        ("reopens", "reopen", "reopens"),
+        ("frames_lost", "frame lost", "frames lost"),
+    ] {
+        match n(key) {
+            0.0 => {}
+            1.0 => text += &format!(", 1 {one}"),
+            k => text += &format!(", {k:.0} {many}"),
+        }
+    }
+    Some(text)
 }
 
 /// `, 1.2 s behind (by the server's acknowledgements)` for a destination that streams; empty
@@ -296,6 +324,26 @@ mod tests {
         }
         assert!(!text.contains("last error"), "{text}");
         assert!(!text.contains("encoder at"), "{text}");
+    }
+
+    #[test]
+    fn a_microphone_shows_its_state_drift_offset_and_troubles_and_none_shows_nothing() {
+        let status = streaming_board();
+        let shown = summarize(&status.to_json(1800.0, Duration::ZERO), None).unwrap();
+        assert!(!shown.text.contains("sound"), "{}", shown.text);
+        let mic = status.set_audio(Some("alsa:hw:Device,0".into()));
+        mic.set_state(crate::status::MicState::Capturing);
+        mic.set_drift(37.26, -1_250.0);
+        mic.overruns.store(1, std::sync::atomic::Ordering::Relaxed);
+        mic.reopens.store(3, std::sync::atomic::Ordering::Relaxed);
+        let shown = summarize(&status.to_json(1800.0, Duration::ZERO), None).unwrap();
+        let want = "sound       alsa:hw:Device,0 capturing, drift +37.3 ppm, offset -1.2 ms, \
+                    1 overrun, 3 reopens\n";
+        assert!(
+            shown.text.contains(want),
+            "{want:?} not in:\n{}",
+            shown.text
+        );
     }
 
     #[test]
