@@ -541,7 +541,8 @@ fn alsa_play(name: &str, format: &str, channels: u32, seconds: f64) -> i32 {
         rate: ALSA_RATE,
         channels,
         formats: alsa_formats(format),
-        period_us: 20_000,
+        // Long periods: a starved emulated guest wakes the player late.
+        period_us: 50_000,
     };
     let mut pcm = match Pcm::open(&node, Direction::Playback, &wish) {
         Ok(p) => p,

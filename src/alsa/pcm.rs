@@ -13,7 +13,8 @@
 //!    error naming what it has. Channels: the wish if offered, else the nearest the device has
 //!    (a stereo-only device feeding a mono wish gives stereo; the caller down-mixes). Rate:
 //!    the wish if offered, else the other of 48 kHz / 44.1 kHz. Period: nearest the wish
-//!    (20 ms), buffer: at least 4 periods, nearest 8;
+//!    (20 ms), buffer: at least 4 periods, nearest half a second (a busy board's late
+//!    reader loses nothing; a read takes what is there, so latency does not grow);
 //! 3. `HW_PARAMS`, then read back what the driver set;
 //! 4. `SW_PARAMS`: timestamps on (`tstamp_mode` ENABLE, type MONOTONIC), wake-up at one
 //!    period (`avail_min`), start threshold 1, stop at a full buffer (an overrun stops the
@@ -470,12 +471,14 @@ impl Pcm {
         if refine(&file, &mut four).is_ok() {
             p = four;
         }
+        // Half a second of buffer (at least four periods): a reader that is late by less
+        // loses nothing. Latency does not grow with it, a read takes what is there.
         let period = p.value(SNDRV_PCM_HW_PARAM_PERIOD_SIZE);
         set_near(
             &file,
             &mut p,
             SNDRV_PCM_HW_PARAM_BUFFER_SIZE,
-            period.saturating_mul(8),
+            (rate / 2).max(period.saturating_mul(4)),
         )
         .map_err(fail("HW_REFINE buffer size"))?;
 
