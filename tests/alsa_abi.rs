@@ -18,8 +18,10 @@
 //! Without zig (scripts/cross-build.sh --setup installs it) or the rust-src component it prints
 //! SKIP and passes, unless `CAMPUSH_REQUIRE_TOOLS=1`.
 
+mod support;
+
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use campush::alsa::sys::LAYOUTS;
@@ -52,17 +54,11 @@ const REQUESTS: &[(&str, u32, u32)] = &[
     ("SNDRV_CTL_IOCTL_ELEM_WRITE", 0xc4c8_5513, 0xc2c8_5513),
 ];
 
+/// zig's C compiler: the cross tools' (set up first on a fresh machine under
+/// CAMPUSH_REQUIRE_TOOLS), else one on PATH.
 fn zig() -> Option<Vec<String>> {
-    let base = std::env::var_os("CAMPUSH_CROSS_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or("/tmp".into())).join(".cache")
-                });
-            cache.join("campush-cross")
-        });
+    support::set_up_cross_tools(Path::new(env!("CARGO_MANIFEST_DIR")));
+    let base = support::cross_cache();
     let venv = base.join("venv/bin/python-zig");
     if venv.exists() {
         return Some(vec![venv.display().to_string(), "cc".into()]);

@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use support::{ffprobe_video, require_tools, tools_required};
+use support::{cross_cache, ffprobe_video, require_tools, set_up_cross_tools};
 
 const CLIP_FRAMES: u64 = 90;
 
@@ -280,31 +280,9 @@ fn campush_streams_from_real_v4l2_drivers_in_a_qemu_guest() {
     assert_eq!(read(&share, "result").trim(), "PASS", "{}", log());
 }
 
-/// The cross tools' cache (as in scripts/cross-build.sh).
-fn cross_cache() -> PathBuf {
-    if let Some(d) = std::env::var_os("CAMPUSH_CROSS_CACHE") {
-        return PathBuf::from(d);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or("/tmp".into())).join(".cache")
-        });
-    base.join("campush-cross")
-}
-
 fn aarch64_tools_present(root: &Path) -> bool {
+    set_up_cross_tools(root);
     let zigbuild = cross_cache().join("venv/bin/cargo-zigbuild");
-    if !zigbuild.exists() && tools_required() {
-        // A fresh machine: let the cross script install its Debian packages and make the venv.
-        let status = Command::new("bash")
-            .arg(root.join("scripts/cross-build.sh"))
-            .args(["--setup", "--target", "aarch64-unknown-linux-musl"])
-            .current_dir(root)
-            .status()
-            .expect("run scripts/cross-build.sh");
-        assert!(status.success(), "scripts/cross-build.sh --setup failed");
-    }
     require_tools(
         &[
             "qemu-system-aarch64",

@@ -105,3 +105,32 @@ fn nginx_module(name: &str) -> Option<PathBuf> {
     .map(|dir| Path::new(dir).join(name))
     .find(|so| so.is_file())
 }
+
+/// The cross tools' cache (as in scripts/cross-build.sh): its Python venv holds zig and
+/// cargo-zigbuild.
+pub fn cross_cache() -> PathBuf {
+    if let Some(d) = std::env::var_os("CAMPUSH_CROSS_CACHE") {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or("/tmp".into())).join(".cache")
+        });
+    base.join("campush-cross")
+}
+
+/// On a fresh machine where the tools are required (CI), lets the cross script install its
+/// Debian packages and make its venv (zig, cargo-zigbuild) before a test looks for them.
+pub fn set_up_cross_tools(root: &Path) {
+    if cross_cache().join("venv/bin/cargo-zigbuild").exists() || !tools_required() {
+        return;
+    }
+    let status = Command::new("bash")
+        .arg(root.join("scripts/cross-build.sh"))
+        .args(["--setup", "--target", "aarch64-unknown-linux-musl"])
+        .current_dir(root)
+        .status()
+        .expect("run scripts/cross-build.sh");
+    assert!(status.success(), "scripts/cross-build.sh --setup failed");
+}
