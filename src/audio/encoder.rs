@@ -113,6 +113,8 @@ pub struct Encoder {
     /// The previous packet's window sequence, to count mismatches.
     last_sequence: Option<u8>,
     mismatches: u64,
+    /// The largest packet the ring takes ([`MAX_FRAME_BYTES`]; lowered by a test).
+    max_frame_bytes: usize,
 }
 
 impl Encoder {
@@ -131,6 +133,7 @@ impl Encoder {
             first_block: -1 - CHUNK_BLOCKS as i64,
             last_sequence: None,
             mismatches: 0,
+            max_frame_bytes: MAX_FRAME_BYTES,
         }
     }
 
@@ -159,21 +162,23 @@ impl Encoder {
         }
         self.first_block += CHUNK_BLOCKS as i64;
         self.packets.clear();
-        if self.silent.iter().all(|&s| s) {
+        let coded = if self.silent.iter().all(|&s| s) {
             let frame = silent_frame(self.format.channels);
             for l in &mut self.lens {
                 self.packets.extend_from_slice(frame);
                 *l = frame.len();
             }
             self.last_sequence = Some(ONLY_LONG);
+            Ok(())
         } else {
-            self.encode_chunk()?;
-        }
-        // The chunk's last two blocks are the next one's context and first block.
+            self.encode_chunk()
+        };
+        // The chunk's last two blocks are the next one's context and first block, whether or
+        // not the chunk could be coded: a failed chunk is lost, the encoder goes on.
         self.blocks.copy_within(CHUNK_BLOCKS * len.., 0);
         self.silent.copy_within(CHUNK_BLOCKS.., 0);
         self.filled = 2;
-        Ok(CHUNK_BLOCKS)
+        coded.map(|()| CHUNK_BLOCKS)
     }
 
     /// Packet `i` of the latest chunk (a `raw_data_block`).
@@ -202,7 +207,7 @@ impl Encoder {
         e.next_packet().map_err(fail)?;
         for i in 0..CHUNK_BLOCKS {
             let p = e.next_packet().map_err(fail)?;
-            if p.data.len() > MAX_FRAME_BYTES {
+            if p.data.len() > self.max_frame_bytes {
                 return Err(EncodeError::TooLarge(p.data.len()));
             }
             self.packets.extend_from_slice(&p.data);
@@ -292,6 +297,31 @@ mod tests {
                 "{got} kbit/s"
             );
         }
+    }
+
+    #[test]
+    fn a_chunk_that_fails_is_lost_and_the_next_one_is_coded() {
+        let f = AudioFormat::new(48_000, 1).unwrap();
+        let mut e = Encoder::new(f, 64);
+        e.max_frame_bytes = 1; // every packet of a tone is larger: the chunk fails
+        let mut failed = 0;
+        let mut coded = 0;
+        for n in 0..(3 * CHUNK_BLOCKS as u64 + 1) {
+            if n == 2 * CHUNK_BLOCKS as u64 {
+                e.max_frame_bytes = MAX_FRAME_BYTES;
+            }
+            match e.push(&tone(f, n, 440.0)) {
+                Err(EncodeError::TooLarge(_)) => failed += 1,
+                Err(other) => panic!("{other}"),
+                Ok(ready) => coded += ready,
+            }
+        }
+        assert!(failed >= 1, "no chunk failed");
+        assert!(coded >= CHUNK_BLOCKS, "nothing coded after the failure");
+        assert_eq!(
+            e.first_block(),
+            (3 * CHUNK_BLOCKS) as i64 - 1 - CHUNK_BLOCKS as i64
+        );
     }
 
     #[test]

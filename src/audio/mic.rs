@@ -381,7 +381,11 @@ fn capture(
         };
         if ever_opened {
             stats.reopens.fetch_add(1, Ordering::Relaxed);
-            log::info!("audio: {label} is back");
+            if failures <= 1 {
+                log::info!("audio: {label} is back");
+            } else {
+                log::debug!("audio: {label} is back");
+            }
         } else {
             let p = device.params();
             log::info!(
@@ -393,38 +397,55 @@ fn capture(
             );
         }
         ever_opened = true;
-        failures = 0;
-        backoff = BACKOFF_FIRST;
         stats.set_state(MicState::Capturing);
-        let lost = read_until_lost(&mut pipeline, device.as_mut(), &stats, stop);
+        let (lost, delivered) = read_until_lost(&mut pipeline, device.as_mut(), &stats, stop);
         drop(device);
         pipeline.device_lost();
         if let Some(why) = lost {
-            log::warn!("audio: {label}: {why}; sending silence and opening it again");
+            // Only a device that gave samples starts the schedule over: one that opens and
+            // then stalls or fails at once (an I2S overlay without a clock) backs off like one
+            // that does not open, and is logged once, not every half second.
+            if delivered {
+                failures = 0;
+                backoff = BACKOFF_FIRST;
+            }
+            failures += 1;
+            if failures == 1 {
+                log::warn!("audio: {label}: {why}; sending silence and opening it again");
+            } else {
+                log::debug!("audio: {label}: {why}");
+            }
             stats.set_state(MicState::Reopening);
             next_attempt = Instant::now() + backoff;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 }
 
-/// Reads until the device is lost (why) or a stop is requested (`None`).
+/// Reads until the device is lost (why) or a stop is requested (`None`), and whether it
+/// delivered any samples meanwhile.
 fn read_until_lost(
     pipeline: &mut Pipeline,
     device: &mut dyn PcmInput,
     stats: &AudioStats,
     stop: &AtomicBool,
-) -> Option<String> {
+) -> (Option<String>, bool) {
     let mut last_overrun: Option<Instant> = None;
     let mut last_samples = Instant::now();
+    let mut delivered = false;
     while !stop.load(Ordering::Relaxed) {
         match pipeline.read_from(device, READ_TIMEOUT) {
             Ok(0) | Err(PcmError::Timeout(_)) => {
                 pipeline.silence_until(crate::clock::monotonic_us());
                 if last_samples.elapsed() >= STALL {
-                    return Some(format!("no samples for {} s", STALL.as_secs()));
+                    let why = format!("no samples for {} s", STALL.as_secs());
+                    return (Some(why), delivered);
                 }
             }
-            Ok(_) => last_samples = Instant::now(),
+            Ok(_) => {
+                last_samples = Instant::now();
+                delivered = true;
+            }
             Err(PcmError::Overrun) => {
                 stats.overruns.fetch_add(1, Ordering::Relaxed);
                 let now = Instant::now();
@@ -435,10 +456,12 @@ fn read_until_lost(
                 }
                 last_overrun = Some(now);
             }
-            Err(e @ (PcmError::Gone(_) | PcmError::Io(_))) => return Some(e.to_string()),
+            Err(e @ (PcmError::Gone(_) | PcmError::Io(_))) => {
+                return (Some(e.to_string()), delivered);
+            }
         }
     }
-    None
+    (None, delivered)
 }
 
 #[cfg(test)]
@@ -523,6 +546,37 @@ mod tests {
         assert_eq!(stamps[1], 10_000_000);
         assert_eq!(stamps[0], 10_000_000 - 21_333);
         assert_eq!(stamps[1000], 10_000_000 + 999 * 1024 * 1_000_000 / 48_000);
+    }
+
+    /// Opens at once, then fails its first read (an I2S overlay without a clock).
+    struct Broken;
+
+    impl PcmInput for Broken {
+        fn params(&self) -> PcmParams {
+            tone(0.0).params
+        }
+        fn read(&mut self, _: &mut [u8], _: Duration) -> Result<PcmRead, PcmError> {
+            Err(PcmError::Io(std::io::Error::other("input/output error")))
+        }
+    }
+
+    #[test]
+    fn a_device_that_opens_but_gives_nothing_backs_off_like_one_that_does_not_open() {
+        let opens = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counted = Arc::clone(&opens);
+        let opener: Opener = Box::new(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+            Ok(Box::new(Broken) as Box<dyn PcmInput>)
+        });
+        let stats = Arc::new(AudioStats::default());
+        let mic = Mic::start(settings(2), opener, Arc::clone(&stats)).unwrap();
+        std::thread::sleep(Duration::from_millis(3_200));
+        drop(mic);
+        // Backing off: at 0, 0.5, 1.5 s (then 3.5 s); starting over each time would have
+        // opened it every half second, 7 times.
+        let n = opens.load(Ordering::Relaxed);
+        assert!((3..=4).contains(&n), "{n} opens in 3.2 s");
+        assert_eq!(stats.state(), MicState::Reopening);
     }
 
     #[test]
