@@ -54,8 +54,8 @@
 //!                        parsers, the sampler below the system root, its thread
 //! clock, alloc, exit,    CLOCK_MONOTONIC in µs; the allocation counter; exit codes; text a
 //!   peer_text, stop,     peer sent, made safe to log (short, one line, no control characters);
-//!   small_file           the stop request a source's loops look at; a small text file read
-//!                        whole, bounded (regular files only)
+//!   small_file, ioctl    the stop request a source's loops look at; a small text file read
+//!                        whole, bounded (regular files only); ioctl request numbers (_IOC)
 //! platform               settings the platforms reject: YouTube/Twitch/Facebook rules, H.264
 //!                        Table A-1, the Pi encoder's limits (pure rules, no IO)
 //! testing                for tests only: the one skip-or-require rule for outside tools; the
@@ -81,6 +81,7 @@ pub mod flv;
 pub mod h264;
 pub mod health;
 pub mod ingest;
+pub mod ioctl;
 pub mod led;
 pub mod logging;
 pub mod notify;

@@ -33,75 +33,50 @@ use std::mem::size_of;
 
 use libc::{c_long, c_ulong, c_void};
 
-#[cfg(not(any(
-    target_arch = "x86",
-    target_arch = "x86_64",
-    target_arch = "arm",
-    target_arch = "aarch64",
-    target_arch = "riscv32",
-    target_arch = "riscv64"
-)))]
-compile_error!(
-    "campush's ALSA layer knows the generic _IOC encoding only (x86, arm, aarch64, riscv)"
-);
+use crate::ioctl::{self, ioc};
 
 // ---------------------------------------------------------------------------------------------
-// ioctl numbers (asm-generic/ioctl.h)
+// ioctl numbers (`crate::ioctl`: asm-generic's `_IOC`)
 
-const IOC_NRSHIFT: u32 = 0;
-const IOC_TYPESHIFT: u32 = 8;
-const IOC_SIZESHIFT: u32 = 16;
-const IOC_DIRSHIFT: u32 = 30;
-const IOC_NONE: u32 = 0;
-const IOC_WRITE: u32 = 1;
-const IOC_READ: u32 = 2;
-
-const fn ioc(dir: u32, ty: u8, nr: u8, size: usize) -> u32 {
-    assert!(size < (1 << 14), "ioctl argument too large");
-    (dir << IOC_DIRSHIFT)
-        | ((ty as u32) << IOC_TYPESHIFT)
-        | ((nr as u32) << IOC_NRSHIFT)
-        | ((size as u32) << IOC_SIZESHIFT)
-}
-
-pub const SNDRV_PCM_IOCTL_PVERSION: u32 = ioc(IOC_READ, b'A', 0x00, size_of::<i32>());
-pub const SNDRV_PCM_IOCTL_INFO: u32 = ioc(IOC_READ, b'A', 0x01, size_of::<snd_pcm_info>());
-pub const SNDRV_PCM_IOCTL_TTSTAMP: u32 = ioc(IOC_WRITE, b'A', 0x03, size_of::<i32>());
+pub const SNDRV_PCM_IOCTL_PVERSION: u32 = ioc(ioctl::READ, b'A', 0x00, size_of::<i32>());
+pub const SNDRV_PCM_IOCTL_INFO: u32 = ioc(ioctl::READ, b'A', 0x01, size_of::<snd_pcm_info>());
+pub const SNDRV_PCM_IOCTL_TTSTAMP: u32 = ioc(ioctl::WRITE, b'A', 0x03, size_of::<i32>());
 pub const SNDRV_PCM_IOCTL_HW_REFINE: u32 = ioc(
-    IOC_READ | IOC_WRITE,
+    ioctl::READ | ioctl::WRITE,
     b'A',
     0x10,
     size_of::<snd_pcm_hw_params>(),
 );
 pub const SNDRV_PCM_IOCTL_HW_PARAMS: u32 = ioc(
-    IOC_READ | IOC_WRITE,
+    ioctl::READ | ioctl::WRITE,
     b'A',
     0x11,
     size_of::<snd_pcm_hw_params>(),
 );
 pub const SNDRV_PCM_IOCTL_SW_PARAMS: u32 = ioc(
-    IOC_READ | IOC_WRITE,
+    ioctl::READ | ioctl::WRITE,
     b'A',
     0x13,
     size_of::<snd_pcm_sw_params>(),
 );
-pub const SNDRV_PCM_IOCTL_STATUS: u32 = ioc(IOC_READ, b'A', 0x20, size_of::<snd_pcm_status>());
-pub const SNDRV_PCM_IOCTL_PREPARE: u32 = ioc(IOC_NONE, b'A', 0x40, 0);
-pub const SNDRV_PCM_IOCTL_START: u32 = ioc(IOC_NONE, b'A', 0x42, 0);
-pub const SNDRV_PCM_IOCTL_DROP: u32 = ioc(IOC_NONE, b'A', 0x43, 0);
-pub const SNDRV_PCM_IOCTL_WRITEI_FRAMES: u32 = ioc(IOC_WRITE, b'A', 0x50, size_of::<snd_xferi>());
-pub const SNDRV_PCM_IOCTL_READI_FRAMES: u32 = ioc(IOC_READ, b'A', 0x51, size_of::<snd_xferi>());
+pub const SNDRV_PCM_IOCTL_STATUS: u32 = ioc(ioctl::READ, b'A', 0x20, size_of::<snd_pcm_status>());
+pub const SNDRV_PCM_IOCTL_PREPARE: u32 = ioc(ioctl::NONE, b'A', 0x40, 0);
+pub const SNDRV_PCM_IOCTL_START: u32 = ioc(ioctl::NONE, b'A', 0x42, 0);
+pub const SNDRV_PCM_IOCTL_DROP: u32 = ioc(ioctl::NONE, b'A', 0x43, 0);
+pub const SNDRV_PCM_IOCTL_WRITEI_FRAMES: u32 =
+    ioc(ioctl::WRITE, b'A', 0x50, size_of::<snd_xferi>());
+pub const SNDRV_PCM_IOCTL_READI_FRAMES: u32 = ioc(ioctl::READ, b'A', 0x51, size_of::<snd_xferi>());
 
 pub const SNDRV_CTL_IOCTL_CARD_INFO: u32 =
-    ioc(IOC_READ, b'U', 0x01, size_of::<snd_ctl_card_info>());
+    ioc(ioctl::READ, b'U', 0x01, size_of::<snd_ctl_card_info>());
 pub const SNDRV_CTL_IOCTL_ELEM_READ: u32 = ioc(
-    IOC_READ | IOC_WRITE,
+    ioctl::READ | ioctl::WRITE,
     b'U',
     0x12,
     size_of::<snd_ctl_elem_value>(),
 );
 pub const SNDRV_CTL_IOCTL_ELEM_WRITE: u32 = ioc(
-    IOC_READ | IOC_WRITE,
+    ioctl::READ | ioctl::WRITE,
     b'U',
     0x13,
     size_of::<snd_ctl_elem_value>(),

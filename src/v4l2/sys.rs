@@ -29,50 +29,22 @@ use std::mem::{offset_of, size_of};
 
 use libc::{c_long, c_ulong};
 
-#[cfg(not(any(
-    target_arch = "x86",
-    target_arch = "x86_64",
-    target_arch = "arm",
-    target_arch = "aarch64",
-    target_arch = "riscv32",
-    target_arch = "riscv64"
-)))]
-compile_error!(
-    "campush's V4L2 layer knows the generic _IOC encoding only (x86, arm, aarch64, riscv)"
-);
+use crate::ioctl::{self, ioc};
 
 // ---------------------------------------------------------------------------------------------
-// ioctl numbers (asm-generic/ioctl.h)
+// ioctl numbers (`crate::ioctl`: asm-generic's `_IOC`)
 
-const IOC_NRBITS: u32 = 8;
-const IOC_TYPEBITS: u32 = 8;
-const IOC_SIZEBITS: u32 = 14;
-const IOC_NRSHIFT: u32 = 0;
-const IOC_TYPESHIFT: u32 = IOC_NRSHIFT + IOC_NRBITS;
-const IOC_SIZESHIFT: u32 = IOC_TYPESHIFT + IOC_TYPEBITS;
-const IOC_DIRSHIFT: u32 = IOC_SIZESHIFT + IOC_SIZEBITS;
-const IOC_WRITE: u32 = 1;
-const IOC_READ: u32 = 2;
-
-/// `_IOC(dir, type, nr, size)`.
-pub const fn ioc(dir: u32, ty: u8, nr: u8, size: usize) -> u32 {
-    assert!(size < (1 << IOC_SIZEBITS), "ioctl argument too large");
-    (dir << IOC_DIRSHIFT)
-        | ((ty as u32) << IOC_TYPESHIFT)
-        | ((nr as u32) << IOC_NRSHIFT)
-        | ((size as u32) << IOC_SIZESHIFT)
-}
 /// `_IOR('V', nr, T)`.
 pub const fn ior<T>(nr: u8) -> u32 {
-    ioc(IOC_READ, b'V', nr, size_of::<T>())
+    ioc(ioctl::READ, b'V', nr, size_of::<T>())
 }
 /// `_IOW('V', nr, T)`.
 pub const fn iow<T>(nr: u8) -> u32 {
-    ioc(IOC_WRITE, b'V', nr, size_of::<T>())
+    ioc(ioctl::WRITE, b'V', nr, size_of::<T>())
 }
 /// `_IOWR('V', nr, T)`.
 pub const fn iowr<T>(nr: u8) -> u32 {
-    ioc(IOC_READ | IOC_WRITE, b'V', nr, size_of::<T>())
+    ioc(ioctl::READ | ioctl::WRITE, b'V', nr, size_of::<T>())
 }
 
 pub const VIDIOC_QUERYCAP: u32 = ior::<v4l2_capability>(0);
