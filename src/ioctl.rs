@@ -4,7 +4,8 @@
 //! Owns: [`ioc`] and the direction bits. Invariants: the encoding is asm-generic's (2 direction
 //! bits, 14 size bits, 8 type bits, 8 number bits), which x86, arm, aarch64 and riscv use; other
 //! architectures (mips, powerpc, sparc) encode differently and do not build. The numbers are
-//! checked against the kernel headers per target by tests/v4l2_abi.rs and tests/alsa_abi.rs.
+//! asserted at compile time in each `sys.rs` (run for every board target by
+//! tests/board_layouts.rs) and held against the kernel's ALSA header by tests/alsa_abi.rs.
 
 #[cfg(not(any(
     target_arch = "x86",

@@ -10,9 +10,10 @@
 //!   Started by [`node_media_server`], [`pyrtmp`], [`rtmplite3`] and [`ffmpeg_listener`];
 //!   [`ffmpeg_player`] plays a stream back from a server that does not record.
 //!
-//! Invariants: every server binds 127.0.0.1 only; a server counts as started once its port is
-//! in LISTEN state (read from /proc/net/tcp, so no probe connection is spent on a server that
-//! accepts only one) while the process is still running; every wait is bounded.
+//! Invariants: every server binds 127.0.0.1 only; a server counts as started once it holds a
+//! socket in LISTEN state on its port (read from /proc/net/tcp and its /proc/PID/fd, so no probe
+//! connection is spent on a server that accepts only one, and another test's server on the
+//! same port does not count) while the process is still running; every wait is bounded.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::fs;
@@ -170,7 +171,7 @@ fn start(name: &'static str, command: impl Fn(u16, &Path) -> Command) -> Server 
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
         let listening = poll_until(START_TIMEOUT, || {
-            child.try_wait().unwrap().is_some() || listens(port)
+            child.try_wait().unwrap().is_some() || listens(child.id(), port)
         });
         if listening && child.try_wait().unwrap().is_none() {
             return Server {
@@ -188,8 +189,10 @@ fn start(name: &'static str, command: impl Fn(u16, &Path) -> Command) -> Server 
     panic!("{name} did not start listening:\n{failures}");
 }
 
-/// True when a socket is in LISTEN state on 127.0.0.1:`port` (or on every address).
-fn listens(port: u16) -> bool {
+/// True when process `pid` holds a socket in LISTEN state on 127.0.0.1:`port` (or on every
+/// address). Ownership matters: a free port can be taken by another test's server between
+/// [`free_port`] and the bind, and that server's socket must not count as this one's.
+fn listens(pid: u32, port: u16) -> bool {
     let Ok(table) = fs::read_to_string("/proc/net/tcp") else {
         return false;
     };
@@ -197,9 +200,25 @@ fn listens(port: u16) -> bool {
         format!("0100007F:{port:04X}"),
         format!("00000000:{port:04X}"),
     ];
-    table.lines().skip(1).any(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        fields.len() > 3 && wanted.iter().any(|w| w == fields[1]) && fields[3] == "0A"
+    let sockets: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let listening =
+                fields.len() > 9 && wanted.iter().any(|w| w == fields[1]) && fields[3] == "0A";
+            listening.then(|| format!("socket:[{}]", fields[9]))
+        })
+        .collect();
+    if sockets.is_empty() {
+        return false;
+    }
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        fs::read_link(fd.path())
+            .is_ok_and(|target| sockets.iter().any(|s| target.as_os_str() == s.as_str()))
     })
 }
 
@@ -289,6 +308,16 @@ pub fn ffmpeg_player(url: &str, out: &Path) -> Player {
 }
 
 impl Player {
+    /// True while ffmpeg runs.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// What ffmpeg printed so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// Waits until ffmpeg exits by itself (the stream ended); its exit code and stderr.
     /// Panics after `timeout`.
     pub fn wait(mut self, timeout: Duration) -> (Option<i32>, String) {

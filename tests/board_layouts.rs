@@ -1,8 +1,10 @@
-//! The V4L2 ioctl structs' layouts are asserted at compile time for the pointer width being
-//! built (`src/v4l2/sys.rs`). This test makes those assertions run for the board targets too:
-//! `cargo check` of the library for aarch64, armv7 and armv6 (musl), which fails if any size or
-//! offset differs from the kernel's. Uses `-Zbuild-std` (std from the `rust-src` component), so
-//! no target needs to be installed and nothing is linked.
+//! The ioctl structs' layouts are asserted at compile time for the pointer width being built:
+//! V4L2's in `src/v4l2/sys.rs`, ALSA's in `src/alsa/sys.rs` (from the table that
+//! tests/alsa_abi.rs also holds against the kernel's C header). This test makes those
+//! assertions run for the board targets too: `cargo check` of the library for aarch64, armv7
+//! and armv6 (musl), which fails if any size or offset differs from the kernel's. Uses
+//! `-Zbuild-std` (std from the `rust-src` component), so no target needs to be installed and
+//! nothing is linked.
 //!
 //! Without `rust-src` it prints SKIP and passes, unless `CAMPUSH_REQUIRE_TOOLS=1`.
 
@@ -34,7 +36,7 @@ fn rust_src_present() -> bool {
 }
 
 #[test]
-fn v4l2_struct_layouts_hold_on_every_board_target() {
+fn v4l2_and_alsa_struct_layouts_hold_on_every_board_target() {
     if !rust_src_present() {
         return;
     }
@@ -59,7 +61,7 @@ fn v4l2_struct_layouts_hold_on_every_board_target() {
             .expect("run cargo check");
         assert!(
             out.status.success(),
-            "cargo check for {target} failed (a V4L2 layout assertion?):\n{}",
+            "cargo check for {target} failed (a V4L2 or ALSA layout assertion?):\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
