@@ -15,8 +15,12 @@ use std::path::Path;
 
 use super::sys::*;
 
-fn ioctl<T>(file: &File, request: u32, arg: &mut T) -> io::Result<()> {
-    // SAFETY: the request number encodes the size of `T`, the struct passed.
+/// Issues `request` with a pointer to `arg`.
+///
+/// # Safety
+/// `request` must be the ioctl number computed from `T` (see `sys`).
+unsafe fn ioctl<T>(file: &File, request: u32, arg: &mut T) -> io::Result<()> {
+    // SAFETY: guaranteed by the caller: the kernel reads and writes exactly one T.
     let rc = unsafe { libc::ioctl(file.as_raw_fd(), request as _, arg as *mut T) };
     if rc < 0 {
         Err(io::Error::last_os_error())
@@ -45,7 +49,8 @@ pub fn card_info(path: &Path) -> io::Result<CardInfo> {
     let file = File::open(path)?;
     // SAFETY: plain data, all-zero is valid.
     let mut info: snd_ctl_card_info = unsafe { zeroed() };
-    ioctl(&file, SNDRV_CTL_IOCTL_CARD_INFO, &mut info)?;
+    // SAFETY: CARD_INFO's number is computed from snd_ctl_card_info, the struct passed.
+    unsafe { ioctl(&file, SNDRV_CTL_IOCTL_CARD_INFO, &mut info) }?;
     Ok(CardInfo {
         index: info.card,
         id: text(&info.id),
@@ -101,7 +106,8 @@ impl Control {
 
     /// The control's first value.
     pub fn get(&mut self) -> io::Result<i64> {
-        ioctl(&self.file, SNDRV_CTL_IOCTL_ELEM_READ, &mut self.value)?;
+        // SAFETY: ELEM_READ's number is computed from snd_ctl_elem_value, the struct passed.
+        unsafe { ioctl(&self.file, SNDRV_CTL_IOCTL_ELEM_READ, &mut self.value) }?;
         #[allow(clippy::unnecessary_cast)] // c_long is i32 on 32-bit targets
         Ok(self.value.value[0] as i64)
     }
@@ -110,6 +116,7 @@ impl Control {
     pub fn set(&mut self, v: i64) -> io::Result<()> {
         self.value.value = [0; 128];
         self.value.value[0] = v as _;
-        ioctl(&self.file, SNDRV_CTL_IOCTL_ELEM_WRITE, &mut self.value)
+        // SAFETY: ELEM_WRITE's number is computed from snd_ctl_elem_value, the struct passed.
+        unsafe { ioctl(&self.file, SNDRV_CTL_IOCTL_ELEM_WRITE, &mut self.value) }
     }
 }

@@ -212,11 +212,15 @@ impl HwParams {
     }
 }
 
-fn ioctl<T>(file: &File, request: u32, arg: *mut T) -> io::Result<i32> {
-    // SAFETY: every request here takes a pointer to the struct its number encodes (sys.rs
-    // computes the number from that struct's size), which the caller passes; PREPARE, START and
-    // DROP take no argument and ignore it.
-    let rc = unsafe { libc::ioctl(file.as_raw_fd(), request as _, arg) };
+/// Issues `request` with a pointer to `arg`.
+///
+/// # Safety
+/// `request` must be the ioctl number computed from `T` (see `sys`), and any pointer inside
+/// `arg` (a transfer's buffer) must point at memory valid for what the request reads or
+/// writes through it.
+unsafe fn ioctl<T>(file: &File, request: u32, arg: &mut T) -> io::Result<i32> {
+    // SAFETY: guaranteed by the caller: the kernel reads and writes exactly one T.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), request as _, arg as *mut T) };
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -224,8 +228,33 @@ fn ioctl<T>(file: &File, request: u32, arg: *mut T) -> io::Result<i32> {
     }
 }
 
+/// The requests that take no argument.
+#[derive(Clone, Copy)]
+enum Command {
+    Prepare,
+    Start,
+    Drop,
+}
+
+/// Issues a request that takes no argument (the kernel ignores the null pointer).
+fn command(file: &File, command: Command) -> io::Result<()> {
+    let request = match command {
+        Command::Prepare => SNDRV_PCM_IOCTL_PREPARE,
+        Command::Start => SNDRV_PCM_IOCTL_START,
+        Command::Drop => SNDRV_PCM_IOCTL_DROP,
+    };
+    // SAFETY: these requests carry no argument: the kernel does not dereference the pointer.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), request as _, std::ptr::null_mut::<u8>()) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 fn refine(file: &File, p: &mut HwParams) -> io::Result<()> {
-    ioctl(file, SNDRV_PCM_IOCTL_HW_REFINE, &mut p.0).map(|_| ())
+    // SAFETY: HW_REFINE's number is computed from snd_pcm_hw_params, the struct passed.
+    unsafe { ioctl(file, SNDRV_PCM_IOCTL_HW_REFINE, &mut p.0) }.map(|_| ())
 }
 
 /// The errnos that mean the device went away (unplugged, driver unbound).
@@ -390,14 +419,17 @@ impl Pcm {
         };
 
         let mut version = 0i32;
-        ioctl(&file, SNDRV_PCM_IOCTL_PVERSION, &mut version).map_err(fail("PVERSION"))?;
+        // SAFETY: PVERSION's number is computed from an i32, the value passed.
+        unsafe { ioctl(&file, SNDRV_PCM_IOCTL_PVERSION, &mut version) }
+            .map_err(fail("PVERSION"))?;
         if protocol_major(version as u32) != 2 {
             return Err(unsupported(format!(
                 "PCM protocol {version:#x}, expected 2.x"
             )));
         }
         let mut info: snd_pcm_info = unsafe { zeroed() };
-        ioctl(&file, SNDRV_PCM_IOCTL_INFO, &mut info).map_err(fail("INFO"))?;
+        // SAFETY: INFO's number is computed from snd_pcm_info, the struct passed.
+        unsafe { ioctl(&file, SNDRV_PCM_IOCTL_INFO, &mut info) }.map_err(fail("INFO"))?;
         let want_stream = match dir {
             Direction::Capture => SNDRV_PCM_STREAM_CAPTURE,
             Direction::Playback => SNDRV_PCM_STREAM_PLAYBACK,
@@ -406,7 +438,9 @@ impl Pcm {
             return Err(unsupported(format!("not a {dir:?} stream")));
         }
         let mut tstamp_type = SNDRV_PCM_TSTAMP_TYPE_MONOTONIC as i32;
-        ioctl(&file, SNDRV_PCM_IOCTL_TTSTAMP, &mut tstamp_type).map_err(fail("TTSTAMP"))?;
+        // SAFETY: TTSTAMP's number is computed from an i32, the value passed.
+        unsafe { ioctl(&file, SNDRV_PCM_IOCTL_TTSTAMP, &mut tstamp_type) }
+            .map_err(fail("TTSTAMP"))?;
 
         let mut p = interleaved(&file, path)?;
         let Some(format) = wish
@@ -482,7 +516,8 @@ impl Pcm {
         )
         .map_err(fail("HW_REFINE buffer size"))?;
 
-        ioctl(&file, SNDRV_PCM_IOCTL_HW_PARAMS, &mut p.0).map_err(fail("HW_PARAMS"))?;
+        // SAFETY: HW_PARAMS's number is computed from snd_pcm_hw_params, the struct passed.
+        unsafe { ioctl(&file, SNDRV_PCM_IOCTL_HW_PARAMS, &mut p.0) }.map_err(fail("HW_PARAMS"))?;
         let setup = Setup {
             format,
             rate: p.value(SNDRV_PCM_HW_PARAM_RATE),
@@ -503,7 +538,8 @@ impl Pcm {
         sw.stop_threshold = setup.buffer_frames as _;
         sw.proto = SNDRV_PCM_VERSION;
         sw.tstamp_type = SNDRV_PCM_TSTAMP_TYPE_MONOTONIC;
-        ioctl(&file, SNDRV_PCM_IOCTL_SW_PARAMS, &mut sw).map_err(fail("SW_PARAMS"))?;
+        // SAFETY: SW_PARAMS's number is computed from snd_pcm_sw_params, the struct passed.
+        unsafe { ioctl(&file, SNDRV_PCM_IOCTL_SW_PARAMS, &mut sw) }.map_err(fail("SW_PARAMS"))?;
 
         let pcm = Pcm {
             file,
@@ -546,19 +582,9 @@ impl Pcm {
     }
 
     fn prepare_and_start(&self) -> Result<(), AlsaError> {
-        ioctl(
-            &self.file,
-            SNDRV_PCM_IOCTL_PREPARE,
-            std::ptr::null_mut::<u8>(),
-        )
-        .map_err(|e| self.ioctl_error("PREPARE", e))?;
+        command(&self.file, Command::Prepare).map_err(|e| self.ioctl_error("PREPARE", e))?;
         if self.dir == Direction::Capture {
-            ioctl(
-                &self.file,
-                SNDRV_PCM_IOCTL_START,
-                std::ptr::null_mut::<u8>(),
-            )
-            .map_err(|e| self.ioctl_error("START", e))?;
+            command(&self.file, Command::Start).map_err(|e| self.ioctl_error("START", e))?;
         }
         Ok(())
     }
@@ -575,7 +601,8 @@ impl Pcm {
     fn status(&self) -> Result<snd_pcm_status, AlsaError> {
         // SAFETY: plain data, all-zero is valid.
         let mut status: snd_pcm_status = unsafe { zeroed() };
-        ioctl(&self.file, SNDRV_PCM_IOCTL_STATUS, &mut status)
+        // SAFETY: STATUS's number is computed from snd_pcm_status, the struct passed.
+        unsafe { ioctl(&self.file, SNDRV_PCM_IOCTL_STATUS, &mut status) }
             .map_err(|e| self.ioctl_error("STATUS", e))?;
         Ok(status)
     }
@@ -644,7 +671,9 @@ impl Pcm {
                     buf: buf.as_mut_ptr().cast(),
                     frames: frames as _,
                 };
-                match ioctl(&self.file, SNDRV_PCM_IOCTL_READI_FRAMES, &mut x) {
+                // SAFETY: READI_FRAMES's number is computed from snd_xferi, the struct passed;
+                // its buffer is `buf`, which holds `room` >= `frames` whole frames.
+                match unsafe { ioctl(&self.file, SNDRV_PCM_IOCTL_READI_FRAMES, &mut x) } {
                     Ok(_) => {}
                     Err(e) if e.raw_os_error() == Some(libc::EPIPE) => return Err(self.recover()),
                     Err(e) if e.raw_os_error() == Some(libc::ESTRPIPE) => {
@@ -685,7 +714,9 @@ impl Pcm {
                 buf: buf.as_ptr() as *mut _,
                 frames: frames as _,
             };
-            match ioctl(&self.file, SNDRV_PCM_IOCTL_WRITEI_FRAMES, &mut x) {
+            // SAFETY: WRITEI_FRAMES's number is computed from snd_xferi, the struct passed; its
+            // buffer is `buf`, which holds `frames` whole frames, and the kernel only reads it.
+            match unsafe { ioctl(&self.file, SNDRV_PCM_IOCTL_WRITEI_FRAMES, &mut x) } {
                 Ok(_) => return Ok(x.result.max(0) as usize),
                 Err(e) if e.raw_os_error() == Some(libc::EPIPE) => return Err(self.recover()),
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
@@ -704,7 +735,7 @@ impl Drop for Pcm {
     fn drop(&mut self) {
         // Stops the stream at once (frames not yet read or played are dropped); errors are
         // moot, the descriptor closes next.
-        let _ = ioctl(&self.file, SNDRV_PCM_IOCTL_DROP, std::ptr::null_mut::<u8>());
+        let _ = command(&self.file, Command::Drop);
     }
 }
 
