@@ -552,10 +552,7 @@ impl Pcm {
         };
         #[allow(clippy::useless_conversion)] // c_ulong is u32 on 32-bit targets
         let frames = u64::from(status.hw_ptr);
-        Ok(Position {
-            frames,
-            time_us,
-        })
+        Ok(Position { frames, time_us })
     }
 
     fn ioctl_error(&self, op: &'static str, source: io::Error) -> AlsaError {
