@@ -2,23 +2,28 @@
 //! binary with subcommands:
 //!
 //! - `record ADDR OUT MARKER`: an independent RTMP server (scuffle-rtmp, not campush's code)
-//!   on ADDR, writing every video message of the Nth connection as an FLV tag to OUT-N.flv
-//!   (flushed per tag) and creating MARKER.N when that publish starts. Connections are taken one
+//!   on ADDR, writing every audio and video message of the Nth connection as an FLV tag to
+//!   OUT-N.flv (flushed per tag; the header announces both tracks) and creating MARKER.N when that publish starts. Connections are taken one
 //!   after the other: scuffle-rtmp closes a publisher that sends nothing for 2.5 s, which a
 //!   camera outage longer than that causes, and campush then reconnects;
-//! - `feed DEVICE CLIP FPS GO_FILE [HOLD_MS]`: a v4l2loopback writer: sets H.264 on the
-//!   device's OUTPUT side, writes the clip's SPS/PPS as a buffer of their own (as the legacy
-//!   Pi camera does) every 100 ms until GO_FILE exists, then every access unit of the clip
-//!   at FPS, then keeps the device open for HOLD_MS and closes it;
+//! - `feed DEVICE CLIP FPS GO_FILE [HOLD_MS [LOOPS TIMES]]`: a v4l2loopback writer: sets H.264
+//!   on the device's OUTPUT side, writes the clip's SPS/PPS as a buffer of their own (as the
+//!   legacy Pi camera does) every 100 ms until GO_FILE exists, then every access unit of the
+//!   clip at FPS (LOOPS times over, SPS/PPS alone before each pass), then keeps the device open
+//!   for HOLD_MS and closes it. With TIMES: one line `n before_us after_us` per access unit
+//!   written, CLOCK_MONOTONIC just before and after its `write` (v4l2loopback stamps the buffer
+//!   within the call);
 //! - `m2m CAMERA ENCODER FRAMES GOP [UNPLUG_AFTER]` (size `M2M_SIZE=WxH@FPS`): drives the `v4l2-m2m` source's own code
 //!   path (campush's `V4l2Source`, same negotiation, controls, buffers, timestamps and reopen
 //!   logic) with FWHT instead of H.264 as the coded format, so vicodec can stand in for the Pi
 //!   encoder; prints one line per frame and a verdict; optionally unbinds the vivid platform
 //!   device after UNPLUG_AFTER frames and binds it again 1.5 s later;
-//! - `alsa-play NAME FORMAT CHANNELS SECONDS`: an ALSA player (campush's own `alsa` module, the
-//!   playback direction) writing a 1 kHz sine at a quarter of full scale with a click (24
-//!   samples at +0.9 of full scale) at the start of every second of samples, FORMAT `S16_LE` or
-//!   `S32_LE`, at 48 kHz, into NAME (e.g. `hw:Loopback,0`);
+//! - `alsa-play NAME FORMAT CHANNELS SECONDS [POSITIONS]`: an ALSA player (campush's own `alsa`
+//!   module, the playback direction) writing a 1 kHz sine at a quarter of full scale with a
+//!   click (24 samples at +0.9 of full scale) at the start of every second of samples, FORMAT
+//!   `S16_LE` or `S32_LE`, at 48 kHz, into NAME (e.g. `hw:Loopback,0`). With POSITIONS: after
+//!   every write, one line `frames time_us`, the hardware pointer and its CLOCK_MONOTONIC time
+//!   (`alsa::Pcm::position`), from which the host tells when each click sounded;
 //! - `alsa-capture NAME FORMAT CHANNELS SECONDS OUT [reopen]`: captures NAME through
 //!   `campush::audio::alsa_input` (the `PcmInput` the audio pipeline reads) for SECONDS,
 //!   writing the raw samples to OUT.raw and one line `frames time_us` per read to OUT.times,
@@ -56,6 +61,8 @@ fn main() {
             args[3].parse().expect("FPS"),
             &args[4],
             args.get(5).map_or(0, |h| h.parse().expect("HOLD_MS")),
+            args.get(6).map_or(1, |l| l.parse().expect("LOOPS")),
+            args.get(7).map(String::as_str),
         ),
         Some("m2m") if args.len() >= 5 => m2m(
             &args[1],
@@ -64,11 +71,12 @@ fn main() {
             args[4].parse().expect("GOP"),
             args.get(5).map(|u| u.parse().expect("UNPLUG_AFTER")),
         ),
-        Some("alsa-play") if args.len() == 5 => alsa_play(
+        Some("alsa-play") if (5..=6).contains(&args.len()) => alsa_play(
             &args[1],
             &args[2],
             args[3].parse().expect("CHANNELS"),
             args[4].parse().expect("SECONDS"),
+            args.get(5).map(String::as_str),
         ),
         Some("alsa-capture") if args.len() >= 6 => alsa_capture(
             &args[1],
@@ -96,6 +104,7 @@ fn main() {
 struct FlvWriter {
     file: std::fs::File,
     tags: u64,
+    audio_tags: u64,
 }
 
 impl FlvWriter {
@@ -110,7 +119,11 @@ impl FlvWriter {
         self.file.write_all(body)?;
         self.file.write_all(&(len + 11).to_be_bytes())?;
         self.file.flush()?;
-        self.tags += 1;
+        if kind == 8 {
+            self.audio_tags += 1;
+        } else {
+            self.tags += 1;
+        }
         Ok(())
     }
 }
@@ -126,11 +139,15 @@ impl scuffle_rtmp::session::server::SessionHandler for Recorder {
         _stream_id: u32,
         data: scuffle_rtmp::session::server::SessionData,
     ) -> Result<(), scuffle_rtmp::session::server::ServerSessionError> {
-        if let scuffle_rtmp::session::server::SessionData::Video { timestamp, data } = data {
-            let mut w = self.out.lock().unwrap();
-            if let Err(e) = w.tag(9, timestamp, &data) {
-                eprintln!("record: write: {e}");
-            }
+        use scuffle_rtmp::session::server::SessionData;
+        let (kind, timestamp, data) = match data {
+            SessionData::Video { timestamp, data } => (9, timestamp, data),
+            SessionData::Audio { timestamp, data } => (8, timestamp, data),
+            _ => return Ok(()),
+        };
+        let mut w = self.out.lock().unwrap();
+        if let Err(e) = w.tag(kind, timestamp, &data) {
+            eprintln!("record: write: {e}");
         }
         Ok(())
     }
@@ -167,9 +184,13 @@ fn record(addr: &str, out: &str, marker: &str) -> i32 {
         for n in 1..=16 {
             let (stream, _) = listener.accept().await?;
             let mut file = std::fs::File::create(format!("{out}-{n}.flv"))?;
-            // FLV header: version 1, video only, header size 9, then PreviousTagSize0.
-            file.write_all(b"FLV\x01\x01\x00\x00\x00\x09\x00\x00\x00\x00")?;
-            let flv = Arc::new(Mutex::new(FlvWriter { file, tags: 0 }));
+            // FLV header: version 1, audio and video (0x05), header size 9, PreviousTagSize0.
+            file.write_all(b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00")?;
+            let flv = Arc::new(Mutex::new(FlvWriter {
+                file,
+                tags: 0,
+                audio_tags: 0,
+            }));
             let handler = Recorder {
                 out: Arc::clone(&flv),
                 marker: PathBuf::from(format!("{marker}.{n}")),
@@ -177,8 +198,13 @@ fn record(addr: &str, out: &str, marker: &str) -> i32 {
             let r = scuffle_rtmp::ServerSession::new(stream, handler)
                 .run()
                 .await;
-            let tags = flv.lock().unwrap().tags;
-            eprintln!("record: session {n} ended ({r:?}), {tags} video tags written");
+            let (tags, audio) = {
+                let w = flv.lock().unwrap();
+                (w.tags, w.audio_tags)
+            };
+            eprintln!(
+                "record: session {n} ended ({r:?}), {tags} video tags and {audio} audio tags written"
+            );
         }
         Ok::<(), std::io::Error>(())
     });
@@ -221,7 +247,15 @@ fn split_parameter_sets(unit: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (params, rest)
 }
 
-fn feed(device: &str, clip: &str, fps: f64, go: &str, hold_ms: u64) -> i32 {
+fn feed(
+    device: &str,
+    clip: &str,
+    fps: f64,
+    go: &str,
+    hold_ms: u64,
+    loops: usize,
+    times_out: Option<&str>,
+) -> i32 {
     let mut units = Vec::new();
     let file = std::fs::File::open(clip).expect("open the clip");
     let mut stream = ByteStream::new(file, clip.to_string(), 1 << 20);
@@ -274,25 +308,38 @@ fn feed(device: &str, clip: &str, fps: f64, go: &str, hold_ms: u64) -> i32 {
         "feed: primed with {primes} parameter-set buffers; writing {} access units",
         units.len()
     );
-    // The clip proper: SPS/PPS alone, then every access unit, paced.
-    if !write(&params) {
-        return 1;
-    }
+    // The clip proper: SPS/PPS alone, then every access unit, paced; as often as asked.
+    let mut times: Vec<(u64, u64)> = Vec::with_capacity(units.len() * loops);
     let t0 = Instant::now();
-    for (n, unit) in units.iter().enumerate() {
-        let due = t0 + Duration::from_secs_f64((n + 1) as f64 / fps);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        if !write(unit) {
+    let mut n = 0;
+    for _ in 0..loops {
+        if !write(&params) {
             return 1;
+        }
+        for unit in &units {
+            let due = t0 + Duration::from_secs_f64((n + 1) as f64 / fps);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let before = monotonic_us();
+            if !write(unit) {
+                return 1;
+            }
+            times.push((before, monotonic_us()));
+            n += 1;
         }
     }
     eprintln!(
-        "feed: wrote {} access units in {:.2} s",
-        units.len(),
+        "feed: wrote {n} access units in {:.2} s",
         t0.elapsed().as_secs_f64()
     );
+    if let Some(out) = times_out {
+        let mut text = String::new();
+        for (i, (before, after)) in times.iter().enumerate() {
+            text.push_str(&format!("{i} {before} {after}\n"));
+        }
+        std::fs::write(out, text).expect("write the feed's times");
+    }
     std::thread::sleep(Duration::from_millis(hold_ms));
     0
 }
@@ -523,7 +570,13 @@ fn test_signal(n: u64) -> f64 {
     }
 }
 
-fn alsa_play(name: &str, format: &str, channels: u32, seconds: f64) -> i32 {
+fn alsa_play(
+    name: &str,
+    format: &str,
+    channels: u32,
+    seconds: f64,
+    positions_out: Option<&str>,
+) -> i32 {
     use campush::alsa::{device, Direction, Pcm, Wish};
     let root = Path::new("/");
     let format = alsa_format(format);
@@ -559,6 +612,7 @@ fn alsa_play(name: &str, format: &str, channels: u32, seconds: f64) -> i32 {
     let mut buf = vec![0u8; chunk * frame_bytes];
     let mut n = 0u64;
     let mut underruns = 0;
+    let mut positions = Vec::with_capacity(total as usize / chunk + 16);
     while n < total {
         let frames = chunk.min((total - n) as usize);
         for i in 0..frames {
@@ -588,8 +642,21 @@ fn alsa_play(name: &str, format: &str, channels: u32, seconds: f64) -> i32 {
             }
         }
         n += frames as u64;
+        if positions_out.is_some() && positions.len() < positions.capacity() {
+            match pcm.position() {
+                Ok(p) => positions.push(p),
+                Err(e) => eprintln!("alsa-play: position: {e}"),
+            }
+        }
     }
     eprintln!("alsa-play: {n} frames written, {underruns} underruns");
+    if let Some(out) = positions_out {
+        let mut text = String::new();
+        for p in &positions {
+            text.push_str(&format!("{} {}\n", p.frames, p.time_us));
+        }
+        std::fs::write(out, text).expect("write the player's positions");
+    }
     0
 }
 

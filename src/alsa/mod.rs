@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use device::{DeviceName, DeviceNameError, Direction};
-pub use pcm::{Captured, Format, Pcm, Setup, Wish};
+pub use pcm::{Captured, Format, Pcm, Position, Setup, Wish};
 
 /// Why an ALSA device could not be opened, set up, read or written.
 #[derive(Debug, thiserror::Error)]

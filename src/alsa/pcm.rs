@@ -3,7 +3,8 @@
 //! start, and interleaved reads (capture) or writes (playback, for tests).
 //!
 //! Owns: [`Pcm`] and the choice of hardware parameters ([`Pcm::open`]), what a device offers
-//! ([`offer`], for `campush probe`), and the capture time of every read ([`Captured`]).
+//! ([`offer`], for `campush probe`), the capture time of every read ([`Captured`]), and where
+//! the hardware pointer is and when ([`Position`]: a player's time of every frame it wrote).
 //!
 //! Set-up, in this order:
 //! 1. open `O_RDWR | O_NONBLOCK` (a busy device fails at once instead of blocking);
@@ -128,6 +129,16 @@ impl Setup {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Captured {
     pub frames: usize,
+    pub time_us: u64,
+}
+
+/// Where a stream's hardware pointer was, and when ([`Pcm::position`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Frames the device has played (or captured) since the stream started; a playback
+    /// stream's frame `n` is the `n`th frame written.
+    pub frames: u64,
+    /// CLOCK_MONOTONIC time of that pointer update, µs.
     pub time_us: u64,
 }
 
@@ -564,6 +575,20 @@ impl Pcm {
     /// Overruns (capture) or underruns (playback) recovered from since the open.
     pub fn xruns(&self) -> u64 {
         self.xruns
+    }
+
+    /// The hardware pointer now and when it moved there (one `STATUS`, as a read takes its
+    /// time from): for a player, frame `n` sounds at `time_us + (n - frames) / rate`, within
+    /// the driver's pointer granularity (the stamp is never early). Allocates nothing.
+    pub fn position(&self) -> Result<Position, AlsaError> {
+        let status = self.status()?;
+        let time_us = match status.tstamp.as_us() {
+            0 => crate::clock::monotonic_us(),
+            t => t,
+        };
+        #[allow(clippy::useless_conversion)] // c_ulong is u32 on 32-bit targets
+        let frames = u64::from(status.hw_ptr);
+        Ok(Position { frames, time_us })
     }
 
     fn ioctl_error(&self, op: &'static str, source: io::Error) -> AlsaError {

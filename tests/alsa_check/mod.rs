@@ -15,6 +15,9 @@
 //!   under TCG, so over seconds that is the resolution; 100 ppm would need a minute);
 //! - the card unbound under a running capture reads as gone, and once the driver is back the
 //!   same name opens again and delivers.
+//!
+//! And [`verify_push`]: `campush run` with the microphone, pushed with the video, in sync
+//! (`mic_push_scenario`, x86_64 guest only).
 
 use std::path::Path;
 
@@ -235,4 +238,332 @@ pub fn verify(share: &Path, log: &str) {
     );
     let rmmod = read(share, "alsa-rmmod.log");
     eprintln!("rmmod with a PCM open: {}", rmmod.trim());
+}
+
+/// What [`verify_push`] measured.
+#[derive(Debug)]
+pub struct PushFigures {
+    /// Clicks compared.
+    pub clicks: usize,
+    /// Each click's place in the recording less where its play time puts it on the video's
+    /// clock, ms (positive: the sound comes late), in order.
+    pub offsets_ms: Vec<f64>,
+    /// The spread of the video frames' own offsets (write time against recorded timestamp):
+    /// 10th and 90th percentile less the median, ms.
+    pub video_spread_ms: (f64, f64),
+    /// The status file's `drift_ppm` and `offset_ms`.
+    pub status_drift_ppm: f64,
+    pub status_offset_ms: f64,
+}
+
+/// `"key":NUMBER` in a JSON text.
+fn json_number(text: &str, key: &str) -> Option<f64> {
+    let at = text.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = &text[at..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '-' || c == '.'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Power of `hz` in `x` (Goertzel), per sample squared.
+fn power_at(x: &[f64], hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / RATE;
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &v in x {
+        let s = v + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2) / (x.len() as f64).powi(2)
+}
+
+/// The recording's audio decoded by ffmpeg: mono samples in [-1, 1] at 48 kHz.
+fn decode_audio(flv: &Path) -> Vec<f64> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let pcm = dir.path().join("audio.s16le");
+    let mut ffmpeg = std::process::Command::new("ffmpeg");
+    ffmpeg.args(["-nostdin", "-v", "error", "-i"]).arg(flv);
+    ffmpeg.args(["-map", "0:a", "-ac", "1", "-ar", "48000", "-f", "s16le"]);
+    ffmpeg.arg(&pcm);
+    let run = crate::support::run_bounded(ffmpeg, None, std::time::Duration::from_secs(120));
+    assert_eq!(run.code, Some(0), "ffmpeg decoding the audio: {run}");
+    std::fs::read(&pcm)
+        .expect("the decoded audio")
+        .chunks_exact(2)
+        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .collect()
+}
+
+/// `(dts ms, is audio)` of every packet of the recording, in file order.
+fn packet_times(flv: &Path) -> Vec<(i64, bool)> {
+    let args = ["-show_entries", "packet=codec_type,dts", "-of", "csv=p=0"];
+    let run = crate::support::ffprobe(flv, &args);
+    assert_eq!(run.code, Some(0), "{run}");
+    run.stdout
+        .lines()
+        .filter_map(|l| {
+            let (kind, dts) = l.split_once(',')?;
+            Some((dts.trim().parse().ok()?, kind == "audio"))
+        })
+        .collect()
+}
+
+/// What one recording of the push says about its clicks (see [`verify_push`]).
+struct Measured {
+    /// The decoded audio.
+    pcm: Vec<f64>,
+    offsets_ms: Vec<f64>,
+    /// Clicks not found within 250 ms of their place.
+    missing: Vec<u32>,
+    video_spread_ms: (f64, f64),
+}
+
+/// Decodes `flv` and puts each click against the video's clock (see [`verify_push`]).
+fn measure(share: &Path, flv: &Path, all: &dyn Fn() -> String) -> Measured {
+    let packets = packet_times(flv);
+    let audio: Vec<i64> = packets.iter().filter(|p| p.1).map(|p| p.0).collect();
+    let video: Vec<i64> = packets.iter().filter(|p| !p.1).map(|p| p.0).collect();
+    let pcm = decode_audio(flv);
+    assert!(
+        audio.len() > 1000,
+        "{} audio packets\n{}",
+        audio.len(),
+        all()
+    );
+    assert_eq!(
+        pcm.len(),
+        audio.len() * 1024,
+        "every audio packet decodes to 1024 samples"
+    );
+
+    // Where the recording's time zero is on CLOCK_MONOTONIC, from the video frames.
+    let feed: Vec<f64> = read(share, "mic-feed.times")
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ').skip(1).map(|v| v.parse::<f64>().ok());
+            Some((f.next()?? + f.next()??) / 2.0)
+        })
+        .collect();
+    assert_eq!(
+        video.len(),
+        feed.len(),
+        "one recorded video frame per access unit written\n{}",
+        all()
+    );
+    let mut zero: Vec<f64> = feed
+        .iter()
+        .zip(&video)
+        .map(|(w, &dts)| w - dts as f64 * 1000.0)
+        .collect();
+    zero.sort_by(f64::total_cmp);
+    let at = |q: f64| zero[((zero.len() - 1) as f64 * q) as usize];
+    let zero_us = at(0.5);
+    let video_spread_ms = ((at(0.1) - zero_us) / 1e3, (at(0.9) - zero_us) / 1e3);
+
+    // When each click sounded, from the player's pointer.
+    let positions: Vec<(f64, f64)> = read(share, "mic-play.positions")
+        .lines()
+        .filter_map(|l| {
+            let (f, t) = l.split_once(' ')?;
+            Some((f.parse().ok()?, t.parse().ok()?))
+        })
+        .collect();
+    assert!(
+        positions.len() > 100,
+        "{} player positions",
+        positions.len()
+    );
+    let played_us = |k: f64| {
+        let s = k * RATE;
+        positions
+            .iter()
+            .filter(|p| (p.0 - s).abs() <= RATE)
+            .map(|p| p.1 - p.0 * 1e6 / RATE)
+            .min_by(f64::total_cmp)
+            .map(|t0| t0 + k * 1e6)
+    };
+
+    // Each click in the decoded audio, near where its play time puts it.
+    let first_ms = *video.first().unwrap() as f64 + 500.0;
+    let last_ms = (*video.last().unwrap()).min(*audio.last().unwrap()) as f64 - 500.0;
+    let audio_start_ms = audio[0] as f64;
+    let mut offsets_ms = Vec::new();
+    let mut missing = Vec::new();
+    for k in 0..200u32 {
+        let Some(p) = played_us(f64::from(k)) else {
+            continue;
+        };
+        let expected_ms = (p - zero_us) / 1e3;
+        if expected_ms < first_ms.max(audio_start_ms + 500.0) || expected_ms > last_ms {
+            continue;
+        }
+        let from = ((expected_ms - 250.0 - audio_start_ms) * 48.0) as usize;
+        let to = (((expected_ms + 250.0 - audio_start_ms) * 48.0) as usize).min(pcm.len());
+        // The loudest sample: the click is 0.9 of full scale for 0.5 ms, the tone 0.25; the
+        // encoder's pre-echo may cross a threshold before the click, it is not as loud.
+        let peak = (from..to).max_by(|&a, &b| pcm[a].abs().total_cmp(&pcm[b].abs()));
+        match peak.filter(|&i| pcm[i].abs() > 0.55) {
+            Some(i) => offsets_ms.push(audio_start_ms + i as f64 / 48.0 - expected_ms),
+            None => missing.push(k),
+        }
+    }
+    Measured {
+        pcm,
+        offsets_ms,
+        missing,
+        video_spread_ms,
+    }
+}
+
+/// Copies an FLV file with every audio tag `ms` later.
+fn shift_audio(from: &Path, to: &Path, ms: u32) {
+    let mut flv = std::fs::read(from).expect("the recording");
+    let mut at = 13; // header and PreviousTagSize0
+    while at + 11 <= flv.len() {
+        let size = u32::from_be_bytes([0, flv[at + 1], flv[at + 2], flv[at + 3]]) as usize;
+        if flv[at] == 8 {
+            let ts = u32::from_be_bytes([flv[at + 7], flv[at + 4], flv[at + 5], flv[at + 6]]) + ms;
+            let b = ts.to_be_bytes();
+            flv[at + 4..at + 7].copy_from_slice(&b[1..]);
+            flv[at + 7] = b[0];
+        }
+        at += 11 + size + 4;
+    }
+    std::fs::write(to, flv).expect("write the shifted copy");
+}
+
+/// The microphone pushed end to end (`init.sh`, `mic_push_scenario`): `campush run --audio
+/// alsa:hw:Loopback,1` capturing snd-aloop (its clock 100 ppm off) while the testbed plays a
+/// 1 kHz tone with a click at every second of samples, H.264 from v4l2loopback, to the
+/// in-guest recorder; the recording decoded here.
+///
+/// - the audio track is AAC-LC, mono, 48 kHz, decodes (every packet), and carries the tone:
+///   1 kHz stands 20 dB above 500 Hz, 1.5 kHz and 2 kHz between the clicks;
+/// - the clicks line up with the video within 20 ms. One clock for both: the player logs its
+///   hardware pointer with CLOCK_MONOTONIC times (`alsa::Pcm::position`), so click `k`
+///   (frame `k · 48000`) sounded at the lower envelope of `time - frames / rate` around it
+///   plus `k` seconds (the pointer moves in timer ticks and is never ahead of its stamp); the
+///   feeder logs when it wrote each access unit (v4l2loopback takes the buffer in that
+///   `write`), and the recording has one video tag per unit, in order, so each frame says
+///   where the recording's time zero lies on CLOCK_MONOTONIC (the median over the frames:
+///   what a viewer sees, including how long campush took to take the frame). A click's place
+///   in the decoded audio less where its play time puts it on that clock is the offset
+///   between sound and picture; 50 ms of it on either side fails (and is seen to: a copy of
+///   the recording with every audio tag 50 ms later puts every click 50 ms further off);
+/// - over the whole run (a minute with the loopback 100 ppm off) every offset stays within
+///   ±20 ms, and campush's status file shows a drift of -100 ppm within 50 (the loopback
+///   runs slow; campush counts a slow microphone negative), measured after its one-minute
+///   warm-up;
+/// - campush ends with exit code 0 on SIGTERM.
+pub fn verify_push(share: &Path, log: &str) -> PushFigures {
+    let campush = read(share, "campush-mic.log");
+    let all = || {
+        format!(
+            "campush-mic.log:\n{campush}\nrecord-mic.log:\n{}\nmic-feed.log:\n{}\nmic-play.log:\n{}\n{log}",
+            read(share, "record-mic.log"),
+            read(share, "mic-feed.log"),
+            read(share, "mic-play.log")
+        )
+    };
+    for needle in [
+        "audio: capturing alsa:hw:Loopback,1",
+        "streaming H264",
+        "campush exit code 0",
+    ] {
+        assert!(campush.contains(needle), "lacks {needle:?}\n{}", all());
+    }
+    let shift = read(share, "mic-rate-shift.log");
+    assert!(shift.contains("device 1 substream 0 = 100010"), "{shift}");
+    let play = read(share, "mic-play.log");
+    assert!(play.contains(" 0 underruns"), "{}", all());
+
+    let flv = share.join("mic-1.flv");
+    let stream = crate::support::audio_stream(&flv);
+    assert!(
+        stream.starts_with("aac,LC,48000,1"),
+        "audio stream {stream:?}\n{}",
+        all()
+    );
+    let m = measure(share, &flv, &all);
+    let pcm = &m.pcm;
+
+    // The tone, between the clicks: from 0.1 s to 0.9 s after a click, in three seconds.
+    for s in [5usize, 20, 40] {
+        let click = (s * 48_000..pcm.len() - 48_000)
+            .find(|&i| pcm[i].abs() > 0.55)
+            .expect("a click");
+        let quiet = &pcm[click + 4_800..click + 43_200];
+        let tone = power_at(quiet, 1000.0);
+        for other in [500.0, 1500.0, 2000.0] {
+            let p = power_at(quiet, other);
+            assert!(
+                tone > 100.0 * p,
+                "second {s}: 1 kHz at {tone:.2e}, {other} Hz at {p:.2e}"
+            );
+        }
+    }
+    let (offsets_ms, missing, video_spread_ms) = (m.offsets_ms, m.missing, m.video_spread_ms);
+
+    // The check sees a skew: the same recording with the sound 50 ms later fails it.
+    let skewed = share.join("mic-1-audio-50ms-late.flv");
+    shift_audio(&flv, &skewed, 50);
+    let late = measure(share, &skewed, &all);
+    assert!(
+        late.missing.is_empty()
+            && late.offsets_ms.len() == offsets_ms.len()
+            && late
+                .offsets_ms
+                .iter()
+                .zip(&offsets_ms)
+                .all(|(l, o)| (l - o - 50.0).abs() < 1.5 && l.abs() > 20.0),
+        "the sound moved 50 ms: {:?}",
+        late.offsets_ms
+    );
+    let _ = std::fs::remove_file(&skewed);
+    let campush_status = read(share, "mic-status.json");
+    let figures = PushFigures {
+        clicks: offsets_ms.len(),
+        offsets_ms,
+        video_spread_ms,
+        status_drift_ppm: json_number(&campush_status, "drift_ppm").unwrap_or(f64::NAN),
+        status_offset_ms: json_number(&campush_status, "offset_ms").unwrap_or(f64::NAN),
+    };
+    eprintln!(
+        "mic push: {} clicks, offsets (ms) {:?}; video frames' spread {:.1}/{:+.1} ms; \
+         status drift {:+.1} ppm, offset {:+.1} ms",
+        figures.clicks,
+        figures
+            .offsets_ms
+            .iter()
+            .map(|o| (o * 10.0).round() / 10.0)
+            .collect::<Vec<_>>(),
+        figures.video_spread_ms.0,
+        figures.video_spread_ms.1,
+        figures.status_drift_ppm,
+        figures.status_offset_ms
+    );
+    assert!(
+        missing.is_empty(),
+        "no click within 250 ms of where clicks {missing:?} belong\n{}",
+        all()
+    );
+    assert!(
+        figures.clicks >= 50,
+        "{} clicks compared\n{}",
+        figures.clicks,
+        all()
+    );
+    for (i, o) in figures.offsets_ms.iter().enumerate() {
+        assert!(
+            o.abs() <= 20.0,
+            "click {i}: the sound is {o:+.1} ms off the picture: {:?}",
+            figures.offsets_ms
+        );
+    }
+    assert!(
+        (figures.status_drift_ppm + 100.0).abs() <= 50.0,
+        "the status file's drift, the loopback 100 ppm slow:\n{campush_status}"
+    );
+    figures
 }

@@ -185,6 +185,60 @@ alsa_scenario() {
     wait $CAP || fail "alsa capture did not reopen"
 }
 
+# A microphone end to end, as a user runs it: `campush run --audio alsa:hw:Loopback,1` captures
+# the real driver while the testbed plays a tone with a click every second into the other side,
+# with the loopback's clock 100 ppm off ("PCM Rate Shift 100000" = 100010) for the whole run,
+# and pushes it with H.264 from v4l2loopback to the in-guest recorder. The player logs its
+# hardware pointer with CLOCK_MONOTONIC times, the feeder each access unit's write time: the
+# host (tests/alsa_check) puts each click and each video frame on that one clock and compares
+# where the recording put them. The status file is kept once campush's drift measurement has
+# warmed up (60 s of samples, see src/audio/drift.rs), so the run lasts just over that; the
+# player plays as long (it writes its log when done, so it is waited for, not stopped).
+# x86_64 only: see tests/v4l2_guest.rs.
+MIC_VIDEO_LOOPS=21 # of the 3 s clip: 63 s of video
+mic_push_scenario() {
+    printf '[audio]\nchannels = 1\nrate = 48000\n\n[status]\nfile = "/tmp/mic-status.json"\n' >/tmp/mic.toml
+    rmmod v4l2loopback 2>/dev/null
+    test -e $LOOP || loopback_in
+    /testbed alsa-rate-shift Loopback 100010 >/out/mic-rate-shift.log 2>&1 || fail "mic: rate shift"
+    /testbed record 127.0.0.1:1937 /out/mic /tmp/published-mic 2>/out/record-mic.log &
+    REC=$!
+    /testbed alsa-play hw:Loopback,0 S16_LE 1 66 /out/mic-play.positions 2>/out/mic-play.log &
+    PLAY=$!
+    /testbed feed $LOOP /clip.h264 30 /tmp/go4 500 $MIC_VIDEO_LOOPS /out/mic-feed.times 2>/out/mic-feed.log &
+    FEED=$!
+    sleep 0.3
+    /campush run -v --config /tmp/mic.toml --url rtmp://127.0.0.1:1937/live/mic \
+        --source v4l2:$LOOP --audio alsa:hw:Loopback,1 >/out/campush-mic.log 2>&1 &
+    CP=$!
+    wait_for 30 grep -q "streaming H264" /out/campush-mic.log || fail "mic: campush did not start streaming"
+    wait_for 30 test -e /tmp/published-mic.1 || fail "mic: the recorder saw no publish"
+    touch /tmp/go4
+    wait_for 80 dead $FEED || fail "mic: the feeder did not finish"
+    # drift_ppm stays 0.0 until the measurement has warmed up.
+    wait_for 10 sh -c 'grep -q "\"drift_ppm\":" /tmp/mic-status.json && ! grep -q "\"drift_ppm\":0.0," /tmp/mic-status.json' ||
+        fail "mic: the status file shows no drift"
+    cp /tmp/mic-status.json /out/mic-status.json
+    kill -TERM $CP
+    wait_for 15 dead $CP || {
+        fail "mic: campush did not stop on SIGTERM"
+        kill -KILL $CP
+    }
+    wait $CP
+    echo "campush exit code $?" >>/out/campush-mic.log
+    wait_for 15 dead $PLAY || {
+        fail "mic: the player did not finish"
+        kill $PLAY
+    }
+    wait $PLAY || fail "mic: alsa play"
+    /testbed alsa-rate-shift Loopback 100000 >>/out/mic-rate-shift.log 2>&1
+    # The recorder waits for more sessions; the one it had ended with campush's unpublish, and
+    # every tag was flushed as it came.
+    kill $REC
+    wait_for 5 dead $REC || kill -KILL $REC
+    true
+}
+
 case $(cat /scenario) in
 full)
     CAM=$(node_named vivid) || fail "no vivid node"
@@ -199,6 +253,7 @@ full)
     capture_scenario with_loss
     auto_scenario
     alsa_scenario
+    mic_push_scenario
     ;;
 capture)
     /campush probe >/out/probe.txt 2>&1 || fail "campush probe failed"
@@ -208,6 +263,9 @@ capture)
 alsa)
     /campush probe >/out/probe.txt 2>&1 || fail "campush probe failed"
     alsa_scenario
+    ;;
+mic)
+    mic_push_scenario
     ;;
 esac
 

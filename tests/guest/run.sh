@@ -9,7 +9,9 @@
 # both: sound captured from snd-aloop, see init.sh's alsa_scenario; qemu virt with a
 # cortex-a57, v4l2loopback cross-built with gcc-aarch64-linux-gnu, no exit device: the guest
 # powers off and the result comes back on the share).
-# CAMPUSH_GUEST_SCENARIO=alsa runs the sound scenario alone (while working on it).
+# CAMPUSH_GUEST_SCENARIO=alsa runs the sound scenario alone, =mic the microphone pushed with
+# the video by campush run (init.sh's mic_push_scenario; part of x86_64's "full"), while
+# working on them.
 # CAMPUSH / TESTBED: static binaries for ARCH. OUTDIR: results (share/ is the guest's 9p share).
 #
 # Downloads (Debian packages) and what is built from them are cached in $CAMPUSH_GUEST_CACHE
@@ -264,7 +266,7 @@ else
 fi
 note "booting: ${QEMU[0]}"
 set +e
-timeout "${CAMPUSH_GUEST_TIMEOUT:-240}" "${QEMU[@]}" </dev/null >"$OUT/console.log" 2>&1
+timeout "${CAMPUSH_GUEST_TIMEOUT:-360}" "${QEMU[@]}" </dev/null >"$OUT/console.log" 2>&1
 qemu_rc=$?
 set -e
 note "qemu exited with $qemu_rc"
