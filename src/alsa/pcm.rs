@@ -13,7 +13,9 @@
 //!    the device has. Format: S16_LE if offered, else S32_LE (I2S MEMS microphones), else an
 //!    error naming what it has. Channels: the wish if offered, else the nearest the device has
 //!    (a stereo-only device feeding a mono wish gives stereo; the caller down-mixes). Rate:
-//!    the wish if offered, else the other of 48 kHz / 44.1 kHz. Period: nearest the wish
+//!    the wish if offered, else the other of 48 kHz / 44.1 kHz, else the first of
+//!    [`FALLBACK_RATES`] it takes (a webcam's microphone at 16 kHz: the caller resamples).
+//!    Period: nearest the wish
 //!    (20 ms), buffer: at least 4 periods, nearest half a second (a busy board's late
 //!    reader loses nothing; a read takes what is there, so latency does not grow);
 //! 3. `HW_PARAMS`, then read back what the driver set;
@@ -300,6 +302,10 @@ fn set_near(file: &File, p: &mut HwParams, param: usize, target: u32) -> io::Res
 }
 
 /// The formats the kernel knows by name, for messages and `campush probe`.
+/// Rates tried, in this order, when a device takes neither 48 nor 44.1 kHz: the nearest above
+/// first (less to lose), then downwards.
+pub const FALLBACK_RATES: [u32; 7] = [96_000, 32_000, 24_000, 22_050, 16_000, 11_025, 8_000];
+
 const FORMAT_NAMES: &[(u32, &str)] = &[
     (0, "S8"),
     (1, "U8"),
@@ -388,6 +394,7 @@ pub fn offer(path: &Path) -> Result<Offer, AlsaError> {
         .collect();
     let common_rates = [48_000, 44_100]
         .into_iter()
+        .chain(FALLBACK_RATES)
         .filter(|&r| {
             let mut q = p;
             q.set_range(SNDRV_PCM_HW_PARAM_RATE, r, r);
@@ -486,9 +493,12 @@ impl Pcm {
             )));
         }
 
+        // The rate asked for, else the other of 48 and 44.1 kHz, else the nearest the
+        // device takes among the usual ones (the caller resamples).
         let other = if wish.rate == 44_100 { 48_000 } else { 44_100 };
         let rate = [wish.rate, other]
             .into_iter()
+            .chain(FALLBACK_RATES)
             .find(|&r| {
                 let mut q = p;
                 q.set_range(SNDRV_PCM_HW_PARAM_RATE, r, r);
@@ -497,7 +507,7 @@ impl Pcm {
             .ok_or_else(|| {
                 let (min, max) = p.range(SNDRV_PCM_HW_PARAM_RATE);
                 unsupported(format!(
-                    "offers {min}..{max} Hz but neither 48000 nor 44100 Hz"
+                    "offers {min}..{max} Hz but none of 48000, 44100 or {FALLBACK_RATES:?} Hz"
                 ))
             })?;
         p.set_range(SNDRV_PCM_HW_PARAM_RATE, rate, rate);

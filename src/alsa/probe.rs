@@ -84,17 +84,27 @@ pub fn render(cards: &[Card], reports: &[CaptureReport]) -> String {
                         o.rates.0,
                         o.rates.1,
                         if common.is_empty() {
-                            "neither 48000 nor 44100".to_owned()
+                            "none of the usual ones".to_owned()
                         } else {
-                            format!("{} exactly", common.join(" and "))
+                            format!("{} exactly", common.join(", "))
                         }
                     );
                     match (o.usable_format(), o.common_rates.is_empty()) {
                         (Some(f), false) => {
+                            let native =
+                                o.common_rates.iter().any(|r| [48_000, 44_100].contains(r));
                             let _ = writeln!(
                                 out,
-                                "      use: [audio] source = \"alsa:{name}\"  (takes {})",
-                                f.name()
+                                "      use: [audio] source = \"alsa:{name}\"  (takes {}{})",
+                                f.name(),
+                                if native {
+                                    String::new()
+                                } else {
+                                    format!(
+                                        "; {} Hz, resampled to the [audio] rate",
+                                        o.common_rates[0]
+                                    )
+                                }
                             );
                         }
                         (None, _) => {
@@ -104,8 +114,11 @@ pub fn render(cards: &[Card], reports: &[CaptureReport]) -> String {
                             );
                         }
                         (_, true) => {
-                            let _ =
-                                writeln!(out, "      not usable: campush takes 48000 or 44100 Hz");
+                            let _ = writeln!(
+                                out,
+                                "      not usable: campush takes 48000, 44100 or one of {:?} Hz",
+                                super::pcm::FALLBACK_RATES
+                            );
                         }
                     }
                 }
@@ -154,11 +167,40 @@ mod tests {
         for needle in [
             "card 1 id \"Device\": USB PnP Sound Device",
             "hw:Device,0 (/dev/snd/pcmC1D0c) \"USB Audio\"",
-            "formats S16_LE; channels 1..1; rates 44100..48000 Hz (48000 and 44100 exactly)",
+            "formats S16_LE; channels 1..1; rates 44100..48000 Hz (48000, 44100 exactly)",
             "use: [audio] source = \"alsa:hw:Device,0\"  (takes S16_LE)",
         ] {
             assert!(text.contains(needle), "lacks {needle:?}:\n{text}");
         }
+    }
+
+    #[test]
+    fn a_webcam_microphone_at_16_khz_is_usable_and_said_to_be_resampled() {
+        let (cards, mut reports) = usb_mic();
+        let offer = reports[0].offer.as_mut().unwrap();
+        offer.rates = (16_000, 16_000);
+        offer.common_rates = vec![16_000];
+        let text = render(&cards, &reports);
+        assert!(
+            text.contains("rates 16000..16000 Hz (16000 exactly)")
+                && text.contains(
+                    "use: [audio] source = \"alsa:hw:Device,0\"  (takes S16_LE; 16000 Hz, \
+                     resampled to the [audio] rate)"
+                ),
+            "{text}"
+        );
+        offer_none(&cards, &mut reports);
+    }
+
+    /// A device with no usable rate is said not to be usable, with the rates campush takes.
+    fn offer_none(cards: &[Card], reports: &mut [CaptureReport]) {
+        reports[0].offer.as_mut().unwrap().common_rates.clear();
+        let text = render(cards, reports);
+        assert!(
+            text.contains("not usable: campush takes 48000, 44100 or one of [96000, 32000"),
+            "{text}"
+        );
+        assert!(!text.contains("use:"), "{text}");
     }
 
     #[test]

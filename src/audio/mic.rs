@@ -7,10 +7,13 @@
 //!
 //! Per read of the device ([`Pipeline::read_from`]):
 //! 1. the device fills a buffer allocated when it was opened ([`PcmInput::read`]);
-//! 2. the drift tracker takes `(frames, time_us)` and answers with silence to insert or input
-//!    to skip after a step ([`Drift::observe`]: lost samples, a device back);
-//! 3. each frame is converted to the encoder's channels ([`Converter`]) and kept, dropped or
-//!    repeated as the drift correction says ([`Drift::action`]), into a 1024-frame block;
+//! 2. each frame is converted to the encoder's channels ([`Converter`]) and, from a device that
+//!    runs at another rate than the encoder, to the encoder's rate ([`Resampler`]: the read
+//!    then counts the frames that came out, stamped with the capture time of their place);
+//! 3. the drift tracker takes `(frames, time_us)` and answers with silence to insert or input
+//!    to skip after a step ([`Drift::observe`]: lost samples, a device back), then each frame
+//!    is kept, dropped or repeated as the drift correction says ([`Drift::action`]), into a
+//!    1024-frame block;
 //! 4. each full block goes to the encoder, whose packets (a chunk at a time, see
 //!    [`super::encoder`]) are stamped from the count of output samples
 //!    ([`Drift::stamp_us`]: `base + n / rate` on CLOCK_MONOTONIC) and pushed into the ring.
@@ -38,6 +41,7 @@ use super::convert::Converter;
 use super::drift::{Action, Drift};
 use super::encoder::Encoder;
 use super::pcm::{PcmError, PcmInput, PcmParams, PcmRead};
+use super::resample::Resampler;
 use super::ring::{Reader, Ring};
 use super::{AudioFormat, MicSpec, SAMPLES_PER_FRAME};
 use crate::status::{AudioStats, MicState};
@@ -77,6 +81,9 @@ pub const BURST_QUIET: Duration = Duration::from_secs(10);
 pub const SILENCE_LAG_US: u64 = 60_000;
 
 const BLOCK: usize = SAMPLES_PER_FRAME as usize;
+/// Device rates the resampler takes, Hz.
+pub const MIN_DEVICE_RATE: u32 = 8_000;
+pub const MAX_DEVICE_RATE: u32 = 192_000;
 
 /// What the microphone thread is set up with.
 #[derive(Debug, Clone)]
@@ -133,6 +140,10 @@ pub struct Pipeline {
     ring: Arc<Ring>,
     stats: Arc<AudioStats>,
     converter: Option<Converter>,
+    /// For a device at another rate than the encoder's.
+    resampler: Option<Resampler>,
+    /// A read's frames at the encoder's rate, when resampled (sized when a device opens).
+    resampled: Vec<[f32; 2]>,
     /// The device's read buffer (sized when a device opens).
     buf: Vec<u8>,
     frame_bytes: usize,
@@ -151,18 +162,21 @@ impl Pipeline {
             ring,
             stats,
             converter: None,
+            resampler: None,
+            resampled: Vec::new(),
             buf: Vec::new(),
             frame_bytes: 0,
             encode_failures: 0,
         }
     }
 
-    /// A device was opened with `params`: checks them, sizes the read buffer (once per open).
+    /// A device was opened with `params`: checks them, sizes the read buffer and, for a device
+    /// at another rate than the encoder's, sets up the resampler (once per open).
     pub fn device_opened(&mut self, params: PcmParams) -> Result<(), String> {
-        if params.rate != self.format.rate {
+        if !(MIN_DEVICE_RATE..=MAX_DEVICE_RATE).contains(&params.rate) {
             return Err(format!(
-                "the device runs at {} Hz, not the {} Hz [audio] rate asks for (set rate = {})",
-                params.rate, self.format.rate, params.rate
+                "the device runs at {} Hz; campush takes {MIN_DEVICE_RATE} to {MAX_DEVICE_RATE} Hz",
+                params.rate
             ));
         }
         let frames = (params.period_frames as usize).clamp(BLOCK, 16 * BLOCK);
@@ -170,6 +184,14 @@ impl Pipeline {
         self.buf.clear();
         self.buf.resize(frames * self.frame_bytes, 0);
         self.converter = Some(Converter::new(params, self.format.channels));
+        self.resampler = (params.rate != self.format.rate)
+            .then(|| Resampler::new(params.rate, self.format.rate));
+        let most = self
+            .resampler
+            .as_ref()
+            .map_or(0, |r| frames * r.max_out_per_in());
+        self.resampled.clear();
+        self.resampled.resize(most, [0.0; 2]);
         self.drift.new_device();
         Ok(())
     }
@@ -194,12 +216,29 @@ impl Pipeline {
     fn take(&mut self, read: PcmRead) {
         let Some(conv) = self.converter else { return };
         let frames = read.frames.min(self.buf.len() / self.frame_bytes.max(1));
-        let gap = self.drift.observe(frames, read.time_us);
+        // From a device at another rate: the frames at the encoder's rate this read completes,
+        // and the capture time of the first one's place (it lies among earlier inputs).
+        let (count, time_us) = match &mut self.resampler {
+            None => (frames, read.time_us),
+            Some(rs) => {
+                let lead_us = rs.lead() * 1e6 / f64::from(rs.in_rate());
+                let mut n = 0;
+                for i in 0..frames {
+                    n += rs.push(conv.frame(&self.buf, i), &mut self.resampled[n..]);
+                }
+                let time_us = (read.time_us as f64 + lead_us).max(0.0) as u64;
+                (n, time_us)
+            }
+        };
+        let gap = self.drift.observe(count, time_us);
         for _ in 0..gap.silence {
             self.push([0.0; 2]);
         }
-        for i in gap.skip as usize..frames {
-            let s = conv.frame(&self.buf, i);
+        for i in gap.skip as usize..count {
+            let s = match self.resampler {
+                None => conv.frame(&self.buf, i),
+                Some(_) => self.resampled[i],
+            };
             match self.drift.action() {
                 Action::Keep => self.push(s),
                 Action::Repeat => {
@@ -476,6 +515,8 @@ mod tests {
         k: u64,
         t0: u64,
         ppm: f64,
+        /// Peak sample value (0: digital silence, which the encoder does not run on).
+        amplitude: f64,
     }
 
     impl PcmInput for Tone {
@@ -485,13 +526,13 @@ mod tests {
         fn read(&mut self, buf: &mut [u8], _: Duration) -> Result<PcmRead, PcmError> {
             let n = (self.params.period_frames as usize).min(buf.len() / 4);
             for i in 0..n {
-                let t = (self.k + i as u64) as f64 / 48_000.0;
-                let v = ((2.0 * std::f64::consts::PI * 1000.0 * t).sin() * 8000.0) as i16;
+                let t = (self.k + i as u64) as f64 / f64::from(self.params.rate);
+                let v = ((2.0 * std::f64::consts::PI * 1000.0 * t).sin() * self.amplitude) as i16;
                 buf[4 * i..4 * i + 2].copy_from_slice(&v.to_le_bytes());
                 buf[4 * i + 2..4 * i + 4].copy_from_slice(&v.to_le_bytes());
             }
-            let time_us =
-                self.t0 + (self.k as f64 * 1e6 / (48_000.0 * (1.0 + self.ppm * 1e-6))) as u64;
+            let rate = f64::from(self.params.rate);
+            let time_us = self.t0 + (self.k as f64 * 1e6 / (rate * (1.0 + self.ppm * 1e-6))) as u64;
             self.k += n as u64;
             Ok(PcmRead { frames: n, time_us })
         }
@@ -508,6 +549,7 @@ mod tests {
             k: 0,
             t0: 10_000_000,
             ppm,
+            amplitude: 8000.0,
         }
     }
 
@@ -546,6 +588,69 @@ mod tests {
         assert_eq!(stamps[1], 10_000_000);
         assert_eq!(stamps[0], 10_000_000 - 21_333);
         assert_eq!(stamps[1000], 10_000_000 + 999 * 1024 * 1_000_000 / 48_000);
+    }
+
+    #[test]
+    fn a_device_at_another_rate_is_resampled_and_held_on_the_clock() {
+        for (rate, ppm) in [(16_000, 100.0), (44_100, -100.0), (32_000, 0.0)] {
+            let s = settings(1);
+            let ring = Ring::new(s.format);
+            let mut reader = ring.reader();
+            reader.start(0);
+            let mut p = Pipeline::new(&s, Arc::clone(&ring), Arc::default());
+            // Silent, so that the (unoptimised) encoder does not run: the timing is the point.
+            let mut dev = Tone {
+                amplitude: 0.0,
+                ..tone(ppm)
+            };
+            dev.params.rate = rate;
+            dev.params.period_frames = rate / 100;
+            p.device_opened(dev.params()).unwrap();
+            let mut stamps = Vec::new();
+            // 100 s of reads of 10 ms (the drift is measured after 60 s).
+            for _ in 0..10_000 {
+                p.read_from(&mut dev, READ_TIMEOUT).unwrap();
+                while let Some(f) = reader.next_until(u64::MAX) {
+                    stamps.push(f.timestamp_us);
+                }
+            }
+            let offset_ms = p.drift().offset_us() / 1e3;
+            let drift = p.drift().drift_ppm();
+            assert!(
+                offset_ms.abs() < 2.0,
+                "{rate} Hz {ppm:+} ppm: offset {offset_ms} ms"
+            );
+            assert!(
+                (drift - ppm).abs() < 10.0,
+                "{rate} Hz {ppm:+} ppm: drift {drift}"
+            );
+            // 100 s at 48 kHz is 4687.5 frames; the encoder holds the last few back.
+            assert!(
+                stamps.len() > 4_650 && stamps.len() <= 4_688,
+                "{rate} Hz: {}",
+                stamps.len()
+            );
+            assert!(stamps.windows(2).all(|w| w[1] > w[0]));
+            // The first block lies where the first sample was captured, less the filter's
+            // half length, which the first output waits for but does not move.
+            assert!(
+                stamps[1].abs_diff(10_000_000) <= 1,
+                "{rate} Hz: {}",
+                stamps[1]
+            );
+        }
+    }
+
+    #[test]
+    fn a_device_outside_the_rates_campush_takes_is_refused_with_the_reason() {
+        let mut p = Pipeline::new(&settings(1), Ring::new(settings(1).format), Arc::default());
+        let mut params = tone(0.0).params;
+        params.rate = 384_000;
+        let e = p.device_opened(params).unwrap_err();
+        assert!(
+            e.contains("384000 Hz") && e.contains("8000 to 192000"),
+            "{e}"
+        );
     }
 
     /// Opens at once, then fails its first read (an I2S overlay without a clock).

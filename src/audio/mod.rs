@@ -19,6 +19,7 @@
 //! |---|---|
 //! | [`pcm`] | [`pcm::PcmInput`]: what a capture device (ALSA, or a generator) delivers |
 //! | [`convert`] | S16/S32, mono/stereo in → the encoder's f32 frames out (down/up-mix) |
+//! | [`resample`] | a device at another rate than the encoder's, converted to the encoder's |
 //! | [`drift`] | the device's clock held against CLOCK_MONOTONIC; single-sample corrections |
 //! | [`encoder`] | AAC-LC encoding (rusty_aac), one 1024-sample frame at a time; the comparison |
 //! | [`ring`] | the shared ring of encoded frames every destination reads with its own cursor |
@@ -34,6 +35,7 @@ pub mod drift;
 pub mod encoder;
 pub mod mic;
 pub mod pcm;
+pub mod resample;
 pub mod ring;
 pub mod silent;
 
