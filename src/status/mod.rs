@@ -24,7 +24,8 @@
 //!
 //! Files, each written to a temporary name and renamed (readers never see half a file), world
 //! readable whatever the umask (they hold no secret, and `campush status` is run by a person,
-//! not the service's user):
+//! not the service's user), by `report.rs` ([`run_reporter`], [`write_atomically`]) from one
+//! [`Snapshot`] (`snapshot.rs`):
 //! - the JSON status file (`status.json`), every 5 s and on every change;
 //! - the Prometheus text file (`prometheus.rs`), at the same moments, for node_exporter's
 //!   textfile collector: no listening socket.
@@ -37,20 +38,22 @@
 pub mod audio;
 mod json;
 mod prometheus;
+mod report;
 pub mod show;
+mod snapshot;
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::health::Health;
-use crate::setting::Invalid;
 use crate::stop::Stop;
 pub use audio::{AudioSnapshot, AudioStats, MicState};
+pub use report::{default_status_file, run_reporter, write_atomically, RawStatus, ReportSettings};
+use snapshot::json_string;
+pub use snapshot::{DestinationSnapshot, Snapshot};
 
 /// Why campush is not streaming, coarse enough to pick an LED pattern and a retry policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -591,116 +594,6 @@ impl SharedStatus {
     }
 }
 
-/// What the status file and the Prometheus file show, at one moment.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub status: Status,
-    pub uptime: Duration,
-    pub bitrate_kbps: f64,
-    /// The encoder's current video bitrate under the adaptive bitrate, kbit/s (`None`: not
-    /// adjusted).
-    pub encoder_kbps: Option<u64>,
-    pub frames_in: u64,
-    pub frames_sent: u64,
-    pub frames_dropped: u64,
-    pub bytes_sent: u64,
-    pub connects: u64,
-    pub reconnects: u64,
-    pub source_restarts: u64,
-    pub destinations: Vec<DestinationSnapshot>,
-    pub health: Health,
-    pub last_error: Option<String>,
-    /// The microphone, when there is one.
-    pub audio: Option<AudioSnapshot>,
-}
-
-/// One destination in a [`Snapshot`].
-#[derive(Debug, Clone)]
-pub struct DestinationSnapshot {
-    /// Its redacted URL (`rtmp://host:port/app/<redacted>`), unique within the snapshot.
-    pub label: String,
-    pub status: Status,
-    pub connects: u64,
-    pub reconnects: u64,
-    pub frames_sent: u64,
-    pub bytes_sent: u64,
-    /// Its end-to-end backlog while it streams (`None`: not streaming).
-    pub backlog: Option<Backlog>,
-}
-
-impl Snapshot {
-    /// The status file: one JSON object on one line.
-    pub fn to_json(&self) -> String {
-        let last_error = match &self.last_error {
-            Some(e) => json_string(e),
-            None => "null".into(),
-        };
-        let mut destinations = String::from("[");
-        for (i, d) in self.destinations.iter().enumerate() {
-            if i > 0 {
-                destinations.push(',');
-            }
-            let (backlog_ms, estimate) = match d.backlog {
-                Some(b) => (b.ms.to_string(), format!("\"{}\"", b.estimate.name())),
-                None => ("null".to_owned(), "null".to_owned()),
-            };
-            destinations += &format!(
-                "{{\"destination\":{},\"status\":\"{}\",\"connects\":{},\"reconnects\":{},\"frames_sent\":{},\"bytes_sent\":{},\"backlog_ms\":{backlog_ms},\"backlog_estimate\":{estimate}}}",
-                json_string(&d.label),
-                d.status.name(),
-                d.connects,
-                d.reconnects,
-                d.frames_sent,
-                d.bytes_sent,
-            );
-        }
-        destinations.push(']');
-        format!(
-            "{{\"status\":\"{}\",\"uptime_s\":{},\"frames_in\":{},\"frames_sent\":{},\"frames_dropped\":{},\"bytes_sent\":{},\"bitrate_kbps\":{:.1},\"encoder_bitrate_kbps\":{},\"connects\":{},\"reconnects\":{},\"source_restarts\":{},\"last_error\":{},\"destinations\":{},\"health\":{},\"audio\":{}}}\n",
-            self.status.name(),
-            self.uptime.as_secs(),
-            self.frames_in,
-            self.frames_sent,
-            self.frames_dropped,
-            self.bytes_sent,
-            self.bitrate_kbps,
-            self.encoder_kbps
-                .map_or_else(|| "null".to_string(), |k| k.to_string()),
-            self.connects,
-            self.reconnects,
-            self.source_restarts,
-            last_error,
-            destinations,
-            health_json(&self.health),
-            self.audio
-                .as_ref()
-                .map_or_else(|| "null".to_owned(), AudioSnapshot::to_json),
-        )
-    }
-}
-
-/// The `health` object of the status file: every key always there, `null` where the board has
-/// no such source.
-fn health_json(h: &Health) -> String {
-    fn or_null<T: std::fmt::Display>(v: Option<T>) -> String {
-        v.map_or_else(|| "null".to_owned(), |v| v.to_string())
-    }
-    format!(
-        "{{\"under_voltage\":{},\"throttled\":{},\"freq_capped\":{},\"soft_temp_limit\":{},\"firmware_flags\":{},\"temp_c\":{},\"wifi_interface\":{},\"wifi_link_quality\":{},\"wifi_signal_dbm\":{},\"wifi_power_save\":{},\"clock_synced\":{}}}",
-        or_null(h.under_voltage()),
-        or_null(h.throttled()),
-        or_null(h.freq_capped()),
-        or_null(h.soft_temp_limit()),
-        or_null(h.firmware.map(|f| json_string(&f.to_string()))),
-        or_null(h.temp_c().map(|t| format!("{t:.1}"))),
-        or_null(h.wifi.map(|w| json_string(w.interface.as_str()))),
-        or_null(h.wifi_link_quality()),
-        or_null(h.wifi_signal_dbm()),
-        or_null(h.wifi_power_save),
-        or_null(h.clock_synced),
-    )
-}
-
 impl Default for SharedStatus {
     fn default() -> Self {
         Self::new()
@@ -800,262 +693,8 @@ impl DestinationStatus {
     }
 }
 
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Writes `contents` to `path` atomically: a temporary file in the same directory, then rename.
-///
-/// The temporary file is created exclusively (`O_CREAT | O_EXCL | O_NOFOLLOW`) under a name
-/// nobody can foresee, so a symlink or file planted in the directory is never written through
-/// or truncated: a planted name only makes campush pick another one (a bounded number of
-/// times). The file is made readable by everyone (0644) whatever the umask (the service's is
-/// 0077): a person running `campush status` and node_exporter read these files, and they hold
-/// no secret.
-pub fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .unwrap_or(path.as_os_str())
-        .to_string_lossy();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mut last = None;
-    for _ in 0..8 {
-        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(
-            ".{name}.{}.{n}.{nanos:08x}.tmp",
-            std::process::id()
-        ));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp);
-        let mut file = match file {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                last = Some(e);
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let written = file
-            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .and_then(|()| file.write_all(contents.as_bytes()))
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        return written;
-    }
-    Err(last.unwrap_or_else(|| std::io::ErrorKind::AlreadyExists.into()))
-}
-
-/// Where and how often the observers report.
-#[derive(Debug, Clone)]
-pub struct ReportSettings {
-    /// A summary line in the log this often (`None`: never).
-    pub summary_every: Option<Duration>,
-    /// The JSON status file, rewritten every `file_every` (`None`: no file).
-    pub file: Option<PathBuf>,
-    pub file_every: Duration,
-    /// The file was configured (not the default): failing to write it is worth a warning.
-    pub file_configured: bool,
-    /// The Prometheus text file, rewritten with the status file (`None`: none).
-    pub prometheus_file: Option<PathBuf>,
-}
-
-impl Default for ReportSettings {
-    fn default() -> Self {
-        ReportSettings {
-            summary_every: Some(Duration::from_secs(60)),
-            file: Some(default_status_file(
-                std::env::var("RUNTIME_DIRECTORY").ok().as_deref(),
-            )),
-            file_every: Duration::from_secs(5),
-            file_configured: false,
-            prometheus_file: None,
-        }
-    }
-}
-
-/// `[status]` of the configuration file, as written.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawStatus {
-    /// Seconds between summary lines in the log; 0 = none.
-    pub summary_interval_s: Option<f64>,
-    /// The JSON status file; "" = none. Keep it on a RAM file system, never the SD card.
-    pub file: Option<PathBuf>,
-    /// The Prometheus text file (node_exporter's textfile collector); "" or absent = none.
-    pub prometheus_file: Option<PathBuf>,
-}
-
-impl ReportSettings {
-    /// The defaults with what `[status]` sets on top.
-    pub fn check(raw: &RawStatus) -> Result<ReportSettings, Invalid> {
-        let mut report = ReportSettings::default();
-        if let Some(s) = raw.summary_interval_s {
-            if s == 0.0 {
-                report.summary_every = None;
-            } else if s.is_finite() && s > 0.0 && s <= 86_400.0 {
-                report.summary_every = Some(Duration::from_secs_f64(s));
-            } else {
-                return Err(Invalid::new(
-                    "summary_interval_s",
-                    format!("{s} is out of range: expected 0 (off) to 86400 seconds"),
-                ));
-            }
-        }
-        match &raw.file {
-            Some(p) if p.as_os_str().is_empty() => report.file = None,
-            Some(p) => {
-                report.file = Some(p.clone());
-                report.file_configured = true;
-            }
-            None => {}
-        }
-        match &raw.prometheus_file {
-            Some(p) if p.as_os_str().is_empty() => {}
-            // node_exporter's textfile collector reads `*.prom` and nothing else: any other name
-            // would be written and never collected, silently.
-            Some(p) if p.extension().is_none_or(|e| e != "prom") => {
-                return Err(Invalid::new(
-                    "prometheus_file",
-                    format!(
-                        "{} does not end in .prom: node_exporter's textfile collector reads only \
-                         *.prom files (e.g. \"/var/lib/prometheus/node-exporter/campush.prom\")",
-                        p.display()
-                    ),
-                ))
-            }
-            Some(p) => report.prometheus_file = Some(p.clone()),
-            None => {}
-        }
-        Ok(report)
-    }
-}
-
-/// `status.json` in systemd's `RuntimeDirectory` (the first, if several), else
-/// `/run/campush/status.json`: always a RAM file system, never the SD card.
-pub fn default_status_file(runtime_directory: Option<&str>) -> PathBuf {
-    match runtime_directory.and_then(|d| d.split(':').next()) {
-        Some(dir) if !dir.is_empty() => Path::new(dir).join("status.json"),
-        _ => PathBuf::from("/run/campush/status.json"),
-    }
-}
-
-/// Logs the summary line and keeps the status file and the Prometheus file current until the
-/// task is dropped. A file that cannot be written is reported once and then left alone: it is a
-/// convenience, never a reason to stop streaming.
-pub async fn run_reporter(status: SharedStatus, settings: ReportSettings) {
-    let start = Instant::now();
-    let tick = settings
-        .summary_every
-        .map_or(settings.file_every, |s| s.min(settings.file_every));
-    let mut interval = tokio::time::interval(tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut rx = status.subscribe();
-    let mut last_summary = Instant::now();
-    let mut last_bytes = (Instant::now(), 0u64);
-    let mut kbps = 0.0;
-    let mut file = settings.file.clone();
-    let mut prometheus = settings.prometheus_file.clone();
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            changed = rx.changed() => if changed.is_err() { return },
-        }
-        let now = Instant::now();
-        let bytes = Counters::get(&status.counters.bytes_sent);
-        let dt = now.duration_since(last_bytes.0).as_secs_f64();
-        if dt >= 1.0 {
-            kbps = (bytes - last_bytes.1) as f64 * 8.0 / 1000.0 / dt;
-            last_bytes = (now, bytes);
-        }
-        if let Some(every) = settings.summary_every {
-            if now.duration_since(last_summary) >= every {
-                last_summary = now;
-                log::info!("{}", status.summary(kbps));
-            }
-        }
-        if let Some(path) = &file {
-            if let Err(e) = write_atomically(path, &status.to_json(kbps, start.elapsed())) {
-                // The default place (/run/campush) exists under systemd; elsewhere its absence
-                // is normal, not a problem worth a warning.
-                if settings.file_configured {
-                    log::warn!(
-                        "status file {}: {e}; not writing it any more",
-                        path.display()
-                    );
-                } else {
-                    log::debug!("status file {}: {e}; not writing it", path.display());
-                }
-                file = None;
-            }
-        }
-        if let Some(path) = &prometheus {
-            if let Err(e) = write_atomically(path, &status.to_prometheus(kbps, start.elapsed())) {
-                log::warn!(
-                    "Prometheus file {}: {e}; not writing it any more",
-                    path.display()
-                );
-                prometheus = None;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_status_file_is_never_written_through_a_planted_symlink() {
-        let dir = tempfile::tempdir().unwrap();
-        let victim = dir.path().join("victim");
-        std::fs::write(&victim, "precious").unwrap();
-        let status = dir.path().join("status.json");
-        // The names a fixed-name writer would use, planted as links to the victim.
-        std::os::unix::fs::symlink(&victim, dir.path().join("status.json.tmp")).unwrap();
-        std::os::unix::fs::symlink(&victim, dir.path().join(".status.json.tmp")).unwrap();
-        for round in 0..3 {
-            super::write_atomically(&status, &format!("{{\"round\": {round}}}")).unwrap();
-        }
-        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
-        assert_eq!(std::fs::read_to_string(&status).unwrap(), "{\"round\": 2}");
-        let left: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| {
-                n.ends_with(".tmp") && n.starts_with(".status.json.") && n != ".status.json.tmp"
-            })
-            .collect();
-        assert_eq!(
-            left,
-            Vec::<String>::new(),
-            "no temporary file is left behind"
-        );
-    }
-
     use super::*;
 
     #[test]
@@ -1227,119 +866,5 @@ mod tests {
         let parsed = json::parse(&json).unwrap();
         let first = &parsed.get("destinations").unwrap().as_array().unwrap()[0];
         assert_eq!(first.get("backlog_ms").unwrap().as_f64(), Some(1234.0));
-    }
-
-    #[test]
-    fn the_prometheus_file_is_off_by_default_and_must_end_in_prom() {
-        let check = |file: Option<&str>| {
-            ReportSettings::check(&RawStatus {
-                prometheus_file: file.map(PathBuf::from),
-                ..RawStatus::default()
-            })
-        };
-        assert_eq!(check(None).unwrap().prometheus_file, None);
-        assert_eq!(check(Some("")).unwrap().prometheus_file, None);
-        assert_eq!(
-            check(Some("/run/campush/campush.prom"))
-                .unwrap()
-                .prometheus_file,
-            Some(PathBuf::from("/run/campush/campush.prom"))
-        );
-        for bad in [
-            "/run/campush/campush.txt",
-            "/run/campush/campush",
-            "/run/.prom",
-        ] {
-            let e = check(Some(bad)).unwrap_err();
-            assert_eq!(e.key, "prometheus_file");
-            assert!(e.message.contains("*.prom"), "{e}");
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_reporter_writes_the_prometheus_file_with_the_status_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let (file, prom) = (
-            dir.path().join("status.json"),
-            dir.path().join("campush.prom"),
-        );
-        let status = SharedStatus::new();
-        let d = status.set_destinations(1);
-        let task = tokio::spawn(run_reporter(
-            status.clone(),
-            ReportSettings {
-                summary_every: None,
-                file: Some(file.clone()),
-                file_every: Duration::from_secs(5),
-                file_configured: true,
-                prometheus_file: Some(prom.clone()),
-            },
-        ));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let text = std::fs::read_to_string(&prom).unwrap();
-        assert!(
-            text.contains("campush_status{status=\"starting\"} 1"),
-            "{text}"
-        );
-        d[0].set(Status::Streaming);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let text = std::fs::read_to_string(&prom).unwrap();
-        assert!(
-            text.contains("campush_status{status=\"streaming\"} 1"),
-            "{text}"
-        );
-        task.abort();
-    }
-
-    #[test]
-    fn the_status_file_lives_in_the_runtime_directory() {
-        assert_eq!(
-            default_status_file(Some("/run/campush:/run/other")),
-            Path::new("/run/campush/status.json")
-        );
-        assert_eq!(
-            default_status_file(None),
-            Path::new("/run/campush/status.json")
-        );
-        assert_eq!(
-            default_status_file(Some("/tmp/x")),
-            Path::new("/tmp/x/status.json")
-        );
-    }
-
-    #[test]
-    fn the_status_file_is_replaced_atomically() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("status.json");
-        write_atomically(&path, "one").unwrap();
-        write_atomically(&path, "two").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_reporter_writes_the_status_file_on_change_and_on_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("status.json");
-        let status = SharedStatus::new();
-        let d = status.set_destinations(1);
-        let task = tokio::spawn(run_reporter(
-            status.clone(),
-            ReportSettings {
-                summary_every: None,
-                file: Some(path.clone()),
-                file_every: Duration::from_secs(5),
-                file_configured: true,
-                prometheus_file: None,
-            },
-        ));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        assert!(std::fs::read_to_string(&path).unwrap().contains("starting"));
-        d[0].set(Status::Streaming);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        assert!(std::fs::read_to_string(&path)
-            .unwrap()
-            .contains("\"streaming\""));
-        task.abort();
     }
 }
