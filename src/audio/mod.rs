@@ -28,6 +28,7 @@
 //! Invariants: no allocation per frame (frames are static, or owned by the source and lent out);
 //! timestamps are strictly increasing within a connection and never precede its start.
 
+pub mod aac;
 pub mod alsa_input;
 pub mod convert;
 pub mod drift;
