@@ -20,7 +20,8 @@
 //! | [`pcm`] | [`pcm::PcmInput`]: what a capture device (ALSA, or a generator) delivers |
 //! | [`convert`] | S16/S32, mono/stereo in → the encoder's f32 frames out (down/up-mix) |
 //! | [`drift`] | the device's clock held against CLOCK_MONOTONIC; single-sample corrections |
-//! | [`encoder`] | AAC-LC encoding (rusty_aac), one 1024-sample frame at a time; the comparison |
+//! | [`encoder`] | AAC-LC encoding, one 1024-sample frame at a time, one block behind; the comparison |
+//! | [`aac`] | campush's AAC-LC encoder: MDCT, quantisation, rate control, bitstream, codebooks |
 //! | [`ring`] | the shared ring of encoded frames every destination reads with its own cursor |
 //! | [`mic`] | the capture thread that runs the above, reopens a lost device, fills silence |
 //! | [`silent`] | [`SilentAac`]: the silent track (fixed frames, no encoder) |

@@ -169,6 +169,15 @@ impl AacEncoder {
         Some(len)
     }
 
+    /// The block pushed was digital silence and its packet was not coded (the caller sent a
+    /// silent frame): the windows hold silence, as if it had been encoded.
+    pub fn silence(&mut self) {
+        for w in self.windows.iter_mut() {
+            w.fill(0.0);
+        }
+        self.reservoir = (self.reservoir + self.mean_bits).min(self.reservoir_max);
+    }
+
     /// Per band: M/S where it makes the band sparser (see the module doc).
     fn stereo(&mut self) {
         let (l, r) = self.coded.split_at_mut(1);
