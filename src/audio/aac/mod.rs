@@ -49,9 +49,12 @@ use mdct::{Mdct, M, N};
 use spectrum::Channel;
 use tables::ZERO_HCB;
 
-/// Scalefactor offset per 6 dB of band energy above the frame's mean band energy (0: white
-/// noise, equal steps).
-pub const SHAPING: f32 = 0.0;
+/// Scalefactor steps per 6 dB of band energy above the frame's mean band energy (0: equal
+/// steps, white noise, the best SNR). At 2 the noise follows the spectrum at about 0.6 dB per
+/// dB (the 3/4-power quantiser gives 0.25 of it by itself), so weak bands keep some of their
+/// content instead of falling to zero: on speech that costs about 7 dB of SNR and wins 5 dB of
+/// log-spectral distance (measured, see `crate::audio::encoder`).
+pub const SHAPING: f32 = 2.0;
 
 /// Input samples are scaled to the 16-bit range the standard's quantiser is set for.
 const INPUT_SCALE: f32 = 32768.0;
@@ -206,9 +209,6 @@ impl AacEncoder {
 
     /// Per band offsets from the band energies ([`SHAPING`]).
     fn shape(&mut self) {
-        if SHAPING == 0.0 {
-            return;
-        }
         for (c, off) in self.coded.iter().zip(self.offset.iter_mut()) {
             let mut db = [0.0f32; BANDS];
             let mut sum = 0.0;
