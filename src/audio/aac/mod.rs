@@ -18,15 +18,17 @@
 //! it makes the band sparser: `Σ√|m|+√|s| < Σ√|l|+√|r|`, orthonormal M/S); then one global
 //! quantiser step is searched (bisection over the scalefactor `G`, 8 trials) for the finest
 //! that fits the frame's bit budget, each band's scalefactor being `G` plus a per-band offset
-//! (-2 in M/S bands, which keeps the noise the same as L/R would; [`SHAPING`] for the noise
-//! shape). Equal steps everywhere minimise the squared error for the bits (the noise is
-//! spread evenly, close to white): this encoder aims at fidelity (SNR), not at perceptual
-//! tricks; a band too weak for the step quantises to zero and costs nothing.
+//! (-2 in M/S bands, which keeps the noise the same as L/R would, and [`SHAPING`] steps per
+//! 6 dB of band energy above the frame's mean, at most ±20). Equal steps everywhere would
+//! minimise the squared error (white noise), but weak bands would then fall to zero; shaping
+//! the noise partly to the spectrum keeps them, for some SNR. This is an energy rule, not a
+//! psychoacoustic model; a band too weak for its step quantises to zero and costs nothing.
 //!
 //! Rate control: a frame may use the mean (`bitrate · 1024 / rate` bits) plus half of the bit
 //! reservoir, the bits earlier frames left unused; the reservoir is capped at AAC's decoder
 //! buffer (6144 bits per channel less the mean) and a frame at 6144 bits per channel and at
-//! the caller's buffer. Over any stretch the bits made are at most the bits asked for.
+//! the caller's buffer. From the stream's start the bits made never exceed the bits asked
+//! for (the reservoir only lends what earlier frames left unused).
 //!
 //! Limits, as they are: long windows only (pre-echo on transients, see [`mdct`]); no TNS, no
 //! intensity stereo, no perceptual noise substitution, no psychoacoustic model: at low rates
