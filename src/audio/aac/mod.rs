@@ -16,7 +16,8 @@
 //! Per frame ([`AacEncoder::encode`]): the block joins the previous one in each channel's
 //! 2048-sample window and is transformed; in stereo each band is coded L/R or M/S (M/S where
 //! it makes the band sparser: `Σ√|m|+√|s| < Σ√|l|+√|r|`, orthonormal M/S); then one global
-//! quantiser step is searched (bisection over the scalefactor `G`, 8 trials) for the finest
+//! quantiser step is searched (over the scalefactor `G`: a bracket grown from the previous
+//! frame's, then bisection; about 5 trials) for the finest
 //! that fits the frame's bit budget, each band's scalefactor being `G` plus a per-band offset
 //! (-2 in M/S bands, which keeps the noise the same as L/R would, and [`SHAPING`] steps per
 //! 6 dB of band energy above the frame's mean, at most ±20). Equal steps everywhere would
@@ -140,23 +141,57 @@ impl AacEncoder {
         let budget = (self.mean_bits + self.reservoir / 2)
             .min(self.max_bits)
             .min(8 * out.len() as u32 - 7);
-        // Bisection for the finest global step that fits.
-        let (mut lo, mut hi) = (0u16, 255u16);
+        // The finest global step that fits: a bracket grown from the previous frame's step
+        // (steps change slowly), then bisection inside it. `hi` fits (255 is assumed to; if
+        // it does not, writing fails below), `lo - 1` does not.
         let mut last = None;
+        let mut trial = |e: &mut Self, g: u16| {
+            let got = e.quantise(g as u8);
+            last = Some((g, got));
+            got.is_some_and(|bits| bits <= budget)
+        };
+        let (mut lo, mut hi) = (0u16, 255u16);
+        let start = u16::from(self.last_g);
+        let mut step = 1;
+        if trial(self, start) {
+            hi = start;
+            while hi > 0 {
+                let g = hi.saturating_sub(step);
+                if trial(self, g) {
+                    hi = g;
+                    step *= 2;
+                } else {
+                    lo = g + 1;
+                    break;
+                }
+            }
+        } else {
+            lo = start + 1;
+            while lo < 255 {
+                let g = (lo - 1 + step).min(255);
+                if trial(self, g) {
+                    hi = g;
+                    break;
+                }
+                lo = g + 1;
+                step *= 2;
+            }
+            lo = lo.min(hi);
+        }
         while lo < hi {
             let mid = (lo + hi) / 2;
-            let got = self.quantise(mid as u8);
-            last = Some((mid, got));
-            match got {
-                Some(bits) if bits <= budget => hi = mid,
-                _ => lo = mid + 1,
+            if trial(self, mid) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
             }
         }
-        // The channels hold the last trial's quantisation: redo `lo` if that was another.
+        // The channels hold the last trial's quantisation: redo `hi` if that was another.
         let bits = match last {
-            Some((g, Some(bits))) if g == lo => bits,
-            _ => self.quantise(lo as u8)?,
+            Some((g, Some(bits))) if g == hi => bits,
+            _ => self.quantise(hi as u8)?,
         };
+        let lo = hi;
         let max_sfb = self.max_sfb();
         let f = Frame {
             channels: &self.coded,

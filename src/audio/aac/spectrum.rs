@@ -80,12 +80,22 @@ impl Channel {
         let (book, bits) = if max == 0 {
             (ZERO_HCB, 0)
         } else {
+            // Books come in pairs with the same tuple layout (1-2, 3-4, .., 9-10): one pass
+            // over the band prices both. The lowest pair that covers `max` and the next one.
             let first = first_book(max);
-            let last = if first >= 9 { 11 } else { first + 3 };
-            (first..=last)
-                .map(|n| (n, cost(&BOOKS[n as usize - 1], &self.q[lo..hi])))
-                .min_by_key(|&(_, c)| c)
-                .unwrap_or((11, u32::MAX))
+            let q = &self.q[lo..hi];
+            let mut best = (11, u32::MAX);
+            let mut n = first;
+            while n <= 11 && n <= first + 2 {
+                let (x, y) = pair_cost(n, q);
+                for (m, c) in [(n, x), (n + 1, y)] {
+                    if m <= 11 && c < best.1 {
+                        best = (m, c);
+                    }
+                }
+                n += 2;
+            }
+            best
         };
         self.book[b] = book;
         self.bits[b] = bits;
@@ -145,6 +155,22 @@ fn index(book: &Book, t: &[i16]) -> (usize, u32) {
 fn escape_bits(a: u32) -> u32 {
     let n = 31 - a.leading_zeros() - 4;
     2 * n + 5
+}
+
+/// Spectral bits of `q` in book `n` and in book `n + 1` (the same layout; for `n` 11, only
+/// book 11, the second figure is `u32::MAX`).
+fn pair_cost(n: u8, q: &[i16]) -> (u32, u32) {
+    let a = &BOOKS[n as usize - 1];
+    let Some(b) = BOOKS.get(n as usize).filter(|_| n != 11) else {
+        return (cost(a, q), u32::MAX);
+    };
+    let (mut x, mut y) = (0, 0);
+    for t in q.chunks_exact(a.dim) {
+        let (i, extra) = index(a, t);
+        x += u32::from(a.codes[i].1) + extra;
+        y += u32::from(b.codes[i].1) + extra;
+    }
+    (x, y)
 }
 
 /// Spectral bits of `q` (a band) in `book`.
@@ -216,6 +242,19 @@ mod tests {
                 book.number
             );
         }
+    }
+
+    #[test]
+    fn a_pair_of_books_is_priced_as_each_alone() {
+        let q: Vec<i16> = (0..32).map(|i: i16| (i * 7 % 5) - 2).collect();
+        for n in [3u8, 5, 7, 9] {
+            let (x, y) = pair_cost(n, &q);
+            assert_eq!(x, cost(&BOOKS[n as usize - 1], &q));
+            assert_eq!(y, cost(&BOOKS[n as usize], &q));
+        }
+        let ones: Vec<i16> = q.iter().map(|v| v.signum()).collect();
+        assert_eq!(pair_cost(1, &ones).1, cost(&BOOKS[1], &ones));
+        assert_eq!(pair_cost(11, &q), (cost(&BOOKS[10], &q), u32::MAX));
     }
 
     #[test]
