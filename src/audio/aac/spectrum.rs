@@ -12,8 +12,8 @@
 //! of those the cheapest of the smallest two pairs is taken (the larger books cost more on
 //! small values), [`ZERO_HCB`] when the band quantises to zero.
 //!
-//! Invariants: [`Channel::band_bits`] counts exactly what [`Channel::write_band`] writes; no
-//! allocation.
+//! Invariants: [`cost`] (the bits [`Channel::quantise_band`] reports) counts exactly what
+//! [`Channel::write_band`] writes; no allocation.
 
 use super::bands::BANDS;
 use super::bits::BitWriter;
