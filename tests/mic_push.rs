@@ -1,7 +1,7 @@
 //! A microphone end to end, without ALSA: a generator in place of the capture device (a 1 kHz
 //! tone with a click every second, its sample clock 100 ppm fast, its times on the real
 //! monotonic clock) goes through the real capture thread (conversion, drift correction,
-//! rusty_aac, the shared ring) and the real publisher, next to a paced video clip, to
+//! the AAC encoder, the shared ring) and the real publisher, next to a paced video clip, to
 //! nginx-rtmp; ffmpeg decodes the recording: the tone is there, and every click lies where its
 //! capture time puts it on the video's clock (the first video frame's capture time is the
 //! recording's zero), within 20 ms.
@@ -208,8 +208,9 @@ fn a_drifting_microphone_is_heard_with_its_clicks_on_the_video_clock() {
         assert!(Instant::now() < deadline, "the push did not end");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // The last video frame's audio is encoded a chunk (about 0.2 s) later.
-    std::thread::sleep(Duration::from_millis(500));
+    // The last video frame's audio is encoded a block (21 ms) later, the capture thread's
+    // next read.
+    std::thread::sleep(Duration::from_millis(200));
     queue.close();
     let outcome = publisher_thread.join().unwrap().expect("publish succeeds");
     assert_eq!(outcome, Outcome::Finished);

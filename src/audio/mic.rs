@@ -14,8 +14,8 @@
 //!    to skip after a step ([`Drift::observe`]: lost samples, a device back), then each frame
 //!    is kept, dropped or repeated as the drift correction says ([`Drift::action`]), into a
 //!    1024-frame block;
-//! 4. each full block goes to the encoder, whose packets (a chunk at a time, see
-//!    [`super::encoder`]) are stamped from the count of output samples
+//! 4. each full block goes to the encoder, whose packet (of the block before it, see
+//!    [`super::encoder`]) is stamped from the count of output samples
 //!    ([`Drift::stamp_us`]: `base + n / rate` on CLOCK_MONOTONIC) and pushed into the ring.
 //!
 //! A device that is gone (or fails, or stalls for [`STALL`]) is dropped and opened again with
@@ -29,9 +29,9 @@
 //! Overruns are counted and logged once per burst (a burst ends after [`BURST_QUIET`] without
 //! one). The status file shows the state, drift, offset and counts ([`AudioStats`]).
 //!
-//! Invariants: after a device is opened, nothing on this path allocates per frame except inside
-//! the `rusty_aac` encoder (see [`super::encoder`]); stamps in the ring strictly increase; the
-//! thread ends within one read timeout ([`READ_TIMEOUT`]) plus one chunk's encoding of a stop.
+//! Invariants: after a device is opened, nothing on this path allocates per frame (the encoder
+//! included, see [`super::encoder`]); stamps in the ring strictly increase; the
+//! thread ends within one read timeout ([`READ_TIMEOUT`]) plus one frame's encoding of a stop.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -297,29 +297,22 @@ impl Pipeline {
     }
 
     fn encode_block(&mut self) {
-        let ready = match self.encoder.push(&self.block) {
-            Ok(n) => n,
-            Err(e) => {
-                self.encode_failures += 1;
-                if self.encode_failures == 1 {
-                    log::error!("audio: {e} (the frame is lost; further failures are counted)");
-                }
-                return;
+        if let Err(e) = self.encoder.push(&self.block) {
+            self.encode_failures += 1;
+            if self.encode_failures == 1 {
+                log::error!("audio: {e} (the frame is lost; further failures are counted)");
             }
-        };
-        let frame_us = self.format.frame_time_us(0, 1);
-        for i in 0..ready {
-            let block = self.encoder.first_block() + i as i64;
-            let Some(first) = self.drift.stamp_us(0) else {
-                return;
-            };
-            let stamp = match u64::try_from(block) {
-                Ok(b) => self.drift.stamp_us(b * SAMPLES_PER_FRAME).unwrap_or(first),
-                // The packet before the stream's first block (its overlap partner).
-                Err(_) => first.saturating_sub(frame_us),
-            };
-            self.ring.push(stamp, self.encoder.packet(i));
+            return;
         }
+        let Some(first) = self.drift.stamp_us(0) else {
+            return;
+        };
+        let stamp = match u64::try_from(self.encoder.packet_block()) {
+            Ok(b) => self.drift.stamp_us(b * SAMPLES_PER_FRAME).unwrap_or(first),
+            // The packet before the stream's first block (its overlap partner).
+            Err(_) => first.saturating_sub(self.format.frame_time_us(0, 1)),
+        };
+        self.ring.push(stamp, self.encoder.packet());
     }
 }
 
@@ -578,12 +571,9 @@ mod tests {
                 stamps.push(f.timestamp_us);
             }
         }
-        // 60 s = 2812.5 frames; the last chunk (and its lookahead) is still in the encoder.
-        assert!(
-            stamps.len() > 2_800 && stamps.len() <= 2_813,
-            "{}",
-            stamps.len()
-        );
+        // 60 s = 2812.5 frames: 2812 blocks pushed, a packet each (the first is the one before
+        // block 0; the last block's own packet waits for the next block).
+        assert_eq!(stamps.len(), 2_812);
         // The packet before the first block, then block 0 at the first sample's time.
         assert_eq!(stamps[1], 10_000_000);
         assert_eq!(stamps[0], 10_000_000 - 21_333);
@@ -700,7 +690,7 @@ mod tests {
         })
         .collect();
         assert!(frames.iter().all(|&(_, silent)| silent));
-        // 2 s less the lag, less the chunk still in the encoder, from 1 s on.
+        // 2 s less the lag, less the block still in the encoder, from 1 s on.
         let last = frames.last().unwrap().0;
         assert!(
             last < 3_000_000 - SILENCE_LAG_US && last > 2_500_000,

@@ -21,7 +21,8 @@
 //! | [`convert`] | S16/S32, mono/stereo in → the encoder's f32 frames out (down/up-mix) |
 //! | [`resample`] | a device at another rate than the encoder's, converted to the encoder's |
 //! | [`drift`] | the device's clock held against CLOCK_MONOTONIC; single-sample corrections |
-//! | [`encoder`] | AAC-LC encoding (rusty_aac), one 1024-sample frame at a time; the comparison |
+//! | [`encoder`] | AAC-LC encoding, one 1024-sample frame at a time, one block behind; the comparison |
+//! | [`aac`] | campush's AAC-LC encoder: MDCT, quantisation, rate control, bitstream, codebooks |
 //! | [`ring`] | the shared ring of encoded frames every destination reads with its own cursor |
 //! | [`mic`] | the capture thread that runs the above, reopens a lost device, fills silence |
 //! | [`silent`] | [`SilentAac`]: the silent track (fixed frames, no encoder) |
@@ -29,6 +30,7 @@
 //! Invariants: no allocation per frame (frames are static, or owned by the source and lent out);
 //! timestamps are strictly increasing within a connection and never precede its start.
 
+pub mod aac;
 pub mod alsa_input;
 pub mod convert;
 pub mod drift;
