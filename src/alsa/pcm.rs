@@ -12,7 +12,8 @@
 //! 2. `HW_REFINE` from "anything" with RW interleaved access: the formats, channels and rates
 //!    the device has. Format: S16_LE if offered, else S32_LE (I2S MEMS microphones), else an
 //!    error naming what it has. Channels: the wish if offered, else the nearest the device has
-//!    (a stereo-only device feeding a mono wish gives stereo; the caller down-mixes). Rate:
+//!    (a stereo-only device feeding a mono wish gives stereo, a 4-microphone array gives 4,
+//!    up to [`MAX_CHANNELS`]; the caller mixes down). Rate:
 //!    the wish if offered, else the other of 48 kHz / 44.1 kHz, else the first of
 //!    [`FALLBACK_RATES`] it takes (a webcam's microphone at 16 kHz: the caller resamples).
 //!    Period: nearest the wish
@@ -302,6 +303,10 @@ fn set_near(file: &File, p: &mut HwParams, param: usize, target: u32) -> io::Res
 }
 
 /// The formats the kernel knows by name, for messages and `campush probe`.
+/// The most channels a device may have (a microphone array HAT has 4 to 8; the caller mixes
+/// them down to what is sent).
+pub const MAX_CHANNELS: u32 = 16;
+
 /// Rates tried, in this order, when a device takes neither 48 nor 44.1 kHz: the nearest above
 /// first (less to lose), then downwards.
 pub const FALLBACK_RATES: [u32; 7] = [96_000, 32_000, 24_000, 22_050, 16_000, 11_025, 8_000];
@@ -487,9 +492,9 @@ impl Pcm {
                 let (min, max) = p.range(SNDRV_PCM_HW_PARAM_CHANNELS);
                 unsupported(format!("offers {min}..{max} channels"))
             })?;
-        if !(1..=2).contains(&channels) {
+        if !(1..=MAX_CHANNELS).contains(&channels) {
             return Err(unsupported(format!(
-                "offers {channels} channels at the least, campush takes 1 or 2"
+                "offers {channels} channels at the least, campush takes 1 to {MAX_CHANNELS}"
             )));
         }
 

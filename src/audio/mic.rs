@@ -30,8 +30,9 @@
 //! one). The status file shows the state, drift, offset and counts ([`AudioStats`]).
 //!
 //! Invariants: after a device is opened, nothing on this path allocates per frame (the encoder
-//! included, see [`super::encoder`]); stamps in the ring strictly increase; the
-//! thread ends within one read timeout ([`READ_TIMEOUT`]) plus one frame's encoding of a stop.
+//! included, see [`super::encoder`]); stamps in the ring strictly increase; the thread ends
+//! within one read timeout ([`READ_TIMEOUT`], or two periods of a device with longer ones) plus
+//! one frame's encoding of a stop.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -465,10 +466,19 @@ fn read_until_lost(
     let mut last_overrun: Option<Instant> = None;
     let mut last_samples = Instant::now();
     let mut delivered = false;
+    // A device whose period is longer than the read timeout would time out between periods
+    // that come on time, and the silence filled meanwhile would take their place.
+    let p = device.params();
+    let period =
+        Duration::from_micros(u64::from(p.period_frames) * 1_000_000 / u64::from(p.rate.max(1)));
+    let timeout = READ_TIMEOUT.max(2 * period);
     while !stop.load(Ordering::Relaxed) {
-        match pipeline.read_from(device, READ_TIMEOUT) {
+        match pipeline.read_from(device, timeout) {
             Ok(0) | Err(PcmError::Timeout(_)) => {
-                pipeline.silence_until(crate::clock::monotonic_us());
+                // Silence only up to a period before [`SILENCE_LAG_US`]: samples still on
+                // their way take their own place.
+                let now = crate::clock::monotonic_us();
+                pipeline.silence_until(now.saturating_sub(period.as_micros() as u64));
                 if last_samples.elapsed() >= STALL {
                     let why = format!("no samples for {} s", STALL.as_secs());
                     return (Some(why), delivered);
@@ -672,6 +682,64 @@ mod tests {
         let n = opens.load(Ordering::Relaxed);
         assert!((3..=4).contains(&n), "{n} opens in 3.2 s");
         assert_eq!(stats.state(), MicState::Reopening);
+    }
+
+    /// A device with 200 ms periods in real time: a read gets nothing before its period is
+    /// complete (then `Timeout`, as ALSA's would), and it asks to stop after `reads` periods.
+    struct LongPeriods {
+        t0: u64,
+        k: u64,
+        reads: u32,
+        stop: Arc<AtomicBool>,
+    }
+
+    impl PcmInput for LongPeriods {
+        fn params(&self) -> PcmParams {
+            PcmParams {
+                period_frames: 9_600,
+                ..tone(0.0).params
+            }
+        }
+        fn read(&mut self, buf: &mut [u8], timeout: Duration) -> Result<PcmRead, PcmError> {
+            let ready = self.t0 + (self.k + 9_600) * 1_000_000 / 48_000;
+            let now = crate::clock::monotonic_us();
+            if ready > now + timeout.as_micros() as u64 {
+                std::thread::sleep(timeout);
+                return Err(PcmError::Timeout(timeout));
+            }
+            std::thread::sleep(Duration::from_micros(ready.saturating_sub(now)));
+            let n = 9_600.min(buf.len() / 4);
+            buf[..4 * n].fill(0);
+            let time_us = self.t0 + self.k * 1_000_000 / 48_000;
+            self.k += n as u64;
+            self.reads -= 1;
+            if self.reads == 0 {
+                self.stop.store(true, Ordering::Relaxed);
+            }
+            Ok(PcmRead { frames: n, time_us })
+        }
+    }
+
+    #[test]
+    fn a_device_with_periods_longer_than_the_read_timeout_is_read_without_gaps() {
+        let s = settings(2);
+        let ring = Ring::new(s.format);
+        let stats = Arc::new(AudioStats::default());
+        let mut p = Pipeline::new(&s, Arc::clone(&ring), Arc::clone(&stats));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut dev = LongPeriods {
+            t0: crate::clock::monotonic_us(),
+            k: 0,
+            reads: 6,
+            stop: Arc::clone(&stop),
+        };
+        p.device_opened(dev.params()).unwrap();
+        let (lost, delivered) = read_until_lost(&mut p, &mut dev, &stats, &stop);
+        assert_eq!(lost, None);
+        assert!(delivered);
+        // No silence took the place of samples that were on their way, so no step either.
+        assert_eq!(p.drift().corrections().2, 0, "steps");
+        assert_eq!(p.drift().out_frames(), 6 * 9_600);
     }
 
     #[test]
