@@ -215,8 +215,13 @@ impl Pipeline {
 
     /// Handles a read whose frames are at the start of the read buffer.
     fn take(&mut self, read: PcmRead) {
-        let Some(conv) = self.converter else { return };
         let frames = read.frames.min(self.buf.len() / self.frame_bytes.max(1));
+        if let Some(c) = &mut self.converter {
+            if let Some(live) = c.watch(&self.buf, frames) {
+                log_live_channels(live, c.channels());
+            }
+        }
+        let Some(conv) = self.converter else { return };
         // From a device at another rate: the frames at the encoder's rate this read completes,
         // and the capture time of the first one's place (it lies among earlier inputs).
         let (count, time_us) = match &mut self.resampler {
@@ -314,6 +319,22 @@ impl Pipeline {
             Err(_) => first.saturating_sub(self.format.frame_time_us(0, 1)),
         };
         self.ring.push(stamp, self.encoder.packet());
+    }
+}
+
+/// Says once per change which of the device's channels are mixed (a dead I2S slot left out).
+fn log_live_channels(live: u32, channels: usize) {
+    let dead: Vec<String> = (0..channels.min(16))
+        .filter(|c| live & (1 << c) == 0)
+        .map(|c| (c + 1).to_string())
+        .collect();
+    if dead.is_empty() {
+        log::info!("audio: every channel of the device carries sound again; all are mixed");
+    } else {
+        log::info!(
+            "audio: channel(s) {} of the device are silent (an empty I2S slot?); mixing the others",
+            dead.join(", ")
+        );
     }
 }
 
