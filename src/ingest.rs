@@ -7,7 +7,7 @@
 //!
 //! Per access unit, with no allocation in the steady state:
 //! 1. take a pool slot, let the source fill it with Annex B bytes (after
-//!    [`FRONT_ROOM`](crate::pool::FRONT_ROOM) free bytes);
+//!    [`crate::pool::FRONT_ROOM`] free bytes);
 //! 2. walk its NAL units once (where they begin is searched for, unless the source's splitter
 //!    found it already: [`Source::nal_starts`]): each one is observed (changed SPS/PPS are cached, the first
 //!    slice's picture order is read) and rewritten length-prefixed in the slot itself
@@ -31,7 +31,7 @@
 //!    source ([`Source::set_bitrate`]), logged once per change, shown in the status
 //!    (`Counters::encoder_kbps`). The controller attaches when the source first has such an
 //!    encoder, not only at start: a V4L2 device missing at start, or `auto` before it picks,
-//!    has none yet ([`Adaptation`]); it detaches when the source no longer has one (`auto`
+//!    has none yet (`Adaptation`); it detaches when the source no longer has one (`auto`
 //!    picked another camera) and attaches afresh, at that encoder's bitrate, when one comes.
 //!
 //! The source never waits for the network: queues drop whole GOPs instead (see `queue`). When the

@@ -2,7 +2,7 @@
 //! frames on the video's clock, for every destination at once.
 //!
 //! Owns: [`Mic`] (the thread, started once by the supervisor and stopped when the audio
-//! settings change), [`MicFeed`] (what destinations open their [`AudioSource`] from: a cursor on
+//! settings change), [`MicFeed`] (what destinations open their [`AudioSource`](super::AudioSource) from: a cursor on
 //! the shared [`Ring`]) and [`Pipeline`] (the per-read work, sans thread, so that tests drive it).
 //!
 //! Per read of the device ([`Pipeline::read_from`]):

@@ -110,7 +110,7 @@ impl RawConfig {
         Ok(raw)
     }
 
-    /// Reads and parses the file at `path` (at most [`CONFIG_LIMIT`] bytes, a regular file:
+    /// Reads and parses the file at `path` (at most `CONFIG_LIMIT` bytes, a regular file:
     /// a FIFO or a device given by mistake is refused at once, not read forever).
     pub fn load(path: &Path) -> Result<RawConfig, ConfigError> {
         let bytes =

@@ -2,7 +2,7 @@
 //!
 //! Owns: the [`Source`] trait and the [`SourceSpec`] syntax users type (`auto`, `rpicam[:N]`,
 //! `file:PATH`, `stdin`, `v4l2:DEVICE`, `v4l2-m2m:CAPTURE[,ENCODER]`). Capture timestamps are on
-//! [`crate::clock`]. The sources: [`file`], [`stdin`], [`v4l2`] (both V4L2 forms), [`rpicam`]
+//! [`crate::clock`]. The sources: [`file`](mod@file), [`stdin`], [`v4l2`] (both V4L2 forms), [`rpicam`]
 //! (the libcamera camera app as a supervised child) and [`auto`] (finds the camera, then runs
 //! one of the others); [`settings`] is their `[source]` section.
 //!
