@@ -38,14 +38,17 @@
 #   CAMPUSH_CROSS_CACHE       tools cache: Python venv, cargo-deb (default: ~/.cache/campush-cross)
 #
 # Every binary must be static (no program interpreter, no DT_NEEDED), stripped, of the right
-# machine and ARM architecture, and at most 2150 KiB (2.1 MiB: the 2 MiB of the video-only binary
-# plus the AAC encoder, as measured; issue 16 allows up to 2.5 MiB); otherwise the script fails.
+# machine and ARM architecture, and at most MAX_KIB (2100 KiB: the microphone's code on top of the
+# video-only binary's 1951 KiB, as measured; issue 16 allows up to 2.5 MiB); otherwise it fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/nginx.sh
 . scripts/lib/nginx.sh
 
-MAX_BYTES=$((2150 * 1024))
+# The budget: measured 2041 KiB for aarch64 with the microphone (ALSA capture, campush's own
+# AAC encoder, the resampler), with room for small growth; a larger step is a decision.
+MAX_KIB=2100
+MAX_BYTES=$((MAX_KIB * 1024))
 ZIG_PIP=(ziglang==0.17.1 cargo-zigbuild==0.24.1)
 CARGO_DEB_VERSION=3.8.0
 DEFAULT_TARGETS=(aarch64-unknown-linux-musl arm-unknown-linux-musleabihf)
@@ -216,11 +219,11 @@ $needed"
     fi
     size=$(stat -c %s "$bin")
     sizes[$t]=$size
-    [ "$size" -le "$MAX_BYTES" ] || die "$t: $size bytes, over the budget of $MAX_BYTES (2150 KiB)"
+    [ "$size" -le "$MAX_BYTES" ] || die "$t: $size bytes, over the budget of $MAX_BYTES ($MAX_KIB KiB)"
     cp "$bin" "$out/campush-$VERSION-$t"
     passed=$((passed + 1))
-    printf 'ok %-32s %8d bytes (%s KiB of 2048), static, stripped, %s%s\n' \
-        "$t" "$size" "$((size / 1024))" "$machine" "${arch:+ $arch hard-float}"
+    printf 'ok %-32s %8d bytes (%s KiB of %s), static, stripped, %s%s\n' \
+        "$t" "$size" "$((size / 1024))" "$MAX_KIB" "$machine" "${arch:+ $arch hard-float}"
 done
 
 # ---------------------------------------------------------------------------------------------
