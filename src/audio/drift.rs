@@ -31,7 +31,8 @@
 //!   count skips the lost samples (so the slope stays a line) and the output gets a [`Gap`]
 //!   of silence of the same length, or (time went backwards: a new device) input is dropped.
 //!
-//! Invariants: the output stamp of every sample is `base_us + j / rate` exactly; corrections
+//! Invariants: the output stamp of every sample is `base_us + j / rate` exactly (`base_us` moves
+//! only forward, and only after a step of more than [`MAX_GAP_US`]); corrections
 //! are single samples at least `rate / (MAX_CORRECTION_PPM * 1e-6)` input samples apart, except
 //! at a [`Gap`]; nothing allocates.
 
@@ -50,6 +51,10 @@ pub const DEAD_BAND_US: f64 = 1_000.0;
 pub const MAX_CORRECTION_PPM: f64 = 500.0;
 /// A read this far from its expected time is a step (lost samples, a device opened again).
 pub const STEP_US: f64 = 40_000.0;
+/// The longest silence a step fills, µs. Beyond it (a capture time far ahead: a broken
+/// timestamp, or a board that slept) the output clock starts again at the read instead, so
+/// that no read can make the caller produce hours of silence at once.
+pub const MAX_GAP_US: f64 = 60_000_000.0;
 
 /// What to do with one input frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,7 +202,12 @@ impl Drift {
         let mut raw = stamp as f64 - time_us as f64;
         if raw.abs() > STEP_US {
             self.steps += 1;
-            if raw < 0.0 {
+            if raw < -MAX_GAP_US {
+                // Too far behind to fill: the output clock starts again where this read is
+                // (its stamps jump forward, still increasing).
+                let produced = u128::from(self.out) * 1_000_000 / self.rate as u128;
+                self.base_us = Some(time_us.saturating_sub(produced as u64));
+            } else if raw < 0.0 {
                 // Stamps lag: samples were lost (or a device came back). Fill with silence.
                 gap.silence = ((-raw) * self.rate / 1e6).round() as u64;
                 self.out += gap.silence;
@@ -536,6 +546,23 @@ mod tests {
         let gap = d.observe(480, 1_600_000);
         assert_eq!(gap.silence, 4_800);
         assert_eq!(d.stamp_us(d.out_frames()), Some(1_600_000));
+    }
+
+    #[test]
+    fn a_capture_time_hours_ahead_starts_the_clock_again_instead_of_filling_silence() {
+        let mut d = Drift::new(48_000);
+        d.start_output_at(1_000_000);
+        d.produced(48_000);
+        // A broken timestamp: 3 hours later.
+        let far = 1_000_000 + 3 * 3_600 * 1_000_000;
+        let gap = d.observe(480, far);
+        assert_eq!(gap, Gap::default(), "no silence, nothing skipped");
+        assert_eq!(d.stamp_us(d.out_frames()), Some(far));
+        // A minute is still filled.
+        let mut d = Drift::new(48_000);
+        d.start_output_at(1_000_000);
+        let gap = d.observe(480, 1_000_000 + 59_000_000);
+        assert_eq!(gap.silence, 59 * 48_000);
     }
 
     #[test]
