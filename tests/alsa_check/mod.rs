@@ -359,11 +359,11 @@ fn measure(share: &Path, name: &str, flv: &Path, all: &dyn Fn() -> String) -> Me
     let audio: Vec<i64> = packets.iter().filter(|p| p.1).map(|p| p.0).collect();
     let video: Vec<i64> = packets.iter().filter(|p| !p.1).map(|p| p.0).collect();
     let pcm = decode_audio(flv);
-    // The sound runs from campush's start, the video from the feeder's go: the audio packets
-    // (1024 samples each) span at least the video.
+    // The audio packets (1024 samples each) span about as long as the video (the clicks'
+    // checks below say how well they line up).
     let video_span_ms = video.last().unwrap_or(&0) - video.first().unwrap_or(&0);
     assert!(
-        video_span_ms > 10_000 && audio.len() as i64 * 1024 / 48 >= video_span_ms,
+        video_span_ms > 10_000 && audio.len() as i64 * 1024 / 48 >= video_span_ms - 2_000,
         "{name}: {} audio packets, {} video frames over {video_span_ms} ms\n{}",
         audio.len(),
         video.len(),
