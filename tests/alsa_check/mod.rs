@@ -388,11 +388,13 @@ fn measure(share: &Path, name: &str, flv: &Path, all: &dyn Fn() -> String) -> Me
         })
         .collect();
     // One recorded frame per access unit written, in order, but a host busy elsewhere can
-    // starve campush while the feeder catches up, and v4l2loopback then hands out only the
-    // newest of its buffers: a few units may be lost. Each recorded frame is paired with the
-    // unit written nearest to its time counted from the first pair (units lost on the way are
-    // passed over: a frame interval is 33 ms, the write jitter a few); a frame's write time less
-    // its recorded time says where the recording's zero lies.
+    // stall the feeder, which then writes the late units back to back, and v4l2loopback hands
+    // a starved campush only the newest: a few units may be lost. Recorded frame `i` is then
+    // unit `i + k` for some `k` up to the number lost; of those candidates, the one whose write
+    // time less the frame's recorded time lies nearest the first frames' (where that is, the
+    // median over the first 30 paired one to one) is taken: a wrong unit is a frame interval
+    // (33 ms) off, the jitter a few. With none lost, every frame is its own unit. A frame's
+    // write time less its recorded time says where the recording's zero lies.
     let video_lost = feed.len().saturating_sub(video.len());
     assert!(
         !video.is_empty() && video.len() <= feed.len() && video_lost <= 10,
@@ -401,17 +403,18 @@ fn measure(share: &Path, name: &str, flv: &Path, all: &dyn Fn() -> String) -> Me
         feed.len(),
         all()
     );
-    let first_zero = feed[0] - video[0] as f64 * 1000.0;
-    let mut unit = 0;
-    let mut zero = Vec::with_capacity(video.len());
-    for &dts in &video {
-        let t = first_zero + dts as f64 * 1000.0;
-        while unit + 1 < feed.len() && (feed[unit + 1] - t).abs() < (feed[unit] - t).abs() {
-            unit += 1;
-        }
-        zero.push(feed[unit] - dts as f64 * 1000.0);
-        unit = (unit + 1).min(feed.len() - 1);
-    }
+    let zero_of = |unit: usize, i: usize| feed[unit] - video[i] as f64 * 1000.0;
+    let mut first: Vec<f64> = (0..video.len().min(30)).map(|i| zero_of(i, i)).collect();
+    first.sort_by(f64::total_cmp);
+    let reference = first[first.len() / 2];
+    let mut zero: Vec<f64> = (0..video.len())
+        .map(|i| {
+            (i..=i + video_lost)
+                .map(|unit| zero_of(unit, i))
+                .min_by(|a, b| (a - reference).abs().total_cmp(&(b - reference).abs()))
+                .expect("a unit")
+        })
+        .collect();
     zero.sort_by(f64::total_cmp);
     let at = |q: f64| zero[((zero.len() - 1) as f64 * q) as usize];
     let zero_us = at(0.5);
