@@ -18,12 +18,14 @@
 //!   logic) with FWHT instead of H.264 as the coded format, so vicodec can stand in for the Pi
 //!   encoder; prints one line per frame and a verdict; optionally unbinds the vivid platform
 //!   device after UNPLUG_AFTER frames and binds it again 1.5 s later;
-//! - `alsa-play NAME FORMAT CHANNELS SECONDS [POSITIONS]`: an ALSA player (campush's own `alsa`
+//! - `alsa-play NAME FORMAT CHANNELS SECONDS [POSITIONS [STOP_FILE]]`: an ALSA player (campush's own `alsa`
 //!   module, the playback direction) writing a 1 kHz sine at a quarter of full scale with a
 //!   click (24 samples at +0.9 of full scale) at the start of every second of samples, FORMAT
 //!   `S16_LE` or `S32_LE`, at 48 kHz, into NAME (e.g. `hw:Loopback,0`). With POSITIONS: after
 //!   every write, one line `frames time_us`, the hardware pointer and its CLOCK_MONOTONIC time
-//!   (`alsa::Pcm::position`), from which the host tells when each click sounded;
+//!   (`alsa::Pcm::position`), from which the host tells when each click sounded. With
+//!   STOP_FILE: stops early once that file exists (checked before every period written), so a
+//!   caller can play for as long as something else takes, within SECONDS;
 //! - `alsa-capture NAME FORMAT CHANNELS SECONDS OUT [reopen]`: captures NAME through
 //!   `campush::audio::alsa_input` (the `PcmInput` the audio pipeline reads) for SECONDS,
 //!   writing the raw samples to OUT.raw and one line `frames time_us` per read to OUT.times,
@@ -71,12 +73,13 @@ fn main() {
             args[4].parse().expect("GOP"),
             args.get(5).map(|u| u.parse().expect("UNPLUG_AFTER")),
         ),
-        Some("alsa-play") if (5..=6).contains(&args.len()) => alsa_play(
+        Some("alsa-play") if (5..=7).contains(&args.len()) => alsa_play(
             &args[1],
             &args[2],
             args[3].parse().expect("CHANNELS"),
             args[4].parse().expect("SECONDS"),
             args.get(5).map(String::as_str),
+            args.get(6).map(String::as_str),
         ),
         Some("alsa-capture") if args.len() >= 6 => alsa_capture(
             &args[1],
@@ -576,6 +579,7 @@ fn alsa_play(
     channels: u32,
     seconds: f64,
     positions_out: Option<&str>,
+    stop: Option<&str>,
 ) -> i32 {
     use campush::alsa::{device, Direction, Pcm, Wish};
     let root = Path::new("/");
@@ -614,6 +618,10 @@ fn alsa_play(
     let mut underruns = 0;
     let mut positions = Vec::with_capacity(total as usize / chunk + 16);
     while n < total {
+        if stop.is_some_and(|f| Path::new(f).exists()) {
+            eprintln!("alsa-play: told to stop");
+            break;
+        }
         let frames = chunk.min((total - n) as usize);
         for i in 0..frames {
             let v = test_signal(n + i as u64);

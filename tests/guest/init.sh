@@ -191,56 +191,73 @@ alsa_scenario() {
 
 # A microphone end to end, as a user runs it: `campush run --audio alsa:hw:Loopback,1` captures
 # the real driver while the testbed plays a tone with a click every second into the other side,
-# with the loopback's clock 100 ppm off ("PCM Rate Shift 100000" = 100010) for the whole run,
-# and pushes it with H.264 from v4l2loopback to the in-guest recorder. The player logs its
-# hardware pointer with CLOCK_MONOTONIC times, the feeder each access unit's write time: the
-# host (tests/alsa_check) puts each click and each video frame on that one clock and compares
-# where the recording put them. The status file is kept once campush's drift measurement has
-# warmed up (60 s of samples, see src/audio/drift.rs), so the run lasts just over that; the
-# player plays as long (it writes its log when done, so it is waited for, not stopped).
+# with the loopback's clock off by RATE_SHIFT ("PCM Rate Shift 100000": 100010 runs 100 ppm
+# slow, 99990 100 ppm fast) for the whole run, and pushes it with H.264 from v4l2loopback
+# (VIDEO_LOOPS of the 3 s clip) to the in-guest recorder on PORT; every file is named after
+# NAME. The player logs its hardware pointer with CLOCK_MONOTONIC times, the feeder each access
+# unit's write time: the host (tests/alsa_check) puts each click and each video frame on that
+# one clock and compares where the recording put them. The player starts before campush and is
+# told to stop once the video has been written (it writes its log when done, so it is waited
+# for, not killed): however long campush takes to start, the clicks span the whole video.
+# With "drift": campush's drift measurement warms up over 60 s of samples (see
+# src/audio/drift.rs), so the run lasts just over that and the status file is kept once it
+# shows a drift; without, it is kept as it is (its offset is checked, not its drift).
 # x86_64 only: see tests/v4l2_guest.rs.
-MIC_VIDEO_LOOPS=21 # of the 3 s clip: 63 s of video
-mic_push_scenario() {
-    printf '[audio]\nchannels = 1\nrate = 48000\n\n[status]\nfile = "/tmp/mic-status.json"\n' >/tmp/mic.toml
+mic_push() { # NAME RATE_SHIFT VIDEO_LOOPS PORT [drift]
+    name=$1
+    status=/tmp/$name-status.json
+    printf '[audio]\nchannels = 1\nrate = 48000\n\n[status]\nfile = "%s"\n' "$status" >"/tmp/$name.toml"
     rmmod v4l2loopback 2>/dev/null
     test -e $LOOP || loopback_in
-    /testbed alsa-rate-shift Loopback 100010 >/out/mic-rate-shift.log 2>&1 || fail "mic: rate shift"
-    /testbed record 127.0.0.1:1937 /out/mic /tmp/published-mic 2>/out/record-mic.log &
+    /testbed alsa-rate-shift Loopback "$2" >"/out/$name-rate-shift.log" 2>&1 || fail "$name: rate shift"
+    /testbed record "127.0.0.1:$4" "/out/$name" "/tmp/published-$name" 2>"/out/record-$name.log" &
     REC=$!
-    /testbed alsa-play hw:Loopback,0 S16_LE 1 66 /out/mic-play.positions 2>/out/mic-play.log &
+    # Up to 30 s for campush to publish, the video, and some slack; stopped when the video is done.
+    /testbed alsa-play hw:Loopback,0 S16_LE 1 $(($3 * 3 + 40)) "/out/$name-play.positions" \
+        "/tmp/stop-$name" 2>"/out/$name-play.log" &
     PLAY=$!
-    /testbed feed $LOOP /clip.h264 30 /tmp/go4 500 $MIC_VIDEO_LOOPS /out/mic-feed.times 2>/out/mic-feed.log &
+    /testbed feed $LOOP /clip.h264 30 "/tmp/go-$name" 500 "$3" "/out/$name-feed.times" 2>"/out/$name-feed.log" &
     FEED=$!
     sleep 0.3
-    /campush run -v --config /tmp/mic.toml --url rtmp://127.0.0.1:1937/live/mic \
-        --source v4l2:$LOOP --audio alsa:hw:Loopback,1 >/out/campush-mic.log 2>&1 &
+    /campush run -v --config "/tmp/$name.toml" --url "rtmp://127.0.0.1:$4/live/$name" \
+        --source v4l2:$LOOP --audio alsa:hw:Loopback,1 >"/out/campush-$name.log" 2>&1 &
     CP=$!
-    wait_for 30 grep -q "streaming H264" /out/campush-mic.log || fail "mic: campush did not start streaming"
-    wait_for 30 test -e /tmp/published-mic.1 || fail "mic: the recorder saw no publish"
-    touch /tmp/go4
-    wait_for 80 dead $FEED || fail "mic: the feeder did not finish"
-    # drift_ppm stays 0.0 until the measurement has warmed up.
-    wait_for 10 sh -c 'grep -q "\"drift_ppm\":" /tmp/mic-status.json && ! grep -q "\"drift_ppm\":0.0," /tmp/mic-status.json' ||
-        fail "mic: the status file shows no drift"
-    cp /tmp/mic-status.json /out/mic-status.json
+    wait_for 30 grep -q "streaming H264" "/out/campush-$name.log" || fail "$name: campush did not start streaming"
+    wait_for 30 test -e "/tmp/published-$name.1" || fail "$name: the recorder saw no publish"
+    touch "/tmp/go-$name"
+    wait_for $(($3 * 3 + 17)) dead $FEED || fail "$name: the feeder did not finish"
+    touch "/tmp/stop-$name"
+    if [ "$5" = drift ]; then
+        # drift_ppm stays 0.0 until the measurement has warmed up.
+        wait_for 10 sh -c 'grep -q "\"drift_ppm\":" "$0" && ! grep -q "\"drift_ppm\":0.0," "$0"' "$status" ||
+            fail "$name: the status file shows no drift"
+    fi
+    if [ -e "$status" ]; then cp "$status" "/out/$name-status.json"; fi
     kill -TERM $CP
     wait_for 15 dead $CP || {
-        fail "mic: campush did not stop on SIGTERM"
+        fail "$name: campush did not stop on SIGTERM"
         kill -KILL $CP
     }
     wait $CP
-    echo "campush exit code $?" >>/out/campush-mic.log
+    echo "campush exit code $?" >>"/out/campush-$name.log"
     wait_for 15 dead $PLAY || {
-        fail "mic: the player did not finish"
+        fail "$name: the player did not finish"
         kill $PLAY
     }
-    wait $PLAY || fail "mic: alsa play"
-    /testbed alsa-rate-shift Loopback 100000 >>/out/mic-rate-shift.log 2>&1
+    wait $PLAY || fail "$name: alsa play"
+    /testbed alsa-rate-shift Loopback 100000 >>"/out/$name-rate-shift.log" 2>&1
     # The recorder waits for more sessions; the one it had ended with campush's unpublish, and
     # every tag was flushed as it came.
     kill $REC
     wait_for 5 dead $REC || kill -KILL $REC
     true
+}
+
+# The microphone's clock 100 ppm slow for a minute (the status file's drift warms up), then
+# 100 ppm fast for 21 s of video (enough to hold the offset; the drift is not shown yet).
+mic_push_scenario() {
+    mic_push mic 100010 21 1937 drift
+    mic_push mic2 99990 7 1938
 }
 
 case $(cat /scenario) in
