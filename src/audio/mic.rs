@@ -208,7 +208,13 @@ impl Pipeline {
         device: &mut dyn PcmInput,
         timeout: Duration,
     ) -> Result<usize, PcmError> {
-        let read = device.read(&mut self.buf, timeout)?;
+        let read = match device.read(&mut self.buf, timeout) {
+            Err(PcmError::Overrun) => {
+                self.drift.input_lost();
+                return Err(PcmError::Overrun);
+            }
+            r => r?,
+        };
         self.take(read);
         Ok(read.frames)
     }
