@@ -31,9 +31,10 @@
 //!   H.264 from v4l2loopback, the loopback's clock 100 ppm off, to the in-guest recorder: the
 //!   recording's audio is AAC-LC carrying the tone, every click lies within 20 ms of where its
 //!   play time puts it against the video frames' write times (one CLOCK_MONOTONIC for both),
-//!   over a minute 100 ppm slow, where the status file shows the drift, and over 21 s 100 ppm
-//!   fast, where its offset stays within bounds too; SIGTERM ends each cleanly
-//!   (`alsa_check::verify_push`). The aarch64 guest leaves it out: what it adds there (the
+//!   over a minute 100 ppm slow, where the status file shows the drift, and over 24 s 100 ppm
+//!   fast, where its offset stays within bounds too and the microphone is pulled out (the card
+//!   unbound) and put back: silence meanwhile, no hole in the audio track, the video complete,
+//!   one reopen; SIGTERM ends each cleanly (`alsa_check::verify_push`). The aarch64 guest leaves it out: what it adds there (the
 //!   ALSA ioctls, the capture timestamps) `alsa_scenario` proves already, and the minute it
 //!   takes would count again in the slower emulated ARM guest, with the AAC encoder emulated
 //!   too.

@@ -18,7 +18,8 @@
 //!
 //! And [`verify_push`]: `campush run` with the microphone, pushed with the video, in sync
 //! (`mic_push_scenario`, x86_64 guest only), once per [`PushRun`]: a minute with the
-//! loopback's clock 100 ppm slow ([`MIC_SLOW`]) and 21 s with it 100 ppm fast ([`MIC_FAST`]).
+//! loopback's clock 100 ppm slow ([`MIC_SLOW`]) and 24 s with it 100 ppm fast ([`MIC_FAST`]),
+//! where the microphone is pulled out and put back while the video streams.
 
 use std::path::Path;
 
@@ -254,6 +255,9 @@ pub struct PushRun {
     /// Clicks that must be compared at least: the video's seconds less a few (a second at each
     /// end is left out, and the recording's first frames may wait for a key frame).
     pub min_clicks: usize,
+    /// The microphone is pulled out during the run and put back (`init.sh`, `mic_unplug`): a
+    /// second player (`NAME-play2.positions`) plays after it.
+    pub unplug: bool,
 }
 
 /// The minute with the loopback 100 ppm slow (campush counts a slow microphone negative).
@@ -262,14 +266,17 @@ pub const MIC_SLOW: PushRun = PushRun {
     rate_shift: 100_010,
     drift_ppm: Some(-100.0),
     min_clicks: 55,
+    unplug: false,
 };
 
-/// 21 s with the loopback 100 ppm fast: the offset holds the other way.
+/// 24 s with the loopback 100 ppm fast: the offset holds the other way; the microphone is
+/// pulled out 6 s into the video and put back (a few seconds without clicks).
 pub const MIC_FAST: PushRun = PushRun {
     name: "mic2",
     rate_shift: 99_990,
     drift_ppm: None,
-    min_clicks: 17,
+    min_clicks: 14,
+    unplug: true,
 };
 
 /// What [`verify_push`] measured.
@@ -288,6 +295,13 @@ pub struct PushFigures {
     /// The status file's `drift_ppm` and `offset_ms` (NaN: no file, or no such field).
     pub status_drift_ppm: f64,
     pub status_offset_ms: f64,
+    /// The smallest and largest step between consecutive audio packets' timestamps, ms.
+    pub audio_steps_ms: (i64, i64),
+    /// With [`PushRun::unplug`]: the outage, where the decoded audio is digital silence
+    /// (start and end, ms on the recording's clock), and the audio packets' timestamps
+    /// from just before it to just after it.
+    pub outage_ms: Option<(f64, f64)>,
+    pub outage_packets_ms: Vec<i64>,
 }
 
 /// `"key":NUMBER` in a JSON text.
@@ -347,9 +361,16 @@ fn packet_times(flv: &Path) -> Vec<(i64, bool)> {
 struct Measured {
     /// The decoded audio.
     pcm: Vec<f64>,
+    /// Every audio packet's timestamp, ms.
+    audio: Vec<i64>,
     offsets_ms: Vec<f64>,
-    /// Where each of those clicks is in `pcm`.
+    /// Where each of those clicks is in `pcm`, which player played it (0: the first), and
+    /// whether the player went on for the second after it (the tone is there to check).
     at: Vec<usize>,
+    player: Vec<usize>,
+    full_second: Vec<bool>,
+    /// Each of those clicks' number (the second player's counted from 1000).
+    keys: Vec<u32>,
     /// Clicks not found within 250 ms of their place.
     missing: Vec<u32>,
     video_spread_ms: (f64, f64),
@@ -420,66 +441,84 @@ fn measure(share: &Path, name: &str, flv: &Path, all: &dyn Fn() -> String) -> Me
     let zero_us = at(0.5);
     let video_spread_ms = ((at(0.1) - zero_us) / 1e3, (at(0.9) - zero_us) / 1e3);
 
-    // When each click sounded, from the player's pointer.
-    let positions: Vec<(f64, f64)> = read(share, &format!("{name}-play.positions"))
-        .lines()
-        .filter_map(|l| {
-            let (f, t) = l.split_once(' ')?;
-            Some((f.parse().ok()?, t.parse().ok()?))
-        })
-        .collect();
-    assert!(
-        positions.len() > 100,
-        "{} player positions",
-        positions.len()
-    );
-    // Only clicks the pointer went past sounded (the player is stopped once the video is done).
-    let played_to = positions.iter().map(|p| p.0).fold(0.0, f64::max);
-    let played_us = |k: f64| {
-        let s = k * RATE;
-        if s >= played_to {
-            return None;
-        }
-        positions
-            .iter()
-            .filter(|p| (p.0 - s).abs() <= RATE)
-            .map(|p| p.1 - p.0 * 1e6 / RATE)
-            .min_by(f64::total_cmp)
-            .map(|t0| t0 + k * 1e6)
-    };
-
     // Each click in the decoded audio, near where its play time puts it.
     let first_ms = *video.first().unwrap() as f64 + 500.0;
     let last_ms = (*video.last().unwrap()).min(*audio.last().unwrap()) as f64 - 500.0;
     let audio_start_ms = audio[0] as f64;
     let mut offsets_ms = Vec::new();
     let mut at = Vec::new();
+    let mut player = Vec::new();
+    let mut full_second = Vec::new();
+    let mut keys = Vec::new();
     let mut missing = Vec::new();
-    for k in 0..200u32 {
-        let Some(p) = played_us(f64::from(k)) else {
-            continue;
-        };
-        let expected_ms = (p - zero_us) / 1e3;
-        if expected_ms < first_ms.max(audio_start_ms + 500.0) || expected_ms > last_ms {
-            continue;
+    // The player, and after an unplug the second one (its clicks count from its own start).
+    for (n, file) in ["play", "play2"].iter().enumerate() {
+        let path = format!("{name}-{file}.positions");
+        if n > 0 && !share.join(&path).exists() {
+            break;
         }
-        let from = ((expected_ms - 250.0 - audio_start_ms) * 48.0) as usize;
-        let to = (((expected_ms + 250.0 - audio_start_ms) * 48.0) as usize).min(pcm.len());
-        // The loudest sample: the click is 0.9 of full scale for 0.5 ms, the tone 0.25; the
-        // encoder's pre-echo may cross a threshold before the click, it is not as loud.
-        let peak = (from..to).max_by(|&a, &b| pcm[a].abs().total_cmp(&pcm[b].abs()));
-        match peak.filter(|&i| pcm[i].abs() > 0.55) {
-            Some(i) => {
-                offsets_ms.push(audio_start_ms + i as f64 / 48.0 - expected_ms);
-                at.push(i);
+        // When each click sounded, from the player's pointer.
+        let positions: Vec<(f64, f64)> = read(share, &path)
+            .lines()
+            .filter_map(|l| {
+                let (f, t) = l.split_once(' ')?;
+                Some((f.parse().ok()?, t.parse().ok()?))
+            })
+            .collect();
+        assert!(
+            positions.len() > 100,
+            "{path}: {} player positions",
+            positions.len()
+        );
+        // Only clicks the pointer went past sounded (the player is stopped once the video is
+        // done, or before the unplug).
+        let played_to = positions.iter().map(|p| p.0).fold(0.0, f64::max);
+        let played_us = |k: f64| {
+            let s = k * RATE;
+            if s >= played_to {
+                return None;
             }
-            None => missing.push(k),
+            positions
+                .iter()
+                .filter(|p| (p.0 - s).abs() <= RATE)
+                .map(|p| p.1 - p.0 * 1e6 / RATE)
+                .min_by(f64::total_cmp)
+                .map(|t0| t0 + k * 1e6)
+        };
+        for k in 0..200u32 {
+            let Some(p) = played_us(f64::from(k)) else {
+                continue;
+            };
+            let expected_ms = (p - zero_us) / 1e3;
+            if expected_ms < first_ms.max(audio_start_ms + 500.0) || expected_ms > last_ms {
+                continue;
+            }
+            let from = ((expected_ms - 250.0 - audio_start_ms) * 48.0) as usize;
+            let to = (((expected_ms + 250.0 - audio_start_ms) * 48.0) as usize).min(pcm.len());
+            // The loudest sample: the click is 0.9 of full scale for 0.5 ms, the tone 0.25;
+            // the encoder's pre-echo may cross a threshold before the click, it is not as loud.
+            let peak = (from..to).max_by(|&a, &b| pcm[a].abs().total_cmp(&pcm[b].abs()));
+            match peak.filter(|&i| pcm[i].abs() > 0.55) {
+                Some(i) => {
+                    offsets_ms.push(audio_start_ms + i as f64 / 48.0 - expected_ms);
+                    at.push(i);
+                    player.push(n);
+                    full_second.push(f64::from(k + 1) * RATE < played_to);
+                    keys.push(k + 1000 * n as u32);
+                }
+                // The second player's clicks counted from 1000.
+                None => missing.push(k + 1000 * n as u32),
+            }
         }
     }
     Measured {
         pcm,
+        audio,
         offsets_ms,
         at,
+        player,
+        full_second,
+        keys,
         missing,
         video_spread_ms,
         video_lost,
@@ -529,6 +568,15 @@ fn shift_audio(from: &Path, to: &Path, ms: u32) {
 ///   stays within ±20 ms over the run;
 /// - the status file: with `run.drift_ppm`, it shows that drift within 50 ppm (measured after
 ///   its one-minute warm-up); its `offset_ms`, when there, lies within ±20 ms;
+/// - the audio packets' timestamps step by 21 or 22 ms (1024 samples at 48 kHz, to the
+///   millisecond) from the first to the last, and span what their samples last: no hole;
+/// - with `run.unplug` (the player stopped, the card unbound while campush streams, then back
+///   with a second player): campush logs the loss (sending silence) once and the microphone
+///   back once, the status file counts one reopen, the decoded audio holds its longest digital
+///   silence between the first player's last click and the second's first, the second
+///   player's clicks line up as the first's did (the checks above take both players' clicks)
+///   and the tone is there after the card came back; the video stays complete meanwhile (the
+///   frames' check above);
 /// - campush ends with exit code 0 on SIGTERM.
 pub fn verify_push(share: &Path, log: &str, run: PushRun) -> PushFigures {
     let name = run.name;
@@ -571,8 +619,12 @@ pub fn verify_push(share: &Path, log: &str, run: PushRun) -> PushFigures {
     let m = measure(share, name, &flv, &all);
     let Measured {
         pcm,
+        audio,
         offsets_ms,
         at,
+        player,
+        full_second,
+        keys,
         missing,
         video_spread_ms,
         video_lost,
@@ -589,8 +641,46 @@ pub fn verify_push(share: &Path, log: &str, run: PushRun) -> PushFigures {
         all()
     );
 
-    // The tone, between the clicks: from 0.1 s to 0.9 s after a click.
-    for click in [at[1], at[at.len() / 2], at[at.len() - 2]] {
+    // No hole in the audio track, an unplug or not: a packet every 1024 samples (21.3 ms,
+    // rounded to the millisecond by FLV); a repeated or dropped sample of the drift
+    // correction moves a timestamp by 21 µs.
+    let steps: Vec<i64> = audio.windows(2).map(|w| w[1] - w[0]).collect();
+    let audio_steps_ms = (
+        steps.iter().copied().min().unwrap_or(0),
+        steps.iter().copied().max().unwrap_or(0),
+    );
+    assert!(
+        steps.iter().all(|s| (21..=22).contains(s)),
+        "{name}: audio packets' timestamps step by {audio_steps_ms:?} ms\n{}",
+        all()
+    );
+    let span_ms = (audio[audio.len() - 1] - audio[0]) as f64;
+    let nominal_ms = (audio.len() - 1) as f64 * 1024.0 / 48.0;
+    assert!(
+        (span_ms - nominal_ms).abs() <= 2.0,
+        "{name}: {} audio packets over {span_ms} ms, {nominal_ms:.1} ms of samples",
+        audio.len()
+    );
+
+    // The tone, between the clicks: from 0.1 s to 0.9 s after a click the player went on
+    // for a second after; after an unplug, the second player's too.
+    let full: Vec<usize> = (0..at.len()).filter(|&i| full_second[i]).collect();
+    let mut tone_at = vec![
+        at[full[1]],
+        at[full[full.len() / 2]],
+        at[full[full.len() - 2]],
+    ];
+    let after: Vec<usize> = full.iter().copied().filter(|&i| player[i] == 1).collect();
+    if run.unplug {
+        assert!(
+            after.len() >= 3,
+            "{name}: {} clicks after the microphone came back\n{}",
+            after.len(),
+            all()
+        );
+        tone_at.push(at[after[after.len() / 2]]);
+    }
+    for click in tone_at {
         let quiet = &pcm[click + 4_800..click + 43_200];
         let tone = power_at(quiet, 1000.0);
         for other in [500.0, 1500.0, 2000.0] {
@@ -602,23 +692,112 @@ pub fn verify_push(share: &Path, log: &str, run: PushRun) -> PushFigures {
         }
     }
 
-    // The check sees a skew: the same recording with the sound 50 ms later fails it.
+    // The check sees a skew: the same recording with the sound 50 ms later fails it. The
+    // clicks compared are those of both measurements: the shifted track starts and ends 50 ms
+    // later, so a click at either end may come into or fall out of the window.
     let skewed = share.join(format!("{name}-1-audio-50ms-late.flv"));
     shift_audio(&flv, &skewed, 50);
     let late = measure(share, name, &skewed, &all);
+    let pairs: Vec<(f64, f64)> = late
+        .keys
+        .iter()
+        .zip(&late.offsets_ms)
+        .filter_map(|(k, l)| Some((*l, offsets_ms[keys.iter().position(|o| o == k)?])))
+        .collect();
     assert!(
         late.missing.is_empty()
-            && late.offsets_ms.len() == offsets_ms.len()
-            && late
-                .offsets_ms
+            && pairs.len() + 1 >= offsets_ms.len()
+            && pairs
                 .iter()
-                .zip(&offsets_ms)
                 .all(|(l, o)| (l - o - 50.0).abs() < 1.5 && l.abs() > 20.0),
-        "{name}: the sound moved 50 ms: {:?}",
-        late.offsets_ms
+        "{name}: the sound moved 50 ms: {:?} (clicks {:?}; before, {:?})",
+        late.offsets_ms,
+        late.keys,
+        keys
     );
     let _ = std::fs::remove_file(&skewed);
     let campush_status = read(share, &format!("{name}-status.json"));
+
+    // The unplug: the player stopped, the card unbound, campush said so once and sent
+    // silence, the card back with a second player, campush said so once; the status file
+    // counts one reopen; the decoded audio is digital silence in between, and the track
+    // goes on (checked above) with the second player's clicks in place.
+    let (mut outage_ms, mut outage_packets_ms) = (None, Vec::new());
+    if run.unplug {
+        let lost = "audio: alsa:hw:Loopback,1: ";
+        let lost_lines: Vec<&str> = campush
+            .lines()
+            .filter(|l| l.contains(lost) && l.contains("sending silence and opening it again"))
+            .collect();
+        let back_lines: Vec<&str> = campush
+            .lines()
+            .filter(|l| l.contains("audio: alsa:hw:Loopback,1 is back"))
+            .collect();
+        assert!(
+            lost_lines.len() == 1 && back_lines.len() == 1,
+            "{name}: the microphone lost {} times and back {} times\n{}",
+            lost_lines.len(),
+            back_lines.len(),
+            all()
+        );
+        assert_eq!(
+            json_number(&campush_status, "reopens"),
+            Some(1.0),
+            "{name}: the status file:\n{campush_status}"
+        );
+        let play2 = read(share, &format!("{name}-play2.log"));
+        assert!(play2.contains(" 0 underruns"), "{name}: {play2}");
+        // The longest run of digital silence lies between the last click before the unplug
+        // and the first after.
+        let (mut best, mut run_from) = ((0, 0), None);
+        for (i, v) in pcm.iter().enumerate() {
+            match (v.abs() < 1e-4, run_from) {
+                (true, None) => run_from = Some(i),
+                (false, Some(f)) => {
+                    if i - f > best.1 - best.0 {
+                        best = (f, i);
+                    }
+                    run_from = None;
+                }
+                _ => {}
+            }
+        }
+        let last_before = (0..at.len())
+            .filter(|&i| player[i] == 0)
+            .map(|i| at[i])
+            .max();
+        let first_after = (0..at.len())
+            .filter(|&i| player[i] == 1)
+            .map(|i| at[i])
+            .min();
+        let start_ms = audio[0] as f64 + best.0 as f64 / 48.0;
+        let end_ms = audio[0] as f64 + best.1 as f64 / 48.0;
+        assert!(
+            best.1 - best.0 >= 24_000
+                && last_before.is_some_and(|c| c < best.0)
+                && first_after.is_some_and(|c| c >= best.1),
+            "{name}: the silence {start_ms:.0} to {end_ms:.0} ms, the clicks at samples {at:?}\n{}",
+            all()
+        );
+        outage_ms = Some((start_ms, end_ms));
+        outage_packets_ms = audio
+            .iter()
+            .copied()
+            .filter(|&t| t as f64 >= start_ms - 70.0 && t as f64 <= start_ms + 50.0)
+            .chain(
+                audio
+                    .iter()
+                    .copied()
+                    .filter(|&t| t as f64 >= end_ms - 50.0 && t as f64 <= end_ms + 70.0),
+            )
+            .collect();
+        eprintln!(
+            "{name}: {} | {} | silence from {start_ms:.0} to {end_ms:.0} ms of the recording; \
+             audio packets around its ends (ms) {outage_packets_ms:?}",
+            lost_lines[0].trim(),
+            back_lines[0].trim()
+        );
+    }
     let figures = PushFigures {
         clicks: offsets_ms.len(),
         offsets_ms,
@@ -626,10 +805,14 @@ pub fn verify_push(share: &Path, log: &str, run: PushRun) -> PushFigures {
         video_lost,
         status_drift_ppm: json_number(&campush_status, "drift_ppm").unwrap_or(f64::NAN),
         status_offset_ms: json_number(&campush_status, "offset_ms").unwrap_or(f64::NAN),
+        audio_steps_ms,
+        outage_ms,
+        outage_packets_ms,
     };
     eprintln!(
         "{name} push: {} clicks, offsets (ms) {:?}; video frames' spread {:.1}/{:+.1} ms, {} lost; \
-         status drift {:+.1} ppm, offset {:+.1} ms",
+         status drift {:+.1} ppm, offset {:+.1} ms; audio packets {:?} ms apart; outage {:?} \
+         (packets around its ends at {:?} ms)",
         figures.clicks,
         figures
             .offsets_ms
@@ -640,7 +823,10 @@ pub fn verify_push(share: &Path, log: &str, run: PushRun) -> PushFigures {
         figures.video_spread_ms.1,
         figures.video_lost,
         figures.status_drift_ppm,
-        figures.status_offset_ms
+        figures.status_offset_ms,
+        figures.audio_steps_ms,
+        figures.outage_ms,
+        figures.outage_packets_ms
     );
     for (i, o) in figures.offsets_ms.iter().enumerate() {
         assert!(

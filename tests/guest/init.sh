@@ -203,7 +203,7 @@ alsa_scenario() {
 # src/audio/drift.rs), so the run lasts just over that and the status file is kept once it
 # shows a drift; without, it is kept as it is (its offset is checked, not its drift).
 # x86_64 only: see tests/v4l2_guest.rs.
-mic_push() { # NAME RATE_SHIFT VIDEO_LOOPS PORT [drift]
+mic_push() { # NAME RATE_SHIFT VIDEO_LOOPS PORT [drift|unplug]
     name=$1
     status=/tmp/$name-status.json
     printf '[audio]\nchannels = 1\nrate = 48000\n\n[status]\nfile = "%s"\n' "$status" >"/tmp/$name.toml"
@@ -225,8 +225,12 @@ mic_push() { # NAME RATE_SHIFT VIDEO_LOOPS PORT [drift]
     wait_for 30 grep -q "streaming H264" "/out/campush-$name.log" || fail "$name: campush did not start streaming"
     wait_for 30 test -e "/tmp/published-$name.1" || fail "$name: the recorder saw no publish"
     touch "/tmp/go-$name"
+    PLAY2=""
+    if [ "$5" = unplug ]; then
+        mic_unplug "$name" "$2"
+    fi
     wait_for $(($3 * 3 + 17)) dead $FEED || fail "$name: the feeder did not finish"
-    touch "/tmp/stop-$name"
+    touch "/tmp/stop-$name" "/tmp/stop2-$name"
     if [ "$5" = drift ]; then
         # drift_ppm stays 0.0 until the measurement has warmed up.
         wait_for 10 sh -c 'grep -q "\"drift_ppm\":" "$0" && ! grep -q "\"drift_ppm\":0.0," "$0"' "$status" ||
@@ -245,6 +249,13 @@ mic_push() { # NAME RATE_SHIFT VIDEO_LOOPS PORT [drift]
         kill $PLAY
     }
     wait $PLAY || fail "$name: alsa play"
+    if [ -n "$PLAY2" ]; then
+        wait_for 15 dead $PLAY2 || {
+            fail "$name: the second player did not finish"
+            kill $PLAY2
+        }
+        wait $PLAY2 || fail "$name: alsa play after the unplug"
+    fi
     /testbed alsa-rate-shift Loopback 100000 >>"/out/$name-rate-shift.log" 2>&1
     # The recorder waits for more sessions; the one it had ended with campush's unpublish, and
     # every tag was flushed as it came.
@@ -253,11 +264,46 @@ mic_push() { # NAME RATE_SHIFT VIDEO_LOOPS PORT [drift]
     true
 }
 
+# The microphone pulled out under `campush run` and put back (in mic_push, NAME RATE_SHIFT,
+# while the video streams): the player stops (it would lose its device too) and the card is
+# unbound as in alsa_scenario; campush must say it lost the device and sends silence, the
+# card comes back (rmmod, insmod, its rate shift again), campush must say the microphone is
+# back, and a second player starts (its pointer in NAME-play2.positions). Every wait bounded;
+# when each step happened goes to NAME-unplug.log (the guest's uptime).
+mic_unplug() { # NAME RATE_SHIFT
+    ulog=/out/$1-unplug.log
+    sleep 6
+    touch "/tmp/stop-$1"
+    wait_for 5 dead $PLAY || fail "$1: the player did not stop before the unplug"
+    echo "unbind at $(cut -d' ' -f1 /proc/uptime) s uptime" >"$ulog"
+    echo snd_aloop.0 >/sys/bus/platform/drivers/snd_aloop/unbind &
+    UNBIND=$!
+    wait_for 10 grep -q "audio: alsa:hw:Loopback,1: .*sending silence and opening it again" \
+        "/out/campush-$1.log" || fail "$1: campush did not say it lost the microphone"
+    wait_for 10 dead $UNBIND || fail "$1: the unbind did not finish: campush kept the card"
+    echo "campush let go at $(cut -d' ' -f1 /proc/uptime) s uptime" >>"$ulog"
+    rmmod snd_aloop || fail "$1: rmmod snd_aloop after the unbind"
+    # Away long enough for campush's first attempt (0.5 s after the loss) to fail.
+    sleep 1
+    insmod /lib/modules/snd_aloop.ko || fail "$1: insmod snd_aloop again"
+    echo "card back at $(cut -d' ' -f1 /proc/uptime) s uptime" >>"$ulog"
+    /testbed alsa-rate-shift Loopback "$2" >>"/out/$1-rate-shift.log" 2>&1 || fail "$1: rate shift again"
+    # campush opens the card first (it tries again 1.5 s and 3.5 s after the loss), so every
+    # click of the second player reaches it; the player takes the format campush set.
+    wait_for 15 grep -q "audio: alsa:hw:Loopback,1 is back" "/out/campush-$1.log" ||
+        fail "$1: campush did not say the microphone is back"
+    echo "campush has it back at $(cut -d' ' -f1 /proc/uptime) s uptime" >>"$ulog"
+    /testbed alsa-play hw:Loopback,0 S16_LE 1 60 "/out/$1-play2.positions" "/tmp/stop2-$1" \
+        2>"/out/$1-play2.log" &
+    PLAY2=$!
+}
+
 # The microphone's clock 100 ppm slow for a minute (the status file's drift warms up), then
-# 100 ppm fast for 21 s of video (enough to hold the offset; the drift is not shown yet).
+# 100 ppm fast for 24 s of video (enough to hold the offset; the drift is not shown yet), the
+# microphone pulled out and put back 6 s into it (mic_unplug).
 mic_push_scenario() {
     mic_push mic 100010 21 1937 drift
-    mic_push mic2 99990 7 1938
+    mic_push mic2 99990 8 1938 unplug
 }
 
 case $(cat /scenario) in
