@@ -591,13 +591,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_minute_of_tone_becomes_a_minute_of_frames_stamped_from_the_first_sample() {
-        let s = settings(1);
+    /// A pipeline for `channels` at 48 kHz and a reader of its ring from the start.
+    fn pipeline(channels: u8) -> (Pipeline, Reader) {
+        let s = settings(channels);
         let ring = Ring::new(s.format);
         let mut reader = ring.reader();
         reader.start(0);
-        let mut p = Pipeline::new(&s, Arc::clone(&ring), Arc::default());
+        (Pipeline::new(&s, ring, Arc::default()), reader)
+    }
+
+    #[test]
+    fn a_minute_of_tone_becomes_a_minute_of_frames_stamped_from_the_first_sample() {
+        let (mut p, mut reader) = pipeline(1);
         let mut dev = tone(0.0);
         p.device_opened(dev.params()).unwrap();
         let mut stamps = Vec::new();
@@ -620,11 +625,7 @@ mod tests {
     #[test]
     fn a_device_at_another_rate_is_resampled_and_held_on_the_clock() {
         for (rate, ppm) in [(16_000, 100.0), (44_100, -100.0), (32_000, 0.0)] {
-            let s = settings(1);
-            let ring = Ring::new(s.format);
-            let mut reader = ring.reader();
-            reader.start(0);
-            let mut p = Pipeline::new(&s, Arc::clone(&ring), Arc::default());
+            let (mut p, mut reader) = pipeline(1);
             // Silent, so that the (unoptimised) encoder does not run: the timing is the point.
             let mut dev = Tone {
                 amplitude: 0.0,
@@ -771,11 +772,7 @@ mod tests {
 
     #[test]
     fn without_a_device_silence_is_produced_on_the_clock_behind_real_time() {
-        let s = settings(2);
-        let ring = Ring::new(s.format);
-        let mut reader = ring.reader();
-        reader.start(0);
-        let mut p = Pipeline::new(&s, Arc::clone(&ring), Arc::default());
+        let (mut p, mut reader) = pipeline(2);
         p.silence_until(1_000_000);
         p.silence_until(3_000_000);
         let frames: Vec<_> = std::iter::from_fn(|| {
@@ -796,11 +793,7 @@ mod tests {
 
     #[test]
     fn a_device_that_comes_back_continues_the_track_where_the_silence_ends() {
-        let s = settings(2);
-        let ring = Ring::new(s.format);
-        let mut reader = ring.reader();
-        reader.start(0);
-        let mut p = Pipeline::new(&s, Arc::clone(&ring), Arc::default());
+        let (mut p, mut reader) = pipeline(2);
         let mut dev = tone(0.0);
         p.device_opened(dev.params()).unwrap();
         for _ in 0..100 {

@@ -287,6 +287,17 @@ mod tests {
         }
     }
 
+    /// Settings that write the status file (and `prometheus`) every 5 s and log nothing.
+    fn writing(file: PathBuf, prometheus: Option<PathBuf>) -> ReportSettings {
+        ReportSettings {
+            summary_every: None,
+            file: Some(file),
+            file_every: Duration::from_secs(5),
+            file_configured: true,
+            prometheus_file: prometheus,
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_reporter_writes_the_prometheus_file_with_the_status_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -298,13 +309,7 @@ mod tests {
         let d = status.set_destinations(1);
         let task = tokio::spawn(run_reporter(
             status.clone(),
-            ReportSettings {
-                summary_every: None,
-                file: Some(file.clone()),
-                file_every: Duration::from_secs(5),
-                file_configured: true,
-                prometheus_file: Some(prom.clone()),
-            },
+            writing(file.clone(), Some(prom.clone())),
         ));
         tokio::time::sleep(Duration::from_millis(10)).await;
         let text = std::fs::read_to_string(&prom).unwrap();
@@ -354,16 +359,7 @@ mod tests {
         let path = dir.path().join("status.json");
         let status = SharedStatus::new();
         let d = status.set_destinations(1);
-        let task = tokio::spawn(run_reporter(
-            status.clone(),
-            ReportSettings {
-                summary_every: None,
-                file: Some(path.clone()),
-                file_every: Duration::from_secs(5),
-                file_configured: true,
-                prometheus_file: None,
-            },
-        ));
+        let task = tokio::spawn(run_reporter(status.clone(), writing(path.clone(), None)));
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert!(std::fs::read_to_string(&path).unwrap().contains("starting"));
         d[0].set(Status::Streaming);
