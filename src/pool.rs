@@ -27,17 +27,23 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// place, instead of copying the frame into a second buffer.
 pub const FRONT_ROOM: usize = 5;
 
+/// The most frames a destination holds once they have left its queue: a publisher sends what
+/// is queued in batches of up to this many frames (in one `writev`), and lets go of them before
+/// it waits for anything.
+pub const TAKEN_AT_ONCE: usize = 8;
+
 /// Slots for a pipeline whose destination queues hold at most `max_frames` frames each.
 ///
 /// Every queue receives every frame and only ever drops from its front, so what a queue holds
 /// is always a run of the most recent frames: however many destinations there are, and however
-/// stuck one of them is, together they hold at most `max_frames` distinct frames. Add one frame
-/// in flight per publisher (popped, being written; a frozen one keeps it), one slot per
-/// destination for a frame that was just popped while the next is being pushed, the slot the
-/// source is filling, the ingest's spare, and two for good measure. So a frozen destination
-/// with a full queue never starves the others of slots (tests/multi_output.rs proves it).
+/// stuck one of them is, together they hold at most `max_frames` distinct frames. Add the
+/// frames each destination has taken from its queue ([`TAKEN_AT_ONCE`]: a batch being written;
+/// a frozen one keeps the last), one slot per destination for a frame that was just popped
+/// while the next is being pushed, the slot the source is filling, the ingest's spare, and two
+/// for good measure. So a frozen destination with a full queue never starves the others of
+/// slots (tests/multi_output.rs proves it).
 pub fn slots_for(max_frames: usize, destinations: usize) -> usize {
-    max_frames + 2 * destinations + 4
+    max_frames + (TAKEN_AT_ONCE + 1) * destinations + 4
 }
 
 /// What the data path knows about a frame without touching its bytes.

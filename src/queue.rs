@@ -96,6 +96,20 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// The bounds a queue of `policy` keeps: a blocking queue holds at most [`BLOCKING_DEPTH`]
+    /// frames (the frame pool is sized from this).
+    pub fn for_policy(self, policy: Policy) -> Limits {
+        match policy {
+            Policy::Block => Limits {
+                max_frames: self.max_frames.min(BLOCKING_DEPTH),
+                ..self
+            },
+            Policy::DropGops => self,
+        }
+    }
+}
+
 /// The most frames a [`Policy::Block`] queue holds: enough to keep the source and the publisher
 /// busy at the same time, few enough that an unpaced push stays as small as a live one.
 pub const BLOCKING_DEPTH: usize = 8;
@@ -166,13 +180,7 @@ pub struct FrameQueue {
 
 impl FrameQueue {
     pub fn new(limits: Limits, policy: Policy) -> Self {
-        let limits = match policy {
-            Policy::Block => Limits {
-                max_frames: limits.max_frames.min(BLOCKING_DEPTH),
-                ..limits
-            },
-            Policy::DropGops => limits,
-        };
+        let limits = limits.for_policy(policy);
         FrameQueue {
             inner: Mutex::new(Inner {
                 frames: VecDeque::with_capacity(limits.max_frames + 1),

@@ -11,9 +11,13 @@
 //!    within the publish deadline (the session decides what to send, we only move bytes);
 //! 2. resynchronise the queue to a keyframe, send `onMetaData` and the AVC sequence header from
 //!    the cached SPS/PPS (and the AAC sequence header), then frames, each preceded by the audio
-//!    frames captured up to it (interleaved by timestamp); what one frame needs is chunked into
-//!    `out` and goes to the socket in one `write` (plus a flush over TLS), under the write
-//!    deadline;
+//!    frames captured up to it (interleaved by timestamp); the frames queued when the publisher
+//!    wakes go out together (a batch, at most [`TAKEN_AT_ONCE`] frames): their chunk headers and
+//!    audio are chunked into `staged` and the bodies follow from their pool slots, in one
+//!    `writev` on a link that keeps up (fewer system calls and fewer wake-ups of the server than
+//!    a write per frame; a live source usually has one frame queued, so a batch adds no delay).
+//!    What the socket does not take now is copied into `out` and written under the write
+//!    deadline. Over TLS each frame is copied into `out` and written (and flushed) on its own;
 //! 3. answer the server (pings, acknowledgements) whenever it sends something; after every read
 //!    and write, and every 100 ms, measure the backlog beyond the queue (`backlog`: by the
 //!    server's acknowledgements of the window we announce, else the socket's send queue; said
@@ -49,7 +53,7 @@ use crate::audio::AudioSource;
 use crate::backlog::{Estimate, Meter};
 use crate::clock::monotonic_us;
 use crate::flv;
-use crate::pool::Frame;
+use crate::pool::{Frame, TAKEN_AT_ONCE};
 use crate::queue::{FrameQueue, SharedHeaders};
 use crate::rtmp::session::DEFAULT_WINDOW_ACK_SIZE;
 use crate::rtmp::{ClientSession, Framing, RtmpUrl, Scheme, SessionConfig};
@@ -74,9 +78,14 @@ pub use settings::{Output, PublisherSettings, RawNetwork, RawOutput, KEY_FILE_LI
 /// that fallback against servers that do acknowledge.
 pub const IGNORE_ACKS_ENV: &str = "CAMPUSH_IGNORE_RTMP_ACKS";
 
-/// The most frames sent per wake-up before the server's messages and a stop are looked at again
-/// (an unpaced source refills the queue as fast as it drains).
-const DRAIN_AT_MOST: usize = 16;
+/// The most frames sent per wake-up, in one batch, before the server's messages and a stop are
+/// looked at again (an unpaced source refills the queue as fast as it drains); the frame pool
+/// has room for every destination's batch.
+const DRAIN_AT_MOST: usize = TAKEN_AT_ONCE;
+
+/// Frames stop joining a batch (`send_frames`) once it holds this many bytes: the socket's
+/// buffer takes about this much in one call on a link that keeps up.
+const BATCH_BYTES: usize = 256 * 1024;
 
 /// How often the backlog is measured while nothing is read or written.
 const MEASURE_EVERY: Duration = Duration::from_millis(100);
@@ -105,7 +114,13 @@ pub struct Publisher {
     audio: Option<Box<dyn AudioSource>>,
     /// One audio tag body at a time (allocated once).
     audio_tag: flv::AudioTag,
+    /// What the socket has not taken yet, and the replies to the server.
     out: Vec<u8>,
+    /// What goes before each frame of a batch (stream headers, audio, the first chunk header),
+    /// one after the other; [`Staged::staged_end`] says where each frame's part ends.
+    staged: Vec<u8>,
+    /// The frames of the batch being sent (room for [`DRAIN_AT_MOST`], allocated once).
+    batch: Vec<Staged>,
     inbuf: Box<[u8]>,
     published_once: bool,
     /// How long the last connection streamed, once it has ended.
@@ -118,6 +133,33 @@ pub struct Publisher {
     use_acks: bool,
     /// When the backlog was last shown in the status (µs, monotonic).
     backlog_shown_us: u64,
+}
+
+/// One frame of a batch: its body follows `Publisher::staged[..staged_end]`'s last part.
+struct Staged {
+    frame: Frame,
+    framing: Option<Framing>,
+    staged_end: usize,
+}
+
+/// The bytes of a batch in the order they go on the wire: each frame's part of `staged`, then
+/// its body from its slot (`bodies`, in the batch's order) in chunks, with the continuation
+/// headers between them. What one `writev` takes, without a copy.
+fn batch_parts<'a, B: std::ops::Deref<Target = Vec<u8>>>(
+    staged: &'a [u8],
+    batch: &'a [Staged],
+    bodies: &'a [B],
+) -> impl Iterator<Item = &'a [u8]> + Clone {
+    batch
+        .iter()
+        .zip(bodies)
+        .scan(0, move |start, (b, body)| {
+            let before = staged.get(*start..b.staged_end).unwrap_or_default();
+            *start = b.staged_end;
+            let pieces = b.framing.iter().flat_map(move |f| f.pieces(body));
+            Some(std::iter::once(before).chain(pieces.flat_map(|(h, c)| [h, c])))
+        })
+        .flatten()
 }
 
 /// Per-connection media state.
@@ -160,6 +202,8 @@ impl Publisher {
             audio,
             audio_tag: flv::AudioTag::new(),
             out: Vec::with_capacity(512 * 1024),
+            staged: Vec::with_capacity(64 * 1024),
+            batch: Vec::with_capacity(DRAIN_AT_MOST),
             inbuf: vec![0; 16 * 1024].into_boxed_slice(),
             published_once: false,
             streamed_for: None,
@@ -339,9 +383,8 @@ impl Publisher {
         // input buffer.
         let outcome = loop {
             self.out.clear();
-            let mut frame_ts = None;
-            // Bytes of a frame that went out straight from its slot (`send_body_now`).
-            let mut sent_now = 0;
+            // `out` holds replies to the server (not frames, which `send_frames` accounts for).
+            let mut replies = false;
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break Outcome::Stopped,
@@ -354,39 +397,20 @@ impl Publisher {
                     if let Some((seq, count)) = session.peer_acknowledged() {
                         self.meter.on_peer_ack(seq, count, monotonic_us());
                     }
+                    replies = true;
                 }
                 _ = tick.tick() => {}
                 frame = self.queue.pop() => match frame {
-                    Some(mut frame) => for batched in 1.. {
-                        frame_ts = Some(frame.meta().timestamp_us);
-                        if let Some(framing) = self.write_frame(session, &mut st, &frame) {
-                            sent_now = self.send_body_now(conn, &frame, &framing)?;
-                        }
-                        // Drain what else is queued in this wake-up while the socket takes
-                        // every byte (`out` empty: nothing waits to be written); a frame that
-                        // leaves bytes behind, or TLS, ends the batch for `write_out`.
-                        if !self.out.is_empty() || batched == DRAIN_AT_MOST {
-                            break;
-                        }
-                        let Ok(Some(next)) = self.queue.try_pop() else {
-                            break;
-                        };
-                        if sent_now > 0 {
-                            self.meter.sent(sent_now as u64, frame_ts);
-                            sent_now = 0;
-                        }
-                        frame = next;
-                    },
+                    Some(frame) => self.send_frames(conn, session, &mut st, frame)?,
                     None => break Outcome::Finished,
                 },
             }
-            let mut sent = sent_now;
             if !self.out.is_empty() {
+                let left = self.out.len();
                 self.write_out(conn).await?;
-                sent += self.out.len();
-            }
-            if sent > 0 {
-                self.meter.sent(sent as u64, frame_ts);
+                if replies {
+                    self.meter.sent(left as u64, None);
+                }
             }
             self.measure_backlog(conn);
         };
@@ -394,10 +418,82 @@ impl Publisher {
         Ok(outcome)
     }
 
-    /// Chunks what goes before one frame into `out`: the headers when the parameter sets
+    /// Sends `first` and whatever else is queued now (at most [`DRAIN_AT_MOST`] frames, about
+    /// [`BATCH_BYTES`]; one frame over TLS): what goes before each frame is chunked into `staged`
+    /// ([`write_frame`](Self::write_frame)), then the frames go to the socket with their bodies
+    /// straight from their pool slots, in as few `writev` calls as the socket takes now (plain
+    /// TCP: a frame or a queue's worth of frames in one call, no copy of a body on a link that
+    /// keeps up). What the socket does not take now is left in `out` for
+    /// [`write_out`](Self::write_out); over TLS everything is (it is sealed from a copy anyway).
+    /// Never waits, so no slot's lock is held across an await. Every frame's bytes are counted
+    /// in the backlog meter here, the part left in `out` included.
+    fn send_frames(
+        &mut self,
+        conn: &Connection,
+        session: &mut ClientSession,
+        st: &mut Stream,
+        first: Frame,
+    ) -> Result<(), PublishError> {
+        let most = if conn.is_tls() { 1 } else { DRAIN_AT_MOST };
+        self.staged.clear();
+        self.batch.clear();
+        let mut frame = first;
+        let mut bytes = 0;
+        loop {
+            let framing = self.write_frame(session, st, &frame);
+            let body = framing
+                .as_ref()
+                .map_or(0, |f| f.framed_len(frame.meta().len as usize));
+            let staged_end = self.staged.len();
+            bytes += staged_end - self.batch.last().map_or(0, |b| b.staged_end) + body;
+            // Cannot allocate: the batch was made with room for `DRAIN_AT_MOST` frames.
+            debug_assert!(self.batch.len() < self.batch.capacity());
+            self.batch.push(Staged {
+                frame,
+                framing,
+                staged_end,
+            });
+            if self.batch.len() >= most || bytes >= BATCH_BYTES {
+                break;
+            }
+            match self.queue.try_pop() {
+                Ok(Some(next)) => frame = next,
+                _ => break,
+            }
+        }
+
+        let mut bodies: heapless::Vec<_, DRAIN_AT_MOST> = heapless::Vec::new();
+        for staged in &self.batch {
+            let _ = bodies.push(staged.frame.bytes());
+        }
+        let parts = batch_parts(&self.staged, &self.batch, &bodies);
+        if conn.is_tls() {
+            for part in parts {
+                self.out.extend_from_slice(part);
+            }
+        } else {
+            let written =
+                vectored::write_now(&mut self.out, parts, |s| conn.try_write_vectored(s))?;
+            self.status.count_bytes_sent(written as u64);
+        }
+        drop(bodies);
+
+        let mut start = 0;
+        for b in self.batch.drain(..) {
+            let before = b.staged_end - start;
+            start = b.staged_end;
+            let body = b.framing.as_ref();
+            let body = body.map_or(0, |f| f.framed_len(b.frame.meta().len as usize));
+            let ts = b.framing.is_some().then_some(b.frame.meta().timestamp_us);
+            self.meter.sent((before + body) as u64, ts);
+        }
+        Ok(())
+    }
+
+    /// Chunks what goes before one frame into `staged`: the headers when the parameter sets
     /// changed, every audio frame captured up to it, and the first chunk header of the frame's
-    /// own message; returns how the frame's body follows ([`send_body_now`](Self::send_body_now)
-    /// sends it from its pool slot). `None` for a frame a connection cannot start with.
+    /// own message; returns how the frame's body follows. `None` for a frame a connection
+    /// cannot start with.
     fn write_frame(
         &mut self,
         session: &mut ClientSession,
@@ -425,8 +521,8 @@ impl Publisher {
         st.last_ts = ts;
         if meta.params_gen != st.sent_gen {
             let h = self.headers.lock();
-            session.write_metadata(&mut self.out, &h.metadata);
-            session.write_video(&mut self.out, ts, &h.sequence_header);
+            session.write_metadata(&mut self.staged, &h.metadata);
+            session.write_video(&mut self.staged, ts, &h.sequence_header);
             st.sent_gen = h.generation.max(meta.params_gen);
         }
         if let Some(audio) = &mut self.audio {
@@ -434,47 +530,19 @@ impl Publisher {
                 st.audio_header_sent = true;
                 let asc = audio.format().audio_specific_config();
                 let tag = self.audio_tag.sequence_header(&asc);
-                session.write_audio(&mut self.out, 0, tag);
+                session.write_audio(&mut self.staged, 0, tag);
             }
             // Interleave by timestamp: the audio captured up to this frame goes first, so the
             // server's muxer never waits on one track for the other.
             while let Some(a) = audio.next_until(meta.timestamp_us) {
                 let ats = (a.timestamp_us.saturating_sub(base) / 1000) as u32;
                 let tag = self.audio_tag.frame(a.data);
-                session.write_audio(&mut self.out, ats.min(ts), tag);
+                session.write_audio(&mut self.staged, ats.min(ts), tag);
             }
         }
-        let framing = session.write_video_header(&mut self.out, ts, meta.len as usize);
+        let framing = session.write_video_header(&mut self.staged, ts, meta.len as usize);
         self.status.count_frame_sent();
         framing
-    }
-
-    /// Sends `out` and then the frame's body from its pool slot, framed, in as few `writev`
-    /// calls as the socket takes now (plain TCP: no copy of the body on a link that keeps up);
-    /// what it does not take is copied into `out` for [`write_out`](Self::write_out). Over TLS
-    /// the body is copied into `out` (it is sealed from a copy anyway). Never waits, so the
-    /// slot's lock is never held across an await. Returns the bytes written.
-    fn send_body_now(
-        &mut self,
-        conn: &Connection,
-        frame: &Frame,
-        framing: &Framing,
-    ) -> Result<usize, PublishError> {
-        let body = frame.bytes();
-        let pieces = framing
-            .pieces(&body)
-            .flat_map(|(header, chunk)| [header, chunk]);
-        if conn.is_tls() {
-            for piece in pieces {
-                self.out.extend_from_slice(piece);
-            }
-            return Ok(0);
-        }
-        let written = vectored::write_now(&mut self.out, pieces, |slices| {
-            conn.try_write_vectored(slices)
-        })?;
-        self.status.count_bytes_sent(written as u64);
-        Ok(written)
     }
 
     /// Updates the backlog beyond the queue from the kernel's send queue (and the server's

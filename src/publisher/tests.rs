@@ -438,3 +438,113 @@ async fn a_server_that_accepts_and_never_answers_hits_the_publish_deadline() {
     assert!(waited >= Duration::from_secs(10) && waited < Duration::from_secs(11));
     hold.abort();
 }
+
+/// Frames of the given sizes in a pool (after the pool's front room), as a source fills them.
+fn frames(sizes: &[usize]) -> (crate::pool::Pool, Vec<Frame>) {
+    let pool = crate::pool::Pool::new(sizes.len(), 1024);
+    let frames = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let mut slot = pool.acquire().expect("a slot per frame");
+            let data: Vec<u8> = (0..n).map(|b| (b * 7 + i) as u8).collect();
+            slot.fill_from(&data);
+            slot.freeze(crate::pool::FrameMeta {
+                timestamp_us: i as u64 * 33_333,
+                keyframe: i == 0,
+                ..Default::default()
+            })
+        })
+        .collect();
+    (pool, frames)
+}
+
+#[test]
+fn a_batch_goes_on_the_wire_as_the_same_frames_sent_one_by_one_in_one_writev() {
+    use crate::rtmp::ChunkWriter;
+    // Around the chunk size (4096) and across it several times, one empty body, and an audio
+    // message before every other frame (what `write_frame` stages besides the header).
+    let sizes = [20_000, 0, 4091, 4096 - 5, 4097, 100, 70_000, 1];
+    let (_pool, frames) = frames(&sizes);
+    let audio = [0xAFu8; 300];
+    let writer = || {
+        let mut w = ChunkWriter::new();
+        w.set_chunk_size(4096);
+        w
+    };
+
+    let mut one_by_one = writer();
+    let mut expected = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        let ts = i as u32 * 33;
+        if i % 2 == 1 {
+            one_by_one.write_message(&mut expected, 4, ts, 8, 1, &audio);
+        }
+        one_by_one.write_message(&mut expected, 6, ts, 9, 1, &f.bytes());
+    }
+
+    let mut batched = writer();
+    let mut staged = Vec::new();
+    let mut batch = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        let ts = i as u32 * 33;
+        if i % 2 == 1 {
+            batched.write_message(&mut staged, 4, ts, 8, 1, &audio);
+        }
+        let framing = batched.write_message_header(&mut staged, 6, ts, 9, 1, f.meta().len as usize);
+        assert!(framing.is_some());
+        batch.push(Staged {
+            frame: f.clone(),
+            framing,
+            staged_end: staged.len(),
+        });
+    }
+    let bodies: Vec<_> = batch.iter().map(|b| b.frame.bytes()).collect();
+    let parts = batch_parts(&staged, &batch, &bodies);
+    assert_eq!(parts.clone().collect::<Vec<_>>().concat(), expected);
+    // Each frame's length on the wire is its staged part and its framed body.
+    let mut start = 0;
+    let total: usize = batch
+        .iter()
+        .map(|b| {
+            let before = b.staged_end - start;
+            start = b.staged_end;
+            before
+                + b.framing
+                    .as_ref()
+                    .map_or(0, |f| f.framed_len(b.frame.meta().len as usize))
+        })
+        .sum();
+    assert_eq!(total, expected.len());
+
+    // A socket that takes everything takes the batch in one call (the slices fit), nothing is
+    // copied; one that takes 10 000 bytes leaves exactly the rest in the head buffer.
+    let mut calls = 0;
+    let mut wire = Vec::new();
+    let mut head = Vec::new();
+    let written = vectored::write_now(&mut head, parts.clone(), |slices| {
+        calls += 1;
+        slices.iter().for_each(|s| wire.extend_from_slice(s));
+        Ok(slices.iter().map(|s| s.len()).sum())
+    })
+    .unwrap();
+    assert_eq!((calls, written, head.len()), (1, expected.len(), 0));
+    assert_eq!(wire, expected);
+    let mut wire = Vec::new();
+    let written = vectored::write_now(&mut head, parts, |slices| {
+        let mut n = 0;
+        for s in slices {
+            let take = s.len().min(10_000 - n);
+            wire.extend_from_slice(&s[..take]);
+            n += take;
+        }
+        if n == 0 {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    })
+    .unwrap();
+    assert_eq!(written, 10_000);
+    wire.extend_from_slice(&head);
+    assert_eq!(wire, expected);
+}

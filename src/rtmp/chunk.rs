@@ -262,9 +262,7 @@ impl ChunkWriter {
         else {
             return;
         };
-        out.reserve(
-            payload.len() + framing.continuations(payload.len()) * framing.continuation().len(),
-        );
+        out.reserve(framing.framed_len(payload.len()));
         for (continuation, chunk) in framing.pieces(payload) {
             out.extend_from_slice(continuation);
             out.extend_from_slice(chunk);
@@ -367,6 +365,12 @@ impl Framing {
     /// How many chunks after the first a payload of `length` bytes takes.
     pub fn continuations(&self, length: usize) -> usize {
         length.saturating_sub(1) / self.chunk_size
+    }
+
+    /// The bytes a payload of `length` bytes takes on the wire after the message header: the
+    /// payload and the continuation headers between its chunks.
+    pub fn framed_len(&self, length: usize) -> usize {
+        length + self.continuations(length) * self.continuation.len()
     }
 
     /// The payload's pieces in order, each with the header that goes before it (empty for the

@@ -69,9 +69,11 @@ pub(super) fn run_pipeline(
             return Next::Exit(source_exit_code(&e));
         }
     };
-    // Sized so that no destination, however stuck, can starve another of slots.
+    // Sized so that no destination, however stuck, can starve another of slots, for queues
+    // that hold as many frames as their policy lets them.
+    let queue_frames = config.queue.for_policy(queue_policy(&config)).max_frames;
     let pool = Pool::new(
-        pool::slots_for(config.queue.max_frames, config.pool_destinations()),
+        pool::slots_for(queue_frames, config.pool_destinations()),
         source.frame_capacity_hint(),
     );
     // The first destinations' queues exist before the source starts, so no frame goes nowhere.
@@ -278,11 +280,16 @@ async fn supervise(
 
 /// One queue per destination, the recorder's last. An unpaced file or pipe is a batch job: its
 /// queues make the source wait for the network (and the disk) rather than drop frames.
-fn make_queues(config: &Config) -> Vec<Arc<FrameQueue>> {
-    let policy = match config.source {
+/// A file or stdin pushed unpaced waits for room in the queues; everything else is live.
+fn queue_policy(config: &Config) -> Policy {
+    match config.source {
         SourceSpec::File(_) | SourceSpec::Stdin if !config.pace => Policy::Block,
         _ => Policy::DropGops,
-    };
+    }
+}
+
+fn make_queues(config: &Config) -> Vec<Arc<FrameQueue>> {
+    let policy = queue_policy(config);
     (0..config.destinations())
         .map(|_| Arc::new(FrameQueue::new(config.queue, policy)))
         .collect()
