@@ -49,21 +49,42 @@ pub fn nal_type(nal: &[u8]) -> u8 {
 /// zero bytes may lie before `from`, so a caller that resumes a search at
 /// the end of the previous one never misses a start code split across the
 /// boundary and never examines a byte twice.
+///
+/// Where memchr has a SIMD substring search (x86_64, aarch64), a search for the whole pattern:
+/// it looks for two of its bytes at their distance at once and so stops only at start codes and
+/// the rare places that look like one, where a search for the `01` byte stops about every 256
+/// bytes of coded slice data (that was the largest user-space cost of an unpaced push).
+/// Elsewhere (32-bit ARM) the substring search is a scalar one whose stops cost more than a
+/// look back, so the `01` byte is searched for and the two zeros checked before it.
 pub(crate) fn find_start_code(buf: &[u8], from: usize) -> Option<usize> {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    return find_pattern(buf, from);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    return find_one_then_look_back(buf, from);
+}
+
+/// [`find_start_code`] by memchr's substring search for `00 00 01` (its searcher made once).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", test))]
+fn find_pattern(buf: &[u8], from: usize) -> Option<usize> {
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+        std::sync::OnceLock::new();
+    let finder = FINDER.get_or_init(|| memchr::memmem::Finder::new(&[0, 0, 1]));
     let start = from.saturating_sub(2);
-    let at = start_code_finder().find(buf.get(start..)?)?;
+    let at = finder.find(buf.get(start..)?)?;
     Some(start + at + 3)
 }
 
-/// The searcher for `00 00 01`, made once. A substring search, not a search for the `01` byte
-/// followed by a look back: in coded slice data any byte value comes about once in 256 bytes,
-/// so a byte search stops every few hundred bytes, while the pattern search (SIMD on x86_64
-/// and aarch64: it looks for two of the pattern's bytes at their distance at once) stops only
-/// at start codes and at the rare places that look like one.
-fn start_code_finder() -> &'static memchr::memmem::Finder<'static> {
-    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
-        std::sync::OnceLock::new();
-    FINDER.get_or_init(|| memchr::memmem::Finder::new(&[0, 0, 1]))
+/// [`find_start_code`] by a search for the `01` byte and a look at the two bytes before it.
+#[cfg(any(not(any(target_arch = "x86_64", target_arch = "aarch64")), test))]
+fn find_one_then_look_back(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    loop {
+        let one = i + memchr::memchr(1, buf.get(i..)?)?;
+        if one >= 2 && buf.get(one - 2..one) == Some(&[0, 0]) {
+            return Some(one + 1);
+        }
+        i = one + 1;
+    }
 }
 
 /// Where the start code that ends just before `payload` begins, counting the
@@ -249,7 +270,11 @@ mod tests {
         };
         assert!(by_bytes(0).is_some());
         for from in 0..buf.len() + 3 {
-            assert_eq!(find_start_code(&buf, from), by_bytes(from), "from {from}");
+            let expected = by_bytes(from);
+            assert_eq!(find_start_code(&buf, from), expected, "from {from}");
+            assert_eq!(find_pattern(&buf, from), expected, "pattern, from {from}");
+            let looked_back = find_one_then_look_back(&buf, from);
+            assert_eq!(looked_back, expected, "look back, from {from}");
         }
     }
 
