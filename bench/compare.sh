@@ -7,9 +7,10 @@
 #
 # Prints, side by side: CPU seconds (user+sys), peak RSS, context switches per frame, socket
 # writes per frame, heap allocations per frame (campush only), and the ratio campush/ffmpeg;
-# then campush against the floor (examples/floor.rs: every message built beforehand, then one
-# send() per frame: the CPU of the sending only); then RTMPS/RTMP CPU and allocations, and the
-# binary size (SIZES=1 also builds an RTMP-only binary to compare).
+# then campush against the floor, the two run turn about (examples/floor.rs: every message
+# built beforehand, then one send() per frame: the CPU of the sending only), with the ratio of
+# each pair of runs; then RTMPS/RTMP CPU and allocations, and the binary size (SIZES=1 also
+# builds an RTMP-only binary to compare).
 #
 # Needs nginx + libnginx-mod-rtmp + libnginx-mod-stream, openssl, ffmpeg/ffprobe, strace and
 # GNU time (package "time").
@@ -100,6 +101,8 @@ publisher() {
 # CPU and peak RSS, without strace (ptrace inflates CPU), one line per run in NAME.times:
 # "user sys maxrss_kib". GNU time gives the peak RSS; bash's own `time` gives CPU to the
 # millisecond (GNU time rounds to 10 ms), including GNU time's own, well under 1 ms.
+# With "--floor", the floor runs after each run too (its CPU milliseconds in floor.ms): what
+# either costs moves with the machine's load, so the two are measured turn about.
 measure() {
     local name=$1 i cpu
     for i in $(seq "$RUNS"); do
@@ -110,6 +113,9 @@ measure() {
                 2>"$WORK/$name.stderr"
         } 2>&1) || die "$name push failed: $(tail -n 5 "$WORK/$name.stderr")"
         echo "$cpu $(tail -n 1 "$WORK/rss")" >>"$WORK/$name.times"
+        if [ "${2:-}" = --floor ]; then
+            "$FLOOR" "$URL/floor$i" "$CLIP" | sed -n 's/.*cpu_ms=\([0-9.]*\).*/\1/p' >>"$WORK/floor.ms"
+        fi
     done
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -117,13 +123,8 @@ cpu() { awk '{ printf "%.3f\n", $1 + $2 }' "$WORK/$1.times" | median; }
 rss_mib() { awk '{ printf "%.1f\n", $3 / 1024 }' "$WORK/$1.times" | median; }
 # Voluntary + involuntary context switches per frame (GNU time's %w and %c).
 switches() { awk -v f="$FRAMES" '{ printf "%.2f\n", ($4 + $5) / f }' "$WORK/$1.times" | median; }
-# The floor's CPU milliseconds for sending, median of RUNS runs.
-floor_ms() {
-    local i
-    for i in $(seq "$RUNS"); do
-        "$FLOOR" "$URL/floor$i" "$CLIP" | sed -n 's/.*cpu_ms=\([0-9.]*\).*/\1/p'
-    done | median
-}
+# The floor's CPU milliseconds for sending, median of its RUNS runs (`measure campush --floor`).
+floor_ms() { median <"$WORK/floor.ms"; }
 
 # Socket writes: strace -yy annotates every fd with what it is ("7<TCP:[a:p->b:q]>"), so
 # counting write/writev/sendto/sendmsg calls whose fd is a TCP socket leaves out log output
@@ -140,7 +141,7 @@ socket_writes_per_frame() {
 }
 
 echo "pushing: $RUNS runs each for CPU/RSS, then one run each under strace..."
-measure campush
+measure campush --floor
 measure ffmpeg
 measure campush-tls
 ALLOC=$(grep -o "alloc-stats:.*" "$WORK/campush.stderr" | tail -n 1 || true)
@@ -174,6 +175,9 @@ echo
 echo "campush against the floor (every message built beforehand, one send() per frame)"
 printf '%-28s %12s %12s %16s\n' "" campush floor campush/floor
 row "CPU milliseconds" "$CAMPUSH_MS" "$FLOOR_MS"
+# Each campush run against the floor run right after it.
+echo "campush/floor run by run: $(paste -d ' ' "$WORK/campush.times" "$WORK/floor.ms" |
+    awk '{ printf "%s%.2f", (NR > 1 ? " " : ""), ($1 + $2) * 1000 / $6 }')"
 
 echo
 echo "campush over RTMPS (TLS terminated by nginx's stream module) versus RTMP, same clip"
