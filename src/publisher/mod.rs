@@ -12,11 +12,13 @@
 //! 2. resynchronise the queue to a keyframe, send `onMetaData` and the AVC sequence header from
 //!    the cached SPS/PPS (and the AAC sequence header), then frames, each preceded by the audio
 //!    frames captured up to it (interleaved by timestamp); the frames queued when the publisher
-//!    wakes go out together (a batch, at most [`TAKEN_AT_ONCE`] frames): their chunk headers and
-//!    audio are chunked into `staged` and the bodies follow from their pool slots, in one
-//!    `writev` on a link that keeps up (fewer system calls and fewer wake-ups of the server than
-//!    a write per frame; a live source usually has one frame queued, so a batch adds no delay).
-//!    What the socket does not take now is copied into `out` and written under the write
+//!    wakes go out together while the link keeps up (a batch, at most [`TAKEN_AT_ONCE`] frames):
+//!    their chunk headers and audio are chunked into `staged` and the bodies follow from their
+//!    pool slots, in one `writev` (fewer system calls and fewer wake-ups of the server than a
+//!    write per frame; a live source usually has one frame queued, so a batch adds no delay).
+//!    Behind a link that falls behind (the last write not taken whole, or the socket's send queue
+//!    long), a frame at a time, so that frames wait in the queue, where the drop policy reaches
+//!    them. What the socket does not take now is copied into `out` and written under the write
 //!    deadline. Over TLS each frame is copied into `out` and written (and flushed) on its own;
 //! 3. answer the server (pings, acknowledgements) whenever it sends something; after every read
 //!    and write, and every 100 ms, measure the backlog beyond the queue (`backlog`: by the
@@ -83,8 +85,8 @@ pub const IGNORE_ACKS_ENV: &str = "CAMPUSH_IGNORE_RTMP_ACKS";
 /// has room for every destination's batch.
 const DRAIN_AT_MOST: usize = TAKEN_AT_ONCE;
 
-/// Frames stop joining a batch (`send_frames`) once it holds this many bytes: the socket's
-/// buffer takes about this much in one call on a link that keeps up.
+/// The most bytes a batch (`send_frames`) holds with what the socket still has queued: on a
+/// link that keeps up the socket takes about this much in one call.
 const BATCH_BYTES: usize = 256 * 1024;
 
 /// How often the backlog is measured while nothing is read or written.
@@ -133,6 +135,11 @@ pub struct Publisher {
     use_acks: bool,
     /// When the backlog was last shown in the status (µs, monotonic).
     backlog_shown_us: u64,
+    /// Whether the link keeps up, so that the frames queued at a wake-up may go out together:
+    /// the socket took the last write whole. With it, the socket's send queue at the latest
+    /// measurement (`None`: not known) leaves the room for a batch.
+    last_write_whole: bool,
+    socket_queued: Option<u64>,
 }
 
 /// One frame of a batch: its body follows `Publisher::staged[..staged_end]`'s last part.
@@ -211,6 +218,8 @@ impl Publisher {
             meter,
             use_acks,
             backlog_shown_us: 0,
+            last_write_whole: false,
+            socket_queued: None,
         }
     }
 
@@ -307,6 +316,8 @@ impl Publisher {
             },
         });
         self.meter.reset(monotonic_us());
+        self.last_write_whole = false;
+        self.socket_queued = None;
 
         let deadline = self.settings.publish_timeout;
         tokio::time::timeout(deadline, self.publish(&mut conn, &mut session))
@@ -418,8 +429,10 @@ impl Publisher {
         Ok(outcome)
     }
 
-    /// Sends `first` and whatever else is queued now (at most [`DRAIN_AT_MOST`] frames, about
-    /// [`BATCH_BYTES`]; one frame over TLS): what goes before each frame is chunked into `staged`
+    /// Sends `first` and, while the link keeps up (the socket took the last write whole and
+    /// holds little), whatever else is queued now: at most [`DRAIN_AT_MOST`] frames, about
+    /// [`BATCH_BYTES`] with what the socket holds; one frame over TLS, or behind a link that
+    /// falls behind. What goes before each frame is chunked into `staged`
     /// ([`write_frame`](Self::write_frame)), then the frames go to the socket with their bodies
     /// straight from their pool slots, in as few `writev` calls as the socket takes now (plain
     /// TCP: a frame or a queue's worth of frames in one call, no copy of a body on a link that
@@ -434,7 +447,15 @@ impl Publisher {
         st: &mut Stream,
         first: Frame,
     ) -> Result<(), PublishError> {
-        let most = if conn.is_tls() { 1 } else { DRAIN_AT_MOST };
+        // Together only while the link keeps up: behind a link that does not, the socket takes
+        // part of a batch and the rest would wait in `out`, out of reach of the queue's drop
+        // policy; frame by frame, no more than one frame waits there.
+        let room = match self.socket_queued {
+            Some(queued) if self.last_write_whole && !conn.is_tls() => {
+                BATCH_BYTES.saturating_sub(usize::try_from(queued).unwrap_or(usize::MAX))
+            }
+            _ => 0,
+        };
         self.staged.clear();
         self.batch.clear();
         let mut frame = first;
@@ -453,7 +474,7 @@ impl Publisher {
                 framing,
                 staged_end,
             });
-            if self.batch.len() >= most || bytes >= BATCH_BYTES {
+            if self.batch.len() >= DRAIN_AT_MOST || bytes >= room {
                 break;
             }
             match self.queue.try_pop() {
@@ -476,6 +497,7 @@ impl Publisher {
                 vectored::write_now(&mut self.out, parts, |s| conn.try_write_vectored(s))?;
             self.status.count_bytes_sent(written as u64);
         }
+        self.last_write_whole = self.out.is_empty();
         drop(bodies);
 
         let mut start = 0;
@@ -552,7 +574,8 @@ impl Publisher {
     /// unless it logs.
     fn measure_backlog(&mut self, conn: &Connection) {
         let now = monotonic_us();
-        self.meter.on_kernel_queue(conn.send_queue_bytes());
+        self.socket_queued = conn.send_queue_bytes();
+        self.meter.on_kernel_queue(self.socket_queued);
         if let Some(estimate) = self.meter.update(now) {
             self.log_estimate(estimate);
         }
