@@ -488,17 +488,26 @@ impl Publisher {
             let _ = bodies.push(staged.frame.bytes());
         }
         let parts = batch_parts(&self.staged, &self.batch, &bodies);
-        if conn.is_tls() {
+        let written = if conn.is_tls() {
             for part in parts {
                 self.out.extend_from_slice(part);
             }
+            Ok(0)
         } else {
-            let written =
-                vectored::write_now(&mut self.out, parts, |s| conn.try_write_vectored(s))?;
-            self.status.count_bytes_sent(written as u64);
-        }
-        self.last_write_whole = self.out.is_empty();
+            vectored::write_now(&mut self.out, parts, |s| conn.try_write_vectored(s))
+        };
         drop(bodies);
+        let written = match written {
+            Ok(n) => n,
+            Err(e) => {
+                // The connection is lost: let go of the frames now, not at the next
+                // connection's first batch (a backoff may last minutes).
+                self.batch.clear();
+                return Err(e.into());
+            }
+        };
+        self.status.count_bytes_sent(written as u64);
+        self.last_write_whole = self.out.is_empty();
 
         let mut start = 0;
         for b in self.batch.drain(..) {
