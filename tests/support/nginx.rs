@@ -154,7 +154,14 @@ impl Nginx {
 
     /// The one recording of `key`, once every connection to the server is closed (so the
     /// file is complete). Panics, with the server's log, if there is not exactly one.
+    ///
+    /// A publisher that nginx-rtmp refuses because the name is taken leaves a file too, with
+    /// nothing but the FLV header (the record module opens it before the live module refuses
+    /// the name): files are named by the second their publisher came, so when the two publishes
+    /// straddle a second there are two. Such a file is not a recording.
     pub fn recording_of(&self, key: &str) -> PathBuf {
+        /// The FLV header and the first PreviousTagSize, all nginx-rtmp writes on opening.
+        const FLV_HEADER_ONLY: u64 = 13;
         if !self.wait_idle(Duration::from_secs(10)) {
             eprintln!("warning: nginx still has open connections; probing anyway");
         }
@@ -166,6 +173,7 @@ impl Nginx {
                     .to_string_lossy()
                     .starts_with(&prefix)
             })
+            .filter(|p| fs::metadata(p).map_or(true, |m| m.len() > FLV_HEADER_ONLY))
             .collect();
         assert!(
             mine.len() == 1,
