@@ -94,9 +94,7 @@ impl Limits {
             max_frames: ((max_seconds * 60.0).ceil() as usize).max(16),
         })
     }
-}
 
-impl Limits {
     /// The bounds a queue of `policy` keeps: a blocking queue holds at most [`BLOCKING_DEPTH`]
     /// frames (the frame pool is sized from this).
     pub fn for_policy(self, policy: Policy) -> Limits {

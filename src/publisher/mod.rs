@@ -80,11 +80,6 @@ pub use settings::{Output, PublisherSettings, RawNetwork, RawOutput, KEY_FILE_LI
 /// that fallback against servers that do acknowledge.
 pub const IGNORE_ACKS_ENV: &str = "CAMPUSH_IGNORE_RTMP_ACKS";
 
-/// The most frames sent per wake-up, in one batch, before the server's messages and a stop are
-/// looked at again (an unpaced source refills the queue as fast as it drains); the frame pool
-/// has room for every destination's batch.
-const DRAIN_AT_MOST: usize = TAKEN_AT_ONCE;
-
 /// The most bytes a batch (`send_frames`) holds with what the socket still has queued: on a
 /// link that keeps up the socket takes about this much in one call.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -121,7 +116,7 @@ pub struct Publisher {
     /// What goes before each frame of a batch (stream headers, audio, the first chunk header),
     /// one after the other; [`Staged::staged_end`] says where each frame's part ends.
     staged: Vec<u8>,
-    /// The frames of the batch being sent (room for [`DRAIN_AT_MOST`], allocated once).
+    /// The frames of the batch being sent (room for [`TAKEN_AT_ONCE`], allocated once).
     batch: Vec<Staged>,
     inbuf: Box<[u8]>,
     published_once: bool,
@@ -142,11 +137,13 @@ pub struct Publisher {
     socket_queued: Option<u64>,
 }
 
-/// One frame of a batch: its body follows `Publisher::staged[..staged_end]`'s last part.
+/// One frame of a batch: its body follows `Publisher::staged[..staged_end]`'s last part, and
+/// the two take `wire_len` bytes on the wire.
 struct Staged {
     frame: Frame,
     framing: Option<Framing>,
     staged_end: usize,
+    wire_len: usize,
 }
 
 /// The bytes of a batch in the order they go on the wire: each frame's part of `staged`, then
@@ -210,7 +207,7 @@ impl Publisher {
             audio_tag: flv::AudioTag::new(),
             out: Vec::with_capacity(512 * 1024),
             staged: Vec::with_capacity(64 * 1024),
-            batch: Vec::with_capacity(DRAIN_AT_MOST),
+            batch: Vec::with_capacity(TAKEN_AT_ONCE),
             inbuf: vec![0; 16 * 1024].into_boxed_slice(),
             published_once: false,
             streamed_for: None,
@@ -430,7 +427,7 @@ impl Publisher {
     }
 
     /// Sends `first` and, while the link keeps up (the socket took the last write whole and
-    /// holds little), whatever else is queued now: at most [`DRAIN_AT_MOST`] frames, about
+    /// holds little), whatever else is queued now: at most [`TAKEN_AT_ONCE`] frames, about
     /// [`BATCH_BYTES`] with what the socket holds; one frame over TLS, or behind a link that
     /// falls behind. What goes before each frame is chunked into `staged`
     /// ([`write_frame`](Self::write_frame)), then the frames go to the socket with their bodies
@@ -466,15 +463,17 @@ impl Publisher {
                 .as_ref()
                 .map_or(0, |f| f.framed_len(frame.meta().len as usize));
             let staged_end = self.staged.len();
-            bytes += staged_end - self.batch.last().map_or(0, |b| b.staged_end) + body;
-            // Cannot allocate: the batch was made with room for `DRAIN_AT_MOST` frames.
+            let wire_len = staged_end - self.batch.last().map_or(0, |b| b.staged_end) + body;
+            bytes += wire_len;
+            // Cannot allocate: the batch was made with room for `TAKEN_AT_ONCE` frames.
             debug_assert!(self.batch.len() < self.batch.capacity());
             self.batch.push(Staged {
                 frame,
                 framing,
                 staged_end,
+                wire_len,
             });
-            if self.batch.len() >= DRAIN_AT_MOST || bytes >= room {
+            if self.batch.len() >= TAKEN_AT_ONCE || bytes >= room {
                 break;
             }
             match self.queue.try_pop() {
@@ -483,7 +482,7 @@ impl Publisher {
             }
         }
 
-        let mut bodies: heapless::Vec<_, DRAIN_AT_MOST> = heapless::Vec::new();
+        let mut bodies: heapless::Vec<_, TAKEN_AT_ONCE> = heapless::Vec::new();
         for staged in &self.batch {
             let _ = bodies.push(staged.frame.bytes());
         }
@@ -509,14 +508,9 @@ impl Publisher {
         self.status.count_bytes_sent(written as u64);
         self.last_write_whole = self.out.is_empty();
 
-        let mut start = 0;
         for b in self.batch.drain(..) {
-            let before = b.staged_end - start;
-            start = b.staged_end;
-            let body = b.framing.as_ref();
-            let body = body.map_or(0, |f| f.framed_len(b.frame.meta().len as usize));
             let ts = b.framing.is_some().then_some(b.frame.meta().timestamp_us);
-            self.meter.sent((before + body) as u64, ts);
+            self.meter.sent(b.wire_len as u64, ts);
         }
         Ok(())
     }

@@ -491,30 +491,24 @@ fn a_batch_goes_on_the_wire_as_the_same_frames_sent_one_by_one_in_one_writev() {
         if i % 2 == 1 {
             batched.write_message(&mut staged, 4, ts, 8, 1, &audio);
         }
+        let start = batch.last().map_or(0, |b: &Staged| b.staged_end);
         let framing = batched.write_message_header(&mut staged, 6, ts, 9, 1, f.meta().len as usize);
         assert!(framing.is_some());
+        // Each frame's length on the wire is its staged part and its framed body.
+        let body = framing
+            .as_ref()
+            .map_or(0, |fr| fr.framed_len(f.meta().len as usize));
         batch.push(Staged {
             frame: f.clone(),
             framing,
             staged_end: staged.len(),
+            wire_len: staged.len() - start + body,
         });
     }
     let bodies: Vec<_> = batch.iter().map(|b| b.frame.bytes()).collect();
     let parts = batch_parts(&staged, &batch, &bodies);
     assert_eq!(parts.clone().collect::<Vec<_>>().concat(), expected);
-    // Each frame's length on the wire is its staged part and its framed body.
-    let mut start = 0;
-    let total: usize = batch
-        .iter()
-        .map(|b| {
-            let before = b.staged_end - start;
-            start = b.staged_end;
-            before
-                + b.framing
-                    .as_ref()
-                    .map_or(0, |f| f.framed_len(b.frame.meta().len as usize))
-        })
-        .sum();
+    let total: usize = batch.iter().map(|b| b.wire_len).sum();
     assert_eq!(total, expected.len());
 
     // A socket that takes everything takes the batch in one call (the slices fit), nothing is

@@ -278,9 +278,8 @@ async fn supervise(
     result
 }
 
-/// One queue per destination, the recorder's last. An unpaced file or pipe is a batch job: its
-/// queues make the source wait for the network (and the disk) rather than drop frames.
-/// A file or stdin pushed unpaced waits for room in the queues; everything else is live.
+/// An unpaced file or pipe is a batch job: its queues make the source wait for the network (and
+/// the disk) rather than drop frames. Everything else is live.
 fn queue_policy(config: &Config) -> Policy {
     match config.source {
         SourceSpec::File(_) | SourceSpec::Stdin if !config.pace => Policy::Block,
@@ -288,6 +287,7 @@ fn queue_policy(config: &Config) -> Policy {
     }
 }
 
+/// One queue per destination, the recorder's last.
 fn make_queues(config: &Config) -> Vec<Arc<FrameQueue>> {
     let policy = queue_policy(config);
     (0..config.destinations())
